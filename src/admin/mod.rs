@@ -1,0 +1,175 @@
+//! The admin port: a separate listener, loopback by default (`admin.address`).
+//!
+//! Endpoints:
+//! - `GET /metrics`: Prometheus text exposition of every `quantumvault_*` metric.
+//! - `GET /health`: `{"status": "healthy|degraded|unhealthy|critical", "reasons": [...], ...}`;
+//!   HTTP 200 when healthy or degraded, 503 otherwise.
+//! - `POST /reload`: re-reads the config like SIGHUP; 200 with the new generation, or 422 with
+//!   the errors (the running policy stays).
+//! - `GET /`: this list.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde_json::json;
+
+use crate::reload::Runtime;
+use crate::upstream::now_ms;
+
+pub struct AdminApp {
+    runtime: Arc<Runtime>,
+    metrics: PrometheusHandle,
+}
+
+impl AdminApp {
+    pub fn new(runtime: Arc<Runtime>, metrics: PrometheusHandle) -> AdminApp {
+        AdminApp { runtime, metrics }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+    Critical,
+}
+
+impl HealthStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+            HealthStatus::Critical => "critical",
+        }
+    }
+}
+
+/// Health from the reload state and the pools: a failed reload or a pool that lost some peers
+/// is degraded; a pool with no peer left is critical (its routes can only answer 502).
+pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
+    let mut status = HealthStatus::Healthy;
+    let mut reasons = Vec::new();
+    let reload = runtime.status();
+    if let Some(err) = &reload.last_error {
+        status = status.max(HealthStatus::Degraded);
+        reasons.push(format!("last config reload failed, running policy generation {} kept: {}", reload.generation, err.lines().next().unwrap_or("")));
+    }
+    if !reload.restart_needed.is_empty() {
+        reasons.push(format!("restart needed for: {}", reload.restart_needed.join(", ")));
+    }
+    let policy = runtime.policy.load();
+    let now = now_ms();
+    let mut upstreams = serde_json::Map::new();
+    let mut names: Vec<&String> = policy.pools.keys().collect();
+    names.sort();
+    for name in names {
+        let pool = &policy.pools[name];
+        let healthy = pool.healthy_count(now);
+        let total = pool.peers.len();
+        if healthy == 0 {
+            status = status.max(HealthStatus::Critical);
+            reasons.push(format!("upstream {name}: no peer available"));
+        } else if healthy < total {
+            status = status.max(HealthStatus::Degraded);
+            reasons.push(format!("upstream {name}: {healthy} of {total} peers available"));
+        }
+        let peers: Vec<_> = pool
+            .peers
+            .iter()
+            .map(|p| json!({"peer": p.state.label, "healthy": p.state.is_healthy(), "ejected": p.state.is_ejected(now)}))
+            .collect();
+        upstreams.insert(name.clone(), json!({"available": healthy, "total": total, "peers": peers}));
+    }
+    let body = json!({
+        "status": status.as_str(),
+        "reasons": reasons,
+        "policy": {"generation": policy.generation, "hash": policy.hash()},
+        "reloads": {"ok": reload.ok, "failed": reload.failed,
+                    "last": reload.last_reload.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                    "last_trigger": reload.last_trigger},
+        "upstreams": upstreams,
+        "uptime_seconds": runtime.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (status, body)
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
+    let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-store")
+        .header("Content-Length", bytes.len())
+        .body(bytes)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        match (method, path.as_str()) {
+            (Method::GET, "/metrics") => {
+                let text = self.metrics.render();
+                Response::builder()
+                    .status(200)
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .header("Content-Length", text.len())
+                    .body(text.into_bytes())
+                    .unwrap_or_default()
+            }
+            (Method::GET, "/health") => {
+                let (status, body) = health(&self.runtime);
+                let code = if status <= HealthStatus::Degraded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                json_response(code, body)
+            }
+            (Method::POST, "/reload") => {
+                // Drain any request body; the reload itself reads the files, not the request.
+                while let Ok(Some(_)) = session.read_request_body().await {}
+                let runtime = self.runtime.clone();
+                let result = tokio::task::spawn_blocking(move || runtime.reload("admin POST /reload")).await;
+                match result {
+                    Ok(Ok(generation)) => json_response(StatusCode::OK, json!({"result": "ok", "generation": generation})),
+                    Ok(Err(errors)) => json_response(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"result": "error", "errors": errors.lines().collect::<Vec<_>>(), "generation": self.runtime.policy.load().generation}),
+                    ),
+                    Err(_) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"result": "error", "errors": ["reload task failed"]})),
+                }
+            }
+            (Method::GET, "/") => json_response(
+                StatusCode::OK,
+                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload"]}),
+            ),
+            (_, "/metrics" | "/health" | "/reload" | "/") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
+        }
+    }
+}
+
+/// Drains histogram samples into their buckets so memory stays flat between scrapes.
+pub struct MetricsUpkeep(pub PrometheusHandle);
+
+#[async_trait]
+impl BackgroundService for MetricsUpkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.0.run_upkeep(),
+            }
+        }
+    }
+}

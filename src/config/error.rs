@@ -1,0 +1,123 @@
+//! Config errors that name the file, the line, the column and the field, like `nginx -t`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::locate::{PathIndex, Position};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending field, e.g. `routes[1].upstream`; empty for the whole file.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = if self.field.is_empty() { "(file)" } else { &self.field };
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            field,
+            self.message
+        )
+    }
+}
+
+/// Every error found in one load; a load reports all of them, not only the first.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn single(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+/// One parsed file: its path, its text and where each field is written.
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+    index: PathIndex,
+}
+
+impl SourceFile {
+    pub fn read(path: &Path) -> Result<SourceFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read file: {e}"),
+        })?;
+        Ok(SourceFile::from_text(path, text))
+    }
+
+    pub fn from_text(path: &Path, text: String) -> SourceFile {
+        let index = PathIndex::build(&text);
+        SourceFile { path: path.to_path_buf(), text, index }
+    }
+
+    /// An error at the place where `field` is written.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        let Position { line, column } = self.index.find(field);
+        ConfigError {
+            file: self.path.clone(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Deserialises the file, turning serde_yaml's error into a located [`ConfigError`].
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_yaml::from_str(&self.text).map_err(|e| self.serde_error(&e))
+    }
+
+    fn serde_error(&self, e: &serde_yaml::Error) -> ConfigError {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        // serde_yaml renders "path.to.field: message at line L column C"; split it back up.
+        let mut text = e.to_string();
+        if let Some(cut) = text.rfind(" at line ") {
+            text.truncate(cut);
+        }
+        let (field, message) = split_field(&text);
+        ConfigError { file: self.path.clone(), line, column, field, message }
+    }
+}
+
+fn split_field(text: &str) -> (String, String) {
+    if let Some((head, rest)) = text.split_once(": ") {
+        let looks_like_path = !head.is_empty()
+            && !head.contains(' ')
+            && head.chars().all(|c| c.is_ascii_alphanumeric() || "._-[]".contains(c));
+        if looks_like_path {
+            return (head.to_string(), rest.to_string());
+        }
+    }
+    (String::new(), text.to_string())
+}

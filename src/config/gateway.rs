@@ -1,0 +1,269 @@
+//! `gateway.yaml`: process-level settings (sockets, threads, data directory, logs, policy files).
+//! Changing anything here except `policies` needs a restart; a reload reports such changes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::de;
+use super::error::{ConfigError, ConfigErrors, SourceFile};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    worker_threads: Option<usize>,
+    data_dir: PathBuf,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    shutdown: RawShutdown,
+    policies: Vec<PathBuf>,
+    #[serde(default)]
+    reload: RawReload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: SocketAddr,
+    #[serde(default)]
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: SocketAddr,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin { address: SocketAddr::from(([127, 0, 0, 1], 9901)) }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    /// `stdout`, `off`, or a file path.
+    #[serde(default)]
+    access_log: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShutdown {
+    #[serde(deserialize_with = "de::duration")]
+    grace_period: Duration,
+    #[serde(deserialize_with = "de::duration")]
+    graceful_shutdown_timeout: Duration,
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        RawShutdown {
+            grace_period: Duration::from_secs(5),
+            graceful_shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReload {
+    #[serde(default = "default_true")]
+    watch: bool,
+    #[serde(deserialize_with = "de::duration", default = "default_debounce")]
+    debounce: Duration,
+}
+
+impl Default for RawReload {
+    fn default() -> Self {
+        RawReload { watch: true, debounce: default_debounce() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_debounce() -> Duration {
+    Duration::from_millis(250)
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Validated `gateway.yaml`. Paths are absolute (resolved against the file's folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub path: PathBuf,
+    pub listeners: Vec<Listener>,
+    pub admin_address: SocketAddr,
+    pub worker_threads: usize,
+    pub data_dir: PathBuf,
+    pub access_log: AccessLogTarget,
+    pub grace_period: Duration,
+    pub graceful_shutdown_timeout: Duration,
+    pub policy_sources: Vec<PathBuf>,
+    pub watch: bool,
+    pub debounce: Duration,
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
+        let file = SourceFile::read(path).map_err(ConfigErrors::single)?;
+        let raw: RawGateway = file.parse().map_err(ConfigErrors::single)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let mut errors = Vec::new();
+
+        if raw.listeners.is_empty() {
+            errors.push(file.error("listeners", "at least one listener is required"));
+        }
+        let mut listeners = Vec::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            if raw.listeners[..i].iter().any(|o| o.address == l.address) {
+                errors.push(file.error(&format!("listeners[{i}].address"), "duplicate listener address"));
+            }
+            if l.address == raw.admin.address {
+                errors.push(file.error(&format!("listeners[{i}].address"), "the admin port cannot share a listener address"));
+            }
+            let tls = l.tls.as_ref().map(|t| TlsFiles { cert: resolve(&t.cert), key: resolve(&t.key) });
+            if let Some(t) = &tls {
+                for (field, p) in [("cert", &t.cert), ("key", &t.key)] {
+                    if !p.is_file() {
+                        errors.push(file.error(
+                            &format!("listeners[{i}].tls.{field}"),
+                            format!("file {} does not exist", p.display()),
+                        ));
+                    }
+                }
+            }
+            listeners.push(Listener { address: l.address, tls });
+        }
+        let worker_threads = match raw.worker_threads {
+            Some(0) => {
+                errors.push(file.error("worker_threads", "must be at least 1"));
+                1
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
+        let access_log = match raw.log.access_log.as_deref() {
+            None | Some("stdout") => AccessLogTarget::Stdout,
+            Some("off") => AccessLogTarget::Off,
+            Some(p) => AccessLogTarget::File(resolve(Path::new(p))),
+        };
+        if raw.policies.is_empty() {
+            errors.push(file.error("policies", "list at least one policy file or folder"));
+        }
+        let policy_sources: Vec<PathBuf> = raw.policies.iter().map(|p| resolve(p)).collect();
+        for (i, p) in policy_sources.iter().enumerate() {
+            if !p.exists() {
+                errors.push(file.error(&format!("policies[{i}]"), format!("{} does not exist", p.display())));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(GatewayConfig {
+            path: path.to_path_buf(),
+            listeners,
+            admin_address: raw.admin.address,
+            worker_threads,
+            data_dir: resolve(&raw.data_dir),
+            access_log,
+            grace_period: raw.shutdown.grace_period,
+            graceful_shutdown_timeout: raw.shutdown.graceful_shutdown_timeout,
+            policy_sources,
+            watch: raw.reload.watch,
+            debounce: raw.reload.debounce,
+        })
+    }
+
+    /// The policy files, in load order: listed files as given, folders expanded to their
+    /// `*.yaml` / `*.yml` files sorted by name.
+    pub fn policy_files(&self) -> Result<Vec<PathBuf>, ConfigErrors> {
+        let mut files = Vec::new();
+        for src in &self.policy_sources {
+            if src.is_dir() {
+                let entries = std::fs::read_dir(src).map_err(|e| {
+                    ConfigErrors::single(io_error(src, format!("cannot list folder: {e}")))
+                })?;
+                let mut found: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.is_file()
+                            && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                    })
+                    .collect();
+                found.sort();
+                files.extend(found);
+            } else {
+                files.push(src.clone());
+            }
+        }
+        Ok(files)
+    }
+
+    /// Settings that differ from `running` and only take effect after a restart.
+    pub fn restart_needed(&self, running: &GatewayConfig) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.listeners != running.listeners {
+            out.push("listeners");
+        }
+        if self.admin_address != running.admin_address {
+            out.push("admin.address");
+        }
+        if self.worker_threads != running.worker_threads {
+            out.push("worker_threads");
+        }
+        if self.data_dir != running.data_dir {
+            out.push("data_dir");
+        }
+        if self.access_log != running.access_log {
+            out.push("log.access_log");
+        }
+        if self.grace_period != running.grace_period
+            || self.graceful_shutdown_timeout != running.graceful_shutdown_timeout
+        {
+            out.push("shutdown");
+        }
+        out
+    }
+}
+
+pub(crate) fn io_error(path: &Path, message: String) -> ConfigError {
+    ConfigError { file: path.to_path_buf(), line: 0, column: 0, field: String::new(), message }
+}

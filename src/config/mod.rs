@@ -1,0 +1,22 @@
+//! Configuration: YAML in, validated settings out.
+//!
+//! Two layers, as in rustls' "parse, don't validate": serde structs that mirror the files
+//! (`deny_unknown_fields` everywhere) and validated types the rest of the gateway uses. Every
+//! error names `file:line:column: field: message`.
+
+mod de;
+pub mod error;
+pub mod gateway;
+mod locate;
+pub mod policy;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use gateway::{AccessLogTarget, GatewayConfig};
+pub use policy::{HostPattern, PolicyConfig, RouteSpec, UpstreamSpec};
+
+/// Loads `gateway.yaml` and every policy it names: what `quantumvault check` validates.
+pub fn load_all(path: &std::path::Path) -> Result<(GatewayConfig, PolicyConfig), ConfigErrors> {
+    let gateway = GatewayConfig::load(path)?;
+    let policy = PolicyConfig::load(&gateway)?;
+    Ok((gateway, policy))
+}

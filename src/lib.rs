@@ -1,0 +1,19 @@
+//! QuantumVault: a security gateway for HTTP APIs, built on Pingora.
+//!
+//! Where things live: [`config`] (YAML in, validated settings out), [`policy`] (the running
+//! snapshot and route selection), [`proxy`] (the `ProxyHttp` phases), [`upstream`] (pools,
+//! health), [`admin`] (the admin port), [`telemetry`] (metrics, access log), [`reload`] (hot
+//! reload), [`demo`] (the demo command and its echo upstream), [`server`] (assembly).
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod errors;
+pub mod policy;
+pub mod proxy;
+pub mod reload;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;

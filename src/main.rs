@@ -1,0 +1,74 @@
+//! The `quantumvault` command: parse the command line and dispatch. Exit codes: 0 ok,
+//! 64 config error (as `nginx -t`), 1 any other start-up failure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quantumvault::server::StartError;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EX_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "quantumvault", version, about = "Security gateway for HTTP APIs, built on Pingora")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve with the given gateway.yaml.
+    Run {
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+        /// Take the listening sockets over from a running instance (graceful upgrade).
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Validate gateway.yaml and every policy file it loads; print `ok` or every error.
+    Check {
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+    },
+    /// Run the gateway with a built-in demo upstream and print curl lines to try.
+    Demo {
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).target(env_logger::Target::Stderr).init();
+    let result = match cli.command {
+        Command::Check { config } => match quantumvault::config::load_all(&config) {
+            Ok(_) => {
+                println!("ok");
+                return ExitCode::SUCCESS;
+            }
+            Err(errors) => Err(StartError::Config(errors)),
+        },
+        Command::Run { config, upgrade } => quantumvault::server::run(&config, upgrade),
+        Command::Demo { dir, listen, admin } => quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(errors)) => {
+            eprintln!("{errors}");
+            ExitCode::from(EX_CONFIG)
+        }
+        Err(StartError::Other(msg)) => {
+            eprintln!("quantumvault: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

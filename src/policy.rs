@@ -1,0 +1,127 @@
+//! The running policy: an immutable snapshot built from [`PolicyConfig`], swapped whole by a
+//! reload (`ArcSwap<Policy>`). A request loads one snapshot when it starts and keeps it to the
+//! end, so it never sees half of an old policy and half of a new one.
+//!
+//! Route selection: the most specific host first (exact, then the longest `*.` wildcard, then
+//! routes without hosts), and within that the longest path prefix. Prefixes match bytes, like
+//! nginx `location` and Envoy `prefix`: write `/api/` rather than `/api` to stop at a segment.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{HostPattern, PolicyConfig, RouteSpec};
+use crate::telemetry::metrics::RouteMetrics;
+use crate::upstream::{PeerRegistry, Pool};
+
+pub struct Route {
+    pub spec: RouteSpec,
+    pub pool: Arc<Pool>,
+    pub metrics: RouteMetrics,
+}
+
+struct Entry {
+    host: Option<HostPattern>,
+    route: Arc<Route>,
+}
+
+pub struct Policy {
+    pub generation: u64,
+    pub config: PolicyConfig,
+    pub routes: Vec<Arc<Route>>,
+    entries: Vec<Entry>,
+    pub pools: HashMap<String, Arc<Pool>>,
+    /// Metrics for requests that matched no route.
+    pub unrouted: RouteMetrics,
+}
+
+impl Policy {
+    pub fn build(config: PolicyConfig, generation: u64, registry: &PeerRegistry) -> Result<Policy, String> {
+        let pools = registry
+            .build_pools(&config.upstreams)
+            .map_err(|(pool, msg)| format!("upstream {pool}: {msg}"))?;
+        let mut routes = Vec::new();
+        let mut entries = Vec::new();
+        for spec in &config.routes {
+            // Invariant: validation checked that every route names an existing upstream.
+            let pool = pools
+                .get(&spec.upstream)
+                .cloned()
+                .ok_or_else(|| format!("route {}: no upstream {}", spec.name, spec.upstream))?;
+            let route = Arc::new(Route { metrics: RouteMetrics::new(&spec.name), spec: spec.clone(), pool });
+            if spec.hosts.is_empty() {
+                entries.push(Entry { host: None, route: route.clone() });
+            }
+            for h in &spec.hosts {
+                entries.push(Entry { host: Some(h.clone()), route: route.clone() });
+            }
+            routes.push(route);
+        }
+        entries.sort_by_key(|e| {
+            let host_rank = match &e.host {
+                Some(HostPattern::Exact(_)) => (2, 0),
+                Some(HostPattern::Suffix(s)) => (1, s.len()),
+                None => (0, 0),
+            };
+            std::cmp::Reverse((host_rank, e.route.spec.path_prefix.len()))
+        });
+        Ok(Policy { generation, config, routes, entries, pools, unrouted: RouteMetrics::new("none") })
+    }
+
+    /// The route for `host` (lower-case, without port) and `path`.
+    pub fn route(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
+        self.entries
+            .iter()
+            .find(|e| {
+                e.host.as_ref().is_none_or(|h| h.matches(host)) && path.starts_with(e.route.spec.path_prefix.as_str())
+            })
+            .map(|e| &e.route)
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.config.hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::error::SourceFile;
+    use std::path::Path;
+
+    fn policy(text: &str) -> Policy {
+        let src = SourceFile::from_text(Path::new("p.yaml"), text.to_string());
+        let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
+        Policy::build(cfg, 1, &PeerRegistry::default()).expect("builds")
+    }
+
+    #[test]
+    fn longest_prefix_and_host_specificity() {
+        let p = policy(
+            r#"
+upstreams:
+  - name: u
+    peers: ["127.0.0.1:9"]
+routes:
+  - { name: root, path_prefix: /, upstream: u }
+  - { name: api, path_prefix: /api/, upstream: u }
+  - { name: api-v2, path_prefix: /api/v2/, upstream: u }
+  - { name: wild, hosts: ["*.example.com"], path_prefix: /, upstream: u }
+  - { name: exact, hosts: ["shop.example.com"], path_prefix: /cart, upstream: u }
+"#,
+        );
+        let r = |h: &str, path: &str| p.route(h, path).map(|r| r.spec.name.clone());
+        assert_eq!(r("x.org", "/"), Some("root".into()));
+        assert_eq!(r("x.org", "/api/v1"), Some("api".into()));
+        assert_eq!(r("x.org", "/api/v2/users"), Some("api-v2".into()));
+        assert_eq!(r("a.example.com", "/api/v2/users"), Some("wild".into()));
+        assert_eq!(r("shop.example.com", "/cart/1"), Some("exact".into()));
+        assert_eq!(r("shop.example.com", "/other"), Some("wild".into()));
+        assert_eq!(r("example.com", "/api/x"), Some("api".into()));
+    }
+
+    #[test]
+    fn no_route_when_nothing_matches() {
+        let p = policy("upstreams:\n  - name: u\n    peers: [\"127.0.0.1:9\"]\nroutes:\n  - { name: a, path_prefix: /a, upstream: u }\n");
+        assert!(p.route("h", "/b").is_none());
+    }
+}

@@ -1,0 +1,160 @@
+//! Request and response header rewriting for forwarding: X-Forwarded-*, X-Request-Id, Host,
+//! and removal of hop-by-hop headers (RFC 9110 section 7.6.1).
+
+use std::net::IpAddr;
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+
+/// Hop-by-hop headers that never cross the proxy. `Connection`, `Upgrade` and
+/// `Transfer-Encoding` are left to Pingora, which owns framing and protocol upgrades.
+const HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection", "te", "trailer", "proxy-authorization", "proxy-authenticate"];
+
+/// Header names listed in `Connection` (other than framing tokens Pingora handles).
+fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive" && t != "upgrade")
+        .collect()
+}
+
+pub fn strip_hop_by_hop_request(req: &mut RequestHeader) {
+    for name in connection_listed(&req.headers) {
+        req.remove_header(&name);
+    }
+    for name in HOP_BY_HOP {
+        req.remove_header(*name);
+    }
+}
+
+pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
+    for name in connection_listed(&resp.headers) {
+        resp.remove_header(&name);
+    }
+    for name in HOP_BY_HOP {
+        resp.remove_header(*name);
+    }
+}
+
+pub struct Forwarded<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub proto: &'static str,
+    pub host: &'a str,
+    pub request_id: &'a str,
+    pub upstream_host: Option<&'a str>,
+}
+
+pub fn apply_forwarding(req: &mut RequestHeader, f: &Forwarded<'_>) -> Result<()> {
+    if let Some(ip) = f.client_ip {
+        let ip = ip.to_string();
+        // Keep every earlier hop: several X-Forwarded-For lines fold into one list.
+        let prior: Vec<&str> = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let value = if prior.is_empty() { ip } else { format!("{}, {ip}", prior.join(", ")) };
+        req.insert_header("X-Forwarded-For", value)?;
+    }
+    req.insert_header("X-Forwarded-Proto", f.proto)?;
+    if !f.host.is_empty() {
+        req.insert_header("X-Forwarded-Host", f.host)?;
+    }
+    req.insert_header("X-Request-Id", f.request_id)?;
+    if let Some(h) = f.upstream_host {
+        req.insert_header("Host", h)?;
+    }
+    Ok(())
+}
+
+/// The request's host, lower-case and without port: `Host` for HTTP/1, `:authority` for HTTP/2.
+pub fn request_host(req: &RequestHeader) -> String {
+    let raw = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("");
+    strip_port(raw).to_ascii_lowercase()
+}
+
+/// The host as received, with its port (for X-Forwarded-Host).
+pub fn request_authority(req: &RequestHeader) -> &str {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// A client-supplied request id is kept if it is short and plain; otherwise a new one is made.
+pub fn request_id(req: &RequestHeader) -> String {
+    if let Some(v) = req.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+            return v.to_string();
+        }
+    }
+    new_request_id()
+}
+
+pub fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(strip_port("Example.com:8080"), "Example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("example.com"), "example.com");
+    }
+
+    #[test]
+    fn forwarding_headers() {
+        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+        req.append_header("X-Forwarded-For", "10.0.0.1").unwrap();
+        req.append_header("Connection", "x-secret-hop").unwrap();
+        req.append_header("X-Secret-Hop", "1").unwrap();
+        req.append_header("Keep-Alive", "timeout=5").unwrap();
+        strip_hop_by_hop_request(&mut req);
+        apply_forwarding(
+            &mut req,
+            &Forwarded { client_ip: "127.0.0.2".parse().ok(), proto: "http", host: "a.test:8080", request_id: "rid", upstream_host: Some("internal") },
+        )
+        .unwrap();
+        assert_eq!(req.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
+        assert_eq!(req.headers["x-forwarded-host"], "a.test:8080");
+        assert_eq!(req.headers["host"], "internal");
+        assert!(req.headers.get("x-secret-hop").is_none());
+        assert!(req.headers.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn request_ids() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Request-Id", "abc-123").unwrap();
+        assert_eq!(request_id(&req), "abc-123");
+        let mut bad = RequestHeader::build("GET", b"/", None).unwrap();
+        bad.append_header("X-Request-Id", "a b\"<script>").unwrap();
+        assert_eq!(request_id(&bad).len(), 32);
+    }
+}

@@ -1,0 +1,258 @@
+//! The Pingora `ProxyHttp` implementation: phase wiring only. Each phase hands its work to the
+//! module that owns it (routing in [`crate::policy`], peers in [`crate::upstream`], forwarding
+//! headers in [`forward`], error bodies in [`crate::errors`], telemetry in [`crate::telemetry`]).
+
+pub mod forward;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::errors::{self, GatewayError, NO_PEER};
+use crate::policy::{Policy, Route};
+use crate::telemetry::access_log::{AccessEntry, AccessLog};
+use crate::upstream::now_ms;
+
+pub struct Gateway {
+    policy: Arc<ArcSwap<Policy>>,
+    access_log: AccessLog,
+    in_flight: metrics::Gauge,
+}
+
+impl Gateway {
+    pub fn new(policy: Arc<ArcSwap<Policy>>, access_log: AccessLog) -> Gateway {
+        Gateway { policy, access_log, in_flight: crate::telemetry::metrics::in_flight() }
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends.
+pub struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Per-request state.
+pub struct Ctx {
+    /// The policy snapshot this request sees from start to end.
+    policy: Arc<Policy>,
+    route: Option<Arc<Route>>,
+    request_id: String,
+    started: Instant,
+    client_ip: Option<IpAddr>,
+    /// Pool indices already tried by this request (retries go elsewhere).
+    tried: Vec<usize>,
+    peer: Option<usize>,
+    error: Option<GatewayError>,
+    _in_flight: InFlight,
+}
+
+impl Ctx {
+    fn peer_label(&self) -> Option<&str> {
+        let route = self.route.as_ref()?;
+        self.peer.map(|i| route.pool.peers[i].state.label.as_str())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        self.in_flight.increment(1.0);
+        Ctx {
+            policy: self.policy.load_full(),
+            route: None,
+            request_id: String::new(),
+            started: Instant::now(),
+            client_ip: None,
+            tried: Vec::new(),
+            peer: None,
+            error: None,
+            _in_flight: InFlight(self.in_flight.clone()),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.request_id = forward::request_id(session.req_header());
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let host = forward::request_host(session.req_header());
+        let route = ctx.policy.route(&host, session.req_header().uri.path()).cloned();
+        match route {
+            Some(r) => {
+                ctx.route = Some(r);
+                Ok(false)
+            }
+            None => {
+                ctx.error = Some(GatewayError::NoRoute);
+                errors::respond(session, GatewayError::NoRoute, &ctx.request_id).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = ctx.route.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
+        };
+        let pool = &route.pool;
+        let Some(idx) = pool.select(&ctx.tried, now_ms()) else {
+            return Error::e_explain(ErrorType::Custom(NO_PEER), format!("upstream {}", pool.spec.name));
+        };
+        ctx.tried.push(idx);
+        ctx.peer = Some(idx);
+        let spec = &pool.spec;
+        let (tls, sni) = match &spec.tls {
+            Some(t) => (true, t.sni.clone()),
+            None => (false, String::new()),
+        };
+        let mut peer = HttpPeer::new(pool.peers[idx].addr, tls, sni);
+        let o = &mut peer.options;
+        o.connection_timeout = Some(spec.connect_timeout);
+        o.total_connection_timeout = spec.total_connect_timeout;
+        o.read_timeout = Some(spec.read_timeout);
+        o.write_timeout = Some(spec.write_timeout);
+        o.idle_timeout = Some(std::time::Duration::from_secs(60));
+        if let Some(t) = &spec.tls {
+            o.verify_cert = t.verify;
+            o.verify_hostname = t.verify;
+        }
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        let Some(route) = ctx.route.as_ref() else { return e };
+        let pool = &route.pool;
+        let (_, kind) = GatewayError::from_pingora(&e);
+        crate::telemetry::metrics::upstream_error(&pool.spec.name, kind);
+        if let Some(idx) = ctx.peer {
+            let p = &pool.spec.passive;
+            if pool.peers[idx].state.record_connect_failure(now_ms(), p.consecutive_failures, p.eject_for.as_millis() as u64) {
+                log::warn!("upstream {}: peer {} ejected for {:?} after connect failures", pool.spec.name, pool.peers[idx].state.label, p.eject_for);
+            }
+        }
+        // Retry connect failures of idempotent requests on another peer: nothing reached the
+        // upstream, so nothing can be applied twice.
+        let retries_used = ctx.tried.len().saturating_sub(1) as u32;
+        let idempotent = session.req_header().method.is_idempotent();
+        let other_peer_left = pool.peers.len() > ctx.tried.len();
+        e.set_retry(idempotent && retries_used < pool.spec.retries && other_peer_left);
+        e
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(route), Some(idx)) = (ctx.route.as_ref(), ctx.peer) {
+            route.pool.peers[idx].state.record_success();
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        forward::strip_hop_by_hop_request(req);
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let host = forward::request_authority(session.req_header()).to_string();
+        let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
+        forward::apply_forwarding(
+            req,
+            &forward::Forwarded {
+                client_ip: ctx.client_ip,
+                proto: if tls { "https" } else { "http" },
+                host: &host,
+                request_id: &ctx.request_id,
+                upstream_host,
+            },
+        )
+    }
+
+    async fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
+        forward::strip_hop_by_hop_response(resp);
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (err, kind) = GatewayError::from_pingora(e);
+        // Connect-phase failures were already counted, once per attempt, in fail_to_connect.
+        let connect_phase = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectError | ErrorType::ConnectNoRoute
+                | ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout
+        );
+        if let Some(route) = ctx.route.as_ref() {
+            if !connect_phase && err != GatewayError::BadRequest {
+                crate::telemetry::metrics::upstream_error(&route.pool.spec.name, kind);
+            }
+        }
+        ctx.error = Some(err);
+        if ctx.request_id.is_empty() {
+            ctx.request_id = forward::new_request_id();
+        }
+        // Once the response header is out, the only honest signal left is to close the stream.
+        let already_sent = session.response_written().is_some();
+        let downstream_dead = matches!(e.esource(), pingora::ErrorSource::Downstream)
+            && matches!(e.etype(), ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed);
+        let code = if already_sent || downstream_dead {
+            0
+        } else {
+            match errors::respond(session, err, &ctx.request_id).await {
+                Ok(()) => err.status(),
+                Err(_) => 0,
+            }
+        };
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let elapsed = ctx.started.elapsed();
+        let req = session.req_header();
+        let metrics = match ctx.route.as_ref() {
+            Some(r) => &r.metrics,
+            None => &ctx.policy.unrouted,
+        };
+        metrics.record(&req.method, status, elapsed.as_secs_f64());
+        if self.access_log.enabled() {
+            let outcome = match (ctx.error, e) {
+                (Some(err), _) => err.code(),
+                (None, Some(_)) => "aborted",
+                (None, None) => "ok",
+            };
+            let route = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
+            self.access_log.log(&AccessEntry {
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                request_id: &ctx.request_id,
+                client: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                method: req.method.as_str(),
+                route,
+                path: req.uri.path(),
+                status,
+                bytes_in: session.body_bytes_read(),
+                bytes_out: session.body_bytes_sent(),
+                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                upstream: ctx.peer_label(),
+                outcome,
+            });
+        }
+    }
+}

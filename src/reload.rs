@@ -1,0 +1,170 @@
+//! Hot reload of the policy files: on file change (watcher, debounced), on SIGHUP and on
+//! `POST /reload`. All three call [`Runtime::reload`], which parses and validates off the request
+//! path and swaps the new snapshot in atomically. A failed reload keeps the running policy,
+//! logs the exact errors, counts `quantumvault_config_reloads_total{result="error"}` and leaves
+//! `/health` degraded until a reload succeeds.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+
+use crate::config::{GatewayConfig, PolicyConfig};
+use crate::policy::Policy;
+use crate::telemetry::metrics;
+use crate::upstream::PeerRegistry;
+
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    pub generation: u64,
+    pub last_reload: Option<SystemTime>,
+    pub last_trigger: Option<String>,
+    /// The errors of the last reload, while it failed; cleared by a good reload.
+    pub last_error: Option<String>,
+    /// Settings of gateway.yaml that changed on disk but need a restart.
+    pub restart_needed: Vec<&'static str>,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// State shared by the proxy, the admin port and the reload triggers.
+pub struct Runtime {
+    pub gateway: GatewayConfig,
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub registry: PeerRegistry,
+    pub started: SystemTime,
+    status: Mutex<ReloadStatus>,
+    /// Serialises reloads, so generations are strictly increasing.
+    reload_lock: Mutex<()>,
+}
+
+impl Runtime {
+    /// Builds the first policy (generation 1).
+    pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, String> {
+        let registry = PeerRegistry::default();
+        let policy = Policy::build(policy, 1, &registry)?;
+        metrics::policy_loaded(1, policy.hash(), None);
+        Ok(Runtime {
+            gateway,
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
+            registry,
+            started: SystemTime::now(),
+            status: Mutex::new(ReloadStatus { generation: 1, ..Default::default() }),
+            reload_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads gateway.yaml and the policy files and swaps in the new policy.
+    /// Returns the new generation, or every error found (the running policy stays).
+    pub fn reload(&self, trigger: &str) -> Result<u64, String> {
+        let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.try_reload();
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.last_reload = Some(SystemTime::now());
+        status.last_trigger = Some(trigger.to_string());
+        match result {
+            Ok((generation, restart_needed)) => {
+                status.generation = generation;
+                status.last_error = None;
+                status.ok += 1;
+                if !restart_needed.is_empty() {
+                    log::warn!(
+                        "reload ({trigger}): gateway.yaml changes to {} need a restart (or a graceful upgrade) to take effect",
+                        restart_needed.join(", ")
+                    );
+                }
+                status.restart_needed = restart_needed;
+                metrics::reload(true);
+                log::info!("reload ({trigger}): policy generation {generation} is live");
+                Ok(generation)
+            }
+            Err(e) => {
+                status.last_error = Some(e.clone());
+                status.failed += 1;
+                metrics::reload(false);
+                log::error!("reload ({trigger}) failed; the running policy stays in force:\n{e}");
+                Err(e)
+            }
+        }
+    }
+
+    fn try_reload(&self) -> Result<(u64, Vec<&'static str>), String> {
+        let gateway = GatewayConfig::load(&self.gateway.path).map_err(|e| e.to_string())?;
+        let restart_needed = gateway.restart_needed(&self.gateway);
+        let config = PolicyConfig::load(&gateway).map_err(|e| e.to_string())?;
+        let current = self.policy.load();
+        let generation = current.generation + 1;
+        let previous_hash = current.hash().to_string();
+        let policy = Policy::build(config, generation, &self.registry)?;
+        metrics::policy_loaded(generation, policy.hash(), Some(&previous_hash));
+        self.policy.store(Arc::new(policy));
+        Ok((generation, restart_needed))
+    }
+}
+
+/// Reloads on SIGHUP (which would otherwise kill the process: Pingora does not handle it).
+pub fn spawn_sighup(runtime: Arc<Runtime>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new().name("sighup".into()).spawn(move || {
+        for _ in signals.forever() {
+            let _ = runtime.reload("SIGHUP");
+        }
+    })?;
+    Ok(())
+}
+
+fn watch_dirs(gateway: &GatewayConfig) -> HashSet<PathBuf> {
+    let mut dirs = HashSet::new();
+    let parent = |p: &Path| p.parent().map(Path::to_path_buf).filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    dirs.insert(parent(&gateway.path));
+    for src in &gateway.policy_sources {
+        dirs.insert(if src.is_dir() { src.clone() } else { parent(src) });
+    }
+    dirs
+}
+
+fn is_config_file(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// Watches the folders holding gateway.yaml and the policy files; a burst of events (editors
+/// write, rename and chmod) becomes one reload after `debounce` of quiet.
+pub fn spawn_watcher(runtime: Arc<Runtime>) -> notify::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !ev.kind.is_access() && ev.paths.iter().any(|p| is_config_file(p)) {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    let mut watched = HashSet::new();
+    for dir in watch_dirs(&runtime.gateway) {
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        watched.insert(dir);
+    }
+    let debounce = runtime.gateway.debounce;
+    std::thread::Builder::new().name("config-watch".into()).spawn(move || {
+        while rx.recv().is_ok() {
+            while rx.recv_timeout(debounce).is_ok() {}
+            if runtime.reload("file change").is_ok() {
+                // Policy folders added to gateway.yaml since start are watched from now on.
+                if let Ok(g) = GatewayConfig::load(&runtime.gateway.path) {
+                    for dir in watch_dirs(&g) {
+                        if !watched.contains(&dir) && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok() {
+                            watched.insert(dir);
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    Ok(())
+}

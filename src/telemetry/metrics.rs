@@ -1,0 +1,160 @@
+//! Prometheus metrics through the `metrics` facade and `metrics-exporter-prometheus` (rendered by
+//! the admin port; no HTTP listener of the exporter's own).
+//!
+//! Labels are bounded by configuration: route and upstream names, methods folded into a fixed
+//! set, status classes and error kinds. Raw paths, client addresses and keys never become labels.
+//! Request counters are resolved to handles when a policy is built, so the request path does no
+//! registry look-ups.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::policy::Policy;
+
+/// Latency buckets in seconds, from 100 µs to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once and returns the handle that renders `/metrics`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                // Invariant: the bucket list above is non-empty, the only error case.
+                .expect("non-empty buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            gauge!("quantumvault_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("quantumvault_requests_total", "Requests by route, method and status class");
+    describe_histogram!("quantumvault_request_duration_seconds", Unit::Seconds, "Request duration from first byte in to last byte out, by route");
+    describe_counter!("quantumvault_upstream_errors_total", "Upstream failures by upstream and kind");
+    describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
+    describe_counter!("quantumvault_config_reloads_total", "Policy reloads by result");
+    describe_gauge!("quantumvault_policy_generation", "Generation of the running policy (1 at start, +1 per successful reload)");
+    describe_gauge!("quantumvault_policy_info", "Always 1; the hash label identifies the running policy files");
+    describe_gauge!("quantumvault_build_info", "Always 1; labels carry the build version");
+    describe_gauge!("quantumvault_upstream_peers_healthy", "Peers of an upstream pool in rotation");
+    describe_gauge!("quantumvault_upstream_peers", "Peers configured in an upstream pool");
+    describe_counter!("quantumvault_access_log_dropped_total", "Access-log lines dropped because the writer fell behind");
+    describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
+}
+
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+fn method_index(method: &http::Method) -> usize {
+    match *method {
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::PATCH => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
+/// Request metrics of one route (or of "no route"). Each (method, status class) counter is
+/// resolved on first use and kept, so a series appears once it has traffic and the request path
+/// does no registry look-up after that.
+pub struct RouteMetrics {
+    route: String,
+    requests: Vec<OnceLock<Counter>>,
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            requests: (0..METHODS.len() * CLASSES.len()).map(|_| OnceLock::new()).collect(),
+            duration: histogram!("quantumvault_request_duration_seconds", "route" => route.to_string()),
+        }
+    }
+
+    pub fn record(&self, method: &http::Method, status: u16, seconds: f64) {
+        let (m, c) = (method_index(method), class_index(status));
+        let counter = self.requests[m * CLASSES.len() + c].get_or_init(|| {
+            counter!(
+                "quantumvault_requests_total",
+                "route" => self.route.clone(),
+                "method" => METHODS[m],
+                "status_class" => CLASSES[c]
+            )
+        });
+        counter.increment(1);
+        self.duration.record(seconds);
+    }
+}
+
+pub fn upstream_error(upstream: &str, kind: &'static str) {
+    counter!("quantumvault_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind).increment(1);
+}
+
+pub fn in_flight() -> Gauge {
+    gauge!("quantumvault_requests_in_flight")
+}
+
+pub fn access_log_dropped() -> Counter {
+    counter!("quantumvault_access_log_dropped_total")
+}
+
+pub fn reload(ok: bool) {
+    counter!("quantumvault_config_reloads_total", "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+pub fn policy_loaded(generation: u64, hash: &str, previous_hash: Option<&str>) {
+    gauge!("quantumvault_policy_generation").set(generation as f64);
+    if let Some(prev) = previous_hash {
+        if prev != hash {
+            gauge!("quantumvault_policy_info", "hash" => prev.to_string()).set(0.0);
+        }
+    }
+    gauge!("quantumvault_policy_info", "hash" => hash.to_string()).set(1.0);
+}
+
+pub fn started() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    gauge!("quantumvault_start_time_seconds").set(now);
+}
+
+pub fn record_pool_health(policy: &Policy) {
+    let now = crate::upstream::now_ms();
+    for pool in policy.pools.values() {
+        let name = pool.spec.name.clone();
+        gauge!("quantumvault_upstream_peers_healthy", "upstream" => name.clone()).set(pool.healthy_count(now) as f64);
+        gauge!("quantumvault_upstream_peers", "upstream" => name).set(pool.peers.len() as f64);
+    }
+}

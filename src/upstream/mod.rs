@@ -1,0 +1,243 @@
+//! Upstream pools: round-robin peer selection, passive ejection after connect failures, and the
+//! health state that active checks ([`health`]) maintain.
+//!
+//! A pool belongs to one policy snapshot, but the health of its peers must survive reloads, so
+//! peer state lives in a [`PeerRegistry`] keyed by pool name and peer address and is shared by
+//! every snapshot that names the same peer.
+
+pub mod health;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::config::UpstreamSpec;
+
+/// Milliseconds on a process-local monotonic clock. Tests pass their own `now` instead.
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Health of one peer, shared across policy snapshots.
+#[derive(Debug)]
+pub struct PeerState {
+    /// As written in the policy (`host:port`); bounded, so usable as a metric label.
+    pub label: String,
+    healthy: AtomicBool,
+    check_successes: AtomicU32,
+    check_failures: AtomicU32,
+    passive_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    pub(crate) check_in_flight: AtomicBool,
+}
+
+impl PeerState {
+    fn new(label: &str) -> PeerState {
+        PeerState {
+            label: label.to_string(),
+            healthy: AtomicBool::new(true),
+            check_successes: AtomicU32::new(0),
+            check_failures: AtomicU32::new(0),
+            passive_failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            check_in_flight: AtomicBool::new(false),
+        }
+    }
+
+    /// Healthy by active checks and not passively ejected at `now`.
+    pub fn available(&self, now: u64) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.ejected_until_ms.load(Ordering::Relaxed) <= now
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn is_ejected(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now
+    }
+
+    /// A connect failure. Returns true when this failure ejected the peer.
+    pub fn record_connect_failure(&self, now: u64, threshold: u32, eject_ms: u64) -> bool {
+        let n = self.passive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= threshold {
+            self.passive_failures.store(0, Ordering::Relaxed);
+            self.ejected_until_ms.store(now + eject_ms, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// A response arrived from this peer.
+    pub fn record_success(&self) {
+        // Read first: the common case writes nothing, so the cache line stays shared.
+        if self.passive_failures.load(Ordering::Relaxed) != 0 {
+            self.passive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// One active check result; returns `Some(new_state)` when health flipped.
+    pub fn record_check(&self, ok: bool, healthy_threshold: u32, unhealthy_threshold: u32) -> Option<bool> {
+        if ok {
+            self.check_failures.store(0, Ordering::Relaxed);
+            let n = self.check_successes.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.healthy.load(Ordering::Relaxed) && n >= healthy_threshold {
+                self.healthy.store(true, Ordering::Relaxed);
+                // A peer that passes its checks again is no longer ejected either.
+                self.ejected_until_ms.store(0, Ordering::Relaxed);
+                return Some(true);
+            }
+        } else {
+            self.check_successes.store(0, Ordering::Relaxed);
+            let n = self.check_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.healthy.load(Ordering::Relaxed) && n >= unhealthy_threshold {
+                self.healthy.store(false, Ordering::Relaxed);
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub state: Arc<PeerState>,
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    pub spec: UpstreamSpec,
+    pub peers: Vec<Peer>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// The next available peer in round-robin order, skipping `tried` (indices already used by
+    /// this request). `None` when no peer is available.
+    pub fn select(&self, tried: &[usize], now: u64) -> Option<usize> {
+        let n = self.peers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|idx| !tried.contains(idx) && self.peers[*idx].state.available(now))
+    }
+
+    pub fn healthy_count(&self, now: u64) -> usize {
+        self.peers.iter().filter(|p| p.state.available(now)).count()
+    }
+}
+
+/// Peer health keyed by (pool, peer label), shared by successive policy snapshots.
+#[derive(Default)]
+pub struct PeerRegistry {
+    states: Mutex<HashMap<(String, String), Arc<PeerState>>>,
+}
+
+impl PeerRegistry {
+    /// Builds the pools of a new policy, reusing the health of peers that already exist.
+    /// Peer host names are resolved here, off the request path.
+    pub fn build_pools(&self, specs: &[UpstreamSpec]) -> Result<HashMap<String, Arc<Pool>>, (String, String)> {
+        let mut resolved = Vec::new();
+        for spec in specs {
+            let mut addrs = Vec::new();
+            for label in &spec.peers {
+                let addr = label
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| (spec.name.clone(), format!("cannot resolve peer {label}")))?;
+                addrs.push((label.clone(), addr));
+            }
+            resolved.push((spec, addrs));
+        }
+        // Poisoning only happens if a holder panicked; the map is still consistent then.
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next_states = HashMap::new();
+        let mut pools = HashMap::new();
+        for (spec, addrs) in resolved {
+            let peers = addrs
+                .into_iter()
+                .map(|(label, addr)| {
+                    let key = (spec.name.clone(), label.clone());
+                    let state = states
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(PeerState::new(&label)));
+                    next_states.insert(key, state.clone());
+                    Peer { addr, state }
+                })
+                .collect();
+            pools.insert(
+                spec.name.clone(),
+                Arc::new(Pool { spec: spec.clone(), peers, next: AtomicUsize::new(0) }),
+            );
+        }
+        *states = next_states;
+        Ok(pools)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::PassiveSpec;
+    use std::time::Duration;
+
+    fn spec(peers: &[&str]) -> UpstreamSpec {
+        UpstreamSpec {
+            name: "p".into(),
+            peers: peers.iter().map(|s| s.to_string()).collect(),
+            tls: None,
+            connect_timeout: Duration::from_secs(1),
+            total_connect_timeout: None,
+            read_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            retries: 1,
+            health_check: None,
+            passive: PassiveSpec { consecutive_failures: 2, eject_for: Duration::from_secs(10) },
+        }
+    }
+
+    #[test]
+    fn round_robin_and_skip_tried() {
+        let reg = PeerRegistry::default();
+        let pools = reg.build_pools(&[spec(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])]).unwrap();
+        let pool = &pools["p"];
+        let picks: Vec<usize> = (0..6).map(|_| pool.select(&[], 0).unwrap()).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(pool.select(&[0, 1, 2], 0), None);
+        let p = pool.select(&[1], 0).unwrap();
+        assert_ne!(p, 1);
+    }
+
+    #[test]
+    fn passive_ejection_expires_on_a_fake_clock() {
+        let reg = PeerRegistry::default();
+        let pools = reg.build_pools(&[spec(&["127.0.0.1:1", "127.0.0.1:2"])]).unwrap();
+        let pool = &pools["p"];
+        let s = &pool.peers[0].state;
+        assert!(!s.record_connect_failure(1000, 2, 10_000));
+        assert!(s.record_connect_failure(1000, 2, 10_000));
+        for _ in 0..4 {
+            assert_eq!(pool.select(&[], 5000), Some(1));
+        }
+        assert!(s.available(11_000));
+    }
+
+    #[test]
+    fn health_thresholds_and_state_survive_rebuild() {
+        let reg = PeerRegistry::default();
+        let pools = reg.build_pools(&[spec(&["127.0.0.1:1"])]).unwrap();
+        let s = pools["p"].peers[0].state.clone();
+        assert_eq!(s.record_check(false, 2, 2), None);
+        assert_eq!(s.record_check(false, 2, 2), Some(false));
+        let again = reg.build_pools(&[spec(&["127.0.0.1:1"])]).unwrap();
+        assert!(!again["p"].peers[0].state.is_healthy());
+        assert_eq!(s.record_check(true, 2, 2), None);
+        assert_eq!(s.record_check(true, 2, 2), Some(true));
+    }
+}
