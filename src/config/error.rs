@@ -106,8 +106,26 @@ impl SourceFile {
             text.truncate(cut);
         }
         let (field, message) = split_field(&text);
+        // serde_yaml points at the enclosing mapping; point at the field itself where we can.
+        if let Some(name) = between(&message, "unknown field `", "`") {
+            let path = if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+            if self.index.contains(&path) {
+                return self.error(&path, message);
+            }
+        }
+        if let Some(value) = between(&message, "\"", "\"") {
+            if let Some(path) = self.index.child_with_value(&field, value) {
+                return self.error(&path, message);
+            }
+        }
         ConfigError { file: self.path.clone(), line, column, field, message }
     }
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(&text[start..start + len])
 }
 
 fn split_field(text: &str) -> (String, String) {

@@ -20,6 +20,8 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct PathIndex {
     positions: HashMap<String, Position>,
+    /// Scalar values with their paths, to find which field of a mapping held a bad value.
+    scalars: Vec<(String, String)>,
 }
 
 impl PathIndex {
@@ -28,7 +30,24 @@ impl PathIndex {
         let mut parser = Parser::new_from_str(source);
         // A syntax error stops the walk; serde_yaml reports it with its own position.
         let _ = parser.load(&mut builder, false);
-        PathIndex { positions: builder.positions }
+        PathIndex { positions: builder.positions, scalars: builder.scalars }
+    }
+
+    /// The path of the field directly under `parent` whose scalar value is `value`.
+    pub fn child_with_value(&self, parent: &str, value: &str) -> Option<String> {
+        self.scalars
+            .iter()
+            .find(|(path, v)| {
+                v == value
+                    && path
+                        .strip_prefix(parent)
+                        .is_some_and(|rest| (parent.is_empty() || rest.starts_with('.') || rest.starts_with('[')))
+            })
+            .map(|(path, _)| path.clone())
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.positions.contains_key(path)
     }
 
     /// The position of `path`, or of its closest recorded ancestor.
@@ -55,6 +74,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    scalars: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -105,6 +125,7 @@ impl MarkedEventReceiver for Builder {
                 }
                 if let Some((path, _)) = self.next_node_path() {
                     self.record(&path, mark);
+                    self.scalars.push((path, value));
                 }
             }
             Event::MappingStart(..) => {

@@ -458,7 +458,7 @@ mod tests {
     fn unknown_field_is_located() {
         let e = load(&GOOD.replace("path_prefix", "pathprefix")).unwrap_err();
         let e = &e.0[0];
-        assert_eq!((e.line, e.field.as_str()), (5, "routes[0]"), "{e}");
+        assert_eq!((e.line, e.column, e.field.as_str()), (6, 5, "routes[0].pathprefix"), "{e}");
         assert!(e.message.contains("unknown field `pathprefix`"), "{e}");
     }
 
@@ -480,7 +480,7 @@ mod tests {
         let text = GOOD.replace("peers: [\"127.0.0.1:1\"]", "peers: [\"127.0.0.1:1\"]\n    connect_timeout: 5");
         let e = load(&text).unwrap_err();
         assert_eq!(e.0[0].field, "upstreams[0].connect_timeout", "{}", e);
-        assert_eq!(e.0[0].line, 4);
+        assert_eq!((e.0[0].line, e.0[0].column), (4, 5));
     }
 
     #[test]

@@ -215,6 +215,8 @@ impl ProxyHttp for Gateway {
         let code = if already_sent || downstream_dead {
             0
         } else {
+            // The connection is not reused after a proxy failure; say so in the response.
+            session.set_keepalive(None);
             match errors::respond(session, err, &ctx.request_id).await {
                 Ok(()) => err.status(),
                 Err(_) => 0,

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, so the gateway and its dependencies build once.
+
+mod common;
+mod core;
+mod reload;
+mod upstreams;
