@@ -41,7 +41,7 @@ impl PathIndex {
                 v == value
                     && path
                         .strip_prefix(parent)
-                        .is_some_and(|rest| (parent.is_empty() || rest.starts_with('.') || rest.starts_with('[')))
+                        .is_some_and(|rest| parent.is_empty() || rest.starts_with('.') || rest.starts_with('['))
             })
             .map(|(path, _)| path.clone())
     }

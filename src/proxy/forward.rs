@@ -22,21 +22,30 @@ fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
         .collect()
 }
 
-pub fn strip_hop_by_hop_request(req: &mut RequestHeader) {
-    for name in connection_listed(&req.headers) {
-        req.remove_header(&name);
+/// Which hop-by-hop headers are present, found in one pass over the names; the common case
+/// (none) then costs no removal at all.
+fn hop_by_hop_present(headers: &http::HeaderMap) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        if n == "connection" {
+            found.extend(connection_listed(headers));
+        } else if HOP_BY_HOP.contains(&n) {
+            found.push(n.to_string());
+        }
     }
-    for name in HOP_BY_HOP {
-        req.remove_header(*name);
+    found
+}
+
+pub fn strip_hop_by_hop_request(req: &mut RequestHeader) {
+    for name in hop_by_hop_present(&req.headers) {
+        req.remove_header(&name);
     }
 }
 
 pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
-    for name in connection_listed(&resp.headers) {
+    for name in hop_by_hop_present(&resp.headers) {
         resp.remove_header(&name);
-    }
-    for name in HOP_BY_HOP {
-        resp.remove_header(*name);
     }
 }
 

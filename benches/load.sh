@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Whole-proxy load benchmark: the gateway against a bare Pingora pass-through (benches/bare_pingora.rs)
+# built in the same run with the same allocator and server conf, both in front of the same nginx
+# upstream on loopback, driven by the same wrk, alternating runs. Prints req/s, p99 and the ratio.
+#
+#   benches/load.sh                 # 3 rounds of 10 s each, 1 worker thread, 32 connections
+#   ROUNDS=5 DURATION=20s THREADS=2 CONNS=64 benches/load.sh
+#   SCENARIO=filters benches/load.sh   # (later scenarios add filters, signing, inspection)
+#
+# Traffic goes to 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-1}
+CONNS=${CONNS:-32}
+BODY_BYTES=${BODY_BYTES:-60}
+SCENARIO=${SCENARIO:-core}
+# PIN=1 pins the load generator and the upstream to CPU 0 and the proxy under test to CPU 1: the
+# proxy's own CPU becomes the bottleneck, so the ratio shows its per-request cost at its
+# harshest. Unpinned (the default), all three share both cores as in NOTES.md's measurements.
+PIN=${PIN-}
+if [ -n "$PIN" ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  ON_LOAD="taskset -c 0"; ON_PROXY="taskset -c 1"
+else
+  ON_LOAD=""; ON_PROXY=""
+fi
+UP_PORT=18900; BASE_PORT=18901; GW_PORT=18902; ADMIN_PORT=18903
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+  else
+    echo "benches/load.sh needs wrk and nginx: sudo apt-get install -y wrk nginx-light" >&2; exit 1
+  fi
+fi
+
+cargo build --release --bin quantumvault --example bare_pingora >&2
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# The fast upstream: nginx answering a fixed body from memory.
+BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+master_process off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location / { default_type application/json; return 200 '$BODY'; }
+  }
+}
+NGX
+$ON_LOAD nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & PIDS+=($!)
+
+# The gateway: routing, metrics and the access log (to a file) on.
+mkdir -p "$WORK/gw/policies"
+cat > "$WORK/gw/gateway.yaml" <<YAML
+listeners: [{address: 127.0.0.1:$GW_PORT}]
+admin: {address: 127.0.0.1:$ADMIN_PORT}
+worker_threads: $THREADS
+data_dir: data
+log: {access_log: access.log}
+shutdown: {grace_period: 0s, graceful_shutdown_timeout: 1s}
+policies: [policies]
+YAML
+cat > "$WORK/gw/policies/bench.yaml" <<YAML
+upstreams:
+  - name: fast
+    peers: ["127.0.0.1:$UP_PORT"]
+routes:
+  - {name: health, path_prefix: /healthz, upstream: fast}
+  - {name: admin-api, hosts: ["admin.example.com"], path_prefix: /, upstream: fast}
+  - {name: v1, path_prefix: /api/v1/, upstream: fast}
+  - {name: api, path_prefix: /api/, upstream: fast}
+  - {name: default, path_prefix: /, upstream: fast}
+YAML
+if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.sh"; fi
+
+$ON_PROXY ./target/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
+$ON_PROXY ./target/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
+
+for port in $UP_PORT $BASE_PORT $GW_PORT; do
+  for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the proxy, in ticks
+
+run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
+  local before after
+  before=$(cpu_ticks "$2")
+  $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$1" 2>/dev/null > "$WORK/wrk.out"
+  after=$(cpu_ticks "$2")
+  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n=$1}
+    /Requests\/sec/ {rps=$2}
+    /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+    END {printf "%s %s %.1f\n", rps, p99, ticks / hz * 1e6 / n}' "$WORK/wrk.out"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -a B_RPS G_RPS B_P99 G_P99 B_CPU G_CPU
+for r in $(seq "$ROUNDS"); do
+  read -r brps bp99 bcpu < <(run_wrk "http://127.0.0.1:$BASE_PORT/api/v1/items" "$BASE_PID")
+  read -r grps gp99 gcpu < <(run_wrk "http://127.0.0.1:$GW_PORT/api/v1/items" "$GW_PID")
+  B_RPS+=("$brps"); B_P99+=("$bp99"); G_RPS+=("$grps"); G_P99+=("$gp99"); B_CPU+=("$bcpu"); G_CPU+=("$gcpu")
+  printf 'round %d: baseline %8.0f req/s p99 %6.2f ms %5.1f us/req | gateway %8.0f req/s p99 %6.2f ms %5.1f us/req\n' \
+    "$r" "$brps" "$bp99" "$bcpu" "$grps" "$gp99" "$gcpu" >&2
+done
+
+b=$(printf '%s\n' "${B_RPS[@]}" | median); g=$(printf '%s\n' "${G_RPS[@]}" | median)
+bp=$(printf '%s\n' "${B_P99[@]}" | median); gp=$(printf '%s\n' "${G_P99[@]}" | median)
+bc=$(printf '%s\n' "${B_CPU[@]}" | median); gc=$(printf '%s\n' "${G_CPU[@]}" | median)
+ratio=$(awk -v g="$g" -v b="$b" 'BEGIN {printf "%.3f", g/b}')
+echo
+echo "scenario=$SCENARIO rounds=$ROUNDS duration=$DURATION threads=$THREADS conns=$CONNS body=${BODY_BYTES}B (medians)"
+printf '| %-26s | %10s | %9s | %16s |\n' "proxy" "req/s" "p99 ms" "proxy CPU us/req"
+printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "bare Pingora" "$b" "$bp" "$bc"
+printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "quantumvault ($SCENARIO)" "$g" "$gp" "$gc"
+echo "gateway/baseline throughput ratio: $ratio"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test, from a fresh Debian machine with only the Rust toolchain: installs the system
+# packages it needs, then runs the unit tests, the integration tests (real gateway processes,
+# real upstreams and clients on 127.0.0.1) and the systemd sandbox score.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+qv_install cmd:systemd-analyze=systemd
+
+echo "== systemd unit sandbox (systemd-analyze security)"
+scripts/check-systemd.sh
+
+echo "== cargo test (release build, shared by unit and integration tests)"
+cargo test --release --locked 2>&1
