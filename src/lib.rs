@@ -8,12 +8,15 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod apikey;
 pub mod config;
 pub mod demo;
 pub mod errors;
+pub mod filters;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
+pub mod usage;

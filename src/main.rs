@@ -35,6 +35,11 @@ enum Command {
         #[arg(short, long, default_value = "gateway.yaml")]
         config: PathBuf,
     },
+    /// Create, list and revoke API keys in a policy file.
+    Apikey {
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
     /// Run the gateway with a built-in demo upstream and print curl lines to try.
     Demo {
         #[arg(long, default_value = "demo-data")]
@@ -44,6 +49,59 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum ApikeyAction {
+    /// Generate a key, print it once, store only its SHA-256 in the policy file.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        tier: String,
+        /// The policy file holding the keys (created if missing).
+        #[arg(long)]
+        policy: PathBuf,
+        /// RFC 3339 expiry, e.g. 2027-01-31T00:00:00Z.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the keys (ids, names, tiers, dates; never keys or hashes).
+    List {
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Mark a key revoked (it is refused from the next reload on).
+    Revoke {
+        #[arg(long)]
+        policy: PathBuf,
+        id: String,
+    },
+}
+
+fn apikey(action: ApikeyAction) -> ExitCode {
+    use quantumvault::apikey;
+    let result = match action {
+        ApikeyAction::Create { name, tier, policy, expires } => apikey::create(&policy, &name, &tier, expires.as_deref()).map(|c| {
+            eprintln!("created API key {} (tier {tier}); it is shown once, store it now:", c.id);
+            println!("{}", c.key);
+        }),
+        ApikeyAction::List { policy } => apikey::list(&policy).map(|keys| {
+            println!("{:<12} {:<20} {:<10} {:<22} {:<22} status", "id", "name", "tier", "created", "expires");
+            for k in keys {
+                let status = if k.revoked { "revoked" } else { "active" };
+                println!("{:<12} {:<20} {:<10} {:<22} {:<22} {status}", k.id, k.name, k.tier, k.created, k.expires.unwrap_or_else(|| "-".into()));
+            }
+        }),
+        ApikeyAction::Revoke { policy, id } => apikey::revoke(&policy, &id).map(|()| eprintln!("revoked {id}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quantumvault apikey: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -58,6 +116,7 @@ fn main() -> ExitCode {
             Err(errors) => Err(StartError::Config(errors)),
         },
         Command::Run { config, upgrade } => quantumvault::server::run(&config, upgrade),
+        Command::Apikey { action } => return apikey(action),
         Command::Demo { dir, listen, admin } => quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin }),
     };
     match result {

@@ -9,14 +9,43 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{HostPattern, PolicyConfig, RouteSpec};
+use crate::config::{ApiKeySpec, HostPattern, PolicyConfig, RateLimitSpec, RouteSpec, TierSpec};
+use crate::filters::rate_limit::{LimiterRegistry, RateLimiter};
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::{PeerRegistry, Pool};
+use crate::usage::{KeyUsage, UsageStore};
 
 pub struct Route {
     pub spec: RouteSpec,
     pub pool: Arc<Pool>,
     pub metrics: RouteMetrics,
+    pub limiters: Vec<Rule>,
+    /// The `Allow` header value for 405 answers.
+    pub allow_header: String,
+}
+
+/// A rate-limit rule with its (reload-surviving) state.
+pub struct Rule {
+    pub spec: RateLimitSpec,
+    pub limiter: Arc<RateLimiter>,
+}
+
+pub struct Tier {
+    pub spec: TierSpec,
+    pub limiters: Vec<Rule>,
+}
+
+pub struct ApiKey {
+    pub spec: ApiKeySpec,
+    pub tier: Arc<Tier>,
+    pub usage: Arc<KeyUsage>,
+}
+
+/// State that outlives policy snapshots: peer health, rate-limit counters, key usage.
+pub struct Registries {
+    pub peers: PeerRegistry,
+    pub limiters: LimiterRegistry,
+    pub usage: UsageStore,
 }
 
 struct Entry {
@@ -30,15 +59,37 @@ pub struct Policy {
     pub routes: Vec<Arc<Route>>,
     entries: Vec<Entry>,
     pub pools: HashMap<String, Arc<Pool>>,
+    pub keys_by_hash: HashMap<[u8; 32], Arc<ApiKey>>,
     /// Metrics for requests that matched no route.
     pub unrouted: RouteMetrics,
 }
 
 impl Policy {
-    pub fn build(config: PolicyConfig, generation: u64, registry: &PeerRegistry) -> Result<Policy, String> {
-        let pools = registry
+    pub fn build(config: PolicyConfig, generation: u64, reg: &Registries) -> Result<Policy, String> {
+        let pools = reg
+            .peers
             .build_pools(&config.upstreams)
             .map_err(|(pool, msg)| format!("upstream {pool}: {msg}"))?;
+        let access = &config.access;
+        let rule = |name: &str| -> Option<Rule> {
+            let spec = access.rate_limits.iter().find(|r| r.name == name)?.clone();
+            let limiter = reg.limiters.get(&spec.fingerprint(), || {
+                RateLimiter::new(spec.rate, spec.per, spec.burst, spec.max_tracked)
+            });
+            Some(Rule { spec, limiter })
+        };
+        reg.limiters.retain(&access.rate_limits.iter().map(|r| r.fingerprint()).collect::<Vec<_>>());
+        let mut tiers = HashMap::new();
+        for t in &access.tiers {
+            let limiters = t.rate_limits.iter().filter_map(|n| rule(n)).collect();
+            tiers.insert(t.name.clone(), Arc::new(Tier { spec: t.clone(), limiters }));
+        }
+        let mut keys_by_hash = HashMap::new();
+        for k in &access.api_keys {
+            // Invariant: validation checked that every key names an existing tier.
+            let tier = tiers.get(&k.tier).cloned().ok_or_else(|| format!("api key {}: no tier {}", k.id, k.tier))?;
+            keys_by_hash.insert(k.sha256, Arc::new(ApiKey { spec: k.clone(), tier, usage: reg.usage.entry(&k.id) }));
+        }
         let mut routes = Vec::new();
         let mut entries = Vec::new();
         for spec in &config.routes {
@@ -47,7 +98,14 @@ impl Policy {
                 .get(&spec.upstream)
                 .cloned()
                 .ok_or_else(|| format!("route {}: no upstream {}", spec.name, spec.upstream))?;
-            let route = Arc::new(Route { metrics: RouteMetrics::new(&spec.name), spec: spec.clone(), pool });
+            let limiters = spec.rate_limits.iter().filter_map(|n| rule(n)).collect();
+            let allow_header = spec
+                .validation
+                .methods
+                .as_ref()
+                .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let route = Arc::new(Route { metrics: RouteMetrics::new(&spec.name), spec: spec.clone(), pool, limiters, allow_header });
             if spec.hosts.is_empty() {
                 entries.push(Entry { host: None, route: route.clone() });
             }
@@ -64,7 +122,7 @@ impl Policy {
             };
             std::cmp::Reverse((host_rank, e.route.spec.path_prefix.len()))
         });
-        Ok(Policy { generation, config, routes, entries, pools, unrouted: RouteMetrics::new("none") })
+        Ok(Policy { generation, config, routes, entries, pools, keys_by_hash, unrouted: RouteMetrics::new("none") })
     }
 
     /// The route for `host` (lower-case, without port) and `path`.
@@ -91,7 +149,8 @@ mod tests {
     fn policy(text: &str) -> Policy {
         let src = SourceFile::from_text(Path::new("p.yaml"), text.to_string());
         let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
-        Policy::build(cfg, 1, &PeerRegistry::default()).expect("builds")
+        let reg = Registries { peers: PeerRegistry::default(), limiters: LimiterRegistry::default(), usage: UsageStore::open(None).unwrap() };
+        Policy::build(cfg, 1, &reg).expect("builds")
     }
 
     #[test]

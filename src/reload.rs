@@ -13,9 +13,11 @@ use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 
 use crate::config::{GatewayConfig, PolicyConfig};
-use crate::policy::Policy;
+use crate::filters::rate_limit::LimiterRegistry;
+use crate::policy::{Policy, Registries};
 use crate::telemetry::metrics;
 use crate::upstream::PeerRegistry;
+use crate::usage::UsageStore;
 
 #[derive(Debug, Clone, Default)]
 pub struct ReloadStatus {
@@ -34,7 +36,7 @@ pub struct ReloadStatus {
 pub struct Runtime {
     pub gateway: GatewayConfig,
     pub policy: Arc<ArcSwap<Policy>>,
-    pub registry: PeerRegistry,
+    pub registries: Registries,
     pub started: SystemTime,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so generations are strictly increasing.
@@ -44,13 +46,14 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the first policy (generation 1).
     pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, String> {
-        let registry = PeerRegistry::default();
-        let policy = Policy::build(policy, 1, &registry)?;
+        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
+        let registries = Registries { peers: PeerRegistry::default(), limiters: LimiterRegistry::default(), usage };
+        let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
         Ok(Runtime {
             gateway,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
-            registry,
+            registries,
             started: SystemTime::now(),
             status: Mutex::new(ReloadStatus { generation: 1, ..Default::default() }),
             reload_lock: Mutex::new(()),
@@ -102,7 +105,7 @@ impl Runtime {
         let current = self.policy.load();
         let generation = current.generation + 1;
         let previous_hash = current.hash().to_string();
-        let policy = Policy::build(config, generation, &self.registry)?;
+        let policy = Policy::build(config, generation, &self.registries)?;
         metrics::policy_loaded(generation, policy.hash(), Some(&previous_hash));
         self.policy.store(Arc::new(policy));
         Ok((generation, restart_needed))
@@ -130,8 +133,9 @@ fn watch_dirs(gateway: &GatewayConfig) -> HashSet<PathBuf> {
     dirs
 }
 
+/// Policy files and the IP list files kept beside them.
 fn is_config_file(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "txt" | "list"))
 }
 
 /// Watches the folders holding gateway.yaml and the policy files; a burst of events (editors

@@ -9,7 +9,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, MetricsUpkeep};
+use crate::admin::{AdminApp, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
@@ -82,6 +82,10 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     server.add_service(admin);
     server.add_service(background_service("health checks", HealthChecker::new(runtime.policy.clone())));
     server.add_service(background_service("metrics upkeep", MetricsUpkeep(handle)));
+    server.add_service(background_service(
+        "usage flush",
+        UsageFlusher { runtime: runtime.clone(), interval: gateway.usage_flush_interval },
+    ));
 
     reload::spawn_sighup(runtime.clone()).map_err(|e| StartError::Other(format!("cannot install SIGHUP handler: {e}")))?;
     if gateway.watch {

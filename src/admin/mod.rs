@@ -6,6 +6,8 @@
 //!   HTTP 200 when healthy or degraded, 503 otherwise.
 //! - `POST /reload`: re-reads the config like SIGHUP; 200 with the new generation, or 422 with
 //!   the errors (the running policy stays).
+//! - `GET /usage`: per-API-key usage (requests, bytes, denials, last seen, per route, quotas).
+//! - `GET /usage/{key_id}`: one key's usage; 404 if the key never existed.
 //! - `GET /`: this list.
 
 use std::sync::Arc;
@@ -148,12 +150,51 @@ impl ServeHttp for AdminApp {
                     Err(_) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"result": "error", "errors": ["reload task failed"]})),
                 }
             }
+            (Method::GET, "/usage") => {
+                let usage = self.runtime.registries.usage.snapshot();
+                json_response(StatusCode::OK, json!({"keys": usage}))
+            }
+            (Method::GET, p) if p.starts_with("/usage/") => {
+                let id = &p["/usage/".len()..];
+                match self.runtime.registries.usage.get(id) {
+                    Some(u) => json_response(StatusCode::OK, json!({"key_id": id, "usage": u})),
+                    None => json_response(StatusCode::NOT_FOUND, json!({"error": "unknown_key"})),
+                }
+            }
             (Method::GET, "/") => json_response(
                 StatusCode::OK,
-                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload"]}),
+                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
+        }
+    }
+}
+
+/// Persists API-key usage every `interval` and once more when the server shuts down.
+pub struct UsageFlusher {
+    pub runtime: Arc<Runtime>,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for UsageFlusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.tick().await;
+        loop {
+            let stop = tokio::select! {
+                _ = shutdown.changed() => true,
+                _ = tick.tick() => false,
+            };
+            let runtime = self.runtime.clone();
+            let saved = tokio::task::spawn_blocking(move || runtime.registries.usage.save()).await;
+            if let Ok(Err(e)) = saved {
+                log::error!("cannot save API-key usage: {e}");
+            }
+            if stop {
+                return;
+            }
         }
     }
 }

@@ -26,6 +26,21 @@ struct RawGateway {
     policies: Vec<PathBuf>,
     #[serde(default)]
     reload: RawReload,
+    #[serde(default)]
+    usage: RawUsage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUsage {
+    #[serde(deserialize_with = "de::duration")]
+    flush_interval: Duration,
+}
+
+impl Default for RawUsage {
+    fn default() -> Self {
+        RawUsage { flush_interval: Duration::from_secs(10) }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +152,8 @@ pub struct GatewayConfig {
     pub policy_sources: Vec<PathBuf>,
     pub watch: bool,
     pub debounce: Duration,
+    /// How often API-key usage is written to `data_dir/usage.json` (also on shutdown).
+    pub usage_flush_interval: Duration,
 }
 
 impl GatewayConfig {
@@ -209,6 +226,7 @@ impl GatewayConfig {
             policy_sources,
             watch: raw.reload.watch,
             debounce: raw.reload.debounce,
+            usage_flush_interval: raw.usage.flush_interval.max(Duration::from_millis(100)),
         })
     }
 

@@ -4,6 +4,7 @@
 //! (`deny_unknown_fields` everywhere) and validated types the rest of the gateway uses. Every
 //! error names `file:line:column: field: message`.
 
+pub mod access;
 mod de;
 pub mod error;
 pub mod gateway;
@@ -12,7 +13,7 @@ pub mod policy;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{AccessLogTarget, GatewayConfig};
-pub use policy::{HostPattern, PolicyConfig, RouteSpec, UpstreamSpec};
+pub use policy::{AccessSpec, ApiKeySpec, HostPattern, PolicyConfig, RateLimitSpec, RouteSpec, TierSpec, UpstreamSpec};
 
 /// Loads `gateway.yaml` and every policy it names: what `quantumvault check` validates.
 pub fn load_all(path: &std::path::Path) -> Result<(GatewayConfig, PolicyConfig), ConfigErrors> {

@@ -8,9 +8,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use super::access::{
+    RawApiKey, RawAuth, RawClientIp, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawTier, RawValidation,
+    Scope,
+};
 use super::de;
 use super::error::{ConfigErrors, SourceFile};
 use super::gateway::GatewayConfig;
+use crate::filters::ipset::{parse_cidr, parse_list_file, IpSet};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +26,22 @@ struct RawPolicyFile {
     upstreams: Vec<RawUpstream>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    client_ip: Option<RawClientIp>,
+    #[serde(default)]
+    ip_filter: Option<RawIpFilter>,
+    #[serde(default)]
+    validation: Option<RawValidation>,
+    #[serde(default)]
+    security_headers: Option<RawSecurityHeaders>,
+    #[serde(default)]
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    rate_limits: Vec<RawRateLimit>,
+    #[serde(default)]
+    tiers: Vec<RawTier>,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +152,16 @@ struct RawRoute {
     /// Replace the Host header sent upstream; absent keeps the client's Host.
     #[serde(default)]
     upstream_host: Option<String>,
+    #[serde(default)]
+    ip_filter: Option<RawIpFilter>,
+    #[serde(default)]
+    validation: Option<RawValidation>,
+    #[serde(default)]
+    security_headers: Option<RawSecurityHeaders>,
+    #[serde(default)]
+    auth: Option<RawRouteAuth>,
+    #[serde(default)]
+    rate_limits: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -174,6 +207,136 @@ pub struct RouteSpec {
     pub path_prefix: String,
     pub upstream: String,
     pub upstream_host: Option<String>,
+    /// Route-level lists, checked after the global ones.
+    pub ip_allow: Option<Arc<IpSet>>,
+    pub ip_deny: Option<Arc<IpSet>>,
+    pub validation: ValidationSpec,
+    pub security_headers: SecurityHeadersSpec,
+    pub auth: Option<RouteAuthSpec>,
+    pub rate_limits: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteAuthSpec {
+    pub required: bool,
+    pub query_param: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationSpec {
+    /// Allowed methods; `None` allows any.
+    pub methods: Option<Vec<http::Method>>,
+    /// Allowed media types (lower case, no parameters) of request bodies; `None` allows any.
+    pub content_types: Option<Vec<String>>,
+    pub max_body: u64,
+    pub max_headers: usize,
+    pub max_header_bytes: u64,
+    pub max_uri: u64,
+}
+
+impl Default for ValidationSpec {
+    fn default() -> Self {
+        ValidationSpec {
+            methods: None,
+            content_types: None,
+            max_body: 100 << 20,
+            max_headers: 100,
+            max_header_bytes: 64 << 10,
+            max_uri: 8 << 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityHeadersSpec {
+    pub replace_upstream: bool,
+    /// Lower-case names and values, in a stable order.
+    pub headers: Vec<(String, String)>,
+    pub hsts: Option<String>,
+    pub remove: Vec<String>,
+}
+
+impl Default for SecurityHeadersSpec {
+    fn default() -> Self {
+        let h = |k: &str, v: &str| (k.to_string(), v.to_string());
+        SecurityHeadersSpec {
+            replace_upstream: false,
+            headers: vec![
+                h("x-frame-options", "DENY"),
+                h("x-content-type-options", "nosniff"),
+                // "0" turns the legacy XSS auditor off, as OWASP advises: its filtering mode
+                // introduced vulnerabilities, and CSP is the real protection.
+                h("x-xss-protection", "0"),
+                h("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+                h("referrer-policy", "no-referrer"),
+                h("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+            ],
+            hsts: Some("max-age=31536000; includeSubDomains".into()),
+            remove: vec!["server".into(), "x-powered-by".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSpec {
+    pub name: String,
+    pub scope: Scope,
+    pub rate: u64,
+    pub per: Duration,
+    pub burst: u64,
+    pub max_tracked: usize,
+}
+
+impl RateLimitSpec {
+    /// Identity of the limiter's state: a reload that keeps these keeps the counters.
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}|{}|{:?}|{}|{}", self.name, self.scope.as_str(), self.rate, self.per, self.burst, self.max_tracked)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TierSpec {
+    pub name: String,
+    pub rate_limits: Vec<String>,
+    pub daily_quota: Option<u64>,
+    pub monthly_quota: Option<u64>,
+    pub routes: Option<Vec<String>>,
+    pub methods: Option<Vec<http::Method>>,
+}
+
+#[derive(Clone)]
+pub struct ApiKeySpec {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub sha256: [u8; 32],
+    pub created: String,
+    pub expires: Option<std::time::SystemTime>,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for ApiKeySpec {
+    // The hash is not the key, but there is no reason to print it either.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeySpec").field("id", &self.id).field("tier", &self.tier).field("revoked", &self.revoked).finish()
+    }
+}
+
+/// Policy-wide access settings.
+#[derive(Debug, Clone)]
+pub struct AccessSpec {
+    pub trusted_proxies: Arc<IpSet>,
+    /// Lower-case header name.
+    pub client_ip_header: String,
+    pub ip_allow: Option<Arc<IpSet>>,
+    pub ip_deny: Arc<IpSet>,
+    pub auth_header: String,
+    pub auth_bearer: bool,
+    /// Security headers of responses that match no route.
+    pub security_headers: SecurityHeadersSpec,
+    pub rate_limits: Vec<RateLimitSpec>,
+    pub tiers: Vec<TierSpec>,
+    pub api_keys: Vec<ApiKeySpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +381,7 @@ pub struct UpstreamSpec {
 pub struct PolicyConfig {
     pub routes: Vec<RouteSpec>,
     pub upstreams: Vec<UpstreamSpec>,
+    pub access: AccessSpec,
     /// SHA-256 over the files' names and contents, in load order (first 16 hex digits).
     pub hash: String,
     pub files: Vec<PathBuf>,
@@ -265,6 +429,8 @@ impl PolicyConfig {
             return Err(ConfigErrors(errors));
         }
 
+        let access = build_access(&parsed, &mut errors);
+
         // Upstreams first, so routes can refer to pools from any file.
         let mut upstreams = Vec::new();
         let mut upstream_at: HashMap<String, (&Path, usize)> = HashMap::new();
@@ -283,6 +449,7 @@ impl PolicyConfig {
             }
         }
 
+        let rule_names: Vec<&str> = access.spec.rate_limits.iter().map(|r| r.name.as_str()).collect();
         let mut routes = Vec::new();
         let mut route_at: HashMap<String, &Path> = HashMap::new();
         let mut match_keys: HashMap<(Vec<HostPattern>, String), String> = HashMap::new();
@@ -294,7 +461,7 @@ impl PolicyConfig {
                     continue;
                 }
                 route_at.insert(r.name.clone(), &src.path);
-                match route_spec(r, &upstream_at) {
+                match route_spec(r, &upstream_at, &access.defaults, src, &rule_names) {
                     Ok(spec) => {
                         let mut key_hosts = spec.hosts.clone();
                         key_hosts.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
@@ -306,7 +473,17 @@ impl PolicyConfig {
                         }
                         routes.push(spec);
                     }
-                    Err((field, msg)) => errors.push(src.error(&at(field), msg)),
+                    Err((field, msg)) => errors.push(src.error(&at(&field), msg)),
+                }
+            }
+        }
+        // Tiers name routes, so check them once every route is known.
+        for (src, raw) in &parsed {
+            for (i, t) in raw.tiers.iter().enumerate() {
+                for (j, r) in t.routes.iter().flatten().enumerate() {
+                    if r != "*" && !route_at.contains_key(r) {
+                        errors.push(src.error(&format!("tiers[{i}].routes[{j}]"), format!("no route named {r:?}")));
+                    }
                 }
             }
         }
@@ -317,10 +494,305 @@ impl PolicyConfig {
         Ok(PolicyConfig {
             routes,
             upstreams,
+            access: access.spec,
             hash: hex::encode(&digest[..8]),
             files: sources.iter().map(|s| s.path.clone()).collect(),
         })
     }
+}
+
+struct BuiltAccess {
+    spec: AccessSpec,
+    defaults: RouteDefaults,
+}
+
+/// Global defaults a route's own settings are merged onto.
+struct RouteDefaults {
+    validation: ValidationSpec,
+    security_headers: SecurityHeadersSpec,
+}
+
+/// At most one file may set each policy-wide block.
+fn singleton<'a, T>(
+    parsed: &'a [(&'a SourceFile, RawPolicyFile)],
+    field: &str,
+    get: impl Fn(&'a RawPolicyFile) -> Option<&'a T>,
+    errors: &mut Vec<super::ConfigError>,
+) -> Option<(&'a SourceFile, &'a T)> {
+    let mut found: Option<(&SourceFile, &T)> = None;
+    for (src, raw) in parsed {
+        if let Some(v) = get(raw) {
+            if let Some((first, _)) = found {
+                errors.push(src.error(field, format!("`{field}` is already set in {}; set it in one policy file", first.path.display())));
+            } else {
+                found = Some((src, v));
+            }
+        }
+    }
+    found
+}
+
+fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super::ConfigError>) -> BuiltAccess {
+    let mut trusted = IpSet::default();
+    let mut client_ip_header = "x-forwarded-for".to_string();
+    if let Some((src, c)) = singleton(parsed, "client_ip", |r| r.client_ip.as_ref(), errors) {
+        match IpSet::parse(c.trusted_proxies.iter().map(String::as_str)) {
+            Ok(s) => trusted = s,
+            Err(e) => errors.push(src.error("client_ip.trusted_proxies", e)),
+        }
+        if let Some(h) = &c.header {
+            match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) => client_ip_header = n.as_str().to_string(),
+                Err(_) => errors.push(src.error("client_ip.header", format!("{h:?} is not a header name"))),
+            }
+        }
+    }
+    let (mut ip_allow, mut ip_deny) = (None, Arc::new(IpSet::default()));
+    if let Some((src, f)) = singleton(parsed, "ip_filter", |r| r.ip_filter.as_ref(), errors) {
+        match ip_lists(f, src, "ip_filter") {
+            Ok((a, d)) => {
+                ip_allow = a;
+                ip_deny = d.unwrap_or_default();
+            }
+            Err((field, msg)) => errors.push(src.error(&field, msg)),
+        }
+    }
+    let mut validation = ValidationSpec::default();
+    if let Some((src, v)) = singleton(parsed, "validation", |r| r.validation.as_ref(), errors) {
+        match merge_validation(&validation, v) {
+            Ok(m) => validation = m,
+            Err((field, msg)) => errors.push(src.error(&format!("validation.{field}"), msg)),
+        }
+    }
+    let mut security_headers = SecurityHeadersSpec::default();
+    if let Some((src, h)) = singleton(parsed, "security_headers", |r| r.security_headers.as_ref(), errors) {
+        match merge_headers(&security_headers, h) {
+            Ok(m) => security_headers = m,
+            Err((field, msg)) => errors.push(src.error(&format!("security_headers.{field}"), msg)),
+        }
+    }
+    let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
+    if let Some((src, a)) = singleton(parsed, "auth", |r| r.auth.as_ref(), errors) {
+        if let Some(h) = &a.header {
+            match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) => auth_header = n.as_str().to_string(),
+                Err(_) => errors.push(src.error("auth.header", format!("{h:?} is not a header name"))),
+            }
+        }
+        auth_bearer = a.bearer.unwrap_or(true);
+    }
+
+    let mut rate_limits: Vec<RateLimitSpec> = Vec::new();
+    for (src, raw) in parsed {
+        for (i, r) in raw.rate_limits.iter().enumerate() {
+            let at = |f: &str| format!("rate_limits[{i}].{f}");
+            if rate_limits.iter().any(|x| x.name == r.name) {
+                errors.push(src.error(&at("name"), format!("duplicate rate limit name {:?}", r.name)));
+                continue;
+            }
+            if !valid_name(&r.name) {
+                errors.push(src.error(&at("name"), "names use letters, digits, '-' and '_' (at most 64)"));
+            } else if r.rate == 0 {
+                errors.push(src.error(&at("rate"), "must be at least 1"));
+            } else if r.per.is_zero() {
+                errors.push(src.error(&at("per"), "must be longer than zero"));
+            } else if r.burst == Some(0) {
+                errors.push(src.error(&at("burst"), "must be at least 1"));
+            } else {
+                rate_limits.push(RateLimitSpec {
+                    name: r.name.clone(),
+                    scope: r.scope,
+                    rate: r.rate,
+                    per: r.per,
+                    burst: r.burst.unwrap_or(r.rate),
+                    max_tracked: r.max_tracked.unwrap_or(1 << 20).max(1024),
+                });
+            }
+        }
+    }
+
+    let mut tiers: Vec<TierSpec> = Vec::new();
+    for (src, raw) in parsed {
+        for (i, t) in raw.tiers.iter().enumerate() {
+            let at = |f: &str| format!("tiers[{i}].{f}");
+            if tiers.iter().any(|x| x.name == t.name) {
+                errors.push(src.error(&at("name"), format!("duplicate tier name {:?}", t.name)));
+                continue;
+            }
+            if let Some((j, missing)) = t.rate_limits.iter().enumerate().find(|(_, n)| !rate_limits.iter().any(|r| &r.name == *n)) {
+                errors.push(src.error(&format!("tiers[{i}].rate_limits[{j}]"), format!("no rate limit named {missing:?}")));
+                continue;
+            }
+            let methods = match t.methods.as_ref().map(|m| parse_methods(m)).transpose() {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(src.error(&at("methods"), e));
+                    continue;
+                }
+            };
+            let routes = t.routes.clone().filter(|r| !r.iter().any(|x| x == "*"));
+            tiers.push(TierSpec {
+                name: t.name.clone(),
+                rate_limits: t.rate_limits.clone(),
+                daily_quota: t.daily_quota,
+                monthly_quota: t.monthly_quota,
+                routes,
+                methods,
+            });
+        }
+    }
+
+    let mut api_keys: Vec<ApiKeySpec> = Vec::new();
+    for (src, raw) in parsed {
+        for (i, k) in raw.api_keys.iter().enumerate() {
+            let at = |f: &str| format!("api_keys[{i}].{f}");
+            if api_keys.iter().any(|x| x.id == k.id) {
+                errors.push(src.error(&at("id"), format!("duplicate API key id {:?}", k.id)));
+                continue;
+            }
+            if !tiers.iter().any(|t| t.name == k.tier) {
+                errors.push(src.error(&at("tier"), format!("no tier named {:?}", k.tier)));
+                continue;
+            }
+            let mut sha = [0u8; 32];
+            if k.sha256.len() != 64 || hex::decode_to_slice(&k.sha256, &mut sha).is_err() {
+                errors.push(src.error(&at("sha256"), "must be 64 hex digits (the SHA-256 of the key)"));
+                continue;
+            }
+            if api_keys.iter().any(|x| x.sha256 == sha) {
+                errors.push(src.error(&at("sha256"), "two API keys have the same hash"));
+                continue;
+            }
+            let expires = match &k.expires {
+                None => None,
+                Some(e) => match humantime::parse_rfc3339_weak(e) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        errors.push(src.error(&at("expires"), format!("{e:?} is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)")));
+                        continue;
+                    }
+                },
+            };
+            api_keys.push(ApiKeySpec {
+                id: k.id.clone(),
+                name: k.name.clone(),
+                tier: k.tier.clone(),
+                sha256: sha,
+                created: k.created.clone(),
+                expires,
+                revoked: k.revoked,
+            });
+        }
+    }
+
+    BuiltAccess {
+        spec: AccessSpec {
+            trusted_proxies: Arc::new(trusted),
+            client_ip_header,
+            ip_allow,
+            ip_deny,
+            auth_header,
+            auth_bearer,
+            security_headers: security_headers.clone(),
+            rate_limits,
+            tiers,
+            api_keys,
+        },
+        defaults: RouteDefaults { validation, security_headers },
+    }
+}
+
+type Lists = (Option<Arc<IpSet>>, Option<Arc<IpSet>>);
+
+/// Inline entries plus list files (relative to the policy file). Absent allow = allow all.
+fn ip_lists(f: &RawIpFilter, src: &SourceFile, prefix: &str) -> Result<Lists, (String, String)> {
+    let base = src.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let load = |inline: &[String], files: &[PathBuf], name: &str| -> Result<Option<Arc<IpSet>>, (String, String)> {
+        if inline.is_empty() && files.is_empty() {
+            return Ok(None);
+        }
+        let mut ranges = Vec::new();
+        for (i, e) in inline.iter().enumerate() {
+            ranges.push(parse_cidr(e).map_err(|m| (format!("{prefix}.{name}[{i}]"), m))?);
+        }
+        for (i, file) in files.iter().enumerate() {
+            let path = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let field = format!("{prefix}.{name}_files[{i}]");
+            let text = std::fs::read_to_string(&path).map_err(|e| (field.clone(), format!("cannot read {}: {e}", path.display())))?;
+            let parsed = parse_list_file(&text).map_err(|(line, m)| (field.clone(), format!("{}:{line}: {m}", path.display())))?;
+            ranges.extend(parsed);
+        }
+        Ok(Some(Arc::new(IpSet::from_ranges(ranges))))
+    };
+    Ok((load(&f.allow, &f.allow_files, "allow")?, load(&f.deny, &f.deny_files, "deny")?))
+}
+
+fn parse_methods(list: &[String]) -> Result<Vec<http::Method>, String> {
+    list.iter()
+        .map(|m| {
+            let up = m.to_ascii_uppercase();
+            http::Method::from_bytes(up.as_bytes()).map_err(|_| format!("{m:?} is not an HTTP method"))
+        })
+        .collect()
+}
+
+fn merge_validation(base: &ValidationSpec, raw: &RawValidation) -> Result<ValidationSpec, (String, String)> {
+    let mut v = base.clone();
+    if let Some(m) = &raw.methods {
+        v.methods = Some(parse_methods(m).map_err(|e| ("methods".to_string(), e))?);
+    }
+    if let Some(c) = &raw.content_types {
+        let mut types = Vec::new();
+        for t in c {
+            let t = t.trim().to_ascii_lowercase();
+            if t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty() || t.contains(';')) {
+                return Err(("content_types".into(), format!("{t:?} is not a media type like application/json")));
+            }
+            types.push(t);
+        }
+        v.content_types = Some(types);
+    }
+    if let Some(b) = raw.max_body {
+        v.max_body = b;
+    }
+    if let Some(h) = raw.max_headers {
+        if h == 0 {
+            return Err(("max_headers".into(), "must be at least 1".into()));
+        }
+        v.max_headers = h;
+    }
+    if let Some(b) = raw.max_header_bytes {
+        v.max_header_bytes = b;
+    }
+    if let Some(u) = raw.max_uri {
+        v.max_uri = u;
+    }
+    Ok(v)
+}
+
+fn merge_headers(base: &SecurityHeadersSpec, raw: &RawSecurityHeaders) -> Result<SecurityHeadersSpec, (String, String)> {
+    let mut h = base.clone();
+    if let Some(r) = raw.replace_upstream {
+        h.replace_upstream = r;
+    }
+    for (name, value) in &raw.headers {
+        let lname = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ("headers".to_string(), format!("{name:?} is not a header name")))?
+            .as_str()
+            .to_string();
+        h.headers.retain(|(n, _)| *n != lname);
+        if let Some(v) = value {
+            http::HeaderValue::from_str(v).map_err(|_| ("headers".to_string(), format!("invalid value for {name}")))?;
+            h.headers.push((lname, v.clone()));
+        }
+    }
+    if let Some(hsts) = &raw.strict_transport_security {
+        h.hsts = hsts.clone();
+    }
+    if let Some(remove) = &raw.remove {
+        h.remove = remove.iter().map(|r| r.to_ascii_lowercase()).collect();
+    }
+    Ok(h)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -403,28 +875,66 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
     })
 }
 
-fn route_spec(r: &RawRoute, upstreams: &HashMap<String, (&Path, usize)>) -> Result<RouteSpec, FieldError> {
+fn route_spec(
+    r: &RawRoute,
+    upstreams: &HashMap<String, (&Path, usize)>,
+    defaults: &RouteDefaults,
+    src: &SourceFile,
+    rule_names: &[&str],
+) -> Result<RouteSpec, (String, String)> {
+    let err = |f: &str, m: String| (f.to_string(), m);
     if !valid_name(&r.name) {
-        return Err(("name", "names use letters, digits, '-' and '_' (at most 64)".into()));
+        return Err(err("name", "names use letters, digits, '-' and '_' (at most 64)".into()));
     }
     if !r.path_prefix.starts_with('/') {
-        return Err(("path_prefix", "must start with '/'".into()));
+        return Err(err("path_prefix", "must start with '/'".into()));
     }
     if r.path_prefix.contains(['?', '#']) || r.path_prefix.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(("path_prefix", "must be a plain path (no query, fragment, spaces)".into()));
+        return Err(err("path_prefix", "must be a plain path (no query, fragment, spaces)".into()));
     }
     let mut hosts = Vec::new();
     for h in &r.hosts {
-        hosts.push(HostPattern::parse(h).map_err(|m| ("hosts", m))?);
+        hosts.push(HostPattern::parse(h).map_err(|m| err("hosts", m))?);
     }
     if !upstreams.contains_key(&r.upstream) {
         let mut known: Vec<&String> = upstreams.keys().collect();
         known.sort();
-        return Err(("upstream", format!("no upstream named {:?} (defined: {known:?})", r.upstream)));
+        return Err(err("upstream", format!("no upstream named {:?} (defined: {known:?})", r.upstream)));
     }
     if let Some(h) = &r.upstream_host {
         if h.is_empty() || h.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(("upstream_host", "must be a host name".into()));
+            return Err(err("upstream_host", "must be a host name".into()));
+        }
+    }
+    let (ip_allow, ip_deny) = match &r.ip_filter {
+        None => (None, None),
+        Some(f) => {
+            let (a, d) = ip_lists(f, src, "ip_filter")?;
+            (a, d)
+        }
+    };
+    let validation = match &r.validation {
+        None => defaults.validation.clone(),
+        Some(v) => merge_validation(&defaults.validation, v).map_err(|(f, m)| (format!("validation.{f}"), m))?,
+    };
+    let security_headers = match &r.security_headers {
+        None => defaults.security_headers.clone(),
+        Some(h) => merge_headers(&defaults.security_headers, h).map_err(|(f, m)| (format!("security_headers.{f}"), m))?,
+    };
+    let auth = match &r.auth {
+        None => None,
+        Some(a) => {
+            if let Some(q) = &a.query_param {
+                if q.is_empty() || !q.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    return Err(err("auth.query_param", "must be a plain parameter name".into()));
+                }
+            }
+            Some(RouteAuthSpec { required: a.required, query_param: a.query_param.clone() })
+        }
+    };
+    for (i, name) in r.rate_limits.iter().enumerate() {
+        if !rule_names.contains(&name.as_str()) {
+            return Err((format!("rate_limits[{i}]"), format!("no rate limit named {name:?}")));
         }
     }
     Ok(RouteSpec {
@@ -433,6 +943,12 @@ fn route_spec(r: &RawRoute, upstreams: &HashMap<String, (&Path, usize)>) -> Resu
         path_prefix: r.path_prefix.clone(),
         upstream: r.upstream.clone(),
         upstream_host: r.upstream_host.clone(),
+        ip_allow,
+        ip_deny,
+        validation,
+        security_headers,
+        auth,
+        rate_limits: r.rate_limits.clone(),
     })
 }
 

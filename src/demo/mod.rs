@@ -24,7 +24,9 @@ log:\n  access_log: stdout\nshutdown:\n  grace_period: 1s\n  graceful_shutdown_t
     );
     let policy = format!(
         "upstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
-routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
+rate_limits:\n  - {{ name: demo-per-client, scope: client_ip, rate: 5, per: 1s, burst: 5 }}\n  - {{ name: standard-per-key, scope: api_key, rate: 100, per: 1m }}\n\
+tiers:\n  - name: standard\n    rate_limits: [standard-per-key]\n    daily_quota: 10000\n\
+routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
     );
     let path = dir.join("gateway.yaml");
     std::fs::write(&path, gateway)?;
@@ -32,10 +34,18 @@ routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: de
     Ok(path)
 }
 
+/// A fresh demo key, stored (as a hash) in `policies/keys.yaml`.
+pub fn create_demo_key(dir: &Path) -> Result<String, String> {
+    let keys = dir.join("policies/keys.yaml");
+    let _ = std::fs::remove_file(&keys);
+    crate::apikey::create(&keys, "demo", "standard", None).map(|c| c.key)
+}
+
 pub fn run(opts: DemoOptions) -> Result<(), crate::server::StartError> {
     let other = |e: std::io::Error| crate::server::StartError::Other(format!("demo: {e}"));
     let echo = EchoServer::start("demo", SocketAddr::from(([127, 0, 0, 1], 0))).map_err(other)?;
     let path = write_config(&opts.dir, opts.listen, opts.admin, echo.addr()).map_err(other)?;
+    let key = create_demo_key(&opts.dir).map_err(crate::server::StartError::Other)?;
     let gw = format!("http://{}", opts.listen);
     let admin = format!("http://{}", opts.admin);
     println!(
@@ -47,6 +57,10 @@ QuantumVault demo
 
 Try:
   curl -i {gw}/api/hello?name=world              # proxied; see X-Forwarded-For, X-Request-Id
+  curl -i {gw}/private/data                      # 401: an API key is required
+  curl -i -H 'X-API-Key: {key}' {gw}/private/data   # 200; upstream sees X-Api-Key-Id, never the key
+  for i in $(seq 8); do curl -s -o /dev/null -w '%{{http_code}} ' {gw}/limited/; done; echo   # 5 per second: 200 x5, then 429
+  curl -s {admin}/usage
   curl -i {gw}/api/slow?delay_ms=6000            # upstream read timeout -> 504 JSON
   curl -i -H 'X-Request-Id: my-trace-1' {gw}/api/  # your request id is kept
   curl -s {admin}/health

@@ -99,8 +99,15 @@ async fn serve_conn(mut stream: TcpStream, name: String, mut stop: watch::Receiv
         }))
         .unwrap_or_default();
         let keep = req.keep_alive;
+        let extra = req
+            .query
+            .get("set_header")
+            .map(|h| h.replace("%20", " ").replace("%3A", ":"))
+            .filter(|h| h.contains(':') && !h.contains(['\r', '\n']))
+            .map(|h| format!("{h}\r\n"))
+            .unwrap_or_default();
         let head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: quantumvault-demo-upstream\r\n{}\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: quantumvault-demo-upstream\r\nX-Powered-By: demo\r\n{extra}{}\r\n",
             req.status,
             reason(req.status),
             if req.method == "HEAD" { 0 } else { body.len() },

@@ -49,7 +49,32 @@ pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
     }
 }
 
+/// Removes the caller's API key before the request goes upstream: the key header, a Bearer
+/// token in `Authorization` that is one of ours, and the query parameter that carried it.
+pub fn strip_credentials(req: &mut RequestHeader, access: &crate::config::AccessSpec, query_param: Option<&str>) -> Result<()> {
+    req.remove_header(access.auth_header.as_str());
+    let ours = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer qv_") || v.starts_with("bearer qv_"));
+    if ours {
+        req.remove_header(&http::header::AUTHORIZATION);
+    }
+    if let Some(param) = query_param {
+        if let Some(query) = req.uri.query() {
+            let kept: Vec<&str> = query.split('&').filter(|kv| kv.split('=').next() != Some(param)).collect();
+            let path = req.uri.path().to_string();
+            let target = if kept.is_empty() { path } else { format!("{path}?{}", kept.join("&")) };
+            let uri: http::Uri = target.parse().or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
+            req.set_uri(uri);
+        }
+    }
+    Ok(())
+}
+
 pub struct Forwarded<'a> {
+    /// The hop appended to X-Forwarded-For: the socket peer, whether or not it is trusted.
     pub client_ip: Option<IpAddr>,
     pub proto: &'static str,
     pub host: &'a str,

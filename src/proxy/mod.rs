@@ -15,6 +15,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::errors::{self, GatewayError, NO_PEER};
+use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
+use crate::filters::{client_ip, security_headers, validate};
 use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
 use crate::upstream::now_ms;
@@ -28,6 +30,22 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(policy: Arc<ArcSwap<Policy>>, access_log: AccessLog) -> Gateway {
         Gateway { policy, access_log, in_flight: crate::telemetry::metrics::in_flight() }
+    }
+}
+
+impl Gateway {
+    /// Writes a filter's denial: JSON body, its headers (Retry-After, Allow, WWW-Authenticate,
+    /// rate-limit fields) and the security headers of the route.
+    async fn send_denial(&self, session: &mut Session, ctx: &mut Ctx, denial: Denial) -> Result<()> {
+        let spec = ctx.route.as_ref().map(|r| &r.spec.security_headers).unwrap_or(&ctx.policy.config.access.security_headers);
+        let mut headers = denial.headers.clone();
+        security_headers::extend(&mut headers, spec, ctx.tls);
+        if denial.status == 404 {
+            ctx.error = Some(GatewayError::NoRoute);
+        }
+        errors::respond_with(session, denial.status, denial.code, denial.message, &ctx.request_id, &headers).await?;
+        ctx.denial = Some(denial);
+        Ok(())
     }
 }
 
@@ -48,10 +66,17 @@ pub struct Ctx {
     request_id: String,
     started: Instant,
     client_ip: Option<IpAddr>,
+    /// The socket peer: the hop appended to X-Forwarded-For.
+    peer_ip: Option<IpAddr>,
     /// Pool indices already tried by this request (retries go elsewhere).
     tried: Vec<usize>,
     peer: Option<usize>,
     error: Option<GatewayError>,
+    /// Set when a filter refused the request.
+    denial: Option<Denial>,
+    filters: FilterState,
+    tls: bool,
+    body_seen: u64,
     _in_flight: InFlight,
 }
 
@@ -74,29 +99,60 @@ impl ProxyHttp for Gateway {
             request_id: String::new(),
             started: Instant::now(),
             client_ip: None,
+            peer_ip: None,
             tried: Vec::new(),
             peer: None,
             error: None,
+            denial: None,
+            filters: FilterState::default(),
+            tls: false,
+            body_seen: 0,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.request_id = forward::request_id(session.req_header());
-        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        let host = forward::request_host(session.req_header());
-        let route = ctx.policy.route(&host, session.req_header().uri.path()).cloned();
-        match route {
-            Some(r) => {
-                ctx.route = Some(r);
-                Ok(false)
-            }
-            None => {
-                ctx.error = Some(GatewayError::NoRoute);
-                errors::respond(session, GatewayError::NoRoute, &ctx.request_id).await?;
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let access = &ctx.policy.config.access;
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let req = session.req_header();
+        let forwarded = req.headers.get_all(access.client_ip_header.as_str()).iter().filter_map(|v| v.to_str().ok());
+        let ip = client_ip::resolve(peer, forwarded, &access.trusted_proxies);
+        ctx.client_ip = Some(ip);
+        ctx.peer_ip = Some(peer);
+        let host = forward::request_host(req);
+        ctx.route = ctx.policy.route(&host, req.uri.path()).cloned();
+        let info = RequestInfo {
+            req,
+            client_ip: ip,
+            route: ctx.route.as_ref(),
+            policy: &ctx.policy,
+            now_ns: crate::filters::rate_limit_clock(),
+            now_unix: crate::usage::unix_now(),
+            keepalive_off: session.as_downstream().get_keepalive().is_none(),
+        };
+        match chain::run(&info, &mut ctx.filters) {
+            Ok(()) => Ok(false),
+            Err(denial) => {
+                self.send_denial(session, ctx, denial).await?;
                 Ok(true)
             }
         }
+    }
+
+    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<bytes::Bytes>, _end: bool, ctx: &mut Ctx) -> Result<()> {
+        if let (Some(chunk), Some(route)) = (body.as_ref(), ctx.route.as_ref()) {
+            if let Err(denial) = validate::body_limit(&mut ctx.body_seen, chunk.len(), route.spec.validation.max_body) {
+                ctx.denial = Some(denial);
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -166,13 +222,18 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
         forward::strip_hop_by_hop_request(req);
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        forward::strip_credentials(req, &ctx.policy.config.access, ctx.filters.key_query_param.as_deref())?;
+        if let Some(key) = &ctx.filters.key {
+            req.insert_header("X-Api-Key-Id", key.spec.id.as_str())?;
+            req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
+        }
+        let tls = ctx.tls;
         let host = forward::request_authority(session.req_header()).to_string();
         let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
         forward::apply_forwarding(
             req,
             &forward::Forwarded {
-                client_ip: ctx.client_ip,
+                client_ip: ctx.peer_ip,
                 proto: if tls { "https" } else { "http" },
                 host: &host,
                 request_id: &ctx.request_id,
@@ -188,10 +249,30 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        let spec = match ctx.route.as_ref() {
+            Some(r) => &r.spec.security_headers,
+            None => &ctx.policy.config.access.security_headers,
+        };
+        security_headers::apply(resp, spec, ctx.tls, true)?;
+        if let Some(rate) = &ctx.filters.rate {
+            for (name, value) in rate.to_headers() {
+                resp.insert_header(name, value)?;
+            }
+        }
         Ok(())
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if let Some(denial) = ctx.denial.clone() {
+            // A filter refused the request mid-stream (the body limit).
+            session.set_keepalive(None);
+            let code = if session.response_written().is_none() && self.send_denial(session, ctx, denial.clone()).await.is_ok() {
+                denial.status
+            } else {
+                0
+            };
+            return FailToProxy { error_code: code, can_reuse_downstream: false };
+        }
         let (err, kind) = GatewayError::from_pingora(e);
         // Connect-phase failures were already counted, once per attempt, in fail_to_connect.
         let connect_phase = matches!(
@@ -217,7 +298,10 @@ impl ProxyHttp for Gateway {
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            match errors::respond(session, err, &ctx.request_id).await {
+            let spec = ctx.route.as_ref().map(|r| &r.spec.security_headers).unwrap_or(&ctx.policy.config.access.security_headers);
+            let mut headers = Vec::new();
+            security_headers::extend(&mut headers, spec, ctx.tls);
+            match errors::respond_with(session, err.status(), err.code(), err.message(), &ctx.request_id, &headers).await {
                 Ok(()) => err.status(),
                 Err(_) => 0,
             }
@@ -234,13 +318,27 @@ impl ProxyHttp for Gateway {
             None => &ctx.policy.unrouted,
         };
         metrics.record(&req.method, status, elapsed.as_secs_f64());
+        let route_name = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
+        if let Some(d) = &ctx.denial {
+            crate::telemetry::metrics::denied(route_name, &d.reason);
+        }
+        if let Some(key) = &ctx.filters.key {
+            key.usage.record(
+                route_name,
+                ctx.denial.is_some(),
+                session.body_bytes_read() as u64,
+                session.body_bytes_sent() as u64,
+                crate::usage::unix_now(),
+            );
+        }
         if self.access_log.enabled() {
-            let outcome = match (ctx.error, e) {
-                (Some(err), _) => err.code(),
-                (None, Some(_)) => "aborted",
-                (None, None) => "ok",
+            let outcome = match (&ctx.denial, ctx.error, e) {
+                (Some(d), _, _) => d.reason.as_str(),
+                (None, Some(err), _) => err.code(),
+                (None, None, Some(_)) => "aborted",
+                (None, None, None) => "ok",
             };
-            let route = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
+            let route = route_name;
             self.access_log.log(&AccessEntry {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                 request_id: &ctx.request_id,
@@ -254,6 +352,7 @@ impl ProxyHttp for Gateway {
                 duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
                 upstream: ctx.peer_label(),
                 outcome,
+                key_id: ctx.filters.key.as_ref().map(|k| k.spec.id.as_str()),
             });
         }
     }

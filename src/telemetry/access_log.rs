@@ -37,7 +37,11 @@ pub struct AccessEntry<'a> {
     pub bytes_out: usize,
     pub duration_ms: f64,
     pub upstream: Option<&'a str>,
+    /// Which filter and rule decided, or the error code, or `ok`.
     pub outcome: &'a str,
+    /// The API key's id (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<&'a str>,
 }
 
 struct Shared {

@@ -46,6 +46,7 @@ fn describe() {
     describe_histogram!("quantumvault_request_duration_seconds", Unit::Seconds, "Request duration from first byte in to last byte out, by route");
     describe_counter!("quantumvault_upstream_errors_total", "Upstream failures by upstream and kind");
     describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
+    describe_counter!("quantumvault_requests_denied_total", "Requests refused by a filter, by route and reason (filter and rule)");
     describe_counter!("quantumvault_config_reloads_total", "Policy reloads by result");
     describe_gauge!("quantumvault_policy_generation", "Generation of the running policy (1 at start, +1 per successful reload)");
     describe_gauge!("quantumvault_policy_info", "Always 1; the hash label identifies the running policy files");
@@ -118,6 +119,11 @@ impl RouteMetrics {
 
 pub fn upstream_error(upstream: &str, kind: &'static str) {
     counter!("quantumvault_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind).increment(1);
+}
+
+/// A filter refused a request. `reason` names the filter and rule (bounded by the policy).
+pub fn denied(route: &str, reason: &str) {
+    counter!("quantumvault_requests_denied_total", "route" => route.to_string(), "reason" => reason.to_string()).increment(1);
 }
 
 pub fn in_flight() -> Gauge {

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the gateway and its dependencies build once.
 
+mod access;
 mod common;
 mod core;
 mod reload;

@@ -1,0 +1,125 @@
+//! The request filter chain: one small trait, and the filters listed once, in the order they
+//! run. Each filter reads its settings from the route and policy snapshot of the request and
+//! either lets the request through or returns a [`Denial`] that becomes a JSON error.
+//!
+//! Order: IP filter (global, then route) -> routing (404) -> request validation -> API-key
+//! auth and tier -> rate limits -> quotas. Cheap, unauthenticated checks come first; quotas
+//! come last so a request refused for another reason does not spend quota.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+
+use super::{auth, ip_filter, quota, rate_limit_filter, validate};
+use crate::policy::{ApiKey, Policy, Route};
+
+/// What a filter sees of the request.
+pub struct RequestInfo<'a> {
+    pub req: &'a RequestHeader,
+    pub client_ip: IpAddr,
+    pub route: Option<&'a Arc<Route>>,
+    pub policy: &'a Policy,
+    /// Monotonic nanoseconds (rate limits) and Unix seconds (expiry, quotas); tests inject both.
+    pub now_ns: u64,
+    pub now_unix: u64,
+    /// Whether Pingora switched keep-alive off while parsing (see `validate`).
+    pub keepalive_off: bool,
+}
+
+/// What filters learn and later phases use.
+#[derive(Default)]
+pub struct FilterState {
+    pub key: Option<Arc<ApiKey>>,
+    /// The query parameter that carried the key, to strip before forwarding.
+    pub key_query_param: Option<String>,
+    pub rate: Option<RateHeaders>,
+}
+
+/// Rate-limit response fields: the strictest rule plus every rule that applied.
+#[derive(Debug, Clone, Default)]
+pub struct RateHeaders {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: Duration,
+    /// `"name";q=..;w=..` items for RateLimit-Policy.
+    pub policies: Vec<String>,
+    /// `"name";r=..;t=..` items for RateLimit.
+    pub states: Vec<String>,
+}
+
+impl RateHeaders {
+    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
+        let reset = self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0);
+        vec![
+            ("X-RateLimit-Limit", self.limit.to_string()),
+            ("X-RateLimit-Remaining", self.remaining.to_string()),
+            ("X-RateLimit-Reset", reset.to_string()),
+            ("RateLimit-Policy", self.policies.join(", ")),
+            ("RateLimit", self.states.join(", ")),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub status: u16,
+    /// Stable code in the JSON body.
+    pub code: &'static str,
+    pub message: &'static str,
+    /// Which filter and rule decided: the `reason` label and the access log's outcome.
+    pub reason: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Denial {
+    pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
+        Denial { status, code, message, reason: code.to_string(), headers: Vec::new() }
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Denial {
+        self.reason = reason.into();
+        self
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Denial {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+pub trait RequestFilter: Sync {
+    fn name(&self) -> &'static str;
+    fn check(&self, req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial>;
+}
+
+/// Routing as a step of the chain: a request without a route stops here with 404.
+struct Routing;
+
+impl RequestFilter for Routing {
+    fn name(&self) -> &'static str {
+        "routing"
+    }
+    fn check(&self, req: &RequestInfo<'_>, _: &mut FilterState) -> Result<(), Denial> {
+        match req.route {
+            Some(_) => Ok(()),
+            None => Err(Denial::new(404, "no_route", "no route matches this host and path")),
+        }
+    }
+}
+
+/// The chain, in order.
+pub static CHAIN: [&dyn RequestFilter; 6] = [
+    &ip_filter::IpFilter,
+    &Routing,
+    &validate::Validation,
+    &auth::ApiKeyAuth,
+    &rate_limit_filter::RateLimit,
+    &quota::Quota,
+];
+
+pub fn run(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
+    for f in CHAIN.iter() {
+        f.check(req, state)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Request filters, one module each, run in the order of [`chain::CHAIN`]; response headers in
+//! [`security_headers`].
+pub mod auth;
+pub mod chain;
+pub mod client_ip;
+pub mod ip_filter;
+pub mod ipset;
+pub mod quota;
+pub mod rate_limit;
+pub mod rate_limit_filter;
+pub mod security_headers;
+pub mod validate;
+
+/// Monotonic nanoseconds for rate limiting (process-local clock).
+pub fn rate_limit_clock() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+}

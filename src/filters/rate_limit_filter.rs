@@ -1,0 +1,79 @@
+//! Applies the rate-limit rules of the route and of the caller's tier. Several rules may apply;
+//! the first that refuses decides (429 with Retry-After), and the response carries the state of
+//! the strictest rule in `X-RateLimit-*` and every rule in the IETF `RateLimit-Policy` /
+//! `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
+//!
+//! Scopes: `client_ip`, `route`, `api_key` and `api_key_route`. The key scopes only count
+//! authenticated requests; give anonymous traffic a `client_ip` rule.
+
+use super::chain::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
+use super::rate_limit::Decision;
+use crate::config::access::Scope;
+
+pub struct RateLimit;
+
+fn secs_ceil(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl RequestFilter for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn check(&self, r: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
+        let Some(route) = r.route else { return Ok(()) };
+        let tier_rules = state.key.as_ref().map(|k| k.tier.limiters.as_slice()).unwrap_or(&[]);
+        if route.limiters.is_empty() && tier_rules.is_empty() {
+            return Ok(());
+        }
+        let mut headers = RateHeaders { remaining: u64::MAX, ..Default::default() };
+        let mut key_buf = Vec::with_capacity(64);
+        for rule in route.limiters.iter().chain(tier_rules.iter()) {
+            key_buf.clear();
+            match rule.spec.scope {
+                Scope::ClientIp => match r.client_ip {
+                    std::net::IpAddr::V4(v4) => key_buf.extend_from_slice(&v4.octets()),
+                    std::net::IpAddr::V6(v6) => key_buf.extend_from_slice(&v6.octets()),
+                },
+                Scope::Route => key_buf.extend_from_slice(route.spec.name.as_bytes()),
+                Scope::ApiKey | Scope::ApiKeyRoute => {
+                    let Some(key) = &state.key else { continue };
+                    key_buf.extend_from_slice(key.spec.id.as_bytes());
+                    if rule.spec.scope == Scope::ApiKeyRoute {
+                        key_buf.push(0);
+                        key_buf.extend_from_slice(route.spec.name.as_bytes());
+                    }
+                }
+            }
+            let window = rule.spec.per.as_secs().max(1);
+            headers.policies.push(format!("\"{}\";q={};w={}", rule.spec.name, rule.spec.rate, window));
+            match rule.limiter.check(key_buf.as_slice(), r.now_ns) {
+                Decision::Allow { remaining, reset } => {
+                    headers.states.push(format!("\"{}\";r={};t={}", rule.spec.name, remaining, secs_ceil(reset)));
+                    if remaining < headers.remaining {
+                        headers.remaining = remaining;
+                        headers.limit = rule.spec.rate;
+                        headers.reset = reset;
+                    }
+                }
+                Decision::Deny { retry_after, reset } => {
+                    headers.states.push(format!("\"{}\";r=0;t={}", rule.spec.name, secs_ceil(reset)));
+                    headers.limit = rule.spec.rate;
+                    headers.remaining = 0;
+                    headers.reset = reset;
+                    let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
+                        .reason(format!("rate_limit:{}", rule.spec.name))
+                        .header("Retry-After", secs_ceil(retry_after).max(1).to_string());
+                    d.headers.extend(headers.to_headers());
+                    state.rate = Some(headers);
+                    return Err(d);
+                }
+            }
+        }
+        if headers.remaining != u64::MAX {
+            state.rate = Some(headers);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,349 @@
+//! Access control through the real proxy: IP lists and trusted proxies, validation statuses,
+//! API keys and tiers, quotas, rate limits, usage persistence, reloads under traffic.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn upstream_block(up: std::net::SocketAddr) -> String {
+    format!("upstreams:\n  - {{ name: u, peers: [\"{up}\"] }}\n")
+}
+
+#[test]
+fn ip_lists_trusted_proxies_and_spoofing() {
+    let up = echo("u");
+    let lists = tempfile::tempdir().unwrap();
+    let list_file = lists.path().join("blocked.txt");
+    std::fs::write(&list_file, "# blocked networks\n198.51.100.0/24\n2001:db8:bad::/48\n").unwrap();
+    let policy = format!(
+        r#"{}client_ip:
+  trusted_proxies: ["127.0.0.1/32"]
+ip_filter:
+  deny: ["203.0.113.7"]
+  deny_files: ["{}"]
+routes:
+  - {{ name: open, path_prefix: /, upstream: u }}
+  - name: internal
+    path_prefix: /internal/
+    upstream: u
+    ip_filter: {{ allow: ["10.0.0.0/8"] }}
+"#,
+        upstream_block(up.addr()),
+        list_file.display()
+    );
+    let gw = Gateway::start(&policy);
+    let ag = agent();
+    let as_client = |path: &str, xff: &str| send(&ag, "GET", &gw.url(path), &[("X-Forwarded-For", xff)]).unwrap();
+    assert_eq!(as_client("/", "192.0.2.1").status, 200);
+    let r = as_client("/", "203.0.113.7");
+    assert_eq!((r.status, r.json()["error"].as_str()), (403, Some("ip_denied")));
+    assert_eq!(as_client("/", "198.51.100.77").status, 403, "list file entry");
+    // Prepending a forged address does not help: the rightmost untrusted address is the client.
+    assert_eq!(as_client("/", "10.1.1.1, 203.0.113.7").status, 403);
+    // The upstream sees the resolved chain.
+    assert_eq!(as_client("/", "192.0.2.1").json()["headers"]["x-forwarded-for"], "192.0.2.1, 127.0.0.1");
+    // Route allow list.
+    assert_eq!(as_client("/internal/x", "10.2.3.4").status, 200);
+    assert_eq!(as_client("/internal/x", "192.0.2.1").status, 403);
+
+    // From an untrusted peer, X-Forwarded-For is never believed.
+    let untrusted = policy.replace("127.0.0.1/32", "192.0.2.0/24");
+    gw.write_policy(&untrusted);
+    gw.wait_for(10, "reload", || as_client("/", "203.0.113.7").status == 200);
+    assert_eq!(as_client("/internal/x", "10.2.3.4").status, 403, "a forged 10.x address is ignored");
+    let metrics = get(&gw.admin_url("/metrics")).body;
+    assert!(metrics.contains(r#"quantumvault_requests_denied_total{route="open",reason="ip_deny"}"#), "{metrics}");
+}
+
+#[test]
+fn validation_statuses() {
+    let up = echo("u");
+    let policy = format!(
+        r#"{}routes:
+  - name: api
+    path_prefix: /
+    upstream: u
+    validation:
+      methods: [GET, POST]
+      content_types: [application/json]
+      max_body: 1KiB
+      max_headers: 20
+      max_header_bytes: 2KiB
+      max_uri: 256
+"#,
+        upstream_block(up.addr())
+    );
+    let gw = Gateway::start(&policy);
+    let ag = agent();
+    let r = send(&ag, "DELETE", &gw.url("/x"), &[]).unwrap();
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST")));
+    let post = |ct: &str, body: &str| {
+        let req = format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        status_of(&raw(gw.listen, req.as_bytes()))
+    };
+    assert_eq!(post("application/json", "{}"), 200);
+    assert_eq!(post("text/plain", "hi"), 415);
+    assert_eq!(post("application/json", &"x".repeat(2000)), 413);
+    let chunked = format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n{}\r\n400\r\n{}\r\n0\r\n\r\n", "a".repeat(1024), "b".repeat(1024));
+    let resp = raw(gw.listen, chunked.as_bytes());
+    assert_eq!(status_of(&resp), 413, "chunked bodies are counted as they stream: {resp}");
+    assert!(resp.contains("body_too_large"), "{resp}");
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(300));
+    assert_eq!(status_of(&raw(gw.listen, long.as_bytes())), 414);
+    let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
+    assert_eq!(status_of(&raw(gw.listen, format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes())), 431);
+    let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "v".repeat(3000));
+    assert_eq!(status_of(&raw(gw.listen, big.as_bytes())), 431);
+    // Pingora's parser refuses conflicting lengths itself (a bare 400, before any filter).
+    let dup = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}";
+    assert_eq!(status_of(&raw(gw.listen, dup.as_bytes())), 400);
+    let dup_same = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}";
+    assert_eq!(status_of(&raw(gw.listen, dup_same.as_bytes())), 400);
+    let cl_te = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(status_of(&raw(gw.listen, cl_te.as_bytes())), 400);
+    let ctl = "GET / HTTP/1.1\r\nHost: a\r\nX-Bad: a\x01b\r\n\r\n";
+    assert_eq!(status_of(&raw(gw.listen, ctl.as_bytes())), 400);
+}
+
+fn key_policy(up: std::net::SocketAddr, extra_tier: &str) -> String {
+    format!(
+        r#"{}rate_limits:
+  - {{ name: gold-rate, scope: api_key, rate: 1000, per: 1s }}
+tiers:
+  - name: gold
+    rate_limits: [gold-rate]
+    daily_quota: 3
+  - name: narrow
+    routes: [private]
+    methods: [GET]
+{extra_tier}routes:
+  - name: private
+    path_prefix: /private/
+    upstream: u
+    auth: {{ required: true, query_param: api_key }}
+  - name: other
+    path_prefix: /other/
+    upstream: u
+    auth: {{ required: true }}
+"#,
+        upstream_block(up)
+    )
+}
+
+fn create_key(gw: &Gateway, tier: &str, expires: Option<&str>) -> (String, String) {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["apikey", "create", "--name", "test", "--tier", tier, "--policy"]).arg(gw.path("policies/keys.yaml"));
+    if let Some(e) = expires {
+        cmd.args(["--expires", e]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = stderr.split_whitespace().nth(3).unwrap().to_string();
+    (id, key)
+}
+
+#[test]
+fn api_keys_tiers_quotas_and_usage_across_restart() {
+    let up = echo("u");
+    let mut gw = Gateway::start(&key_policy(up.addr(), ""));
+    let (gold_id, gold) = create_key(&gw, "gold", None);
+    let (_, narrow) = create_key(&gw, "narrow", None);
+    let (_, expired) = create_key(&gw, "gold", Some("2020-01-01T00:00:00Z"));
+    let keys_text = std::fs::read_to_string(gw.path("policies/keys.yaml")).unwrap();
+    assert!(!keys_text.contains(&gold) && keys_text.contains(&gold_id), "only the hash is stored");
+    gw.wait_for(10, "keys loaded", || {
+        send(&agent(), "GET", &gw.url("/other/x"), &[("X-API-Key", narrow.as_str())]).unwrap().status == 403
+    });
+    let ag = agent();
+    let call = |path: &str, headers: &[(&str, &str)]| send(&ag, "GET", &gw.url(path), headers).unwrap();
+
+    let r = call("/private/a", &[]);
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("missing_api_key")));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"quantumvault\""));
+    let r = call("/private/a", &[("X-API-Key", "qv_wrong")]);
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_api_key")));
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+    let r = call("/private/a", &[("X-API-Key", expired.as_str())]);
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("expired_api_key")));
+    let r = call("/other/a", &[("X-API-Key", narrow.as_str())]);
+    assert_eq!((r.status, r.json()["error"].as_str()), (403, Some("tier_forbidden")));
+
+    // Gold: header, bearer and query parameter; the upstream gets id and tier, never the key.
+    let r = call("/private/a", &[("X-API-Key", gold.as_str())]);
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!((j["headers"]["x-api-key-id"].as_str(), j["headers"]["x-api-key-tier"].as_str()), (Some(gold_id.as_str()), Some("gold")));
+    assert!(!r.body.contains(&gold), "the key never reaches the upstream");
+    assert!(r.header("ratelimit-policy").unwrap().contains("\"gold-rate\";q=1000;w=1"));
+    let bearer = format!("Bearer {gold}");
+    let r = call("/private/b", &[("Authorization", bearer.as_str())]);
+    assert_eq!(r.status, 200);
+    assert!(r.json()["headers"].get("authorization").is_none());
+
+    // Usage persists across a restart, and so does the daily quota (3).
+    gw.restart();
+    let usage = get(&gw.admin_url(&format!("/usage/{gold_id}"))).json();
+    assert_eq!(usage["usage"]["requests"], 2, "{usage}");
+    assert_eq!(usage["usage"]["routes"]["private"]["requests"], 2);
+    let url = format!("/private/c?api_key={gold}&q=1");
+    let r = send(&agent(), "GET", &gw.url(&url), &[]).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["query"], serde_json::json!({"q": "1"}), "key stripped from the query");
+    let r = send(&agent(), "GET", &gw.url("/private/d"), &[("X-API-Key", gold.as_str())]).unwrap();
+    assert_eq!((r.status, r.json()["error"].as_str()), (429, Some("quota_exceeded")));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 86_400);
+    // Usage is recorded in the logging phase, just after the response went out.
+    gw.wait_for(5, "denial counted", || get(&gw.admin_url("/usage")).json()["keys"][&gold_id]["denials"] == 1);
+    assert!(!gw.stderr().contains(&gold) && !std::fs::read_to_string(gw.path("access.log")).unwrap().contains(&gold));
+
+    // Revoking takes effect by hot reload.
+    let out = std::process::Command::new(bin())
+        .args(["apikey", "revoke", "--policy"])
+        .arg(gw.path("policies/keys.yaml"))
+        .arg(&gold_id)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    gw.wait_for(10, "revocation", || {
+        send(&agent(), "GET", &gw.url("/private/e"), &[("X-API-Key", gold.as_str())]).unwrap().status == 401
+    });
+}
+
+#[test]
+fn rate_limit_is_accurate_across_threads_and_survives_reload() {
+    let up = echo("u");
+    let policy = |extra: &str| {
+        format!(
+            "{}rate_limits:\n  - {{ name: per-ip, scope: client_ip, rate: 40, per: 1s, burst: 20 }}\n  - {{ name: slow, scope: route, rate: 2, per: 1h }}\n\
+routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n  - {{ name: s, path_prefix: /slow/, upstream: u, rate_limits: [slow] }}\n{extra}",
+            upstream_block(up.addr())
+        )
+    };
+    let gw = Arc::new(Gateway::start(&policy("")));
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let denied = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (gw, allowed, denied, stop) = (gw.clone(), allowed.clone(), denied.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let ag = agent();
+                let mut bad = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match send(&ag, "GET", &gw.url("/"), &[]) {
+                        Ok(r) if r.status == 200 => {
+                            allowed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(r) if r.status == 429 => {
+                            assert!(r.header("retry-after").is_some());
+                            denied.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => bad.push(format!("{:?}", other.map(|r| r.status))),
+                    }
+                }
+                bad
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let bad: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(bad.is_empty(), "{bad:?}");
+    let (ok, no) = (allowed.load(Ordering::Relaxed) as f64, denied.load(Ordering::Relaxed) as f64);
+    // GCRA allows the burst plus the rate over the time traffic flowed; the clients offered far
+    // more (checked), so the count must sit within 5% of that.
+    let max_expected = 20.0 + 40.0 * elapsed + 1.0;
+    assert!(ok + no > 10.0 * 40.0 * elapsed * 0.5, "offered load too low to test: {ok} + {no} in {elapsed:.2}s");
+    assert!(ok <= max_expected, "allowed {ok}, at most {max_expected:.0}");
+    assert!(ok >= 0.95 * (20.0 + 40.0 * (elapsed - 0.5)), "allowed {ok} in {elapsed:.2}s");
+
+    // Exhaust a slow rule (2 per hour), then reload an unrelated change: the counter is kept.
+    let ag = agent();
+    let statuses: Vec<u16> = (0..3).map(|_| send(&ag, "GET", &gw.url("/slow/x"), &[]).unwrap().status).collect();
+    assert_eq!(statuses, vec![200, 200, 429]);
+    gw.write_policy(&policy("# touched\n"));
+    let gen = gw.generation();
+    gw.wait_for(10, "reload", || gw.generation() > gen);
+    let r = send(&ag, "GET", &gw.url("/slow/x"), &[]).unwrap();
+    assert_eq!(r.status, 429, "counters survive a reload that keeps the rule");
+    assert_eq!(r.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(r.header("ratelimit-policy"), Some("\"slow\";q=2;w=3600"));
+}
+
+#[test]
+fn lists_reload_while_traffic_flows() {
+    let up = echo("u");
+    let policy = |deny: &str| {
+        format!(
+            "{}client_ip: {{ trusted_proxies: [\"127.0.0.1/32\"] }}\nip_filter: {{ deny: [{deny}] }}\nroutes:\n  - {{ name: r, path_prefix: /, upstream: u }}\n",
+            upstream_block(up.addr())
+        )
+    };
+    let gw = Arc::new(Gateway::start(&policy("\"192.0.2.250\"")));
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let ag = agent();
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = send(&ag, "GET", &gw.url("/"), &[("X-Forwarded-For", "198.51.100.9")]).unwrap();
+                seen.push(r.status);
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    gw.write_policy(&policy("\"192.0.2.250\", \"198.51.100.9\""));
+    gw.wait_for(10, "deny applied", || {
+        send(&agent(), "GET", &gw.url("/"), &[("X-Forwarded-For", "198.51.100.9")]).unwrap().status == 403
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let seen = traffic.join().unwrap();
+    assert!(seen.iter().all(|s| *s == 200 || *s == 403), "{seen:?}");
+    let first_denied = seen.iter().position(|s| *s == 403).expect("denied after reload");
+    assert!(seen[first_denied..].iter().all(|s| *s == 403), "once denied, always denied");
+    assert!(first_denied > 0, "allowed before the reload");
+}
+
+#[test]
+fn security_headers_defaults_overrides_and_removal() {
+    let up = echo("u");
+    let policy = format!(
+        r#"{}security_headers:
+  headers: {{ X-Frame-Options: SAMEORIGIN }}
+routes:
+  - {{ name: a, path_prefix: /a/, upstream: u }}
+  - name: b
+    path_prefix: /b/
+    upstream: u
+    security_headers:
+      replace_upstream: true
+      headers: {{ Content-Security-Policy: null, Referrer-Policy: same-origin }}
+"#,
+        upstream_block(up.addr())
+    );
+    let gw = Gateway::start(&policy);
+    let r = get(&gw.url("/a/x?set_header=Referrer-Policy:origin"));
+    assert_eq!(r.header("x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("origin"), "the upstream's value is kept by default");
+    assert!(r.header("content-security-policy").is_some());
+    assert!(r.header("permissions-policy").is_some());
+    assert!(r.header("strict-transport-security").is_none(), "HSTS only over TLS");
+    assert!(r.header("server").is_none() && r.header("x-powered-by").is_none());
+    let r = get(&gw.url("/b/x?set_header=Referrer-Policy:origin"));
+    assert_eq!(r.header("referrer-policy"), Some("same-origin"), "replaced");
+    assert!(r.header("content-security-policy").is_none(), "removed for this route");
+    // Gateway-made responses carry them too.
+    let r = get(&gw.url("/nowhere"));
+    assert_eq!((r.status, r.header("x-frame-options")), (404, Some("SAMEORIGIN")));
+}
