@@ -87,21 +87,25 @@ routes:
   - {name: api, path_prefix: /api/, upstream: fast}
   - {name: default, path_prefix: /, upstream: fast}
 YAML
+WRK_HEADER="X-Bench: 1"
 if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.sh"; fi
 
 $ON_PROXY ./target/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
 $ON_PROXY ./target/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 
 for port in $UP_PORT $BASE_PORT $GW_PORT; do
-  for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
+  for _ in $(seq 100); do curl -fso /dev/null -H "$WRK_HEADER" "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
 done
+# Every measured request must succeed (a refusal would be cheaper than proxying).
+code=$(curl -so /dev/null -w '%{http_code}' -H "$WRK_HEADER" "http://127.0.0.1:$GW_PORT/api/v1/items")
+[ "$code" = 200 ] || { echo "gateway answered $code for the benchmark request; see $WORK/gw.log" >&2; cat "$WORK/gw.log" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the proxy, in ticks
 
 run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
   local before after
   before=$(cpu_ticks "$2")
-  $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$1" 2>/dev/null > "$WORK/wrk.out"
+  $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "$WRK_HEADER" "$1" 2>/dev/null > "$WORK/wrk.out"
   after=$(cpu_ticks "$2")
   awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
     /requests in/ {n=$1}

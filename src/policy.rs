@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{ApiKeySpec, HostPattern, PolicyConfig, RateLimitSpec, RouteSpec, TierSpec};
 use crate::filters::rate_limit::{LimiterRegistry, RateLimiter};
+use crate::filters::security_headers::CompiledHeaders;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::{PeerRegistry, Pool};
 use crate::usage::{KeyUsage, UsageStore};
@@ -22,12 +23,15 @@ pub struct Route {
     pub limiters: Vec<Rule>,
     /// The `Allow` header value for 405 answers.
     pub allow_header: String,
+    pub security_headers: CompiledHeaders,
 }
 
 /// A rate-limit rule with its (reload-surviving) state.
 pub struct Rule {
     pub spec: RateLimitSpec,
     pub limiter: Arc<RateLimiter>,
+    /// This rule's item of the `RateLimit-Policy` field, made once.
+    pub policy_item: String,
 }
 
 pub struct Tier {
@@ -62,6 +66,8 @@ pub struct Policy {
     pub keys_by_hash: HashMap<[u8; 32], Arc<ApiKey>>,
     /// Metrics for requests that matched no route.
     pub unrouted: RouteMetrics,
+    /// Security headers of responses that match no route.
+    pub unrouted_headers: CompiledHeaders,
 }
 
 impl Policy {
@@ -76,7 +82,8 @@ impl Policy {
             let limiter = reg.limiters.get(&spec.fingerprint(), || {
                 RateLimiter::new(spec.rate, spec.per, spec.burst, spec.max_tracked)
             });
-            Some(Rule { spec, limiter })
+            let policy_item = format!("\"{}\";q={};w={}", spec.name, spec.rate, spec.per.as_secs().max(1));
+            Some(Rule { spec, limiter, policy_item })
         };
         reg.limiters.retain(&access.rate_limits.iter().map(|r| r.fingerprint()).collect::<Vec<_>>());
         let mut tiers = HashMap::new();
@@ -105,7 +112,15 @@ impl Policy {
                 .as_ref()
                 .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default();
-            let route = Arc::new(Route { metrics: RouteMetrics::new(&spec.name), spec: spec.clone(), pool, limiters, allow_header });
+            let security_headers = CompiledHeaders::compile(&spec.security_headers);
+            let route = Arc::new(Route {
+                metrics: RouteMetrics::new(&spec.name),
+                spec: spec.clone(),
+                pool,
+                limiters,
+                allow_header,
+                security_headers,
+            });
             if spec.hosts.is_empty() {
                 entries.push(Entry { host: None, route: route.clone() });
             }
@@ -122,7 +137,8 @@ impl Policy {
             };
             std::cmp::Reverse((host_rank, e.route.spec.path_prefix.len()))
         });
-        Ok(Policy { generation, config, routes, entries, pools, keys_by_hash, unrouted: RouteMetrics::new("none") })
+        let unrouted_headers = CompiledHeaders::compile(&config.access.security_headers);
+        Ok(Policy { generation, config, routes, entries, pools, keys_by_hash, unrouted: RouteMetrics::new("none"), unrouted_headers })
     }
 
     /// The route for `host` (lower-case, without port) and `path`.

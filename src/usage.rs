@@ -70,7 +70,10 @@ impl KeyUsage {
         self.last_seen.fetch_max(now_secs, Ordering::Relaxed);
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         // Routes are named in config, so this table is bounded by the policy.
-        let c = routes.entry(route.to_string()).or_default();
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), Counters::default());
+        }
+        let Some(c) = routes.get_mut(route) else { return };
         c.requests += 1;
         c.denials += u64::from(denied);
         c.bytes_in += bytes_in;

@@ -46,8 +46,7 @@ impl RequestFilter for RateLimit {
                     }
                 }
             }
-            let window = rule.spec.per.as_secs().max(1);
-            headers.policies.push(format!("\"{}\";q={};w={}", rule.spec.name, rule.spec.rate, window));
+            headers.policies.push(rule.policy_item.clone());
             match rule.limiter.check(key_buf.as_slice(), r.now_ns) {
                 Decision::Allow { remaining, reset } => {
                     headers.states.push(format!("\"{}\";r={};t={}", rule.spec.name, remaining, secs_ceil(reset)));

@@ -2,26 +2,52 @@
 //! upstream's value, HSTS on TLS only, and removal of headers that advertise the upstream
 //! (`Server`, `X-Powered-By` by default).
 
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use crate::config::policy::SecurityHeadersSpec;
 
-pub fn apply(resp: &mut ResponseHeader, spec: &SecurityHeadersSpec, tls: bool, from_upstream: bool) -> Result<()> {
+/// A route's headers, compiled once per policy: interned names and validated values, so the
+/// response path allocates nothing for them.
+#[derive(Debug, Clone)]
+pub struct CompiledHeaders {
+    replace_upstream: bool,
+    headers: Vec<(&'static str, HeaderValue)>,
+    hsts: Option<HeaderValue>,
+    remove: Vec<&'static str>,
+}
+
+impl CompiledHeaders {
+    pub fn compile(spec: &SecurityHeadersSpec) -> CompiledHeaders {
+        // Invariant: values were validated as header values when the policy was parsed.
+        let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+        CompiledHeaders {
+            replace_upstream: spec.replace_upstream,
+            headers: spec.headers.iter().map(|(n, v)| (static_name(n), value(v))).collect(),
+            hsts: spec.hsts.as_deref().map(value),
+            remove: spec.remove.iter().map(|n| static_name(n)).collect(),
+        }
+    }
+}
+
+pub fn apply(resp: &mut ResponseHeader, spec: &CompiledHeaders, tls: bool, from_upstream: bool) -> Result<()> {
     if from_upstream {
         for name in &spec.remove {
-            resp.remove_header(name.as_str());
+            if resp.headers.contains_key(*name) {
+                resp.remove_header(*name);
+            }
         }
     }
     for (name, value) in &spec.headers {
-        if spec.replace_upstream || !resp.headers.contains_key(name.as_str()) {
-            resp.insert_header(name.clone(), value.as_str())?;
+        if spec.replace_upstream || !resp.headers.contains_key(*name) {
+            resp.insert_header(*name, value.clone())?;
         }
     }
     if tls {
         if let Some(hsts) = &spec.hsts {
             if spec.replace_upstream || !resp.headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY) {
-                resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
+                resp.insert_header("strict-transport-security", hsts.clone())?;
             }
         }
     }
@@ -29,13 +55,13 @@ pub fn apply(resp: &mut ResponseHeader, spec: &SecurityHeadersSpec, tls: bool, f
 }
 
 /// The headers for a response the gateway writes itself.
-pub fn extend(out: &mut Vec<(&'static str, String)>, spec: &SecurityHeadersSpec, tls: bool) {
+pub fn extend(out: &mut Vec<(&'static str, String)>, spec: &CompiledHeaders, tls: bool) {
     for (name, value) in &spec.headers {
-        out.push((static_name(name), value.clone()));
+        out.push((name, value.to_str().unwrap_or("").to_string()));
     }
     if tls {
         if let Some(h) = &spec.hsts {
-            out.push(("strict-transport-security", h.clone()));
+            out.push(("strict-transport-security", h.to_str().unwrap_or("").to_string()));
         }
     }
 }

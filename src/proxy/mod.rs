@@ -37,7 +37,7 @@ impl Gateway {
     /// Writes a filter's denial: JSON body, its headers (Retry-After, Allow, WWW-Authenticate,
     /// rate-limit fields) and the security headers of the route.
     async fn send_denial(&self, session: &mut Session, ctx: &mut Ctx, denial: Denial) -> Result<()> {
-        let spec = ctx.route.as_ref().map(|r| &r.spec.security_headers).unwrap_or(&ctx.policy.config.access.security_headers);
+        let spec = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
         let mut headers = denial.headers.clone();
         security_headers::extend(&mut headers, spec, ctx.tls);
         if denial.status == 404 {
@@ -250,8 +250,8 @@ impl ProxyHttp for Gateway {
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         let spec = match ctx.route.as_ref() {
-            Some(r) => &r.spec.security_headers,
-            None => &ctx.policy.config.access.security_headers,
+            Some(r) => &r.security_headers,
+            None => &ctx.policy.unrouted_headers,
         };
         security_headers::apply(resp, spec, ctx.tls, true)?;
         if let Some(rate) = &ctx.filters.rate {
@@ -298,7 +298,7 @@ impl ProxyHttp for Gateway {
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            let spec = ctx.route.as_ref().map(|r| &r.spec.security_headers).unwrap_or(&ctx.policy.config.access.security_headers);
+            let spec = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
             let mut headers = Vec::new();
             security_headers::extend(&mut headers, spec, ctx.tls);
             match errors::respond_with(session, err.status(), err.code(), err.message(), &ctx.request_id, &headers).await {

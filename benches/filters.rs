@@ -1,0 +1,63 @@
+//! Per-filter costs (criterion): `cargo bench --bench filters`.
+//! The whole-proxy cost of the same filters is measured by `SCENARIO=filters benches/load.sh`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use quantumvault::filters::auth::hash_key;
+use quantumvault::filters::client_ip;
+use quantumvault::filters::ipset::{parse_cidr, IpSet};
+use quantumvault::filters::rate_limit::RateLimiter;
+
+fn hundred_thousand_cidrs() -> Vec<String> {
+    (0..100_000u32)
+        .map(|i| {
+            let ip = Ipv4Addr::from(0x0b00_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761) >> 8));
+            if i % 4 == 0 { format!("{ip}/24") } else { ip.to_string() }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let cidrs = hundred_thousand_cidrs();
+    let started = Instant::now();
+    let set = IpSet::parse(cidrs.iter().map(String::as_str)).unwrap();
+    eprintln!("ipset: parsed and built 100,000 entries in {:?}", started.elapsed());
+
+    c.bench_function("ipset_build_100k", |b| {
+        b.iter(|| IpSet::from_ranges(cidrs.iter().map(|c| parse_cidr(c).unwrap()).collect()))
+    });
+    let probes: Vec<IpAddr> = (0..1024u32).map(|i| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i * 7919))).collect();
+    c.bench_function("ipset_lookup_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            black_box(set.contains(probes[i]))
+        })
+    });
+    let trusted = IpSet::parse(["10.0.0.0/8"]).unwrap();
+    let peer: IpAddr = "10.0.0.1".parse().unwrap();
+    c.bench_function("client_ip_xff_3_hops", |b| {
+        b.iter(|| black_box(client_ip::resolve(peer, ["203.0.113.9, 10.1.1.1, 10.2.2.2"].into_iter(), &trusted)))
+    });
+    let limiter = RateLimiter::new(1_000_000, Duration::from_secs(1), 1_000_000, 1 << 20);
+    c.bench_function("rate_limit_check", |b| {
+        let mut t = 0u64;
+        b.iter(|| {
+            t += 1000;
+            black_box(limiter.check(&[127u8, 0, 0, 1][..], t))
+        })
+    });
+    c.bench_function("api_key_sha256", |b| {
+        b.iter(|| black_box(hash_key("qv_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = bench
+}
+criterion_main!(benches);
