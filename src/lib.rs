@@ -13,6 +13,8 @@ pub mod config;
 pub mod demo;
 pub mod errors;
 pub mod filters;
+pub mod integrity;
+pub mod kms;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
