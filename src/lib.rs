@@ -14,6 +14,7 @@ pub mod demo;
 pub mod errors;
 pub mod filters;
 pub mod integrity;
+pub mod keys_cli;
 pub mod kms;
 pub mod policy;
 pub mod proxy;

@@ -40,6 +40,30 @@ enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// Manage the signing keys in the keystore.
+    Keys {
+        #[arg(short, long, default_value = "gateway.yaml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Verify a signed response: a live URL, or a saved exchange, against a JWKS.
+    Verify {
+        /// JWKS file or URL (e.g. http://host/.well-known/http-message-signatures-directory).
+        #[arg(long)]
+        jwks: String,
+        /// Fetch this URL and verify the response.
+        #[arg(long, conflicts_with = "exchange")]
+        url: Option<String>,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request header to send with --url, as "Name: value" (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// A saved exchange (JSON: request method, url, headers; response status, headers, body_b64).
+        #[arg(long)]
+        exchange: Option<PathBuf>,
+    },
     /// Run the gateway with a built-in demo upstream and print curl lines to try.
     Demo {
         #[arg(long, default_value = "demo-data")]
@@ -49,6 +73,85 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create the keystore with the gateway's ECDSA P-256 and ML-DSA-65 signing keys.
+    Init,
+    /// List keys and versions (public information only).
+    List,
+    /// Make a new version primary (all signing keys, or --name).
+    Rotate {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop a version from signing; it stays published so old signatures verify.
+    Retire { name: String, version: u32 },
+    /// Erase a version's material; the record that it existed stays.
+    Destroy { name: String, version: u32 },
+    /// Print the public keys as a JWKS.
+    ExportPublic,
+}
+
+fn keys(config: &std::path::Path, action: KeysAction) -> ExitCode {
+    use quantumvault::keys_cli as k;
+    let gateway = match quantumvault::config::GatewayConfig::load(config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let result = match action {
+        KeysAction::Init => k::init(&gateway),
+        KeysAction::List => k::list(&gateway),
+        KeysAction::Rotate { name } => k::rotate(&gateway, name.as_deref()),
+        KeysAction::Retire { name, version } => k::retire(&gateway, &name, version),
+        KeysAction::Destroy { name, version } => k::destroy(&gateway, &name, version),
+        KeysAction::ExportPublic => k::export_public(&gateway),
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quantumvault keys: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(jwks: &str, url: Option<String>, method: &str, headers: &[String], exchange: Option<PathBuf>) -> ExitCode {
+    use quantumvault::keys_cli as k;
+    let run = || -> Result<bool, String> {
+        let keys = k::load_jwks(jwks)?;
+        let ex = match (url, exchange) {
+            (Some(u), _) => {
+                let hs: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|h| h.split_once(':').map(|(a, b)| (a.trim().to_string(), b.trim().to_string())).ok_or_else(|| format!("bad header {h:?}")))
+                    .collect::<Result<_, _>>()?;
+                k::fetch(method, &u, &hs)?
+            }
+            (None, Some(p)) => serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?,
+            (None, None) => return Err("give --url or --exchange".into()),
+        };
+        let (lines, ok) = k::verify_exchange(&ex, &keys)?;
+        for l in lines {
+            println!("{l}");
+        }
+        Ok(ok)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("quantumvault verify: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -117,6 +220,8 @@ fn main() -> ExitCode {
         },
         Command::Run { config, upgrade } => quantumvault::server::run(&config, upgrade),
         Command::Apikey { action } => return apikey(action),
+        Command::Keys { config, action } => return keys(&config, action),
+        Command::Verify { jwks, url, method, headers, exchange } => return verify(&jwks, url, &method, &headers, exchange),
         Command::Demo { dir, listen, admin } => quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin }),
     };
     match result {

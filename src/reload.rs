@@ -14,6 +14,9 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::config::{GatewayConfig, PolicyConfig};
 use crate::filters::rate_limit::LimiterRegistry;
+use crate::kms::keystore::{KeyRing, MasterSource};
+use crate::kms::provider::SoftwareProvider;
+use crate::kms::Keystore;
 use crate::policy::{Policy, Registries};
 use crate::telemetry::metrics;
 use crate::upstream::PeerRegistry;
@@ -37,6 +40,8 @@ pub struct Runtime {
     pub gateway: GatewayConfig,
     pub policy: Arc<ArcSwap<Policy>>,
     pub registries: Registries,
+    /// Signing keys; empty when there is no keystore.
+    pub keyring: Arc<ArcSwap<KeyRing>>,
     pub started: SystemTime,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so generations are strictly increasing.
@@ -46,6 +51,7 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the first policy (generation 1).
     pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, String> {
+        let keyring = load_keyring(&gateway, &policy)?;
         let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
         let registries = Registries { peers: PeerRegistry::default(), limiters: LimiterRegistry::default(), usage };
         let policy = Policy::build(policy, 1, &registries)?;
@@ -54,6 +60,7 @@ impl Runtime {
             gateway,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registries,
+            keyring: Arc::new(ArcSwap::from_pointee(keyring)),
             started: SystemTime::now(),
             status: Mutex::new(ReloadStatus { generation: 1, ..Default::default() }),
             reload_lock: Mutex::new(()),
@@ -102,14 +109,45 @@ impl Runtime {
         let gateway = GatewayConfig::load(&self.gateway.path).map_err(|e| e.to_string())?;
         let restart_needed = gateway.restart_needed(&self.gateway);
         let config = PolicyConfig::load(&gateway).map_err(|e| e.to_string())?;
+        // Keys changed by `quantumvault keys ...` are picked up here too.
+        let keyring = load_keyring(&self.gateway, &config)?;
         let current = self.policy.load();
         let generation = current.generation + 1;
         let previous_hash = current.hash().to_string();
         let policy = Policy::build(config, generation, &self.registries)?;
         metrics::policy_loaded(generation, policy.hash(), Some(&previous_hash));
         self.policy.store(Arc::new(policy));
+        self.keyring.store(Arc::new(keyring));
         Ok((generation, restart_needed))
     }
+}
+
+/// Opens the keystore (if there is one), rotates keys that are due, and returns the key ring.
+/// Signing configured without a keystore is an error, never a silent downgrade.
+pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<KeyRing, String> {
+    let k = &gateway.keys;
+    let wants_signing = policy.access.signing.enabled || policy.routes.iter().any(|r| r.signing.enabled);
+    if !k.keystore.exists() {
+        if wants_signing {
+            return Err(format!(
+                "response signing is enabled but there is no keystore at {}; create it with `quantumvault keys init --config {}`",
+                k.keystore.display(),
+                gateway.path.display()
+            ));
+        }
+        return Ok(KeyRing::default());
+    }
+    let source = MasterSource::from_settings(k.key_file.as_deref(), k.passphrase_file.as_deref(), &k.passphrase_env).map_err(|e| e.to_string())?;
+    let mut ks = Keystore::open(&k.keystore, &source, Arc::new(SoftwareProvider)).map_err(|e| e.to_string())?;
+    let rotated = ks
+        .auto_rotate(k.rotate_after.map(|d| d.as_secs()), k.lifetime.map(|d| d.as_secs()))
+        .map_err(|e| e.to_string())?;
+    for name in rotated {
+        log::info!("key {name}: rotated (age or expiry)");
+    }
+    let ring = ks.key_ring().map_err(|e| e.to_string())?;
+    metrics::key_ring(&ring);
+    Ok(ring)
 }
 
 /// Reloads on SIGHUP (which would otherwise kill the process: Pingora does not handle it).

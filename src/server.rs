@@ -56,7 +56,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(runtime.policy.clone(), access_log),
+        Gateway::new(runtime.policy.clone(), runtime.keyring.clone(), access_log),
         "quantumvault proxy",
     );
     for l in &gateway.listeners {

@@ -157,3 +157,22 @@ pub struct RawApiKey {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revoked: bool,
 }
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `ecdsa-p256`, `ml-dsa-65` or `hybrid` (both, under two labels).
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// `sha-256` (default), `sha-512`, `sha3-256` or `blake3`.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Responses are held (and signed) up to this size.
+    #[serde(default, deserialize_with = "de::opt_byte_size")]
+    pub max_hold: Option<u64>,
+    /// Media types that stream (never held): passed unsigned with `Integrity-Status`.
+    #[serde(default)]
+    pub stream_types: Option<Vec<String>>,
+}

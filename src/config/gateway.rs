@@ -28,6 +28,39 @@ struct RawGateway {
     reload: RawReload,
     #[serde(default)]
     usage: RawUsage,
+    #[serde(default)]
+    keys: RawKeys,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    #[serde(default)]
+    keystore: Option<PathBuf>,
+    #[serde(default)]
+    passphrase_env: Option<String>,
+    #[serde(default)]
+    passphrase_file: Option<PathBuf>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+    #[serde(default)]
+    pbkdf2_iterations: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    rotate_after: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    lifetime: Option<Duration>,
+}
+
+/// Where the signing keys are and how the keystore is unlocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysConfig {
+    pub keystore: PathBuf,
+    pub passphrase_env: String,
+    pub passphrase_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub pbkdf2_iterations: u32,
+    pub rotate_after: Option<Duration>,
+    pub lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +187,7 @@ pub struct GatewayConfig {
     pub debounce: Duration,
     /// How often API-key usage is written to `data_dir/usage.json` (also on shutdown).
     pub usage_flush_interval: Duration,
+    pub keys: KeysConfig,
 }
 
 impl GatewayConfig {
@@ -211,6 +245,20 @@ impl GatewayConfig {
                 errors.push(file.error(&format!("policies[{i}]"), format!("{} does not exist", p.display())));
             }
         }
+        let iterations = raw.keys.pbkdf2_iterations.unwrap_or(crate::kms::keystore::MIN_ITERATIONS);
+        if iterations < crate::kms::keystore::MIN_ITERATIONS {
+            errors.push(file.error("keys.pbkdf2_iterations", format!("at least {} (OWASP's advice for PBKDF2-HMAC-SHA256)", crate::kms::keystore::MIN_ITERATIONS)));
+        }
+        let data_dir = resolve(&raw.data_dir);
+        let keys = KeysConfig {
+            keystore: raw.keys.keystore.as_deref().map(|k| if k.is_absolute() { k.to_path_buf() } else { data_dir.join(k) }).unwrap_or_else(|| data_dir.join("keystore.json")),
+            passphrase_env: raw.keys.passphrase_env.clone().unwrap_or_else(|| "QV_KEYSTORE_PASSPHRASE".into()),
+            passphrase_file: raw.keys.passphrase_file.as_deref().map(&resolve),
+            key_file: raw.keys.key_file.as_deref().map(&resolve),
+            pbkdf2_iterations: iterations,
+            rotate_after: raw.keys.rotate_after,
+            lifetime: raw.keys.lifetime,
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -219,7 +267,7 @@ impl GatewayConfig {
             listeners,
             admin_address: raw.admin.address,
             worker_threads,
-            data_dir: resolve(&raw.data_dir),
+            data_dir,
             access_log,
             grace_period: raw.shutdown.grace_period,
             graceful_shutdown_timeout: raw.shutdown.graceful_shutdown_timeout,
@@ -227,6 +275,7 @@ impl GatewayConfig {
             watch: raw.reload.watch,
             debounce: raw.reload.debounce,
             usage_flush_interval: raw.usage.flush_interval.max(Duration::from_millis(100)),
+            keys,
         })
     }
 

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use super::access::{
-    RawApiKey, RawAuth, RawClientIp, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawTier, RawValidation,
-    Scope,
+    RawApiKey, RawAuth, RawClientIp, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawSigning, RawTier,
+    RawValidation, Scope,
 };
 use super::de;
 use super::error::{ConfigErrors, SourceFile};
@@ -42,6 +42,8 @@ struct RawPolicyFile {
     tiers: Vec<RawTier>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    signing: Option<RawSigning>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +164,8 @@ struct RawRoute {
     auth: Option<RawRouteAuth>,
     #[serde(default)]
     rate_limits: Vec<String>,
+    #[serde(default)]
+    signing: Option<RawSigning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -214,6 +218,56 @@ pub struct RouteSpec {
     pub security_headers: SecurityHeadersSpec,
     pub auth: Option<RouteAuthSpec>,
     pub rate_limits: Vec<String>,
+    pub signing: SigningSpec,
+}
+
+/// Response signing of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSpec {
+    pub enabled: bool,
+    pub algorithms: Vec<crate::integrity::sig::SigAlg>,
+    pub digest: crate::integrity::digest::DigestAlg,
+    pub max_hold: u64,
+    pub stream_types: Vec<String>,
+}
+
+impl Default for SigningSpec {
+    fn default() -> Self {
+        SigningSpec {
+            enabled: false,
+            algorithms: vec![crate::integrity::sig::SigAlg::EcdsaP256, crate::integrity::sig::SigAlg::MlDsa65],
+            digest: crate::integrity::digest::DigestAlg::Sha256,
+            max_hold: 8 << 20,
+            stream_types: vec!["text/event-stream".into()],
+        }
+    }
+}
+
+fn merge_signing(base: &SigningSpec, raw: &RawSigning) -> Result<SigningSpec, (String, String)> {
+    use crate::integrity::sig::SigAlg;
+    let mut s = base.clone();
+    if let Some(e) = raw.enabled {
+        s.enabled = e;
+    }
+    if let Some(a) = &raw.algorithm {
+        s.algorithms = match a.as_str() {
+            "ecdsa-p256" => vec![SigAlg::EcdsaP256],
+            "ml-dsa-65" => vec![SigAlg::MlDsa65],
+            "hybrid" => vec![SigAlg::EcdsaP256, SigAlg::MlDsa65],
+            other => return Err(("algorithm".into(), format!("{other:?} is not one of ecdsa-p256, ml-dsa-65, hybrid"))),
+        };
+    }
+    if let Some(d) = &raw.digest {
+        s.digest = crate::integrity::digest::DigestAlg::parse(d)
+            .ok_or_else(|| ("digest".to_string(), format!("{d:?} is not one of sha-256, sha-512, sha3-256, blake3")))?;
+    }
+    if let Some(m) = raw.max_hold {
+        s.max_hold = m;
+    }
+    if let Some(t) = &raw.stream_types {
+        s.stream_types = t.iter().map(|t| t.to_ascii_lowercase()).collect();
+    }
+    Ok(s)
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +388,8 @@ pub struct AccessSpec {
     pub auth_bearer: bool,
     /// Security headers of responses that match no route.
     pub security_headers: SecurityHeadersSpec,
+    /// Signing of responses that match no route (and the default of every route).
+    pub signing: SigningSpec,
     pub rate_limits: Vec<RateLimitSpec>,
     pub tiers: Vec<TierSpec>,
     pub api_keys: Vec<ApiKeySpec>,
@@ -510,6 +566,7 @@ struct BuiltAccess {
 struct RouteDefaults {
     validation: ValidationSpec,
     security_headers: SecurityHeadersSpec,
+    signing: SigningSpec,
 }
 
 /// At most one file may set each policy-wide block.
@@ -569,6 +626,13 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         match merge_headers(&security_headers, h) {
             Ok(m) => security_headers = m,
             Err((field, msg)) => errors.push(src.error(&format!("security_headers.{field}"), msg)),
+        }
+    }
+    let mut signing = SigningSpec::default();
+    if let Some((src, raw)) = singleton(parsed, "signing", |r| r.signing.as_ref(), errors) {
+        match merge_signing(&signing, raw) {
+            Ok(m) => signing = m,
+            Err((field, msg)) => errors.push(src.error(&format!("signing.{field}"), msg)),
         }
     }
     let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
@@ -694,11 +758,12 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             auth_header,
             auth_bearer,
             security_headers: security_headers.clone(),
+            signing: signing.clone(),
             rate_limits,
             tiers,
             api_keys,
         },
-        defaults: RouteDefaults { validation, security_headers },
+        defaults: RouteDefaults { validation, security_headers, signing },
     }
 }
 
@@ -932,6 +997,10 @@ fn route_spec(
             Some(RouteAuthSpec { required: a.required, query_param: a.query_param.clone() })
         }
     };
+    let signing = match &r.signing {
+        None => defaults.signing.clone(),
+        Some(raw) => merge_signing(&defaults.signing, raw).map_err(|(f, m)| (format!("signing.{f}"), m))?,
+    };
     for (i, name) in r.rate_limits.iter().enumerate() {
         if !rule_names.contains(&name.as_str()) {
             return Err((format!("rate_limits[{i}]"), format!("no rate limit named {name:?}")));
@@ -949,6 +1018,7 @@ fn route_spec(
         security_headers,
         auth,
         rate_limits: r.rate_limits.clone(),
+        signing,
     })
 }
 

@@ -20,10 +20,11 @@ pub fn write_config(dir: &Path, listen: SocketAddr, admin: SocketAddr, upstream:
     let gateway = format!(
         "# Written by `quantumvault demo`; edit policies/demo.yaml while it runs to see hot reload.\n\
 listeners:\n  - address: {listen}\nadmin:\n  address: {admin}\nworker_threads: 2\ndata_dir: data\n\
-log:\n  access_log: stdout\nshutdown:\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\npolicies:\n  - policies\n"
+log:\n  access_log: stdout\nshutdown:\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\npolicies:\n  - policies\n\
+keys:\n  key_file: master.key\n"
     );
     let policy = format!(
-        "upstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
+        "signing:\n  enabled: true\n  algorithm: hybrid\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
 rate_limits:\n  - {{ name: demo-per-client, scope: client_ip, rate: 5, per: 1s, burst: 5 }}\n  - {{ name: standard-per-key, scope: api_key, rate: 100, per: 1m }}\n\
 tiers:\n  - name: standard\n    rate_limits: [standard-per-key]\n    daily_quota: 10000\n\
 routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
@@ -32,6 +33,21 @@ routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: pr
     std::fs::write(&path, gateway)?;
     std::fs::write(dir.join("policies/demo.yaml"), policy)?;
     Ok(path)
+}
+
+/// The demo's keystore, sealed with a random key file (a systemd credential in production).
+pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key_file = dir.join("master.key");
+    if !key_file.exists() {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).map_err(|e| e.to_string())?;
+        std::io::Write::write_all(&mut f, hex::encode(rand::random::<[u8; 32]>()).as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let g = crate::config::GatewayConfig::load(gateway_yaml).map_err(|e| e.to_string())?;
+    if !g.keys.keystore.exists() {
+        crate::keys_cli::init(&g)?;
+    }
+    Ok(())
 }
 
 /// A fresh demo key, stored (as a hash) in `policies/keys.yaml`.
@@ -46,6 +62,7 @@ pub fn run(opts: DemoOptions) -> Result<(), crate::server::StartError> {
     let echo = EchoServer::start("demo", SocketAddr::from(([127, 0, 0, 1], 0))).map_err(other)?;
     let path = write_config(&opts.dir, opts.listen, opts.admin, echo.addr()).map_err(other)?;
     let key = create_demo_key(&opts.dir).map_err(crate::server::StartError::Other)?;
+    ensure_keystore(&opts.dir, &path).map_err(crate::server::StartError::Other)?;
     let gw = format!("http://{}", opts.listen);
     let admin = format!("http://{}", opts.admin);
     println!(
@@ -61,6 +78,9 @@ Try:
   curl -i -H 'X-API-Key: {key}' {gw}/private/data   # 200; upstream sees X-Api-Key-Id, never the key
   for i in $(seq 8); do curl -s -o /dev/null -w '%{{http_code}} ' {gw}/limited/; done; echo   # 5 per second: 200 x5, then 429
   curl -s {admin}/usage
+  curl -si {gw}/api/signed | grep -iE '^(content-digest|signature)'   # every response is signed (hybrid)
+  curl -s {gw}/.well-known/http-message-signatures-directory     # the public keys (JWKS)
+  quantumvault verify --url {gw}/api/hello --jwks {gw}/.well-known/http-message-signatures-directory
   curl -i {gw}/api/slow?delay_ms=6000            # upstream read timeout -> 504 JSON
   curl -i -H 'X-Request-Id: my-trace-1' {gw}/api/  # your request id is kept
   curl -s {admin}/health

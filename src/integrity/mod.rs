@@ -3,4 +3,5 @@
 //! `quantumvault verify`.
 pub mod digest;
 pub mod httpsig;
+pub mod jwks;
 pub mod sig;

@@ -3,6 +3,7 @@
 //! headers in [`forward`], error bodies in [`crate::errors`], telemetry in [`crate::telemetry`]).
 
 pub mod forward;
+pub mod signed;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,34 +19,101 @@ use crate::errors::{self, GatewayError, NO_PEER};
 use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
 use crate::filters::{client_ip, security_headers, validate};
 use crate::policy::{Policy, Route};
+use crate::kms::keystore::KeyRing;
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
 use crate::upstream::now_ms;
 
+/// Where the public key directory is served on the proxy listeners.
+pub const KEY_DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-directory";
+
 pub struct Gateway {
     policy: Arc<ArcSwap<Policy>>,
+    keyring: Arc<ArcSwap<KeyRing>>,
     access_log: AccessLog,
     in_flight: metrics::Gauge,
+    /// Upstream connections of signing routes (the proxy path has Pingora's own).
+    connector: pingora::connectors::http::Connector,
 }
 
 impl Gateway {
-    pub fn new(policy: Arc<ArcSwap<Policy>>, access_log: AccessLog) -> Gateway {
-        Gateway { policy, access_log, in_flight: crate::telemetry::metrics::in_flight() }
+    pub fn new(policy: Arc<ArcSwap<Policy>>, keyring: Arc<ArcSwap<KeyRing>>, access_log: AccessLog) -> Gateway {
+        Gateway {
+            policy,
+            keyring,
+            access_log,
+            in_flight: crate::telemetry::metrics::in_flight(),
+            connector: pingora::connectors::http::Connector::new(None),
+        }
     }
 }
 
 impl Gateway {
     /// Writes a filter's denial: JSON body, its headers (Retry-After, Allow, WWW-Authenticate,
-    /// rate-limit fields) and the security headers of the route.
+    /// rate-limit fields), the security headers of the route, and signatures where it signs.
     async fn send_denial(&self, session: &mut Session, ctx: &mut Ctx, denial: Denial) -> Result<()> {
-        let spec = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
-        let mut headers = denial.headers.clone();
-        security_headers::extend(&mut headers, spec, ctx.tls);
         if denial.status == 404 {
             ctx.error = Some(GatewayError::NoRoute);
         }
-        errors::respond_with(session, denial.status, denial.code, denial.message, &ctx.request_id, &headers).await?;
+        let result = self.write_gateway_response(session, ctx, denial.status, denial.code, denial.message, denial.headers.clone()).await;
         ctx.denial = Some(denial);
+        result
+    }
+
+    /// Every response the gateway makes itself goes through here: JSON body, security headers,
+    /// and (on signing routes, or for unrouted requests when the policy signs by default)
+    /// Content-Digest and signatures.
+    async fn write_gateway_response(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        code: &str,
+        message: &str,
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<()> {
+        let (mut header, body) = errors::json_response(status, code, message, &ctx.request_id)?;
+        for (name, value) in extra {
+            header.insert_header(name, value)?;
+        }
+        let headers = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
+        security_headers::apply(&mut header, headers, ctx.tls, false)?;
+        self.sign_if_configured(session, ctx, &mut header, &body);
+        self.write_whole(session, header, body).await
+    }
+
+    fn sign_if_configured(&self, session: &Session, ctx: &Ctx, header: &mut ResponseHeader, body: &[u8]) {
+        let spec = ctx.route.as_ref().map(|r| &r.spec.signing).unwrap_or(&ctx.policy.config.access.signing);
+        if !spec.enabled {
+            return;
+        }
+        let ring = self.keyring.load();
+        if let Err(reason) = signed::sign_response(header, Some(body), spec, &ring, session.req_header(), ctx.tls) {
+            crate::telemetry::metrics::unsigned("signing_failed");
+            let _ = header.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));
+        }
+    }
+
+    async fn write_whole(&self, session: &mut Session, header: ResponseHeader, body: bytes::Bytes) -> Result<()> {
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(header), head_only || body.is_empty()).await?;
+        if !head_only && !body.is_empty() {
+            session.write_response_body(Some(body), true).await?;
+        }
         Ok(())
+    }
+
+    /// The JWKS of every active and retired signing key, cacheable for five minutes.
+    async fn serve_key_directory(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let ring = self.keyring.load();
+        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring)).or_err(ErrorType::InternalError, "jwks")?;
+        let mut header = ResponseHeader::build(200, Some(5))?;
+        header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
+        header.insert_header("Cache-Control", "public, max-age=300")?;
+        header.insert_header("Content-Length", body.len().to_string())?;
+        header.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        security_headers::apply(&mut header, &ctx.policy.unrouted_headers, ctx.tls, false)?;
+        self.sign_if_configured(session, ctx, &mut header, &body);
+        self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
 }
 
@@ -136,8 +204,18 @@ impl ProxyHttp for Gateway {
             now_unix: crate::usage::unix_now(),
             keepalive_off: session.as_downstream().get_keepalive().is_none(),
         };
+        if req.uri.path() == KEY_DIRECTORY_PATH && (req.method == http::Method::GET || req.method == http::Method::HEAD) {
+            self.serve_key_directory(session, ctx).await?;
+            return Ok(true);
+        }
         match chain::run(&info, &mut ctx.filters) {
-            Ok(()) => Ok(false),
+            Ok(()) => {
+                if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
+                    self.proxy_signed(session, ctx).await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
             Err(denial) => {
                 self.send_denial(session, ctx, denial).await?;
                 Ok(true)
@@ -221,31 +299,14 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        forward::strip_hop_by_hop_request(req);
-        forward::strip_credentials(req, &ctx.policy.config.access, ctx.filters.key_query_param.as_deref())?;
-        if let Some(key) = &ctx.filters.key {
-            req.insert_header("X-Api-Key-Id", key.spec.id.as_str())?;
-            req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
-        }
-        let tls = ctx.tls;
-        let host = forward::request_authority(session.req_header()).to_string();
-        let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
-        forward::apply_forwarding(
-            req,
-            &forward::Forwarded {
-                client_ip: ctx.peer_ip,
-                proto: if tls { "https" } else { "http" },
-                host: &host,
-                request_id: &ctx.request_id,
-                upstream_host,
-            },
-        )
+        self.prepare_upstream(session, req, ctx)
     }
 
     async fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
         forward::strip_hop_by_hop_response(resp);
         Ok(())
     }
+
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
@@ -298,10 +359,7 @@ impl ProxyHttp for Gateway {
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            let spec = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
-            let mut headers = Vec::new();
-            security_headers::extend(&mut headers, spec, ctx.tls);
-            match errors::respond_with(session, err.status(), err.code(), err.message(), &ctx.request_id, &headers).await {
+            match self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new()).await {
                 Ok(()) => err.status(),
                 Err(_) => 0,
             }
@@ -357,3 +415,30 @@ impl ProxyHttp for Gateway {
         }
     }
 }
+
+impl Gateway {
+    /// The upstream request: hop-by-hop headers and the caller's credentials out, forwarding
+    /// headers and the key's id and tier in. Shared by the proxy path and signing routes.
+    fn prepare_upstream(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+        forward::strip_hop_by_hop_request(req);
+        forward::strip_credentials(req, &ctx.policy.config.access, ctx.filters.key_query_param.as_deref())?;
+        if let Some(key) = &ctx.filters.key {
+            req.insert_header("X-Api-Key-Id", key.spec.id.as_str())?;
+            req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
+        }
+        let tls = ctx.tls;
+        let host = forward::request_authority(session.req_header()).to_string();
+        let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
+        forward::apply_forwarding(
+            req,
+            &forward::Forwarded {
+                client_ip: ctx.peer_ip,
+                proto: if tls { "https" } else { "http" },
+                host: &host,
+                request_id: &ctx.request_id,
+                upstream_host,
+            },
+        )
+    }
+}
+

@@ -55,6 +55,12 @@ fn describe() {
     describe_gauge!("quantumvault_upstream_peers", "Peers configured in an upstream pool");
     describe_counter!("quantumvault_access_log_dropped_total", "Access-log lines dropped because the writer fell behind");
     describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
+    describe_counter!("quantumvault_signatures_total", "Response signatures made, by algorithm");
+    describe_histogram!("quantumvault_signing_duration_seconds", Unit::Seconds, "Time to sign one response, by algorithm");
+    describe_counter!("quantumvault_signing_failures_total", "Signing failures, by algorithm");
+    describe_counter!("quantumvault_unsigned_responses_total", "Responses on signing routes passed unsigned, by reason");
+    describe_gauge!("quantumvault_signing_key_age_seconds", "Age of each published signing key version");
+    describe_gauge!("quantumvault_signing_key_expiry_seconds", "Seconds until each signing key version expires");
 }
 
 const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
@@ -146,6 +152,30 @@ pub fn policy_loaded(generation: u64, hash: &str, previous_hash: Option<&str>) {
         }
     }
     gauge!("quantumvault_policy_info", "hash" => hash.to_string()).set(1.0);
+}
+
+/// Age of every published signing key version.
+pub fn key_ring(ring: &crate::kms::keystore::KeyRing) {
+    let now = crate::usage::unix_now();
+    for k in &ring.published {
+        gauge!("quantumvault_signing_key_age_seconds", "keyid" => k.keyid.clone()).set(now.saturating_sub(k.created) as f64);
+        if let Some(e) = k.expires {
+            gauge!("quantumvault_signing_key_expiry_seconds", "keyid" => k.keyid.clone()).set(e.saturating_sub(now) as f64);
+        }
+    }
+}
+
+pub fn signed(alg: &'static str, seconds: f64) {
+    counter!("quantumvault_signatures_total", "alg" => alg).increment(1);
+    histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(seconds);
+}
+
+pub fn signing_failed(alg: &'static str) {
+    counter!("quantumvault_signing_failures_total", "alg" => alg).increment(1);
+}
+
+pub fn unsigned(reason: &'static str) {
+    counter!("quantumvault_unsigned_responses_total", "reason" => reason).increment(1);
 }
 
 pub fn started() {

@@ -1,0 +1,185 @@
+//! `quantumvault keys init | list | rotate | retire | destroy | export-public` and
+//! `quantumvault verify`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::GatewayConfig;
+use crate::integrity::{digest, httpsig, jwks};
+use crate::kms::keystore::{KeyState, Keystore, MasterSource};
+use crate::kms::provider::SoftwareProvider;
+
+fn master(g: &GatewayConfig) -> Result<MasterSource, String> {
+    MasterSource::from_settings(g.keys.key_file.as_deref(), g.keys.passphrase_file.as_deref(), &g.keys.passphrase_env).map_err(|e| e.to_string())
+}
+
+fn open(g: &GatewayConfig) -> Result<Keystore, String> {
+    Keystore::open(&g.keys.keystore, &master(g)?, Arc::new(SoftwareProvider)).map_err(|e| e.to_string())
+}
+
+pub fn init(g: &GatewayConfig) -> Result<String, String> {
+    let ks = Keystore::init(&g.keys.keystore, &master(g)?, g.keys.pbkdf2_iterations, Arc::new(SoftwareProvider), g.keys.lifetime.map(|d| d.as_secs()))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("created keystore {} with {} signing keys", ks.path().display(), ks.keys().len()))
+}
+
+pub fn list(g: &GatewayConfig) -> Result<String, String> {
+    let ks = open(g)?;
+    let mut out = format!("{:<28} {:<18} {:>7}  {:<9} {:<22} {:<22}\n", "key", "alg", "version", "state", "created", "expires");
+    let t = |s: u64| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string();
+    for k in ks.keys() {
+        let primary = k.versions.iter().filter(|v| v.state == KeyState::Active).map(|v| v.version).max();
+        for v in &k.versions {
+            let state = match v.state {
+                KeyState::Active if Some(v.version) == primary => "primary".to_string(),
+                s => format!("{s:?}").to_lowercase(),
+            };
+            out.push_str(&format!(
+                "{:<28} {:<18} {:>7}  {:<9} {:<22} {:<22}\n",
+                k.name,
+                k.alg.name(),
+                v.version,
+                state,
+                t(v.created),
+                v.expires.map(t).unwrap_or_else(|| "-".into())
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub fn rotate(g: &GatewayConfig, name: Option<&str>) -> Result<String, String> {
+    let mut ks = open(g)?;
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.to_string()],
+        None => ks.keys().iter().map(|k| k.name.clone()).collect(),
+    };
+    let mut out = String::new();
+    for n in names {
+        let v = ks.rotate(&n, g.keys.lifetime.map(|d| d.as_secs())).map_err(|e| e.to_string())?;
+        out.push_str(&format!("{n}: version {v} is primary\n"));
+    }
+    out.push_str("reload the gateway (SIGHUP or POST /reload) to sign with the new versions");
+    Ok(out)
+}
+
+pub fn retire(g: &GatewayConfig, name: &str, version: u32) -> Result<String, String> {
+    open(g)?.retire(name, version).map_err(|e| e.to_string())?;
+    Ok(format!("{name} v{version} retired: published, never signs"))
+}
+
+pub fn destroy(g: &GatewayConfig, name: &str, version: u32) -> Result<String, String> {
+    open(g)?.destroy(name, version).map_err(|e| e.to_string())?;
+    Ok(format!("{name} v{version} destroyed: material erased, record kept"))
+}
+
+pub fn export_public(g: &GatewayConfig) -> Result<String, String> {
+    let ring = open(g)?.key_ring().map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&jwks::directory(&ring)).map_err(|e| e.to_string())
+}
+
+/// One exchange to verify: the request and the response as received.
+#[derive(serde::Deserialize)]
+pub struct Exchange {
+    pub request: ExRequest,
+    pub response: ExResponse,
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExRequest {
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub body_b64: String,
+}
+
+fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, String> {
+    let mut h = http::HeaderMap::new();
+    for (k, v) in pairs {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header name {k}"))?;
+        let value = http::HeaderValue::from_str(v).map_err(|_| format!("bad value for {k}"))?;
+        h.append(name, value);
+    }
+    Ok(h)
+}
+
+/// Checks the digest and every signature; returns the report lines and whether all passed.
+pub fn verify_exchange(ex: &Exchange, keys: &[(String, crate::integrity::sig::SigAlg, Vec<u8>)]) -> Result<(Vec<String>, bool), String> {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.decode(&ex.response.body_b64).map_err(|_| "body_b64 is not base64")?;
+    let resp_headers = header_map(&ex.response.headers)?;
+    let req_headers = header_map(&ex.request.headers)?;
+    let mut lines = Vec::new();
+    let mut ok = true;
+    if let Some(cd) = resp_headers.get("content-digest").and_then(|v| v.to_str().ok()) {
+        match digest::verify(cd, &body) {
+            Ok(algs) => lines.push(format!("ok   content-digest {}", algs.join(", "))),
+            Err(e) => {
+                ok = false;
+                lines.push(format!("FAIL content-digest: {e}"));
+            }
+        }
+    }
+    let input = resp_headers.get("signature-input").and_then(|v| v.to_str().ok()).ok_or("the response has no Signature-Input")?;
+    let signature = resp_headers.get("signature").and_then(|v| v.to_str().ok()).ok_or("the response has no Signature")?;
+    let m = httpsig::Message { status: ex.response.status, headers: &resp_headers, req_method: &ex.request.method, req_target_uri: &ex.request.url, req_headers: &req_headers };
+    let lookup = |kid: &str| keys.iter().find(|(k, _, _)| k == kid).map(|(_, a, p)| (*a, p.clone()));
+    for (label, result) in httpsig::verify(&m, input, signature, &lookup, httpsig::Backend::AwsLc)? {
+        match result {
+            Ok(v) => lines.push(format!("ok   signature {label}: keyid={} alg={}{}", v.keyid, v.alg.name(), v.tag.map(|t| format!(" tag={t}")).unwrap_or_default())),
+            Err(e) => {
+                ok = false;
+                lines.push(format!("FAIL signature {label}: {e}"));
+            }
+        }
+    }
+    Ok((lines, ok))
+}
+
+/// Fetches `url` (plain HTTP) and builds the exchange.
+pub fn fetch(method: &str, url: &str, headers: &[(String, String)]) -> Result<Exchange, String> {
+    use std::io::Read;
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("fetching {url}: {e}")),
+    };
+    let status = resp.status();
+    let mut rh = Vec::new();
+    for name in resp.headers_names() {
+        for v in resp.all(&name) {
+            rh.push((name.clone(), v.to_string()));
+        }
+    }
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).map_err(|e| e.to_string())?;
+    use base64::Engine;
+    // ureq sends Host itself; the signature's @target-uri is the URL as given.
+    Ok(Exchange {
+        request: ExRequest { method: method.to_string(), url: url.to_string(), headers: headers.to_vec() },
+        response: ExResponse { status, headers: rh, body_b64: base64::engine::general_purpose::STANDARD.encode(body) },
+    })
+}
+
+pub fn load_jwks(source: &str) -> Result<Vec<(String, crate::integrity::sig::SigAlg, Vec<u8>)>, String> {
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        ureq::get(source).call().map_err(|e| format!("fetching {source}: {e}"))?.into_string().map_err(|e| e.to_string())?
+    } else {
+        std::fs::read_to_string(Path::new(source)).map_err(|e| format!("reading {source}: {e}"))?
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
+    jwks::parse(&v)
+}
