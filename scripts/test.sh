@@ -5,10 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-qv_install cmd:systemd-analyze=systemd
+qv_install cmd:systemd-analyze=systemd python3-venv
 
 echo "== systemd unit sandbox (systemd-analyze security)"
 scripts/check-systemd.sh
+
+echo "== independent RFC 9421 verifier (Python http-message-signatures + cryptography) self-test"
+PY=$(bash tests/interop/setup.sh | tail -n1)
+"$PY" tests/interop/selftest.py | tail -n 3
 
 echo "== cargo test (release build, shared by unit and integration tests)"
 cargo test --release --locked 2>&1

@@ -42,7 +42,7 @@ enum Command {
     },
     /// Manage the signing keys in the keystore.
     Keys {
-        #[arg(short, long, default_value = "gateway.yaml")]
+        #[arg(short, long, default_value = "gateway.yaml", global = true)]
         config: PathBuf,
         #[command(subcommand)]
         action: KeysAction,

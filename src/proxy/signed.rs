@@ -172,7 +172,8 @@ impl Gateway {
                     pool.peers[idx].state.record_success();
                     break (s, peer);
                 }
-                Err(e) => {
+                Err(mut e) => {
+                    e.as_up();
                     let (err, kind) = GatewayError::from_pingora(&e);
                     metrics::upstream_error(&pool.spec.name, kind);
                     let p = &pool.spec.passive;
@@ -184,7 +185,9 @@ impl Gateway {
                 }
             }
         };
-        let upstream_err = |e: Box<Error>| {
+        let upstream_err = |mut e: Box<Error>| {
+            // Errors of this connection are the upstream's, whatever the lower layer marked.
+            e.as_up();
             let (err, kind) = GatewayError::from_pingora(&e);
             metrics::upstream_error(&pool.spec.name, kind);
             Failure::Gateway(if err == GatewayError::BadRequest { GatewayError::UpstreamUnavailable } else { err })

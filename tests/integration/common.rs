@@ -79,6 +79,11 @@ impl Gateway {
     }
 
     pub fn start_with(policy: &str, extra_gateway_yaml: &str) -> Gateway {
+        Self::start_with_pre(policy, extra_gateway_yaml, |_| {})
+    }
+
+    /// As `start_with`, running `pre` with the gateway.yaml path before the process starts.
+    pub fn start_with_pre(policy: &str, extra_gateway_yaml: &str, pre: impl FnOnce(&Path)) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let listen = free_addr();
         let admin = free_addr();
@@ -93,6 +98,7 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
             ),
         )
         .unwrap();
+        pre(&dir.path().join("gateway.yaml"));
         let mut gw = Gateway { dir, listen, admin, child: None };
         gw.spawn();
         gw

@@ -4,4 +4,5 @@ mod access;
 mod common;
 mod core;
 mod reload;
+mod signing;
 mod upstreams;
