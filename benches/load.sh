@@ -44,9 +44,15 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# The fast upstream: nginx answering a fixed body from memory.
-BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
+# The fast upstream: nginx serving a fixed body (from the page cache).
 mkdir -p "$WORK/nginx"
+head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x' > "$WORK/nginx/body.json"
+# Small bodies come from memory (`return`); nginx caps that string, so large ones from a file.
+if [ "$BODY_BYTES" -le 4096 ]; then
+  BODY_DIRECTIVE="return 200 '$(cat "$WORK/nginx/body.json")';"
+else
+  BODY_DIRECTIVE="root $WORK/nginx; try_files /body.json =404;"
+fi
 cat > "$WORK/nginx/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -59,7 +65,7 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$UP_PORT;
-    location / { default_type application/json; return 200 '$BODY'; }
+    location / { default_type application/json; $BODY_DIRECTIVE }
   }
 }
 NGX

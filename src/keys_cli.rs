@@ -23,6 +23,12 @@ pub fn init(g: &GatewayConfig) -> Result<String, String> {
     Ok(format!("created keystore {} with {} signing keys", ks.path().display(), ks.keys().len()))
 }
 
+pub fn create(g: &GatewayConfig, service: &str, alg: &str) -> Result<String, String> {
+    let alg = crate::kms::keystore::KeyAlg::parse(alg).ok_or("--alg is one of ecdsa-p256-sha256, ml-dsa-65, hmac-sha256, aes-256-gcm")?;
+    let name = open(g)?.create_key(service, alg, g.keys.lifetime.map(|d| d.as_secs())).map_err(|e| e.to_string())?;
+    Ok(format!("created {name} v1"))
+}
+
 pub fn list(g: &GatewayConfig) -> Result<String, String> {
     let ks = open(g)?;
     let mut out = format!("{:<28} {:<18} {:>7}  {:<9} {:<22} {:<22}\n", "key", "alg", "version", "state", "created", "expires");

@@ -79,6 +79,14 @@ enum Command {
 enum KeysAction {
     /// Create the keystore with the gateway's ECDSA P-256 and ML-DSA-65 signing keys.
     Init,
+    /// Create a key for a service: signing, HMAC or encryption, by algorithm.
+    Create {
+        #[arg(long)]
+        service: String,
+        /// ecdsa-p256-sha256, ml-dsa-65, hmac-sha256 or aes-256-gcm.
+        #[arg(long)]
+        alg: String,
+    },
     /// List keys and versions (public information only).
     List,
     /// Make a new version primary (all signing keys, or --name).
@@ -105,6 +113,7 @@ fn keys(config: &std::path::Path, action: KeysAction) -> ExitCode {
     };
     let result = match action {
         KeysAction::Init => k::init(&gateway),
+        KeysAction::Create { service, alg } => k::create(&gateway, &service, &alg),
         KeysAction::List => k::list(&gateway),
         KeysAction::Rotate { name } => k::rotate(&gateway, name.as_deref()),
         KeysAction::Retire { name, version } => k::retire(&gateway, &name, version),

@@ -9,7 +9,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, MetricsUpkeep, UsageFlusher};
+use crate::admin::{AdminApp, KeyMaintenance, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
@@ -82,6 +82,12 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     server.add_service(admin);
     server.add_service(background_service("health checks", HealthChecker::new(runtime.policy.clone())));
     server.add_service(background_service("metrics upkeep", MetricsUpkeep(handle)));
+    if gateway.keys.keystore.exists() {
+        server.add_service(background_service(
+            "key maintenance",
+            KeyMaintenance { runtime: runtime.clone(), interval: std::time::Duration::from_secs(300) },
+        ));
+    }
     server.add_service(background_service(
         "usage flush",
         UsageFlusher { runtime: runtime.clone(), interval: gateway.usage_flush_interval },

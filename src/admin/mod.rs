@@ -8,6 +8,7 @@
 //!   the errors (the running policy stays).
 //! - `GET /usage`: per-API-key usage (requests, bytes, denials, last seen, per route, quotas).
 //! - `GET /usage/{key_id}`: one key's usage; 404 if the key never existed.
+//! - `GET /keys`: signing key versions (ids, algorithms, states, ages, expiry; no material).
 //! - `GET /`: this list.
 
 use std::sync::Arc;
@@ -161,11 +162,28 @@ impl ServeHttp for AdminApp {
                     None => json_response(StatusCode::NOT_FOUND, json!({"error": "unknown_key"})),
                 }
             }
+            (Method::GET, "/keys") => {
+                let ring = self.runtime.keyring.load();
+                let now = crate::usage::unix_now();
+                let primary: Vec<&str> = ring.signers.iter().map(|s| s.keyid.as_str()).collect();
+                let keys: Vec<_> = ring
+                    .published
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "keyid": k.keyid, "alg": k.alg.name(), "state": format!("{:?}", k.state).to_lowercase(),
+                            "primary": primary.contains(&k.keyid.as_str()), "created": k.created,
+                            "age_seconds": now.saturating_sub(k.created), "expires": k.expires,
+                        })
+                    })
+                    .collect();
+                json_response(StatusCode::OK, json!({"keys": keys}))
+            }
             (Method::GET, "/") => json_response(
                 StatusCode::OK,
-                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}"]}),
+                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }
@@ -194,6 +212,36 @@ impl BackgroundService for UsageFlusher {
             }
             if stop {
                 return;
+            }
+        }
+    }
+}
+
+/// Re-reads the keystore every `interval`: auto-rotation by age and expiry happens on a
+/// long-running gateway too, not only at start and reload.
+pub struct KeyMaintenance {
+    pub runtime: Arc<Runtime>,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for KeyMaintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let runtime = self.runtime.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let policy = runtime.policy.load();
+                crate::reload::load_keyring(&runtime.gateway, &policy.config).map(|ring| runtime.keyring.store(Arc::new(ring)))
+            })
+            .await;
+            if let Ok(Err(e)) = result {
+                log::error!("key maintenance: {e}; the current keys stay in use");
             }
         }
     }

@@ -2,6 +2,7 @@
 //! bound to their requests, the public key directory (JWKS), and the verifier behind
 //! `quantumvault verify`.
 pub mod digest;
+pub mod hmac;
 pub mod httpsig;
 pub mod jwks;
 pub mod sig;

@@ -143,13 +143,55 @@ pub struct VersionRecord {
     pub destroyed_at: Option<u64>,
 }
 
+/// What a key is: a signing algorithm, or a secret for HMAC or encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAlg {
+    #[serde(rename = "ecdsa-p256-sha256")]
+    EcdsaP256,
+    #[serde(rename = "ml-dsa-65")]
+    MlDsa65,
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+}
+
+impl KeyAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::EcdsaP256 => "ecdsa-p256-sha256",
+            KeyAlg::MlDsa65 => "ml-dsa-65",
+            KeyAlg::HmacSha256 => "hmac-sha256",
+            KeyAlg::Aes256Gcm => "aes-256-gcm",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyAlg> {
+        [KeyAlg::EcdsaP256, KeyAlg::MlDsa65, KeyAlg::HmacSha256, KeyAlg::Aes256Gcm].into_iter().find(|a| a.name() == s)
+    }
+    pub fn sig(self) -> Option<SigAlg> {
+        match self {
+            KeyAlg::EcdsaP256 => Some(SigAlg::EcdsaP256),
+            KeyAlg::MlDsa65 => Some(SigAlg::MlDsa65),
+            _ => None,
+        }
+    }
+    /// The purpose a key of this algorithm serves.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            KeyAlg::EcdsaP256 | KeyAlg::MlDsa65 => "signing",
+            KeyAlg::HmacSha256 => "hmac",
+            KeyAlg::Aes256Gcm => "encryption",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRecord {
     pub name: String,
     pub service: String,
     pub purpose: String,
-    pub alg: SigAlg,
+    pub alg: KeyAlg,
     pub versions: Vec<VersionRecord>,
 }
 
@@ -183,7 +225,7 @@ impl std::fmt::Debug for Keystore {
     }
 }
 
-fn aad(name: &str, version: u32, alg: SigAlg) -> Vec<u8> {
+fn aad(name: &str, version: u32, alg: KeyAlg) -> Vec<u8> {
     format!("quantumvault-keystore/v1\0{name}\0{version}\0{}", alg.name()).into_bytes()
 }
 
@@ -225,7 +267,7 @@ impl Keystore {
         let check = seal(&master, CHECK_PLAINTEXT, b"check")?;
         let file = File { format: FORMAT.into(), version: 1, kdf, check, keys: Vec::new() };
         let mut ks = Keystore { path: path.to_path_buf(), master, file, provider };
-        for (alg, short) in [(SigAlg::EcdsaP256, "ecdsa"), (SigAlg::MlDsa65, "mldsa")] {
+        for (alg, short) in [(KeyAlg::EcdsaP256, "ecdsa"), (KeyAlg::MlDsa65, "mldsa")] {
             ks.file.keys.push(KeyRecord { name: format!("gateway-signing-{short}"), service: "gateway".into(), purpose: "signing".into(), alg, versions: Vec::new() });
             let name = format!("gateway-signing-{short}");
             ks.add_version(&name, lifetime)?;
@@ -280,8 +322,18 @@ impl Keystore {
         let idx = self.file.keys.iter().position(|k| k.name == name).ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
         let alg = self.file.keys[idx].alg;
         let version = self.file.keys[idx].versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-        let material = self.provider.generate(alg)?;
-        let public = self.provider.public_key(alg, &material)?;
+        let (material, public) = match alg.sig() {
+            Some(sig) => {
+                let m = self.provider.generate(sig)?;
+                let p = self.provider.public_key(sig, &m)?;
+                (m, Some(p))
+            }
+            None => {
+                let mut secret = Zeroizing::new(vec![0u8; 32]);
+                aws_lc_rs::rand::fill(&mut secret).map_err(|_| KmsError::Invalid("random generator failed".into()))?;
+                (secret, None)
+            }
+        };
         let sealed = seal(&self.master, &material, &aad(name, version, alg))?;
         let now = now_unix();
         self.file.keys[idx].versions.push(VersionRecord {
@@ -289,7 +341,7 @@ impl Keystore {
             state: KeyState::Active,
             created: now,
             expires: lifetime.map(|l| now + l),
-            public_key: Some(B64.encode(public)),
+            public_key: public.map(|p| B64.encode(p)),
             sealed: Some(sealed),
             destroyed_at: None,
         });
@@ -306,6 +358,44 @@ impl Keystore {
 
     pub fn keys(&self) -> &[KeyRecord] {
         &self.file.keys
+    }
+
+    /// A new key for `service` and the purpose its algorithm serves (signing, hmac, encryption),
+    /// named `{service}-{purpose}-{alg}`, with version 1.
+    pub fn create_key(&mut self, service: &str, alg: KeyAlg, lifetime: Option<u64>) -> Result<String, KmsError> {
+        if service.is_empty() || !service.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(KmsError::Invalid("service names use letters, digits, '-' and '_'".into()));
+        }
+        let short = match alg {
+            KeyAlg::EcdsaP256 => "ecdsa",
+            KeyAlg::MlDsa65 => "mldsa",
+            KeyAlg::HmacSha256 => "sha256",
+            KeyAlg::Aes256Gcm => "aes256gcm",
+        };
+        let name = format!("{service}-{}-{short}", alg.purpose());
+        if self.file.keys.iter().any(|k| k.name == name) {
+            return Err(KmsError::Invalid(format!("key {name} exists; rotate it instead")));
+        }
+        self.file.keys.push(KeyRecord { name: name.clone(), service: service.into(), purpose: alg.purpose().into(), alg, versions: Vec::new() });
+        self.add_version(&name, lifetime)?;
+        self.save()?;
+        Ok(name)
+    }
+
+    /// The primary secret of an HMAC or encryption key (zeroized on drop).
+    pub fn secret(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        let k = self.file.keys.iter().find(|k| k.name == name).ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
+        if k.alg.sig().is_some() {
+            return Err(KmsError::Invalid(format!("{name} is a signing key; its material never leaves the provider")));
+        }
+        let now = now_unix();
+        let v = k
+            .versions
+            .iter()
+            .filter(|v| v.state == KeyState::Active && v.expires.is_none_or(|e| e > now))
+            .max_by_key(|v| v.version)
+            .ok_or_else(|| KmsError::Invalid(format!("{name} has no active version")))?;
+        self.material(k, v)
     }
 
     /// A new primary version; earlier versions stay published.
@@ -379,15 +469,13 @@ impl Keystore {
         let now = now_unix();
         let mut ring = KeyRing::default();
         for k in &self.file.keys {
-            if k.purpose != "signing" {
-                continue;
-            }
+            let Some(sig_alg) = k.alg.sig() else { continue };
             for v in &k.versions {
                 if v.state == KeyState::Destroyed {
                     continue;
                 }
                 if let Some(pk) = v.public_key.as_ref().and_then(|p| B64.decode(p).ok()) {
-                    ring.published.push(PublicKeyInfo { keyid: k.keyid(v.version), alg: k.alg, public: pk, state: v.state, created: v.created, expires: v.expires });
+                    ring.published.push(PublicKeyInfo { keyid: k.keyid(v.version), alg: sig_alg, public: pk, state: v.state, created: v.created, expires: v.expires });
                 }
             }
             let primary = k
@@ -397,7 +485,7 @@ impl Keystore {
                 .max_by_key(|v| v.version);
             if let Some(v) = primary {
                 let material = self.material(k, v)?;
-                let signer = self.provider.signer(k.alg, &material)?;
+                let signer = self.provider.signer(sig_alg, &material)?;
                 ring.signers.push(PrimarySigner { keyid: k.keyid(v.version), signer, created: v.created, expires: v.expires });
             }
         }
@@ -502,5 +590,24 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         let err = Keystore::open(&path, &MasterSource::KeyFile(key_file), prov).unwrap_err();
         assert!(matches!(err, KmsError::Tampered { .. }), "{err}");
+    }
+
+    #[test]
+    fn hmac_and_encryption_keys_per_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.json");
+        let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
+        let mut ks = Keystore::init(&path, &pass("p"), MIN_ITERATIONS, prov.clone(), None).unwrap();
+        let h = ks.create_key("billing", KeyAlg::HmacSha256, None).unwrap();
+        let e = ks.create_key("billing", KeyAlg::Aes256Gcm, None).unwrap();
+        assert_eq!((h.as_str(), e.as_str()), ("billing-hmac-sha256", "billing-encryption-aes256gcm"));
+        let s1 = ks.secret(&h).unwrap();
+        assert_eq!(s1.len(), 32);
+        ks.rotate(&h, None).unwrap();
+        assert_ne!(ks.secret(&h).unwrap(), s1, "rotation makes a new primary secret");
+        assert!(ks.secret("gateway-signing-ecdsa").is_err(), "signing material never leaves");
+        assert_eq!(ks.key_ring().unwrap().published.len(), 2, "secrets are never published");
+        let again = Keystore::open(&path, &pass("p"), prov).unwrap();
+        assert_eq!(again.secret(&e).unwrap().len(), 32);
     }
 }

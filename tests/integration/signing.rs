@@ -271,6 +271,10 @@ fn rotation_keeps_old_signatures_verifiable_and_destroyed_versions_stop() {
     assert_eq!(qv_verify(&fresh, &jwks_path).0, 0);
     let keystore = std::fs::read_to_string(gw.path("data/keystore.json")).unwrap();
     assert!(keystore.contains("destroyed_at"));
+    let listed = get(&gw.admin_url("/keys")).json();
+    let ids: Vec<&str> = listed["keys"].as_array().unwrap().iter().map(|k| k["keyid"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["gateway-signing-ecdsa-v2", "gateway-signing-mldsa-v2"], "{listed}");
+    assert!(!listed.to_string().contains("sealed") && !listed.to_string().contains("ciphertext"));
 }
 
 #[test]
@@ -313,4 +317,23 @@ fn keystore_failures_stop_startup_with_clear_errors() {
     let out = run("right passphrase");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success() && err.contains("readable by group or others"), "{err}");
+}
+
+#[test]
+fn rfc9421_examples_verify_with_quantumvault_verify() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/fixtures");
+    let jwks = fx.join("rfc9421-b24.jwks.json");
+    for ex in ["rfc9421-b24.exchange.json", "rfc9421-s2.4-reqres.exchange.json"] {
+        let (code, out) = qv_verify(&fx.join(ex), &jwks);
+        assert_eq!(code, 0, "{ex}: {out}");
+    }
+    // A response signed by the Python library in the gateway's hybrid profile.
+    let (code, out) = qv_verify(&fx.join("pyhms-hybrid.exchange.json"), &fx.join("pyhms-hybrid.jwks.json"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("sig-mldsa"), "{out}");
+    let mut ex: serde_json::Value = serde_json::from_slice(&std::fs::read(fx.join("rfc9421-b24.exchange.json")).unwrap()).unwrap();
+    ex["response"]["status"] = json!(201);
+    let work = tempfile::tempdir().unwrap();
+    let p = write_json(work.path(), "t.json", &ex);
+    assert_eq!(qv_verify(&p, &jwks).0, 1);
 }
