@@ -398,9 +398,9 @@ impl ProxyHttp for Gateway {
             };
             let route = route_name;
             self.access_log.log(&AccessEntry {
-                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                time: std::time::SystemTime::now(),
                 request_id: &ctx.request_id,
-                client: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                client: ctx.client_ip,
                 method: req.method.as_str(),
                 route,
                 path: req.uri.path(),
