@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod errors;
 pub mod filters;
+pub mod inspect;
 pub mod integrity;
 pub mod keys_cli;
 pub mod kms;

@@ -3,6 +3,7 @@
 mod access;
 mod common;
 mod core;
+mod inspect_corpus;
 mod reload;
 mod signing;
 mod upstreams;

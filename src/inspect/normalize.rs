@@ -1,0 +1,209 @@
+//! Normalisation before matching, one small function per transformation. Attackers encode;
+//! rules match the decoded, folded form. Every step is bounded (linear in the input).
+
+/// Maximum rounds of percent-decoding (double and triple encoding are real; more is noise).
+pub const MAX_DECODE_ROUNDS: usize = 3;
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// One round of percent-decoding, including IIS `%uXXXX`. `plus` turns `+` into a space (forms).
+pub fn percent_decode(input: &[u8], plus: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (input.get(i + 1).and_then(|c| hex(*c)), input.get(i + 2).and_then(|c| hex(*c))) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+            if matches!(input.get(i + 1), Some(b'u' | b'U')) && i + 6 <= input.len() {
+                let digits = &input[i + 2..i + 6];
+                if digits.iter().all(|c| hex(*c).is_some()) {
+                    let code = digits.iter().fold(0u32, |acc, c| acc * 16 + u32::from(hex(*c).unwrap_or(0)));
+                    if let Some(ch) = char::from_u32(code) {
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        i += 6;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(if plus && b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    out
+}
+
+/// Decodes until stable or `MAX_DECODE_ROUNDS`.
+pub fn decode_repeated(input: &[u8], plus: bool) -> Vec<u8> {
+    let mut cur = input.to_vec();
+    for round in 0..MAX_DECODE_ROUNDS {
+        if !cur.contains(&b'%') && !(plus && round == 0 && cur.contains(&b'+')) {
+            break;
+        }
+        let next = percent_decode(&cur, plus && round == 0);
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// HTML character references: named ones attackers use, decimal and hex numeric.
+pub fn html_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        let end = tail[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#')).map(|e| e + 1).unwrap_or(tail.len());
+        let name = &tail[1..end];
+        let decoded = match name.to_ascii_lowercase().as_str() {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "amp" => Some('&'),
+            "colon" => Some(':'),
+            "tab" => Some('\t'),
+            "newline" => Some('\n'),
+            "sol" => Some('/'),
+            "lpar" => Some('('),
+            "rpar" => Some(')'),
+            n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32),
+            n if n.starts_with('#') => n[1..].parse::<u32>().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                let consumed = if tail[end..].starts_with(';') { end + 1 } else { end };
+                rest = &tail[consumed..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Full-width and ideographic forms to ASCII (the part of NFKC that evasions use).
+pub fn fold_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            0x2024 => '.',
+            0xFE52 => '.',
+            0x2215 | 0x2044 => '/',
+            0xFE68 | 0x29F5 => '\\',
+            _ => c,
+        })
+        .collect()
+}
+
+/// SQL comments become spaces (`UN/**/ION`), MySQL version comments open up (`/*!50000SELECT*/`).
+pub fn strip_sql_comments(s: &str) -> String {
+    if !s.contains("/*") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        if let Some(bang) = after.strip_prefix('!') {
+            let code = bang.trim_start_matches(|c: char| c.is_ascii_digit());
+            out.push(' ');
+            rest = code;
+            continue;
+        }
+        match after.find("*/") {
+            Some(end) => {
+                out.push(' ');
+                rest = &after[end + 2..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("*/", " ")
+}
+
+/// Null bytes out, whitespace runs (tabs, newlines, vertical tabs) to one space; CR and LF are
+/// kept as `\n` markers so header-injection rules can still see them.
+pub fn collapse_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        match c {
+            '\0' => {}
+            '\r' | '\n' => {
+                out.push('\n');
+                space = false;
+            }
+            c if c.is_whitespace() || c == '\u{b}' || c == '\u{c}' || c == '\u{a0}' => {
+                if !space {
+                    out.push(' ');
+                }
+                space = true;
+            }
+            c => {
+                out.push(c);
+                space = false;
+            }
+        }
+    }
+    out
+}
+
+/// The normalised form rules match, and whether the input was malformed (invalid UTF-8 after
+/// decoding, which is how overlong encodings such as `%c0%ae` show up).
+pub struct Normalized {
+    pub text: String,
+    pub malformed: bool,
+}
+
+pub fn normalize(raw: &str, form: bool) -> Normalized {
+    let decoded = decode_repeated(raw.as_bytes(), form);
+    let (text, malformed) = match String::from_utf8(decoded) {
+        Ok(s) => (s, false),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    };
+    let text = html_entities(&text);
+    let text = fold_width(&text).to_lowercase();
+    let text = strip_sql_comments(&text);
+    Normalized { text: collapse_whitespace(&text), malformed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step() {
+        assert_eq!(decode_repeated(b"%252e%252e%252f", false), b"../");
+        assert_eq!(decode_repeated(b"a+b%20c", true), b"a b c");
+        assert_eq!(percent_decode(b"%u003cscript", false), b"<script");
+        assert_eq!(html_entities("&lt;script&gt;&#x61;&#98;&colon;&amp"), "<script>ab:&");
+        assert_eq!(fold_width("＜ｓｃｒｉｐｔ＞"), "<script>");
+        assert_eq!(strip_sql_comments("un/**/ion/*!50000select*/"), "un ion select ");
+        assert_eq!(collapse_whitespace("a\t\t b\0c\r\nd"), "a bc\n\nd");
+        assert!(normalize("%c0%ae%c0%ae/", false).malformed);
+        assert_eq!(normalize("%2527%2520OR%2520%25271%2527%253D%25271", false).text, "' or '1'='1");
+    }
+}
