@@ -24,6 +24,8 @@ pub struct Route {
     /// The `Allow` header value for 405 answers.
     pub allow_header: String,
     pub security_headers: CompiledHeaders,
+    /// Request inspection's compiled rules; `None` when the route's mode is `off`.
+    pub inspector: Option<Arc<crate::inspect::Inspector>>,
 }
 
 /// A rate-limit rule with its (reload-surviving) state.
@@ -99,6 +101,8 @@ impl Policy {
         }
         let mut routes = Vec::new();
         let mut entries = Vec::new();
+        // One compiled rule set per distinct (paranoia, disabled rules), shared by routes.
+        let mut inspectors: HashMap<(u8, Vec<u32>), Arc<crate::inspect::Inspector>> = HashMap::new();
         for spec in &config.routes {
             // Invariant: validation checked that every route names an existing upstream.
             let pool = pools
@@ -113,6 +117,13 @@ impl Policy {
                 .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default();
             let security_headers = CompiledHeaders::compile(&spec.security_headers);
+            let insp = &spec.inspection;
+            let inspector = (insp.mode != crate::config::policy::InspectionMode::Off).then(|| {
+                inspectors
+                    .entry((insp.paranoia, insp.disabled_rules.clone()))
+                    .or_insert_with(|| Arc::new(crate::inspect::Inspector::new(insp.paranoia, &insp.disabled_rules)))
+                    .clone()
+            });
             let route = Arc::new(Route {
                 metrics: RouteMetrics::new(&spec.name),
                 spec: spec.clone(),
@@ -120,6 +131,7 @@ impl Policy {
                 limiters,
                 allow_header,
                 security_headers,
+                inspector,
             });
             if spec.hosts.is_empty() {
                 entries.push(Entry { host: None, route: route.clone() });

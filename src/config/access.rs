@@ -176,3 +176,22 @@ pub struct RawSigning {
     #[serde(default)]
     pub stream_types: Option<Vec<String>>,
 }
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawInspection {
+    /// `block`, `detect` or `off`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub paranoia: Option<u8>,
+    /// Bodies are inspected up to this size.
+    #[serde(default, deserialize_with = "de::opt_byte_size")]
+    pub max_body: Option<u64>,
+    /// Rule ids switched off (the false-positive workflow).
+    #[serde(default)]
+    pub disabled_rules: Option<Vec<u32>>,
+    /// Parameter names (query, form, JSON keys are not matched) never inspected.
+    #[serde(default)]
+    pub exclude_params: Option<Vec<String>>,
+}

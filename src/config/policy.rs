@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use super::access::{
-    RawApiKey, RawAuth, RawClientIp, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawSigning, RawTier,
-    RawValidation, Scope,
+    RawApiKey, RawAuth, RawClientIp, RawInspection, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawSigning,
+    RawTier, RawValidation, Scope,
 };
 use super::de;
 use super::error::{ConfigErrors, SourceFile};
@@ -44,6 +44,8 @@ struct RawPolicyFile {
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     signing: Option<RawSigning>,
+    #[serde(default)]
+    inspection: Option<RawInspection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +168,8 @@ struct RawRoute {
     rate_limits: Vec<String>,
     #[serde(default)]
     signing: Option<RawSigning>,
+    #[serde(default)]
+    inspection: Option<RawInspection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -219,6 +223,62 @@ pub struct RouteSpec {
     pub auth: Option<RouteAuthSpec>,
     pub rate_limits: Vec<String>,
     pub signing: SigningSpec,
+    pub inspection: InspectionSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InspectionMode {
+    Off,
+    Detect,
+    Block,
+}
+
+/// Request inspection of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectionSpec {
+    pub mode: InspectionMode,
+    pub paranoia: u8,
+    pub max_body: u64,
+    pub disabled_rules: Vec<u32>,
+    pub exclude_params: Vec<String>,
+}
+
+impl Default for InspectionSpec {
+    fn default() -> Self {
+        InspectionSpec { mode: InspectionMode::Off, paranoia: 1, max_body: 1 << 20, disabled_rules: Vec::new(), exclude_params: Vec::new() }
+    }
+}
+
+fn merge_inspection(base: &InspectionSpec, raw: &RawInspection) -> Result<InspectionSpec, (String, String)> {
+    let mut s = base.clone();
+    if let Some(m) = &raw.mode {
+        s.mode = match m.as_str() {
+            "block" => InspectionMode::Block,
+            "detect" => InspectionMode::Detect,
+            "off" => InspectionMode::Off,
+            other => return Err(("mode".into(), format!("{other:?} is not one of block, detect, off"))),
+        };
+    }
+    if let Some(p) = raw.paranoia {
+        if !(1..=2).contains(&p) {
+            return Err(("paranoia".into(), "paranoia levels are 1 and 2".into()));
+        }
+        s.paranoia = p;
+    }
+    if let Some(m) = raw.max_body {
+        s.max_body = m;
+    }
+    if let Some(d) = &raw.disabled_rules {
+        let known: Vec<u32> = crate::inspect::rules::builtin().iter().map(|r| r.id).collect();
+        if let Some(bad) = d.iter().find(|id| !known.contains(id)) {
+            return Err(("disabled_rules".into(), format!("no rule with id {bad}")));
+        }
+        s.disabled_rules = d.clone();
+    }
+    if let Some(e) = &raw.exclude_params {
+        s.exclude_params = e.clone();
+    }
+    Ok(s)
 }
 
 /// Response signing of a route.
@@ -390,6 +450,8 @@ pub struct AccessSpec {
     pub security_headers: SecurityHeadersSpec,
     /// Signing of responses that match no route (and the default of every route).
     pub signing: SigningSpec,
+    /// The default inspection of every route.
+    pub inspection: InspectionSpec,
     pub rate_limits: Vec<RateLimitSpec>,
     pub tiers: Vec<TierSpec>,
     pub api_keys: Vec<ApiKeySpec>,
@@ -567,6 +629,7 @@ struct RouteDefaults {
     validation: ValidationSpec,
     security_headers: SecurityHeadersSpec,
     signing: SigningSpec,
+    inspection: InspectionSpec,
 }
 
 /// At most one file may set each policy-wide block.
@@ -633,6 +696,13 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         match merge_signing(&signing, raw) {
             Ok(m) => signing = m,
             Err((field, msg)) => errors.push(src.error(&format!("signing.{field}"), msg)),
+        }
+    }
+    let mut inspection = InspectionSpec::default();
+    if let Some((src, raw)) = singleton(parsed, "inspection", |r| r.inspection.as_ref(), errors) {
+        match merge_inspection(&inspection, raw) {
+            Ok(m) => inspection = m,
+            Err((field, msg)) => errors.push(src.error(&format!("inspection.{field}"), msg)),
         }
     }
     let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
@@ -759,11 +829,12 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             auth_bearer,
             security_headers: security_headers.clone(),
             signing: signing.clone(),
+            inspection: inspection.clone(),
             rate_limits,
             tiers,
             api_keys,
         },
-        defaults: RouteDefaults { validation, security_headers, signing },
+        defaults: RouteDefaults { validation, security_headers, signing, inspection },
     }
 }
 
@@ -1001,6 +1072,10 @@ fn route_spec(
         None => defaults.signing.clone(),
         Some(raw) => merge_signing(&defaults.signing, raw).map_err(|(f, m)| (format!("signing.{f}"), m))?,
     };
+    let inspection = match &r.inspection {
+        None => defaults.inspection.clone(),
+        Some(raw) => merge_inspection(&defaults.inspection, raw).map_err(|(f, m)| (format!("inspection.{f}"), m))?,
+    };
     for (i, name) in r.rate_limits.iter().enumerate() {
         if !rule_names.contains(&name.as_str()) {
             return Err((format!("rate_limits[{i}]"), format!("no rate limit named {name:?}")));
@@ -1019,6 +1094,7 @@ fn route_spec(
         auth,
         rate_limits: r.rate_limits.clone(),
         signing,
+        inspection,
     })
 }
 

@@ -24,7 +24,7 @@ log:\n  access_log: stdout\nshutdown:\n  grace_period: 1s\n  graceful_shutdown_t
 keys:\n  key_file: master.key\n"
     );
     let policy = format!(
-        "signing:\n  enabled: true\n  algorithm: hybrid\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
+        "signing:\n  enabled: true\n  algorithm: hybrid\ninspection:\n  mode: block\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
 rate_limits:\n  - {{ name: demo-per-client, scope: client_ip, rate: 5, per: 1s, burst: 5 }}\n  - {{ name: standard-per-key, scope: api_key, rate: 100, per: 1m }}\n\
 tiers:\n  - name: standard\n    rate_limits: [standard-per-key]\n    daily_quota: 10000\n\
 routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
@@ -78,6 +78,8 @@ Try:
   curl -i -H 'X-API-Key: {key}' {gw}/private/data   # 200; upstream sees X-Api-Key-Id, never the key
   for i in $(seq 8); do curl -s -o /dev/null -w '%{{http_code}} ' {gw}/limited/; done; echo   # 5 per second: 200 x5, then 429
   curl -s {admin}/usage
+  curl -i "{gw}/?q=1%27%20OR%20%271%27=%271"          # 403: SQL injection blocked (rule id and class, no echo)
+  curl -s "{gw}/?q=rock+%26+roll+O%27Brien"            # an ordinary search passes
   curl -si {gw}/api/signed | grep -iE '^(content-digest|signature)'   # every response is signed (hybrid)
   curl -s {gw}/.well-known/http-message-signatures-directory     # the public keys (JWKS)
   quantumvault verify --url {gw}/api/hello --jwks {gw}/.well-known/http-message-signatures-directory

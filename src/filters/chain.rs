@@ -3,7 +3,8 @@
 //! either lets the request through or returns a [`Denial`] that becomes a JSON error.
 //!
 //! Order: IP filter (global, then route) -> routing (404) -> request validation -> API-key
-//! auth and tier -> rate limits -> quotas. Cheap, unauthenticated checks come first; quotas
+//! auth and tier -> rate limits -> quotas -> request inspection (the body is inspected as it
+//! arrives, in the proxy's body phase). Cheap, unauthenticated checks come first; quotas
 //! come last so a request refused for another reason does not spend quota.
 
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use pingora::http::RequestHeader;
 
-use super::{auth, ip_filter, quota, rate_limit_filter, validate};
+use super::{auth, inspection, ip_filter, quota, rate_limit_filter, validate};
 use crate::policy::{ApiKey, Policy, Route};
 
 /// What a filter sees of the request.
@@ -35,6 +36,8 @@ pub struct FilterState {
     /// The query parameter that carried the key, to strip before forwarding.
     pub key_query_param: Option<String>,
     pub rate: Option<RateHeaders>,
+    /// A finding of request inspection in `detect` mode (forwarded, flagged).
+    pub finding: Option<crate::inspect::Finding>,
 }
 
 /// Rate-limit response fields: the strictest rule plus every rule that applied.
@@ -67,7 +70,7 @@ pub struct Denial {
     pub status: u16,
     /// Stable code in the JSON body.
     pub code: &'static str,
-    pub message: &'static str,
+    pub message: std::borrow::Cow<'static, str>,
     /// Which filter and rule decided: the `reason` label and the access log's outcome.
     pub reason: String,
     pub headers: Vec<(&'static str, String)>,
@@ -75,10 +78,14 @@ pub struct Denial {
 
 impl Denial {
     pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
-        Denial { status, code, message, reason: code.to_string(), headers: Vec::new() }
+        Denial { status, code, message: message.into(), reason: code.to_string(), headers: Vec::new() }
     }
     pub fn reason(mut self, reason: impl Into<String>) -> Denial {
         self.reason = reason.into();
+        self
+    }
+    pub fn with_message(mut self, message: String) -> Denial {
+        self.message = message.into();
         self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Denial {
@@ -108,13 +115,14 @@ impl RequestFilter for Routing {
 }
 
 /// The chain, in order.
-pub static CHAIN: [&dyn RequestFilter; 6] = [
+pub static CHAIN: [&dyn RequestFilter; 7] = [
     &ip_filter::IpFilter,
     &Routing,
     &validate::Validation,
     &auth::ApiKeyAuth,
     &rate_limit_filter::RateLimit,
     &quota::Quota,
+    &inspection::Inspection,
 ];
 
 pub fn run(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {

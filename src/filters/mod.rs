@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod chain;
 pub mod client_ip;
+pub mod inspection;
 pub mod ip_filter;
 pub mod ipset;
 pub mod quota;

@@ -17,19 +17,23 @@ pub struct RequestView<'a> {
     pub content_type: Option<&'a str>,
     /// The body prefix that is inspected.
     pub body: Option<&'a [u8]>,
+    /// Parameter (and JSON key) names whose values are not inspected.
+    pub exclude: &'a [String],
 }
 
 fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split('&').filter(|kv| !kv.is_empty()).map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
-fn walk_json<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+fn walk_json<'v>(v: &'v serde_json::Value, exclude: &[String], out: &mut Vec<&'v str>) {
     match v {
         serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| walk_json(x, out)),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| walk_json(x, exclude, out)),
         serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
-            out.push(k);
-            walk_json(x, out)
+            if !exclude.iter().any(|e| e == k) {
+                out.push(k);
+                walk_json(x, exclude, out)
+            }
         }),
         _ => {}
     }
@@ -42,6 +46,9 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     }
     if let Some(q) = r.query {
         for (k, v) in pairs(q) {
+            if r.exclude.iter().any(|e| e == k) {
+                continue;
+            }
             if let Some(f) = insp.check(k, true, "query_name").or_else(|| insp.check(v, true, "query")) {
                 return Some(f);
             }
@@ -71,13 +78,15 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     if ct.contains("json") {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
             let mut values = Vec::new();
-            walk_json(&v, &mut values);
+            walk_json(&v, r.exclude, &mut values);
             return values.into_iter().find_map(|s| insp.check(s, false, "json"));
         }
         return insp.check(&text, false, "body");
     }
     if ct.starts_with("application/x-www-form-urlencoded") {
-        return pairs(&text).find_map(|(k, v)| insp.check(k, true, "form").or_else(|| insp.check(v, true, "form")));
+        return pairs(&text)
+            .filter(|(k, _)| !r.exclude.iter().any(|e| e == k))
+            .find_map(|(k, v)| insp.check(k, true, "form").or_else(|| insp.check(v, true, "form")));
     }
     if ct.starts_with("multipart/form-data") {
         // The boundary is case-sensitive: take it from the original header.

@@ -54,7 +54,7 @@ impl Gateway {
         if denial.status == 404 {
             ctx.error = Some(GatewayError::NoRoute);
         }
-        let result = self.write_gateway_response(session, ctx, denial.status, denial.code, denial.message, denial.headers.clone()).await;
+        let result = self.write_gateway_response(session, ctx, denial.status, denial.code, &denial.message, denial.headers.clone()).await;
         ctx.denial = Some(denial);
         result
     }
@@ -145,6 +145,10 @@ pub struct Ctx {
     filters: FilterState,
     tls: bool,
     body_seen: u64,
+    /// Request body held for inspection until it is complete (or over the route's bound).
+    inspect_buf: Option<bytes::BytesMut>,
+    /// The body was inspected (or passed the bound) and is streaming through.
+    inspect_done: bool,
     _in_flight: InFlight,
 }
 
@@ -175,6 +179,8 @@ impl ProxyHttp for Gateway {
             filters: FilterState::default(),
             tls: false,
             body_seen: 0,
+            inspect_buf: None,
+            inspect_done: false,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }
@@ -223,14 +229,14 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<bytes::Bytes>, _end: bool, ctx: &mut Ctx) -> Result<()> {
+    async fn request_body_filter(&self, session: &mut Session, body: &mut Option<bytes::Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
         if let (Some(chunk), Some(route)) = (body.as_ref(), ctx.route.as_ref()) {
             if let Err(denial) = validate::body_limit(&mut ctx.body_seen, chunk.len(), route.spec.validation.max_body) {
                 ctx.denial = Some(denial);
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
             }
         }
-        Ok(())
+        self.inspect_body_chunk(session, body, end, ctx)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -411,6 +417,7 @@ impl ProxyHttp for Gateway {
                 upstream: ctx.peer_label(),
                 outcome,
                 key_id: ctx.filters.key.as_ref().map(|k| k.spec.id.as_str()),
+                inspection: ctx.filters.finding.as_ref().map(|f| f.rule_id),
             });
         }
     }
@@ -425,6 +432,9 @@ impl Gateway {
         if let Some(key) = &ctx.filters.key {
             req.insert_header("X-Api-Key-Id", key.spec.id.as_str())?;
             req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
+        }
+        if let Some(f) = &ctx.filters.finding {
+            req.insert_header("X-QV-Inspection", format!("rule={}; class={}", f.rule_id, f.class.as_str()))?;
         }
         let tls = ctx.tls;
         let host = forward::request_authority(session.req_header()).to_string();
@@ -442,3 +452,58 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Holds the request body of an inspected route until it is complete (up to the route's
+    /// `inspection.max_body`), inspects it, then releases it upstream in one piece. Over the
+    /// bound, the prefix is inspected and the rest streams through (flagged in the metric).
+    pub(crate) fn inspect_body_chunk(&self, session: &Session, body: &mut Option<bytes::Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+        let Some(route) = ctx.route.clone() else { return Ok(()) };
+        let Some(insp) = route.inspector.as_ref() else { return Ok(()) };
+        let spec = &route.spec.inspection;
+        let ct = session.req_header().headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let lct = ct.to_ascii_lowercase();
+        if !(lct.contains("json") || lct.starts_with("application/x-www-form-urlencoded") || lct.starts_with("multipart/form-data")) {
+            return Ok(());
+        }
+        if ctx.inspect_done {
+            return Ok(());
+        }
+        let buf = ctx.inspect_buf.get_or_insert_with(bytes::BytesMut::new);
+        if let Some(chunk) = body.take() {
+            buf.extend_from_slice(&chunk);
+        }
+        let over = buf.len() as u64 > spec.max_body;
+        if !end && !over {
+            return Ok(()); // hold
+        }
+        let held = ctx.inspect_buf.take().unwrap_or_default().freeze();
+        let inspected = &held[..held.len().min(spec.max_body as usize)];
+        if over {
+            crate::telemetry::metrics::unsigned_inspection_oversize(&route.spec.name);
+        }
+        let view = crate::inspect::extract::RequestView {
+            path: "",
+            query: None,
+            headers: Vec::new(),
+            content_type: Some(&ct),
+            body: Some(inspected),
+            exclude: &spec.exclude_params,
+        };
+        if let Some(f) = crate::inspect::extract::inspect(insp, &view) {
+            match spec.mode {
+                crate::config::policy::InspectionMode::Block => {
+                    crate::filters::inspection::record(&route.spec.name, &f, "block");
+                    ctx.denial = Some(crate::filters::inspection::blocked(&f));
+                    return Error::e_explain(ErrorType::HTTPStatus(403), "request body blocked by inspection");
+                }
+                _ => {
+                    crate::filters::inspection::record(&route.spec.name, &f, "detect");
+                    ctx.filters.finding.get_or_insert(f);
+                }
+            }
+        }
+        ctx.inspect_done = true;
+        *body = (!held.is_empty()).then_some(held);
+        Ok(())
+    }
+}

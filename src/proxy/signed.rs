@@ -204,9 +204,20 @@ impl Gateway {
                             ctx.denial = Some(d);
                             return Err(Failure::Gateway(GatewayError::BadRequest));
                         }
-                        up.write_request_body(chunk, false).await.map_err(upstream_err)?;
+                        let mut b = Some(chunk);
+                        self.inspect_body_chunk(session, &mut b, false, ctx).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+                        if let Some(b) = b {
+                            up.write_request_body(b, false).await.map_err(upstream_err)?;
+                        }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        let mut rest = None;
+                        self.inspect_body_chunk(session, &mut rest, true, ctx).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+                        if let Some(b) = rest {
+                            up.write_request_body(b, false).await.map_err(upstream_err)?;
+                        }
+                        break;
+                    }
                     Err(_) => return Err(Failure::Downstream),
                 }
             }

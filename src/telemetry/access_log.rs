@@ -40,6 +40,8 @@ pub struct AccessEntry<'a> {
     pub outcome: &'a str,
     /// The API key's id (never the key).
     pub key_id: Option<&'a str>,
+    /// The inspection rule that flagged the request (`detect` mode).
+    pub inspection: Option<u32>,
 }
 
 thread_local! {
@@ -112,6 +114,9 @@ impl AccessEntry<'_> {
         if let Some(k) = self.key_id {
             o.push_str(",\"key_id\":");
             push_str(&mut o, k);
+        }
+        if let Some(rule) = self.inspection {
+            let _ = write!(o, ",\"inspection_rule\":{rule}");
         }
         o.push_str("}\n");
         o
@@ -200,6 +205,7 @@ mod tests {
             upstream: None,
             outcome: "ok",
             key_id: Some("k_1"),
+            inspection: None,
         };
         let line = e.to_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();

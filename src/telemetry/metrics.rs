@@ -56,6 +56,8 @@ fn describe() {
     describe_counter!("quantumvault_access_log_dropped_total", "Access-log lines dropped because the writer fell behind");
     describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
     describe_counter!("quantumvault_signatures_total", "Response signatures made, by algorithm");
+    describe_counter!("quantumvault_inspection_findings_total", "Requests request inspection flagged, by route, class, rule and action (block or detect)");
+    describe_counter!("quantumvault_inspection_oversize_total", "Bodies larger than the inspection bound (only the prefix was inspected)");
     describe_histogram!("quantumvault_signing_duration_seconds", Unit::Seconds, "Time to sign one response, by algorithm");
     describe_counter!("quantumvault_signing_failures_total", "Signing failures, by algorithm");
     describe_counter!("quantumvault_unsigned_responses_total", "Responses on signing routes passed unsigned, by reason");
@@ -176,6 +178,11 @@ pub fn signing_failed(alg: &'static str) {
 
 pub fn unsigned(reason: &'static str) {
     counter!("quantumvault_unsigned_responses_total", "reason" => reason).increment(1);
+}
+
+/// A body over the inspection bound: only its prefix was inspected.
+pub fn unsigned_inspection_oversize(route: &str) {
+    counter!("quantumvault_inspection_oversize_total", "route" => route.to_string()).increment(1);
 }
 
 pub fn started() {

@@ -34,6 +34,7 @@ fn fires(insp: &Inspector, c: &Case) -> Option<quantumvault::inspect::Finding> {
         headers,
         content_type: c.content_type.as_deref(),
         body: c.body.as_deref().map(str::as_bytes),
+        exclude: &[],
     };
     inspect(insp, &view)
 }

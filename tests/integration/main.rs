@@ -4,6 +4,7 @@ mod access;
 mod common;
 mod core;
 mod inspect_corpus;
+mod inspection;
 mod reload;
 mod signing;
 mod upstreams;

@@ -337,3 +337,17 @@ fn rfc9421_examples_verify_with_quantumvault_verify() {
     let p = write_json(work.path(), "t.json", &ex);
     assert_eq!(qv_verify(&p, &jwks).0, 1);
 }
+
+#[test]
+fn inspection_on_a_signing_route_blocks_bodies_and_signs_the_refusal() {
+    let up = echo("u");
+    let policy = signing_policy(up.addr(), "").replacen("signing:\n", "inspection:\n  mode: block\nsigning:\n", 1);
+    let gw = signing_gateway(&policy);
+    let c = capture("POST", &gw.url("/api/items"), &[("Content-Type", "application/json")], Some(r#"{"q":"1 UNION SELECT password FROM users--"}"#));
+    assert_eq!(c.status, 403, "{}", String::from_utf8_lossy(&c.body));
+    assert!(c.header("signature").is_some(), "the refusal is signed");
+    let ok = capture("POST", &gw.url("/api/items"), &[("Content-Type", "application/json")], Some(r#"{"q":"union station"}"#));
+    assert_eq!(ok.status, 200);
+    let echoed: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
+    assert_eq!(echoed["body_bytes"], 21);
+}
