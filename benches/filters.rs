@@ -10,6 +10,8 @@ use quantumvault::filters::auth::hash_key;
 use quantumvault::filters::client_ip;
 use quantumvault::filters::ipset::{parse_cidr, IpSet};
 use quantumvault::filters::rate_limit::RateLimiter;
+use quantumvault::inspect::extract::{inspect, RequestView};
+use quantumvault::inspect::Inspector;
 
 fn hundred_thousand_cidrs() -> Vec<String> {
     (0..100_000u32)
@@ -48,6 +50,30 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             t += 1000;
             black_box(limiter.check(&[127u8, 0, 0, 1][..], t))
+        })
+    });
+    // A typical 2 KiB JSON API request: nested objects, prose with apostrophes, ids, URLs.
+    let mut items = Vec::new();
+    for i in 0..12 {
+        items.push(format!(
+            r#"{{"id":"{i:08x}-4b1e-9c3a","name":"O'Brien's order {i}","note":"please select the blue one and drop it at the door","url":"https://shop.example.com/p/{i}?ref=mail%20campaign","qty":{i}}}"#
+        ));
+    }
+    let json = format!(r#"{{"customer":{{"email":"anna+shop@example.com","items":[{}]}}}}"#, items.join(","));
+    eprintln!("inspection: JSON body of {} bytes", json.len());
+    let insp = Inspector::new(1, &[]);
+    let headers = vec![("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"), ("Referer", "https://shop.example.com/cart?step=2")];
+    c.bench_function("inspect_2k_json_request", |b| {
+        b.iter(|| {
+            let view = RequestView {
+                path: "/api/v1/orders",
+                query: Some("expand=items&lang=en"),
+                headers: headers.clone(),
+                content_type: Some("application/json"),
+                body: Some(json.as_bytes()),
+                exclude: &[],
+            };
+            black_box(inspect(&insp, &view))
         })
     });
     c.bench_function("api_key_sha256", |b| {

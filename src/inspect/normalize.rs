@@ -194,6 +194,29 @@ pub fn normalize(raw: &str, form: bool) -> Normalized {
 mod tests {
     use super::*;
 
+    /// Pathological inputs stay linear (the fuzz target in fuzz/ explores this with coverage).
+    #[test]
+    fn random_and_hostile_inputs_stay_bounded() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let alphabet: Vec<char> = "%25%2e/\\'\"<>&#;x/*!*/ \t\n\r\0ＡＢ＜＞uU0123456789abcdef".chars().collect();
+        for _ in 0..5_000 {
+            let len = (seed % 300) as usize;
+            let mut s = String::new();
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let n = normalize(&s, true);
+            assert!(n.text.len() <= 4 * s.len() + 16, "{s:?}");
+        }
+        // Decoding is bounded to three rounds, each linear: a nested-encoding bomb shrinks.
+        let bomb = "%25".repeat(100_000);
+        let n = normalize(&bomb, false);
+        assert!(n.text.len() <= bomb.len());
+    }
+
     #[test]
     fn each_step() {
         assert_eq!(decode_repeated(b"%252e%252e%252f", false), b"../");
