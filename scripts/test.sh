@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-qv_install cmd:systemd-analyze=systemd python3-venv
+qv_install cmd:systemd-analyze=systemd cmd:promtool=prometheus python3-venv
 
 echo "== systemd unit sandbox (systemd-analyze security)"
 scripts/check-systemd.sh

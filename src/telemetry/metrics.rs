@@ -35,6 +35,19 @@ pub fn install() -> PrometheusHandle {
             let _ = metrics::set_global_recorder(recorder);
             describe();
             gauge!("quantumvault_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            // Series that alert rules and dashboards divide by exist from the start (at zero),
+            // so "no failures yet" reads as 0 rather than as no data.
+            for alg in ["ecdsa-p256-sha256", "ml-dsa-65"] {
+                counter!("quantumvault_signatures_total", "alg" => alg).increment(0);
+                counter!("quantumvault_signing_failures_total", "alg" => alg).increment(0);
+            }
+            for reason in ["too_large", "stream", "signing_failed"] {
+                counter!("quantumvault_unsigned_responses_total", "reason" => reason).increment(0);
+            }
+            for result in ["ok", "error"] {
+                counter!("quantumvault_config_reloads_total", "result" => result).increment(0);
+            }
+            gauge!("quantumvault_config_last_reload_success").set(1.0);
             handle
         })
         .clone()
@@ -48,6 +61,7 @@ fn describe() {
     describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
     describe_counter!("quantumvault_requests_denied_total", "Requests refused by a filter, by route and reason (filter and rule)");
     describe_counter!("quantumvault_config_reloads_total", "Policy reloads by result");
+    describe_gauge!("quantumvault_config_last_reload_success", "1 if the last reload succeeded (or none happened), 0 while the running policy is older than a failed edit");
     describe_gauge!("quantumvault_policy_generation", "Generation of the running policy (1 at start, +1 per successful reload)");
     describe_gauge!("quantumvault_policy_info", "Always 1; the hash label identifies the running policy files");
     describe_gauge!("quantumvault_build_info", "Always 1; labels carry the build version");
@@ -144,6 +158,7 @@ pub fn access_log_dropped() -> Counter {
 
 pub fn reload(ok: bool) {
     counter!("quantumvault_config_reloads_total", "result" => if ok { "ok" } else { "error" }).increment(1);
+    gauge!("quantumvault_config_last_reload_success").set(if ok { 1.0 } else { 0.0 });
 }
 
 pub fn policy_loaded(generation: u64, hash: &str, previous_hash: Option<&str>) {

@@ -5,6 +5,7 @@ mod common;
 mod core;
 mod inspect_corpus;
 mod inspection;
+mod monitoring;
 mod reload;
 mod signing;
 mod upstreams;
