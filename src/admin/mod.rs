@@ -5,7 +5,9 @@
 //! - `GET /health`: `{"status": "healthy|degraded|unhealthy|critical", "reasons": [...], ...}`;
 //!   HTTP 200 when healthy or degraded, 503 otherwise.
 //! - `POST /reload`: re-reads the config like SIGHUP; 200 with the new generation, or 422 with
-//!   the errors (the running policy stays).
+//!   the errors (the running policy stays). With an admin token configured it needs
+//!   `Authorization: Bearer <token>` (401 otherwise).
+//! - `GET /ready`: 200 once the listeners are up and a policy is loaded (for load balancers).
 //! - `GET /usage`: per-API-key usage (requests, bytes, denials, last seen, per route, quotas).
 //! - `GET /usage/{key_id}`: one key's usage; 404 if the key never existed.
 //! - `GET /keys`: signing key versions (ids, algorithms, states, ages, expiry; no material).
@@ -34,6 +36,20 @@ pub struct AdminApp {
 impl AdminApp {
     pub fn new(runtime: Arc<Runtime>, metrics: PrometheusHandle) -> AdminApp {
         AdminApp { runtime, metrics }
+    }
+
+    /// State-changing endpoints need the bearer token when one is configured (compared in
+    /// constant time).
+    fn authorized(&self, session: &ServerSession) -> bool {
+        let Some(token) = &self.runtime.gateway.admin_token else { return true };
+        let presented = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        crate::integrity::hmac::ct_eq(presented.as_bytes(), token.0.as_bytes())
     }
 }
 
@@ -137,6 +153,11 @@ impl ServeHttp for AdminApp {
                 let code = if status <= HealthStatus::Degraded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 json_response(code, body)
             }
+            (Method::GET, "/ready") => json_response(StatusCode::OK, json!({"ready": true, "policy_generation": self.runtime.policy.load().generation})),
+            (Method::POST, "/reload") if !self.authorized(session) => json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
+            ),
             (Method::POST, "/reload") => {
                 // Drain any request body; the reload itself reads the files, not the request.
                 while let Ok(Some(_)) = session.read_request_body().await {}
@@ -181,9 +202,9 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/") => json_response(
                 StatusCode::OK,
-                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys"]}),
+                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }

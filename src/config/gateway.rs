@@ -95,11 +95,17 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     address: SocketAddr,
+    /// Environment variable holding the bearer token for state-changing endpoints.
+    #[serde(default)]
+    token_env: Option<String>,
+    /// File holding the token (e.g. a systemd credential).
+    #[serde(default)]
+    token_file: Option<PathBuf>,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        RawAdmin { address: SocketAddr::from(([127, 0, 0, 1], 9901)) }
+        RawAdmin { address: SocketAddr::from(([127, 0, 0, 1], 9901)), token_env: None, token_file: None }
     }
 }
 
@@ -151,6 +157,16 @@ fn default_debounce() -> Duration {
     Duration::from_millis(250)
 }
 
+/// The admin bearer token. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
 /// Where the access log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessLogTarget {
@@ -177,6 +193,8 @@ pub struct GatewayConfig {
     pub path: PathBuf,
     pub listeners: Vec<Listener>,
     pub admin_address: SocketAddr,
+    /// Bearer token required by state-changing admin endpoints; `None` on loopback only.
+    pub admin_token: Option<AdminToken>,
     pub worker_threads: usize,
     pub data_dir: PathBuf,
     pub access_log: AccessLogTarget,
@@ -245,6 +263,27 @@ impl GatewayConfig {
                 errors.push(file.error(&format!("policies[{i}]"), format!("{} does not exist", p.display())));
             }
         }
+        let admin_token = match (&raw.admin.token_file, &raw.admin.token_env) {
+            (Some(f), _) => match std::fs::read_to_string(resolve(f)) {
+                Ok(t) if !t.trim().is_empty() => Some(AdminToken(t.trim().to_string())),
+                Ok(_) => {
+                    errors.push(file.error("admin.token_file", "the token file is empty"));
+                    None
+                }
+                Err(e) => {
+                    errors.push(file.error("admin.token_file", format!("cannot read {}: {e}", f.display())));
+                    None
+                }
+            },
+            (None, Some(var)) => std::env::var(var).ok().filter(|t| !t.is_empty()).map(AdminToken),
+            (None, None) => std::env::var("QV_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(AdminToken),
+        };
+        if admin_token.is_none() && !raw.admin.address.ip().is_loopback() {
+            errors.push(file.error(
+                "admin.address",
+                "the admin port is not on loopback and has no token: set admin.token_file or admin.token_env (or QV_ADMIN_TOKEN)",
+            ));
+        }
         let iterations = raw.keys.pbkdf2_iterations.unwrap_or(crate::kms::keystore::MIN_ITERATIONS);
         if iterations < crate::kms::keystore::MIN_ITERATIONS {
             errors.push(file.error("keys.pbkdf2_iterations", format!("at least {} (OWASP's advice for PBKDF2-HMAC-SHA256)", crate::kms::keystore::MIN_ITERATIONS)));
@@ -266,6 +305,7 @@ impl GatewayConfig {
             path: path.to_path_buf(),
             listeners,
             admin_address: raw.admin.address,
+            admin_token,
             worker_threads,
             data_dir,
             access_log,

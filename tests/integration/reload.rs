@@ -127,3 +127,33 @@ fn listener_change_is_reported_as_needing_restart() {
     assert!(h["reasons"].to_string().contains("restart needed for: listeners"), "{h}");
     assert_eq!(get(&gw.url("/")).status, 200, "still serving on the old socket");
 }
+
+#[test]
+fn admin_token_guards_reload_and_non_loopback_needs_one() {
+    let up = echo("u");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "s3cret-admin-token\n").unwrap();
+    let gw = Gateway::start_with_pre(&policy_with_header(up.addr(), "h"), "", |conf| {
+        let text = std::fs::read_to_string(conf).unwrap();
+        let text = text.replacen("admin:\n  address:", &format!("admin:\n  token_file: {}\n  address:", token_file.display()), 1);
+        std::fs::write(conf, text).unwrap();
+    });
+    assert_eq!(get(&gw.admin_url("/ready")).status, 200);
+    let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap();
+    assert_eq!(r.status, 401);
+    let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[("Authorization", "Bearer wrong")]).unwrap();
+    assert_eq!(r.status, 401);
+    let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[("Authorization", "Bearer s3cret-admin-token")]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!gw.stderr().contains("s3cret"), "the token is never logged");
+
+    // A non-loopback admin address without a token is refused at start.
+    let conf = dir.path().join("gateway.yaml");
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.yaml"), policy_with_header(up.addr(), "h")).unwrap();
+    std::fs::write(&conf, "listeners: [{address: \"127.0.0.1:1\"}]\nadmin: {address: \"0.0.0.0:9901\"}\ndata_dir: data\npolicies: [policies]\n").unwrap();
+    let (code, _, stderr) = run_check(&conf);
+    assert_eq!(code, 64);
+    assert!(stderr.contains("admin.address") && stderr.contains("no token"), "{stderr}");
+}
