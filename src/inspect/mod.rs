@@ -47,11 +47,18 @@ impl Inspector {
         if raw.is_empty() {
             return None;
         }
+        if !may_match(raw) {
+            return None;
+        }
         let n = normalize::normalize(raw, form);
         if n.malformed {
             return Some(Finding { rule_id: 920100, class: Class::Malformed, location });
         }
         let hit = |text: &str, only: Option<Class>| {
+            // Most values match nothing: `is_match` answers that without allocating.
+            if !self.set.is_match(text) {
+                return None;
+            }
             self.set
                 .matches(text)
                 .iter()
@@ -69,6 +76,19 @@ impl Inspector {
             }
         })
     }
+}
+
+/// A cheap pre-check: every rule needs either a metacharacter or an SQL keyword, so values
+/// made only of letters, digits, spaces, `-` and `_` without those keywords (ids, names,
+/// numbers: most of a JSON body) skip normalisation and matching. The keyword list is what the
+/// letter-only rules start from; `corpus_detection_and_false_positive_rates` guards it.
+fn may_match(raw: &str) -> bool {
+    if raw.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b' ' || b == b'-' || b == b'_')) {
+        return true;
+    }
+    let lower = raw.to_ascii_lowercase();
+    const KEYWORDS: &[&str] = &["union", "select", "or", "and", "order", "group", "having", "waitfor", "case", "xor", "sleep", "benchmark", "exec", "drop", "insert", "delete", "update"];
+    KEYWORDS.iter().any(|k| lower.contains(k))
 }
 
 #[cfg(test)]

@@ -178,16 +178,36 @@ pub struct Normalized {
     pub malformed: bool,
 }
 
+/// Each step runs only when its trigger is present, so a plain value costs one copy: most values
+/// of a real request (ids, names, numbers) need none of the transformations.
 pub fn normalize(raw: &str, form: bool) -> Normalized {
-    let decoded = decode_repeated(raw.as_bytes(), form);
-    let (text, malformed) = match String::from_utf8(decoded) {
-        Ok(s) => (s, false),
-        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+    let needs_decode = raw.bytes().any(|b| b == b'%' || (form && b == b'+'));
+    let (mut text, malformed) = if needs_decode {
+        match String::from_utf8(decode_repeated(raw.as_bytes(), form)) {
+            Ok(s) => (s, false),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
+        }
+    } else {
+        (raw.to_string(), false)
     };
-    let text = html_entities(&text);
-    let text = fold_width(&text).to_lowercase();
-    let text = strip_sql_comments(&text);
-    Normalized { text: collapse_whitespace(&text), malformed }
+    if text.contains('&') {
+        text = html_entities(&text);
+    }
+    if !text.is_ascii() {
+        text = fold_width(&text).to_lowercase();
+    } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        text.make_ascii_lowercase();
+    }
+    if text.contains("/*") || text.contains("*/") {
+        text = strip_sql_comments(&text);
+    }
+    let needs_ws = text.bytes().zip(text.bytes().skip(1).chain(std::iter::once(b'x'))).any(|(a, b)| {
+        matches!(a, b'\t' | b'\r' | b'\n' | 0 | 0x0b | 0x0c) || (a == b' ' && b == b' ')
+    }) || !text.is_ascii();
+    if needs_ws {
+        text = collapse_whitespace(&text);
+    }
+    Normalized { text, malformed }
 }
 
 #[cfg(test)]
