@@ -8,6 +8,7 @@
 //!   the errors (the running policy stays). With an admin token configured it needs
 //!   `Authorization: Bearer <token>` (401 otherwise).
 //! - `GET /ready`: 200 once the listeners are up and a policy is loaded (for load balancers).
+//! - `GET /errors`: the last 100 gateway-side errors (no bodies, keys or secrets).
 //! - `GET /usage`: per-API-key usage (requests, bytes, denials, last seen, per route, quotas).
 //! - `GET /usage/{key_id}`: one key's usage; 404 if the key never existed.
 //! - `GET /keys`: signing key versions (ids, algorithms, states, ages, expiry; no material).
@@ -153,6 +154,7 @@ impl ServeHttp for AdminApp {
                 let code = if status <= HealthStatus::Degraded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 json_response(code, body)
             }
+            (Method::GET, "/errors") => json_response(StatusCode::OK, json!({"errors": crate::telemetry::errors::recent()})),
             (Method::GET, "/ready") => json_response(StatusCode::OK, json!({"ready": true, "policy_generation": self.runtime.policy.load().generation})),
             (Method::POST, "/reload") if !self.authorized(session) => json_response(
                 StatusCode::UNAUTHORIZED,
@@ -202,9 +204,9 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/") => json_response(
                 StatusCode::OK,
-                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready"]}),
+                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready", "GET /errors"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready" | "/errors") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }

@@ -353,6 +353,17 @@ impl ProxyHttp for Gateway {
             }
         }
         ctx.error = Some(err);
+        if err != GatewayError::BadRequest {
+            crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
+                time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                route: ctx.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
+                request_id: ctx.request_id.clone(),
+                class: err.code(),
+                kind,
+                upstream: ctx.peer_label().map(str::to_string),
+                status: err.status(),
+            });
+        }
         if ctx.request_id.is_empty() {
             ctx.request_id = forward::new_request_id();
         }

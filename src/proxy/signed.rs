@@ -133,6 +133,15 @@ impl Gateway {
                     return self.send_denial(session, ctx, denial).await;
                 }
                 ctx.error = Some(err);
+                crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
+                    time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                    route: ctx.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
+                    request_id: ctx.request_id.clone(),
+                    class: err.code(),
+                    kind: "signed_route",
+                    upstream: ctx.peer_label().map(str::to_string),
+                    status: err.status(),
+                });
                 self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new()).await
             }
             Err(Failure::Downstream) => Error::e_explain(ErrorType::ReadError, "client request failed"),

@@ -58,6 +58,7 @@ fn describe() {
     describe_counter!("quantumvault_requests_total", "Requests by route, method and status class");
     describe_histogram!("quantumvault_request_duration_seconds", Unit::Seconds, "Request duration from first byte in to last byte out, by route");
     describe_counter!("quantumvault_upstream_errors_total", "Upstream failures by upstream and kind");
+    describe_counter!("quantumvault_errors_total", "Gateway-side request errors by class (as listed on /errors)");
     describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
     describe_counter!("quantumvault_requests_denied_total", "Requests refused by a filter, by route and reason (filter and rule)");
     describe_counter!("quantumvault_config_reloads_total", "Policy reloads by result");

@@ -121,8 +121,18 @@ routes:
     assert!(r.json()["request_id"].as_str().is_some());
     let metrics = get(&gw.admin_url("/metrics")).body;
     assert!(metrics.contains(r#"quantumvault_upstream_errors_total{upstream="dead",kind="connect_refused"}"#), "{metrics}");
+    assert!(metrics.contains(r#"quantumvault_errors_total{class="upstream_timeout"} 1"#), "{metrics}");
+    let errors = get(&gw.admin_url("/errors")).json();
+    let list = errors["errors"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{errors}");
+    assert_eq!((list[0]["class"].as_str(), list[0]["route"].as_str(), list[0]["status"].as_u64()), (Some("upstream_timeout"), Some("slow"), Some(504)));
+    assert_eq!(list[1]["kind"], "connect_refused");
+    assert!(!errors.to_string().contains("delay_ms"), "no query strings or bodies");
     assert!(metrics.contains(r#"quantumvault_upstream_errors_total{upstream="slow",kind="read_timeout"}"#), "{metrics}");
-    assert!(metrics.contains(r#"quantumvault_requests_total{route="slow",method="GET",status_class="5xx"} 1"#), "{metrics}");
+    // Request metrics are recorded in the logging phase, just after the response went out.
+    gw.wait_for(5, "request counted", || {
+        get(&gw.admin_url("/metrics")).body.contains(r#"quantumvault_requests_total{route="slow",method="GET",status_class="5xx"} 1"#)
+    });
 }
 
 #[test]
