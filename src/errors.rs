@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::proxy::Session;
 use serde::Serialize;
 
 /// Stable error codes clients and dashboards can rely on.
@@ -96,29 +95,4 @@ pub fn json_response(status: u16, code: &str, message: &str, request_id: &str) -
     header.insert_header("Cache-Control", "no-store")?;
     header.insert_header("X-Request-Id", request_id)?;
     Ok((header, Bytes::from(body)))
-}
-
-/// Writes a gateway error to the client.
-pub async fn respond(session: &mut Session, err: GatewayError, request_id: &str) -> Result<()> {
-    respond_with(session, err.status(), err.code(), err.message(), request_id, &[]).await
-}
-
-pub async fn respond_with(
-    session: &mut Session,
-    status: u16,
-    code: &str,
-    message: &str,
-    request_id: &str,
-    extra_headers: &[(&'static str, String)],
-) -> Result<()> {
-    let (mut header, body) = json_response(status, code, message, request_id)?;
-    for (name, value) in extra_headers {
-        header.insert_header(*name, value.as_str())?;
-    }
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(header), head_only).await?;
-    if !head_only {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
 }

@@ -652,6 +652,26 @@ fn singleton<'a, T>(
     found
 }
 
+/// A policy-wide block (set in at most one file) merged onto the built-in defaults; errors are
+/// reported at `field.subfield`.
+fn merged_default<'a, T: Default, R: 'a>(
+    parsed: &'a [(&'a SourceFile, RawPolicyFile)],
+    field: &str,
+    get: impl Fn(&'a RawPolicyFile) -> Option<&'a R>,
+    merge: fn(&T, &R) -> Result<T, (String, String)>,
+    errors: &mut Vec<super::ConfigError>,
+) -> T {
+    let base = T::default();
+    let Some((src, raw)) = singleton(parsed, field, get, errors) else { return base };
+    match merge(&base, raw) {
+        Ok(merged) => merged,
+        Err((sub, msg)) => {
+            errors.push(src.error(&format!("{field}.{sub}"), msg));
+            base
+        }
+    }
+}
+
 fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super::ConfigError>) -> BuiltAccess {
     let mut trusted = IpSet::default();
     let mut client_ip_header = "x-forwarded-for".to_string();
@@ -677,34 +697,10 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             Err((field, msg)) => errors.push(src.error(&field, msg)),
         }
     }
-    let mut validation = ValidationSpec::default();
-    if let Some((src, v)) = singleton(parsed, "validation", |r| r.validation.as_ref(), errors) {
-        match merge_validation(&validation, v) {
-            Ok(m) => validation = m,
-            Err((field, msg)) => errors.push(src.error(&format!("validation.{field}"), msg)),
-        }
-    }
-    let mut security_headers = SecurityHeadersSpec::default();
-    if let Some((src, h)) = singleton(parsed, "security_headers", |r| r.security_headers.as_ref(), errors) {
-        match merge_headers(&security_headers, h) {
-            Ok(m) => security_headers = m,
-            Err((field, msg)) => errors.push(src.error(&format!("security_headers.{field}"), msg)),
-        }
-    }
-    let mut signing = SigningSpec::default();
-    if let Some((src, raw)) = singleton(parsed, "signing", |r| r.signing.as_ref(), errors) {
-        match merge_signing(&signing, raw) {
-            Ok(m) => signing = m,
-            Err((field, msg)) => errors.push(src.error(&format!("signing.{field}"), msg)),
-        }
-    }
-    let mut inspection = InspectionSpec::default();
-    if let Some((src, raw)) = singleton(parsed, "inspection", |r| r.inspection.as_ref(), errors) {
-        match merge_inspection(&inspection, raw) {
-            Ok(m) => inspection = m,
-            Err((field, msg)) => errors.push(src.error(&format!("inspection.{field}"), msg)),
-        }
-    }
+    let validation = merged_default(parsed, "validation", |r| r.validation.as_ref(), merge_validation, errors);
+    let security_headers = merged_default(parsed, "security_headers", |r| r.security_headers.as_ref(), merge_headers, errors);
+    let signing = merged_default(parsed, "signing", |r| r.signing.as_ref(), merge_signing, errors);
+    let inspection = merged_default(parsed, "inspection", |r| r.inspection.as_ref(), merge_inspection, errors);
     let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
     if let Some((src, a)) = singleton(parsed, "auth", |r| r.auth.as_ref(), errors) {
         if let Some(h) = &a.header {

@@ -54,19 +54,7 @@ pub fn apply(resp: &mut ResponseHeader, spec: &CompiledHeaders, tls: bool, from_
     Ok(())
 }
 
-/// The headers for a response the gateway writes itself.
-pub fn extend(out: &mut Vec<(&'static str, String)>, spec: &CompiledHeaders, tls: bool) {
-    for (name, value) in &spec.headers {
-        out.push((name, value.to_str().unwrap_or("").to_string()));
-    }
-    if tls {
-        if let Some(h) = &spec.hsts {
-            out.push(("strict-transport-security", h.to_str().unwrap_or("").to_string()));
-        }
-    }
-}
-
-/// Header names of gateway responses are `&'static str`; configured names are leaked once per
+/// Interned header names: configured names are leaked once per
 /// distinct name (bounded by the policy, interned so reloads do not grow it).
 fn static_name(name: &str) -> &'static str {
     use std::collections::HashSet;

@@ -157,6 +157,19 @@ impl Ctx {
         let route = self.route.as_ref()?;
         self.peer.map(|i| route.pool.peers[i].state.label.as_str())
     }
+
+    /// Adds this request's gateway-side error to `/errors`.
+    fn record_error(&self, err: GatewayError, kind: &'static str) {
+        crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
+            time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            route: self.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
+            request_id: self.request_id.clone(),
+            class: err.code(),
+            kind,
+            upstream: self.peer_label().map(str::to_string),
+            status: err.status(),
+        });
+    }
 }
 
 #[async_trait]
@@ -249,23 +262,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.tried.push(idx);
         ctx.peer = Some(idx);
-        let spec = &pool.spec;
-        let (tls, sni) = match &spec.tls {
-            Some(t) => (true, t.sni.clone()),
-            None => (false, String::new()),
-        };
-        let mut peer = HttpPeer::new(pool.peers[idx].addr, tls, sni);
-        let o = &mut peer.options;
-        o.connection_timeout = Some(spec.connect_timeout);
-        o.total_connection_timeout = spec.total_connect_timeout;
-        o.read_timeout = Some(spec.read_timeout);
-        o.write_timeout = Some(spec.write_timeout);
-        o.idle_timeout = Some(std::time::Duration::from_secs(60));
-        if let Some(t) = &spec.tls {
-            o.verify_cert = t.verify;
-            o.verify_hostname = t.verify;
-        }
-        Ok(Box::new(peer))
+        Ok(Box::new(pool.http_peer(idx)))
     }
 
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
@@ -274,17 +271,9 @@ impl ProxyHttp for Gateway {
         let (_, kind) = GatewayError::from_pingora(&e);
         crate::telemetry::metrics::upstream_error(&pool.spec.name, kind);
         if let Some(idx) = ctx.peer {
-            let p = &pool.spec.passive;
-            if pool.peers[idx].state.record_connect_failure(now_ms(), p.consecutive_failures, p.eject_for.as_millis() as u64) {
-                log::warn!("upstream {}: peer {} ejected for {:?} after connect failures", pool.spec.name, pool.peers[idx].state.label, p.eject_for);
-            }
+            pool.connect_failed(idx, now_ms());
         }
-        // Retry connect failures of idempotent requests on another peer: nothing reached the
-        // upstream, so nothing can be applied twice.
-        let retries_used = ctx.tried.len().saturating_sub(1) as u32;
-        let idempotent = session.req_header().method.is_idempotent();
-        let other_peer_left = pool.peers.len() > ctx.tried.len();
-        e.set_retry(idempotent && retries_used < pool.spec.retries && other_peer_left);
+        e.set_retry(pool.may_retry(ctx.tried.len(), session.req_header().method.is_idempotent()));
         e
     }
 
@@ -354,15 +343,7 @@ impl ProxyHttp for Gateway {
         }
         ctx.error = Some(err);
         if err != GatewayError::BadRequest {
-            crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
-                time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-                route: ctx.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
-                request_id: ctx.request_id.clone(),
-                class: err.code(),
-                kind,
-                upstream: ctx.peer_label().map(str::to_string),
-                status: err.status(),
-            });
+            ctx.record_error(err, kind);
         }
         if ctx.request_id.is_empty() {
             ctx.request_id = forward::new_request_id();

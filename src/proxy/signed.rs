@@ -17,7 +17,6 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
-use pingora::upstreams::peer::HttpPeer;
 
 use super::{forward, Ctx, Gateway};
 use crate::config::policy::SigningSpec;
@@ -98,26 +97,6 @@ enum Failure {
 }
 
 impl Gateway {
-    pub(super) fn build_peer(&self, pool: &crate::upstream::Pool, idx: usize) -> HttpPeer {
-        let spec = &pool.spec;
-        let (tls, sni) = match &spec.tls {
-            Some(t) => (true, t.sni.clone()),
-            None => (false, String::new()),
-        };
-        let mut peer = HttpPeer::new(pool.peers[idx].addr, tls, sni);
-        let o = &mut peer.options;
-        o.connection_timeout = Some(spec.connect_timeout);
-        o.total_connection_timeout = spec.total_connect_timeout;
-        o.read_timeout = Some(spec.read_timeout);
-        o.write_timeout = Some(spec.write_timeout);
-        o.idle_timeout = Some(std::time::Duration::from_secs(60));
-        if let Some(t) = &spec.tls {
-            o.verify_cert = t.verify;
-            o.verify_hostname = t.verify;
-        }
-        peer
-    }
-
     /// Fetches, holds, signs and writes the response of a signing route.
     pub(super) async fn proxy_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         match self.fetch_and_sign(session, ctx).await {
@@ -133,15 +112,7 @@ impl Gateway {
                     return self.send_denial(session, ctx, denial).await;
                 }
                 ctx.error = Some(err);
-                crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
-                    time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-                    route: ctx.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
-                    request_id: ctx.request_id.clone(),
-                    class: err.code(),
-                    kind: "signed_route",
-                    upstream: ctx.peer_label().map(str::to_string),
-                    status: err.status(),
-                });
+                ctx.record_error(err, "signed_route");
                 self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new()).await
             }
             Err(Failure::Downstream) => Error::e_explain(ErrorType::ReadError, "client request failed"),
@@ -175,7 +146,7 @@ impl Gateway {
             };
             ctx.tried.push(idx);
             ctx.peer = Some(idx);
-            let peer = self.build_peer(pool, idx);
+            let peer = pool.http_peer(idx);
             match self.connector.get_http_session(&peer).await {
                 Ok((s, _reused)) => {
                     pool.peers[idx].state.record_success();
@@ -185,10 +156,8 @@ impl Gateway {
                     e.as_up();
                     let (err, kind) = GatewayError::from_pingora(&e);
                     metrics::upstream_error(&pool.spec.name, kind);
-                    let p = &pool.spec.passive;
-                    pool.peers[idx].state.record_connect_failure(now_ms(), p.consecutive_failures, p.eject_for.as_millis() as u64);
-                    let retries_used = ctx.tried.len() as u32 - 1;
-                    if !(idempotent && retries_used < pool.spec.retries && pool.peers.len() > ctx.tried.len()) {
+                    pool.connect_failed(idx, now_ms());
+                    if !pool.may_retry(ctx.tried.len(), idempotent) {
                         return Err(Failure::Gateway(err));
                     }
                 }

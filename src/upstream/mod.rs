@@ -129,6 +129,50 @@ impl Pool {
     pub fn healthy_count(&self, now: u64) -> usize {
         self.peers.iter().filter(|p| p.state.available(now)).count()
     }
+
+    /// The Pingora peer for `idx` with this pool's TLS settings and timeouts. Used by the proxy
+    /// path and by signing routes alike.
+    pub fn http_peer(&self, idx: usize) -> pingora::upstreams::peer::HttpPeer {
+        let spec = &self.spec;
+        let (tls, sni) = match &spec.tls {
+            Some(t) => (true, t.sni.clone()),
+            None => (false, String::new()),
+        };
+        let mut peer = pingora::upstreams::peer::HttpPeer::new(self.peers[idx].addr, tls, sni);
+        let o = &mut peer.options;
+        o.connection_timeout = Some(spec.connect_timeout);
+        o.total_connection_timeout = spec.total_connect_timeout;
+        o.read_timeout = Some(spec.read_timeout);
+        o.write_timeout = Some(spec.write_timeout);
+        o.idle_timeout = Some(std::time::Duration::from_secs(60));
+        if let Some(t) = &spec.tls {
+            o.verify_cert = t.verify;
+            o.verify_hostname = t.verify;
+        }
+        peer
+    }
+
+    /// A connect failure of peer `idx`: counts towards its passive ejection.
+    pub fn connect_failed(&self, idx: usize, now: u64) {
+        let p = &self.spec.passive;
+        if self.peers[idx].state.record_connect_failure(now, p.consecutive_failures, p.eject_for.as_millis() as u64) {
+            log::warn!(
+                "upstream {}: peer {} ejected for {:?} after connect failures",
+                self.spec.name,
+                self.peers[idx].state.label,
+                p.eject_for
+            );
+        }
+    }
+
+    /// Whether a connect failure may be retried on another peer: only idempotent requests
+    /// (nothing reached the upstream, so nothing can be applied twice), within `retries`, and
+    /// while an untried peer is left. `tried` counts the peers already used, the failed one
+    /// included.
+    pub fn may_retry(&self, tried: usize, idempotent: bool) -> bool {
+        let retries_used = tried.saturating_sub(1) as u32;
+        idempotent && retries_used < self.spec.retries && self.peers.len() > tried
+    }
 }
 
 /// Peer health keyed by (pool, peer label), shared by successive policy snapshots.
