@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use pingora::prelude::*;
-use pingora::server::configuration::{Opt, ServerConf};
 use pingora::proxy::{ProxyHttp, Session};
+use pingora::server::configuration::{Opt, ServerConf};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

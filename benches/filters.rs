@@ -17,7 +17,11 @@ fn hundred_thousand_cidrs() -> Vec<String> {
     (0..100_000u32)
         .map(|i| {
             let ip = Ipv4Addr::from(0x0b00_0000u32.wrapping_add(i.wrapping_mul(2_654_435_761) >> 8));
-            if i % 4 == 0 { format!("{ip}/24") } else { ip.to_string() }
+            if i % 4 == 0 {
+                format!("{ip}/24")
+            } else {
+                ip.to_string()
+            }
         })
         .collect()
 }
@@ -31,7 +35,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ipset_build_100k", |b| {
         b.iter(|| IpSet::from_ranges(cidrs.iter().map(|c| parse_cidr(c).unwrap()).collect()))
     });
-    let probes: Vec<IpAddr> = (0..1024u32).map(|i| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i * 7919))).collect();
+    let probes: Vec<IpAddr> = (0..1024u32)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i * 7919)))
+        .collect();
     c.bench_function("ipset_lookup_100k", |b| {
         let mut i = 0;
         b.iter(|| {
@@ -42,7 +48,13 @@ fn bench(c: &mut Criterion) {
     let trusted = IpSet::parse(["10.0.0.0/8"]).unwrap();
     let peer: IpAddr = "10.0.0.1".parse().unwrap();
     c.bench_function("client_ip_xff_3_hops", |b| {
-        b.iter(|| black_box(client_ip::resolve(peer, ["203.0.113.9, 10.1.1.1, 10.2.2.2"].into_iter(), &trusted)))
+        b.iter(|| {
+            black_box(client_ip::resolve(
+                peer,
+                ["203.0.113.9, 10.1.1.1, 10.2.2.2"].into_iter(),
+                &trusted,
+            ))
+        })
     });
     let limiter = RateLimiter::new(1_000_000, Duration::from_secs(1), 1_000_000, 1 << 20);
     c.bench_function("rate_limit_check", |b| {
@@ -59,10 +71,16 @@ fn bench(c: &mut Criterion) {
             r#"{{"id":"{i:08x}-4b1e-9c3a","name":"O'Brien's order {i}","note":"please select the blue one and drop it at the door","url":"https://shop.example.com/p/{i}?ref=mail%20campaign","qty":{i}}}"#
         ));
     }
-    let json = format!(r#"{{"customer":{{"email":"anna+shop@example.com","items":[{}]}}}}"#, items.join(","));
+    let json = format!(
+        r#"{{"customer":{{"email":"anna+shop@example.com","items":[{}]}}}}"#,
+        items.join(",")
+    );
     eprintln!("inspection: JSON body of {} bytes", json.len());
     let insp = Inspector::new(1, &[]);
-    let headers = vec![("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"), ("Referer", "https://shop.example.com/cart?step=2")];
+    let headers = vec![
+        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"),
+        ("Referer", "https://shop.example.com/cart?step=2"),
+    ];
     c.bench_function("inspect_2k_json_request", |b| {
         b.iter(|| {
             let view = RequestView {
@@ -77,7 +95,11 @@ fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("api_key_sha256", |b| {
-        b.iter(|| black_box(hash_key("qv_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")))
+        b.iter(|| {
+            black_box(hash_key(
+                "qv_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ))
+        })
     });
 }
 

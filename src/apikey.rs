@@ -24,7 +24,10 @@ fn load(path: &Path) -> Result<Mapping, String> {
         Ok(text) => match serde_yaml::from_str::<Value>(&text) {
             Ok(Value::Mapping(m)) => Ok(m),
             Ok(Value::Null) => Ok(Mapping::new()),
-            Ok(_) => Err(format!("{}: a policy file is a mapping at the top level", path.display())),
+            Ok(_) => Err(format!(
+                "{}: a policy file is a mapping at the top level",
+                path.display()
+            )),
             Err(e) => Err(format!("{}: {e}", path.display())),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Mapping::new()),
@@ -40,12 +43,16 @@ fn keys(doc: &Mapping) -> Result<Vec<RawApiKey>, String> {
 }
 
 fn save(path: &Path, mut doc: Mapping, list: &[RawApiKey]) -> Result<(), String> {
-    doc.insert("api_keys".into(), serde_yaml::to_value(list).map_err(|e| e.to_string())?);
+    doc.insert(
+        "api_keys".into(),
+        serde_yaml::to_value(list).map_err(|e| e.to_string())?,
+    );
     let text = format!(
         "# API keys: managed by `quantumvault apikey`; only SHA-256 hashes of keys are stored.\n{}",
         serde_yaml::to_string(&doc).map_err(|e| e.to_string())?
     );
-    crate::usage::write_atomic(path, text.as_bytes(), 0o640).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::usage::write_atomic(path, text.as_bytes(), 0o640)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 pub fn create(path: &Path, name: &str, tier: &str, expires: Option<&str>) -> Result<Created, String> {

@@ -62,7 +62,11 @@ impl GatewayError {
                 ErrorSource::Upstream => {
                     let kind = match e.etype() {
                         ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => "tls",
-                        ErrorType::ConnectionClosed | ErrorType::ConnectError | ErrorType::ConnectNoRoute | ErrorType::SocketError | ErrorType::BindError => "connect_error",
+                        ErrorType::ConnectionClosed
+                        | ErrorType::ConnectError
+                        | ErrorType::ConnectNoRoute
+                        | ErrorType::SocketError
+                        | ErrorType::BindError => "connect_error",
                         ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => "protocol",
                         _ => "other",
                     };
@@ -87,8 +91,12 @@ struct Body<'a> {
 
 /// The JSON body and headers of a gateway response.
 pub fn json_response(status: u16, code: &str, message: &str, request_id: &str) -> Result<(ResponseHeader, Bytes)> {
-    let body = serde_json::to_vec(&Body { error: code, message, request_id })
-        .or_err(ErrorType::InternalError, "serialising error body")?;
+    let body = serde_json::to_vec(&Body {
+        error: code,
+        message,
+        request_id,
+    })
+    .or_err(ErrorType::InternalError, "serialising error body")?;
     let mut header = ResponseHeader::build(status, Some(4))?;
     header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Content-Length", body.len().to_string())?;

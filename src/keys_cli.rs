@@ -10,7 +10,12 @@ use crate::kms::keystore::{KeyState, Keystore, MasterSource};
 use crate::kms::provider::SoftwareProvider;
 
 fn master(g: &GatewayConfig) -> Result<MasterSource, String> {
-    MasterSource::from_settings(g.keys.key_file.as_deref(), g.keys.passphrase_file.as_deref(), &g.keys.passphrase_env).map_err(|e| e.to_string())
+    MasterSource::from_settings(
+        g.keys.key_file.as_deref(),
+        g.keys.passphrase_file.as_deref(),
+        &g.keys.passphrase_env,
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn open(g: &GatewayConfig) -> Result<Keystore, String> {
@@ -18,23 +23,46 @@ fn open(g: &GatewayConfig) -> Result<Keystore, String> {
 }
 
 pub fn init(g: &GatewayConfig) -> Result<String, String> {
-    let ks = Keystore::init(&g.keys.keystore, &master(g)?, g.keys.pbkdf2_iterations, Arc::new(SoftwareProvider), g.keys.lifetime.map(|d| d.as_secs()))
-        .map_err(|e| e.to_string())?;
-    Ok(format!("created keystore {} with {} signing keys", ks.path().display(), ks.keys().len()))
+    let ks = Keystore::init(
+        &g.keys.keystore,
+        &master(g)?,
+        g.keys.pbkdf2_iterations,
+        Arc::new(SoftwareProvider),
+        g.keys.lifetime.map(|d| d.as_secs()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "created keystore {} with {} signing keys",
+        ks.path().display(),
+        ks.keys().len()
+    ))
 }
 
 pub fn create(g: &GatewayConfig, service: &str, alg: &str) -> Result<String, String> {
-    let alg = crate::kms::keystore::KeyAlg::parse(alg).ok_or("--alg is one of ecdsa-p256-sha256, ml-dsa-65, hmac-sha256, aes-256-gcm")?;
-    let name = open(g)?.create_key(service, alg, g.keys.lifetime.map(|d| d.as_secs())).map_err(|e| e.to_string())?;
+    let alg = crate::kms::keystore::KeyAlg::parse(alg)
+        .ok_or("--alg is one of ecdsa-p256-sha256, ml-dsa-65, hmac-sha256, aes-256-gcm")?;
+    let name = open(g)?
+        .create_key(service, alg, g.keys.lifetime.map(|d| d.as_secs()))
+        .map_err(|e| e.to_string())?;
     Ok(format!("created {name} v1"))
 }
 
 pub fn list(g: &GatewayConfig) -> Result<String, String> {
     let ks = open(g)?;
-    let mut out = format!("{:<28} {:<18} {:>7}  {:<9} {:<22} {:<22}\n", "key", "alg", "version", "state", "created", "expires");
-    let t = |s: u64| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string();
+    let mut out = format!(
+        "{:<28} {:<18} {:>7}  {:<9} {:<22} {:<22}\n",
+        "key", "alg", "version", "state", "created", "expires"
+    );
+    let t = |s: u64| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string()
+    };
     for k in ks.keys() {
-        let primary = k.versions.iter().filter(|v| v.state == KeyState::Active).map(|v| v.version).max();
+        let primary = k
+            .versions
+            .iter()
+            .filter(|v| v.state == KeyState::Active)
+            .map(|v| v.version)
+            .max();
         for v in &k.versions {
             let state = match v.state {
                 KeyState::Active if Some(v.version) == primary => "primary".to_string(),
@@ -62,7 +90,9 @@ pub fn rotate(g: &GatewayConfig, name: Option<&str>) -> Result<String, String> {
     };
     let mut out = String::new();
     for n in names {
-        let v = ks.rotate(&n, g.keys.lifetime.map(|d| d.as_secs())).map_err(|e| e.to_string())?;
+        let v = ks
+            .rotate(&n, g.keys.lifetime.map(|d| d.as_secs()))
+            .map_err(|e| e.to_string())?;
         out.push_str(&format!("{n}: version {v} is primary\n"));
     }
     out.push_str("reload the gateway (SIGHUP or POST /reload) to sign with the new versions");
@@ -118,9 +148,14 @@ fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, String> {
 }
 
 /// Checks the digest and every signature; returns the report lines and whether all passed.
-pub fn verify_exchange(ex: &Exchange, keys: &[(String, crate::integrity::sig::SigAlg, Vec<u8>)]) -> Result<(Vec<String>, bool), String> {
+pub fn verify_exchange(
+    ex: &Exchange,
+    keys: &[(String, crate::integrity::sig::SigAlg, Vec<u8>)],
+) -> Result<(Vec<String>, bool), String> {
     use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.decode(&ex.response.body_b64).map_err(|_| "body_b64 is not base64")?;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(&ex.response.body_b64)
+        .map_err(|_| "body_b64 is not base64")?;
     let resp_headers = header_map(&ex.response.headers)?;
     let req_headers = header_map(&ex.request.headers)?;
     let mut lines = Vec::new();
@@ -134,13 +169,30 @@ pub fn verify_exchange(ex: &Exchange, keys: &[(String, crate::integrity::sig::Si
             }
         }
     }
-    let input = resp_headers.get("signature-input").and_then(|v| v.to_str().ok()).ok_or("the response has no Signature-Input")?;
-    let signature = resp_headers.get("signature").and_then(|v| v.to_str().ok()).ok_or("the response has no Signature")?;
-    let m = httpsig::Message { status: ex.response.status, headers: &resp_headers, req_method: &ex.request.method, req_target_uri: &ex.request.url, req_headers: &req_headers };
+    let input = resp_headers
+        .get("signature-input")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("the response has no Signature-Input")?;
+    let signature = resp_headers
+        .get("signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("the response has no Signature")?;
+    let m = httpsig::Message {
+        status: ex.response.status,
+        headers: &resp_headers,
+        req_method: &ex.request.method,
+        req_target_uri: &ex.request.url,
+        req_headers: &req_headers,
+    };
     let lookup = |kid: &str| keys.iter().find(|(k, _, _)| k == kid).map(|(_, a, p)| (*a, p.clone()));
     for (label, result) in httpsig::verify(&m, input, signature, &lookup, httpsig::Backend::AwsLc)? {
         match result {
-            Ok(v) => lines.push(format!("ok   signature {label}: keyid={} alg={}{}", v.keyid, v.alg.name(), v.tag.map(|t| format!(" tag={t}")).unwrap_or_default())),
+            Ok(v) => lines.push(format!(
+                "ok   signature {label}: keyid={} alg={}{}",
+                v.keyid,
+                v.alg.name(),
+                v.tag.map(|t| format!(" tag={t}")).unwrap_or_default()
+            )),
             Err(e) => {
                 ok = false;
                 lines.push(format!("FAIL signature {label}: {e}"));
@@ -153,7 +205,9 @@ pub fn verify_exchange(ex: &Exchange, keys: &[(String, crate::integrity::sig::Si
 /// Fetches `url` (plain HTTP) and builds the exchange.
 pub fn fetch(method: &str, url: &str, headers: &[(String, String)]) -> Result<Exchange, String> {
     use std::io::Read;
-    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(30))
+        .build();
     let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -175,14 +229,26 @@ pub fn fetch(method: &str, url: &str, headers: &[(String, String)]) -> Result<Ex
     use base64::Engine;
     // ureq sends Host itself; the signature's @target-uri is the URL as given.
     Ok(Exchange {
-        request: ExRequest { method: method.to_string(), url: url.to_string(), headers: headers.to_vec() },
-        response: ExResponse { status, headers: rh, body_b64: base64::engine::general_purpose::STANDARD.encode(body) },
+        request: ExRequest {
+            method: method.to_string(),
+            url: url.to_string(),
+            headers: headers.to_vec(),
+        },
+        response: ExResponse {
+            status,
+            headers: rh,
+            body_b64: base64::engine::general_purpose::STANDARD.encode(body),
+        },
     })
 }
 
 pub fn load_jwks(source: &str) -> Result<Vec<(String, crate::integrity::sig::SigAlg, Vec<u8>)>, String> {
     let text = if source.starts_with("http://") || source.starts_with("https://") {
-        ureq::get(source).call().map_err(|e| format!("fetching {source}: {e}"))?.into_string().map_err(|e| e.to_string())?
+        ureq::get(source)
+            .call()
+            .map_err(|e| format!("fetching {source}: {e}"))?
+            .into_string()
+            .map_err(|e| e.to_string())?
     } else {
         std::fs::read_to_string(Path::new(source)).map_err(|e| format!("reading {source}: {e}"))?
     };

@@ -14,7 +14,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EX_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "quantumvault", version, about = "Security gateway for HTTP APIs, built on Pingora")]
+#[command(
+    name = "quantumvault",
+    version,
+    about = "Security gateway for HTTP APIs, built on Pingora"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -140,11 +144,16 @@ fn verify(jwks: &str, url: Option<String>, method: &str, headers: &[String], exc
             (Some(u), _) => {
                 let hs: Vec<(String, String)> = headers
                     .iter()
-                    .map(|h| h.split_once(':').map(|(a, b)| (a.trim().to_string(), b.trim().to_string())).ok_or_else(|| format!("bad header {h:?}")))
+                    .map(|h| {
+                        h.split_once(':')
+                            .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                            .ok_or_else(|| format!("bad header {h:?}"))
+                    })
                     .collect::<Result<_, _>>()?;
                 k::fetch(method, &u, &hs)?
             }
-            (None, Some(p)) => serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?,
+            (None, Some(p)) => serde_json::from_slice(&std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+                .map_err(|e| format!("{}: {e}", p.display()))?,
             (None, None) => return Err("give --url or --exchange".into()),
         };
         let (lines, ok) = k::verify_exchange(&ex, &keys)?;
@@ -194,15 +203,33 @@ enum ApikeyAction {
 fn apikey(action: ApikeyAction) -> ExitCode {
     use quantumvault::apikey;
     let result = match action {
-        ApikeyAction::Create { name, tier, policy, expires } => apikey::create(&policy, &name, &tier, expires.as_deref()).map(|c| {
-            eprintln!("created API key {} (tier {tier}); it is shown once, store it now:", c.id);
+        ApikeyAction::Create {
+            name,
+            tier,
+            policy,
+            expires,
+        } => apikey::create(&policy, &name, &tier, expires.as_deref()).map(|c| {
+            eprintln!(
+                "created API key {} (tier {tier}); it is shown once, store it now:",
+                c.id
+            );
             println!("{}", c.key);
         }),
         ApikeyAction::List { policy } => apikey::list(&policy).map(|keys| {
-            println!("{:<12} {:<20} {:<10} {:<22} {:<22} status", "id", "name", "tier", "created", "expires");
+            println!(
+                "{:<12} {:<20} {:<10} {:<22} {:<22} status",
+                "id", "name", "tier", "created", "expires"
+            );
             for k in keys {
                 let status = if k.revoked { "revoked" } else { "active" };
-                println!("{:<12} {:<20} {:<10} {:<22} {:<22} {status}", k.id, k.name, k.tier, k.created, k.expires.unwrap_or_else(|| "-".into()));
+                println!(
+                    "{:<12} {:<20} {:<10} {:<22} {:<22} {status}",
+                    k.id,
+                    k.name,
+                    k.tier,
+                    k.created,
+                    k.expires.unwrap_or_else(|| "-".into())
+                );
             }
         }),
         ApikeyAction::Revoke { policy, id } => apikey::revoke(&policy, &id).map(|()| eprintln!("revoked {id}")),
@@ -218,7 +245,9 @@ fn apikey(action: ApikeyAction) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).target(env_logger::Target::Stderr).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
     let result = match cli.command {
         Command::Check { config } => match quantumvault::config::load_all(&config) {
             Ok(_) => {
@@ -230,8 +259,16 @@ fn main() -> ExitCode {
         Command::Run { config, upgrade } => quantumvault::server::run(&config, upgrade),
         Command::Apikey { action } => return apikey(action),
         Command::Keys { config, action } => return keys(&config, action),
-        Command::Verify { jwks, url, method, headers, exchange } => return verify(&jwks, url, &method, &headers, exchange),
-        Command::Demo { dir, listen, admin } => quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin }),
+        Command::Verify {
+            jwks,
+            url,
+            method,
+            headers,
+            exchange,
+        } => return verify(&jwks, url, &method, &headers, exchange),
+        Command::Demo { dir, listen, admin } => {
+            quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

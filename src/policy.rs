@@ -85,19 +85,40 @@ impl Policy {
                 RateLimiter::new(spec.rate, spec.per, spec.burst, spec.max_tracked)
             });
             let policy_item = format!("\"{}\";q={};w={}", spec.name, spec.rate, spec.per.as_secs().max(1));
-            Some(Rule { spec, limiter, policy_item })
+            Some(Rule {
+                spec,
+                limiter,
+                policy_item,
+            })
         };
-        reg.limiters.retain(&access.rate_limits.iter().map(|r| r.fingerprint()).collect::<Vec<_>>());
+        reg.limiters
+            .retain(&access.rate_limits.iter().map(|r| r.fingerprint()).collect::<Vec<_>>());
         let mut tiers = HashMap::new();
         for t in &access.tiers {
             let limiters = t.rate_limits.iter().filter_map(|n| rule(n)).collect();
-            tiers.insert(t.name.clone(), Arc::new(Tier { spec: t.clone(), limiters }));
+            tiers.insert(
+                t.name.clone(),
+                Arc::new(Tier {
+                    spec: t.clone(),
+                    limiters,
+                }),
+            );
         }
         let mut keys_by_hash = HashMap::new();
         for k in &access.api_keys {
             // Invariant: validation checked that every key names an existing tier.
-            let tier = tiers.get(&k.tier).cloned().ok_or_else(|| format!("api key {}: no tier {}", k.id, k.tier))?;
-            keys_by_hash.insert(k.sha256, Arc::new(ApiKey { spec: k.clone(), tier, usage: reg.usage.entry(&k.id) }));
+            let tier = tiers
+                .get(&k.tier)
+                .cloned()
+                .ok_or_else(|| format!("api key {}: no tier {}", k.id, k.tier))?;
+            keys_by_hash.insert(
+                k.sha256,
+                Arc::new(ApiKey {
+                    spec: k.clone(),
+                    tier,
+                    usage: reg.usage.entry(&k.id),
+                }),
+            );
         }
         let mut routes = Vec::new();
         let mut entries = Vec::new();
@@ -134,10 +155,16 @@ impl Policy {
                 inspector,
             });
             if spec.hosts.is_empty() {
-                entries.push(Entry { host: None, route: route.clone() });
+                entries.push(Entry {
+                    host: None,
+                    route: route.clone(),
+                });
             }
             for h in &spec.hosts {
-                entries.push(Entry { host: Some(h.clone()), route: route.clone() });
+                entries.push(Entry {
+                    host: Some(h.clone()),
+                    route: route.clone(),
+                });
             }
             routes.push(route);
         }
@@ -150,7 +177,16 @@ impl Policy {
             std::cmp::Reverse((host_rank, e.route.spec.path_prefix.len()))
         });
         let unrouted_headers = CompiledHeaders::compile(&config.access.security_headers);
-        Ok(Policy { generation, config, routes, entries, pools, keys_by_hash, unrouted: RouteMetrics::new("none"), unrouted_headers })
+        Ok(Policy {
+            generation,
+            config,
+            routes,
+            entries,
+            pools,
+            keys_by_hash,
+            unrouted: RouteMetrics::new("none"),
+            unrouted_headers,
+        })
     }
 
     /// The route for `host` (lower-case, without port) and `path`.
@@ -177,7 +213,11 @@ mod tests {
     fn policy(text: &str) -> Policy {
         let src = SourceFile::from_text(Path::new("p.yaml"), text.to_string());
         let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
-        let reg = Registries { peers: PeerRegistry::default(), limiters: LimiterRegistry::default(), usage: UsageStore::open(None).unwrap() };
+        let reg = Registries {
+            peers: PeerRegistry::default(),
+            limiters: LimiterRegistry::default(),
+            usage: UsageStore::open(None).unwrap(),
+        };
         Policy::build(cfg, 1, &reg).expect("builds")
     }
 

@@ -53,7 +53,11 @@ impl Runtime {
     pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, String> {
         let keyring = load_keyring(&gateway, &policy)?;
         let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
-        let registries = Registries { peers: PeerRegistry::default(), limiters: LimiterRegistry::default(), usage };
+        let registries = Registries {
+            peers: PeerRegistry::default(),
+            limiters: LimiterRegistry::default(),
+            usage,
+        };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
         Ok(Runtime {
@@ -62,7 +66,10 @@ impl Runtime {
             registries,
             keyring: Arc::new(ArcSwap::from_pointee(keyring)),
             started: SystemTime::now(),
-            status: Mutex::new(ReloadStatus { generation: 1, ..Default::default() }),
+            status: Mutex::new(ReloadStatus {
+                generation: 1,
+                ..Default::default()
+            }),
             reload_lock: Mutex::new(()),
         })
     }
@@ -137,7 +144,8 @@ pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<Ke
         }
         return Ok(KeyRing::default());
     }
-    let source = MasterSource::from_settings(k.key_file.as_deref(), k.passphrase_file.as_deref(), &k.passphrase_env).map_err(|e| e.to_string())?;
+    let source = MasterSource::from_settings(k.key_file.as_deref(), k.passphrase_file.as_deref(), &k.passphrase_env)
+        .map_err(|e| e.to_string())?;
     let mut ks = Keystore::open(&k.keystore, &source, Arc::new(SoftwareProvider)).map_err(|e| e.to_string())?;
     let rotated = ks
         .auto_rotate(k.rotate_after.map(|d| d.as_secs()), k.lifetime.map(|d| d.as_secs()))
@@ -163,7 +171,12 @@ pub fn spawn_sighup(runtime: Arc<Runtime>) -> std::io::Result<()> {
 
 fn watch_dirs(gateway: &GatewayConfig) -> HashSet<PathBuf> {
     let mut dirs = HashSet::new();
-    let parent = |p: &Path| p.parent().map(Path::to_path_buf).filter(|d| !d.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let parent = |p: &Path| {
+        p.parent()
+            .map(Path::to_path_buf)
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
     dirs.insert(parent(&gateway.path));
     for src in &gateway.policy_sources {
         dirs.insert(if src.is_dir() { src.clone() } else { parent(src) });
@@ -173,7 +186,10 @@ fn watch_dirs(gateway: &GatewayConfig) -> HashSet<PathBuf> {
 
 /// Policy files and the IP list files kept beside them.
 fn is_config_file(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "txt" | "list"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "txt" | "list")
+    )
 }
 
 /// Watches the folders holding gateway.yaml and the policy files; a burst of events (editors

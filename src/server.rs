@@ -46,11 +46,14 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let handle = metrics::install();
     metrics::started();
     let runtime = Arc::new(Runtime::new(gateway.clone(), policy).map_err(StartError::Other)?);
-    let access_log = AccessLog::start(&gateway.access_log)
-        .map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
+    let access_log =
+        AccessLog::start(&gateway.access_log).map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
 
     let conf = server_conf(&gateway);
-    let opt = Opt { upgrade, ..Default::default() };
+    let opt = Opt {
+        upgrade,
+        ..Default::default()
+    };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
@@ -76,24 +79,37 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     }
     server.add_service(proxy);
 
-    let mut admin = Service::new("quantumvault admin".to_string(), AdminApp::new(runtime.clone(), handle.clone()));
+    let mut admin = Service::new(
+        "quantumvault admin".to_string(),
+        AdminApp::new(runtime.clone(), handle.clone()),
+    );
     admin.add_tcp(&gateway.admin_address.to_string());
     admin.threads = Some(1);
     server.add_service(admin);
-    server.add_service(background_service("health checks", HealthChecker::new(runtime.policy.clone())));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecker::new(runtime.policy.clone()),
+    ));
     server.add_service(background_service("metrics upkeep", MetricsUpkeep(handle)));
     if gateway.keys.keystore.exists() {
         server.add_service(background_service(
             "key maintenance",
-            KeyMaintenance { runtime: runtime.clone(), interval: std::time::Duration::from_secs(300) },
+            KeyMaintenance {
+                runtime: runtime.clone(),
+                interval: std::time::Duration::from_secs(300),
+            },
         ));
     }
     server.add_service(background_service(
         "usage flush",
-        UsageFlusher { runtime: runtime.clone(), interval: gateway.usage_flush_interval },
+        UsageFlusher {
+            runtime: runtime.clone(),
+            interval: gateway.usage_flush_interval,
+        },
     ));
 
-    reload::spawn_sighup(runtime.clone()).map_err(|e| StartError::Other(format!("cannot install SIGHUP handler: {e}")))?;
+    reload::spawn_sighup(runtime.clone())
+        .map_err(|e| StartError::Other(format!("cannot install SIGHUP handler: {e}")))?;
     if gateway.watch {
         reload::spawn_watcher(runtime.clone())
             .map_err(|e| StartError::Other(format!("cannot watch config files: {e}")))?;
@@ -101,7 +117,12 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     log::info!(
         "quantumvault {} serving on {} (admin {}), policy {} generation 1",
         env!("CARGO_PKG_VERSION"),
-        gateway.listeners.iter().map(|l| l.address.to_string()).collect::<Vec<_>>().join(", "),
+        gateway
+            .listeners
+            .iter()
+            .map(|l| l.address.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         gateway.admin_address,
         runtime.policy.load().hash()
     );

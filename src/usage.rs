@@ -98,13 +98,17 @@ impl KeyUsage {
         }
         if let Some(limit) = daily {
             if q.day_count >= limit {
-                return Err(QuotaExceeded::Daily { reset_in: Duration::from_secs((day + 1) * 86_400 - now_secs) });
+                return Err(QuotaExceeded::Daily {
+                    reset_in: Duration::from_secs((day + 1) * 86_400 - now_secs),
+                });
             }
         }
         if let Some(limit) = monthly {
             if q.month_count >= limit {
                 let next = days_from_month_index(month + 1) * 86_400;
-                return Err(QuotaExceeded::Monthly { reset_in: Duration::from_secs(next - now_secs) });
+                return Err(QuotaExceeded::Monthly {
+                    reset_in: Duration::from_secs(next - now_secs),
+                });
             }
         }
         q.day_count += 1;
@@ -121,7 +125,13 @@ impl KeyUsage {
                 bytes_out: self.bytes_out.load(Ordering::Relaxed),
             },
             last_seen: self.last_seen.load(Ordering::Relaxed),
-            routes: self.routes.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            routes: self
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             quota: *self.quota.lock().unwrap_or_else(|p| p.into_inner()),
         }
     }
@@ -166,7 +176,10 @@ pub fn days_from_month_index(idx: u64) -> u64 {
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -191,8 +204,12 @@ impl UsageStore {
         if let Some(p) = &path {
             match std::fs::read(p) {
                 Ok(bytes) => {
-                    let file: UsageFile = serde_json::from_slice(&bytes)
-                        .map_err(|e| format!("usage file {} is corrupt ({e}); move it aside to start counting afresh", p.display()))?;
+                    let file: UsageFile = serde_json::from_slice(&bytes).map_err(|e| {
+                        format!(
+                            "usage file {} is corrupt ({e}); move it aside to start counting afresh",
+                            p.display()
+                        )
+                    })?;
                     for (id, snap) in &file.keys {
                         keys.insert(id.clone(), Arc::new(KeyUsage::restore(snap)));
                     }
@@ -201,7 +218,11 @@ impl UsageStore {
                 Err(e) => return Err(format!("cannot read usage file {}: {e}", p.display())),
             }
         }
-        Ok(UsageStore { path, keys: RwLock::new(keys), save_lock: Mutex::new(()) })
+        Ok(UsageStore {
+            path,
+            keys: RwLock::new(keys),
+            save_lock: Mutex::new(()),
+        })
     }
 
     /// The usage record of `key_id`, created on first use (at policy load, not per request).
@@ -209,22 +230,39 @@ impl UsageStore {
         if let Some(u) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key_id) {
             return u.clone();
         }
-        self.keys.write().unwrap_or_else(|p| p.into_inner()).entry(key_id.to_string()).or_default().clone()
+        self.keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key_id.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, KeyUsageSnapshot> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.snapshot())).collect()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.snapshot()))
+            .collect()
     }
 
     pub fn get(&self, key_id: &str) -> Option<KeyUsageSnapshot> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key_id).map(|u| u.snapshot())
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .map(|u| u.snapshot())
     }
 
     /// Writes the file atomically: temp file, fsync, rename, fsync of the folder.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let _one_writer = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let body = serde_json::to_vec_pretty(&UsageFile { version: 1, keys: self.snapshot() })?;
+        let body = serde_json::to_vec_pretty(&UsageFile {
+            version: 1,
+            keys: self.snapshot(),
+        })?;
         write_atomic(path, &body, 0o600)
     }
 }
@@ -233,7 +271,12 @@ pub fn write_atomic(path: &Path, body: &[u8], mode: u32) -> std::io::Result<()> 
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(body)?;
         f.sync_all()?;
     }
@@ -269,7 +312,12 @@ mod tests {
         for _ in 0..3 {
             assert!(u.consume_quota(Some(3), Some(5), t0).is_ok());
         }
-        assert_eq!(u.consume_quota(Some(3), Some(5), t0), Err(QuotaExceeded::Daily { reset_in: Duration::from_secs(23 * 3600) }));
+        assert_eq!(
+            u.consume_quota(Some(3), Some(5), t0),
+            Err(QuotaExceeded::Daily {
+                reset_in: Duration::from_secs(23 * 3600)
+            })
+        );
         let next_day = t0 + 86_400;
         assert!(u.consume_quota(Some(3), Some(5), next_day).is_ok());
         assert!(u.consume_quota(Some(3), Some(5), next_day).is_ok());
@@ -289,9 +337,15 @@ mod tests {
         store.save().unwrap();
         let again = UsageStore::open(Some(path.clone())).unwrap();
         let s = again.get("k1").unwrap();
-        assert_eq!((s.totals.requests, s.totals.denials, s.totals.bytes_out, s.last_seen), (2, 1, 22, 200));
+        assert_eq!(
+            (s.totals.requests, s.totals.denials, s.totals.bytes_out, s.last_seen),
+            (2, 1, 22, 200)
+        );
         assert_eq!(s.routes["api"].requests, 2);
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(UsageStore::open(Some(path)).err().unwrap_or_default().contains("corrupt"));
+        assert!(UsageStore::open(Some(path))
+            .err()
+            .unwrap_or_default()
+            .contains("corrupt"));
     }
 }

@@ -42,7 +42,9 @@ impl AdminApp {
     /// State-changing endpoints need the bearer token when one is configured (compared in
     /// constant time).
     fn authorized(&self, session: &ServerSession) -> bool {
-        let Some(token) = &self.runtime.gateway.admin_token else { return true };
+        let Some(token) = &self.runtime.gateway.admin_token else {
+            return true;
+        };
         let presented = session
             .req_header()
             .headers
@@ -81,7 +83,11 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
     let reload = runtime.status();
     if let Some(err) = &reload.last_error {
         status = status.max(HealthStatus::Degraded);
-        reasons.push(format!("last config reload failed, running policy generation {} kept: {}", reload.generation, err.lines().next().unwrap_or("")));
+        reasons.push(format!(
+            "last config reload failed, running policy generation {} kept: {}",
+            reload.generation,
+            err.lines().next().unwrap_or("")
+        ));
     }
     if !reload.restart_needed.is_empty() {
         reasons.push(format!("restart needed for: {}", reload.restart_needed.join(", ")));
@@ -105,9 +111,14 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
         let peers: Vec<_> = pool
             .peers
             .iter()
-            .map(|p| json!({"peer": p.state.label, "healthy": p.state.is_healthy(), "ejected": p.state.is_ejected(now)}))
+            .map(
+                |p| json!({"peer": p.state.label, "healthy": p.state.is_healthy(), "ejected": p.state.is_ejected(now)}),
+            )
             .collect();
-        upstreams.insert(name.clone(), json!({"available": healthy, "total": total, "peers": peers}));
+        upstreams.insert(
+            name.clone(),
+            json!({"available": healthy, "total": total, "peers": peers}),
+        );
     }
     let body = json!({
         "status": status.as_str(),
@@ -151,11 +162,20 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/health") => {
                 let (status, body) = health(&self.runtime);
-                let code = if status <= HealthStatus::Degraded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let code = if status <= HealthStatus::Degraded {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 json_response(code, body)
             }
-            (Method::GET, "/errors") => json_response(StatusCode::OK, json!({"errors": crate::telemetry::errors::recent()})),
-            (Method::GET, "/ready") => json_response(StatusCode::OK, json!({"ready": true, "policy_generation": self.runtime.policy.load().generation})),
+            (Method::GET, "/errors") => {
+                json_response(StatusCode::OK, json!({"errors": crate::telemetry::errors::recent()}))
+            }
+            (Method::GET, "/ready") => json_response(
+                StatusCode::OK,
+                json!({"ready": true, "policy_generation": self.runtime.policy.load().generation}),
+            ),
             (Method::POST, "/reload") if !self.authorized(session) => json_response(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
@@ -166,12 +186,17 @@ impl ServeHttp for AdminApp {
                 let runtime = self.runtime.clone();
                 let result = tokio::task::spawn_blocking(move || runtime.reload("admin POST /reload")).await;
                 match result {
-                    Ok(Ok(generation)) => json_response(StatusCode::OK, json!({"result": "ok", "generation": generation})),
+                    Ok(Ok(generation)) => {
+                        json_response(StatusCode::OK, json!({"result": "ok", "generation": generation}))
+                    }
                     Ok(Err(errors)) => json_response(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         json!({"result": "error", "errors": errors.lines().collect::<Vec<_>>(), "generation": self.runtime.policy.load().generation}),
                     ),
-                    Err(_) => json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"result": "error", "errors": ["reload task failed"]})),
+                    Err(_) => json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"result": "error", "errors": ["reload task failed"]}),
+                    ),
                 }
             }
             (Method::GET, "/usage") => {
@@ -206,7 +231,9 @@ impl ServeHttp for AdminApp {
                 StatusCode::OK,
                 json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready", "GET /errors"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready" | "/errors") => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
+            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready" | "/errors") => {
+                json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"}))
+            }
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }
@@ -260,7 +287,8 @@ impl BackgroundService for KeyMaintenance {
             let runtime = self.runtime.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let policy = runtime.policy.load();
-                crate::reload::load_keyring(&runtime.gateway, &policy.config).map(|ring| runtime.keyring.store(Arc::new(ring)))
+                crate::reload::load_keyring(&runtime.gateway, &policy.config)
+                    .map(|ring| runtime.keyring.store(Arc::new(ring)))
             })
             .await;
             if let Ok(Err(e)) = result {

@@ -8,8 +8,11 @@ use serde::{de::Error, Deserialize, Deserializer};
 /// would be a guess.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let raw = String::deserialize(d)?;
-    humantime::parse_duration(raw.trim())
-        .map_err(|e| D::Error::custom(format!("invalid duration {raw:?} ({e}); write e.g. \"500ms\" or \"5s\"")))
+    humantime::parse_duration(raw.trim()).map_err(|e| {
+        D::Error::custom(format!(
+            "invalid duration {raw:?} ({e}); write e.g. \"500ms\" or \"5s\""
+        ))
+    })
 }
 
 pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -58,7 +61,9 @@ pub fn parse_byte_size(raw: &str) -> Result<u64, String> {
     let s = raw.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {raw:?}; write e.g. \"10MiB\""))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {raw:?}; write e.g. \"10MiB\""))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -67,7 +72,11 @@ pub fn parse_byte_size(raw: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("invalid size unit {other:?} in {raw:?}; use B, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {raw:?}; use B, KiB, MiB or GiB"
+            ))
+        }
     };
     n.checked_mul(mult).ok_or_else(|| format!("size {raw:?} is too large"))
 }

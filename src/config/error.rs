@@ -78,7 +78,11 @@ impl SourceFile {
 
     pub fn from_text(path: &Path, text: String) -> SourceFile {
         let index = PathIndex::build(&text);
-        SourceFile { path: path.to_path_buf(), text, index }
+        SourceFile {
+            path: path.to_path_buf(),
+            text,
+            index,
+        }
     }
 
     /// An error at the place where `field` is written.
@@ -108,7 +112,11 @@ impl SourceFile {
         let (field, message) = split_field(&text);
         // serde_yaml points at the enclosing mapping; point at the field itself where we can.
         if let Some(name) = between(&message, "unknown field `", "`") {
-            let path = if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+            let path = if field.is_empty() {
+                name.to_string()
+            } else {
+                format!("{field}.{name}")
+            };
             if self.index.contains(&path) {
                 return self.error(&path, message);
             }
@@ -118,7 +126,13 @@ impl SourceFile {
                 return self.error(&path, message);
             }
         }
-        ConfigError { file: self.path.clone(), line, column, field, message }
+        ConfigError {
+            file: self.path.clone(),
+            line,
+            column,
+            field,
+            message,
+        }
     }
 }
 

@@ -72,7 +72,9 @@ struct RawUsage {
 
 impl Default for RawUsage {
     fn default() -> Self {
-        RawUsage { flush_interval: Duration::from_secs(10) }
+        RawUsage {
+            flush_interval: Duration::from_secs(10),
+        }
     }
 }
 
@@ -105,7 +107,11 @@ struct RawAdmin {
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        RawAdmin { address: SocketAddr::from(([127, 0, 0, 1], 9901)), token_env: None, token_file: None }
+        RawAdmin {
+            address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            token_env: None,
+            token_file: None,
+        }
     }
 }
 
@@ -146,7 +152,10 @@ struct RawReload {
 
 impl Default for RawReload {
     fn default() -> Self {
-        RawReload { watch: true, debounce: default_debounce() }
+        RawReload {
+            watch: true,
+            debounce: default_debounce(),
+        }
     }
 }
 
@@ -213,7 +222,11 @@ impl GatewayConfig {
         let file = SourceFile::read(path).map_err(ConfigErrors::single)?;
         let raw: RawGateway = file.parse().map_err(ConfigErrors::single)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let mut errors = Vec::new();
 
@@ -226,9 +239,15 @@ impl GatewayConfig {
                 errors.push(file.error(&format!("listeners[{i}].address"), "duplicate listener address"));
             }
             if l.address == raw.admin.address {
-                errors.push(file.error(&format!("listeners[{i}].address"), "the admin port cannot share a listener address"));
+                errors.push(file.error(
+                    &format!("listeners[{i}].address"),
+                    "the admin port cannot share a listener address",
+                ));
             }
-            let tls = l.tls.as_ref().map(|t| TlsFiles { cert: resolve(&t.cert), key: resolve(&t.key) });
+            let tls = l.tls.as_ref().map(|t| TlsFiles {
+                cert: resolve(&t.cert),
+                key: resolve(&t.key),
+            });
             if let Some(t) = &tls {
                 for (field, p) in [("cert", &t.cert), ("key", &t.key)] {
                     if !p.is_file() {
@@ -239,7 +258,10 @@ impl GatewayConfig {
                     }
                 }
             }
-            listeners.push(Listener { address: l.address, tls });
+            listeners.push(Listener {
+                address: l.address,
+                tls,
+            });
         }
         let worker_threads = match raw.worker_threads {
             Some(0) => {
@@ -276,7 +298,10 @@ impl GatewayConfig {
                 }
             },
             (None, Some(var)) => std::env::var(var).ok().filter(|t| !t.is_empty()).map(AdminToken),
-            (None, None) => std::env::var("QV_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(AdminToken),
+            (None, None) => std::env::var("QV_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(AdminToken),
         };
         if admin_token.is_none() && !raw.admin.address.ip().is_loopback() {
             errors.push(file.error(
@@ -284,14 +309,38 @@ impl GatewayConfig {
                 "the admin port is not on loopback and has no token: set admin.token_file or admin.token_env (or QV_ADMIN_TOKEN)",
             ));
         }
-        let iterations = raw.keys.pbkdf2_iterations.unwrap_or(crate::kms::keystore::MIN_ITERATIONS);
+        let iterations = raw
+            .keys
+            .pbkdf2_iterations
+            .unwrap_or(crate::kms::keystore::MIN_ITERATIONS);
         if iterations < crate::kms::keystore::MIN_ITERATIONS {
-            errors.push(file.error("keys.pbkdf2_iterations", format!("at least {} (OWASP's advice for PBKDF2-HMAC-SHA256)", crate::kms::keystore::MIN_ITERATIONS)));
+            errors.push(file.error(
+                "keys.pbkdf2_iterations",
+                format!(
+                    "at least {} (OWASP's advice for PBKDF2-HMAC-SHA256)",
+                    crate::kms::keystore::MIN_ITERATIONS
+                ),
+            ));
         }
         let data_dir = resolve(&raw.data_dir);
         let keys = KeysConfig {
-            keystore: raw.keys.keystore.as_deref().map(|k| if k.is_absolute() { k.to_path_buf() } else { data_dir.join(k) }).unwrap_or_else(|| data_dir.join("keystore.json")),
-            passphrase_env: raw.keys.passphrase_env.clone().unwrap_or_else(|| "QV_KEYSTORE_PASSPHRASE".into()),
+            keystore: raw
+                .keys
+                .keystore
+                .as_deref()
+                .map(|k| {
+                    if k.is_absolute() {
+                        k.to_path_buf()
+                    } else {
+                        data_dir.join(k)
+                    }
+                })
+                .unwrap_or_else(|| data_dir.join("keystore.json")),
+            passphrase_env: raw
+                .keys
+                .passphrase_env
+                .clone()
+                .unwrap_or_else(|| "QV_KEYSTORE_PASSPHRASE".into()),
             passphrase_file: raw.keys.passphrase_file.as_deref().map(&resolve),
             key_file: raw.keys.key_file.as_deref().map(&resolve),
             pbkdf2_iterations: iterations,
@@ -325,15 +374,11 @@ impl GatewayConfig {
         let mut files = Vec::new();
         for src in &self.policy_sources {
             if src.is_dir() {
-                let entries = std::fs::read_dir(src).map_err(|e| {
-                    ConfigErrors::single(io_error(src, format!("cannot list folder: {e}")))
-                })?;
+                let entries = std::fs::read_dir(src)
+                    .map_err(|e| ConfigErrors::single(io_error(src, format!("cannot list folder: {e}"))))?;
                 let mut found: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.is_file()
-                            && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
-                    })
+                    .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
                     .collect();
                 found.sort();
                 files.extend(found);
@@ -372,5 +417,11 @@ impl GatewayConfig {
 }
 
 pub(crate) fn io_error(path: &Path, message: String) -> ConfigError {
-    ConfigError { file: path.to_path_buf(), line: 0, column: 0, field: String::new(), message }
+    ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message,
+    }
 }

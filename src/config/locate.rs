@@ -30,7 +30,10 @@ impl PathIndex {
         let mut parser = Parser::new_from_str(source);
         // A syntax error stops the walk; serde_yaml reports it with its own position.
         let _ = parser.load(&mut builder, false);
-        PathIndex { positions: builder.positions, scalars: builder.scalars }
+        PathIndex {
+            positions: builder.positions,
+            scalars: builder.scalars,
+        }
     }
 
     /// The path of the field directly under `parent` whose scalar value is `value`.
@@ -131,7 +134,10 @@ impl MarkedEventReceiver for Builder {
             Event::MappingStart(..) => {
                 let path = self.next_node_path().map(|(p, _)| p).unwrap_or_default();
                 self.record(&path, mark);
-                self.stack.push(Frame::Map { path, pending_key: None });
+                self.stack.push(Frame::Map {
+                    path,
+                    pending_key: None,
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.next_node_path().map(|(p, _)| p).unwrap_or_default();

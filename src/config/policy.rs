@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use super::access::{
-    RawApiKey, RawAuth, RawClientIp, RawInspection, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders, RawSigning,
-    RawTier, RawValidation, Scope,
+    RawApiKey, RawAuth, RawClientIp, RawInspection, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders,
+    RawSigning, RawTier, RawValidation, Scope,
 };
 use super::de;
 use super::error::{ConfigErrors, SourceFile};
@@ -245,7 +245,13 @@ pub struct InspectionSpec {
 
 impl Default for InspectionSpec {
     fn default() -> Self {
-        InspectionSpec { mode: InspectionMode::Off, paranoia: 1, max_body: 1 << 20, disabled_rules: Vec::new(), exclude_params: Vec::new() }
+        InspectionSpec {
+            mode: InspectionMode::Off,
+            paranoia: 1,
+            max_body: 1 << 20,
+            disabled_rules: Vec::new(),
+            exclude_params: Vec::new(),
+        }
     }
 }
 
@@ -295,7 +301,10 @@ impl Default for SigningSpec {
     fn default() -> Self {
         SigningSpec {
             enabled: false,
-            algorithms: vec![crate::integrity::sig::SigAlg::EcdsaP256, crate::integrity::sig::SigAlg::MlDsa65],
+            algorithms: vec![
+                crate::integrity::sig::SigAlg::EcdsaP256,
+                crate::integrity::sig::SigAlg::MlDsa65,
+            ],
             digest: crate::integrity::digest::DigestAlg::Sha256,
             max_hold: 8 << 20,
             stream_types: vec!["text/event-stream".into()],
@@ -314,12 +323,21 @@ fn merge_signing(base: &SigningSpec, raw: &RawSigning) -> Result<SigningSpec, (S
             "ecdsa-p256" => vec![SigAlg::EcdsaP256],
             "ml-dsa-65" => vec![SigAlg::MlDsa65],
             "hybrid" => vec![SigAlg::EcdsaP256, SigAlg::MlDsa65],
-            other => return Err(("algorithm".into(), format!("{other:?} is not one of ecdsa-p256, ml-dsa-65, hybrid"))),
+            other => {
+                return Err((
+                    "algorithm".into(),
+                    format!("{other:?} is not one of ecdsa-p256, ml-dsa-65, hybrid"),
+                ))
+            }
         };
     }
     if let Some(d) = &raw.digest {
-        s.digest = crate::integrity::digest::DigestAlg::parse(d)
-            .ok_or_else(|| ("digest".to_string(), format!("{d:?} is not one of sha-256, sha-512, sha3-256, blake3")))?;
+        s.digest = crate::integrity::digest::DigestAlg::parse(d).ok_or_else(|| {
+            (
+                "digest".to_string(),
+                format!("{d:?} is not one of sha-256, sha-512, sha3-256, blake3"),
+            )
+        })?;
     }
     if let Some(m) = raw.max_hold {
         s.max_hold = m;
@@ -383,7 +401,10 @@ impl Default for SecurityHeadersSpec {
                 h("x-xss-protection", "0"),
                 h("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
                 h("referrer-policy", "no-referrer"),
-                h("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+                h(
+                    "permissions-policy",
+                    "camera=(), microphone=(), geolocation=(), payment=()",
+                ),
             ],
             hsts: Some("max-age=31536000; includeSubDomains".into()),
             remove: vec!["server".into(), "x-powered-by".into()],
@@ -404,7 +425,15 @@ pub struct RateLimitSpec {
 impl RateLimitSpec {
     /// Identity of the limiter's state: a reload that keeps these keeps the counters.
     pub fn fingerprint(&self) -> String {
-        format!("{}|{}|{}|{:?}|{}|{}", self.name, self.scope.as_str(), self.rate, self.per, self.burst, self.max_tracked)
+        format!(
+            "{}|{}|{}|{:?}|{}|{}",
+            self.name,
+            self.scope.as_str(),
+            self.rate,
+            self.per,
+            self.burst,
+            self.max_tracked
+        )
     }
 }
 
@@ -432,7 +461,11 @@ pub struct ApiKeySpec {
 impl std::fmt::Debug for ApiKeySpec {
     // The hash is not the key, but there is no reason to print it either.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeySpec").field("id", &self.id).field("tier", &self.tier).field("revoked", &self.revoked).finish()
+        f.debug_struct("ApiKeySpec")
+            .field("id", &self.id)
+            .field("tier", &self.tier)
+            .field("revoked", &self.revoked)
+            .finish()
     }
 }
 
@@ -533,7 +566,10 @@ impl PolicyConfig {
             hasher.update(src.text.as_bytes());
             hasher.update([0]);
             // An empty file (or one holding only comments) is an empty policy, not an error.
-            let empty = src.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+            let empty = src
+                .text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
             if empty {
                 parsed.push((src, RawPolicyFile::default()));
                 continue;
@@ -556,7 +592,14 @@ impl PolicyConfig {
             for (i, u) in raw.upstreams.iter().enumerate() {
                 let at = |f: &str| format!("upstreams[{i}].{f}");
                 if let Some((file, _)) = upstream_at.get(&u.name) {
-                    errors.push(src.error(&at("name"), format!("duplicate upstream name {:?} (first defined in {})", u.name, file.display())));
+                    errors.push(src.error(
+                        &at("name"),
+                        format!(
+                            "duplicate upstream name {:?} (first defined in {})",
+                            u.name,
+                            file.display()
+                        ),
+                    ));
                     continue;
                 }
                 upstream_at.insert(u.name.clone(), (&src.path, i));
@@ -575,7 +618,14 @@ impl PolicyConfig {
             for (i, r) in raw.routes.iter().enumerate() {
                 let at = |f: &str| format!("routes[{i}].{f}");
                 if let Some(file) = route_at.get(&r.name) {
-                    errors.push(src.error(&at("name"), format!("duplicate route name {:?} (first defined in {})", r.name, file.display())));
+                    errors.push(src.error(
+                        &at("name"),
+                        format!(
+                            "duplicate route name {:?} (first defined in {})",
+                            r.name,
+                            file.display()
+                        ),
+                    ));
                     continue;
                 }
                 route_at.insert(r.name.clone(), &src.path);
@@ -585,7 +635,13 @@ impl PolicyConfig {
                         key_hosts.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
                         let key = (key_hosts, spec.path_prefix.clone());
                         if let Some(other) = match_keys.get(&key) {
-                            errors.push(src.error(&at("path_prefix"), format!("route {:?} matches exactly the same hosts and prefix as route {other:?}", r.name)));
+                            errors.push(src.error(
+                                &at("path_prefix"),
+                                format!(
+                                    "route {:?} matches exactly the same hosts and prefix as route {other:?}",
+                                    r.name
+                                ),
+                            ));
                         } else {
                             match_keys.insert(key, r.name.clone());
                         }
@@ -643,7 +699,13 @@ fn singleton<'a, T>(
     for (src, raw) in parsed {
         if let Some(v) = get(raw) {
             if let Some((first, _)) = found {
-                errors.push(src.error(field, format!("`{field}` is already set in {}; set it in one policy file", first.path.display())));
+                errors.push(src.error(
+                    field,
+                    format!(
+                        "`{field}` is already set in {}; set it in one policy file",
+                        first.path.display()
+                    ),
+                ));
             } else {
                 found = Some((src, v));
             }
@@ -662,7 +724,9 @@ fn merged_default<'a, T: Default, R: 'a>(
     errors: &mut Vec<super::ConfigError>,
 ) -> T {
     let base = T::default();
-    let Some((src, raw)) = singleton(parsed, field, get, errors) else { return base };
+    let Some((src, raw)) = singleton(parsed, field, get, errors) else {
+        return base;
+    };
     match merge(&base, raw) {
         Ok(merged) => merged,
         Err((sub, msg)) => {
@@ -697,10 +761,28 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             Err((field, msg)) => errors.push(src.error(&field, msg)),
         }
     }
-    let validation = merged_default(parsed, "validation", |r| r.validation.as_ref(), merge_validation, errors);
-    let security_headers = merged_default(parsed, "security_headers", |r| r.security_headers.as_ref(), merge_headers, errors);
+    let validation = merged_default(
+        parsed,
+        "validation",
+        |r| r.validation.as_ref(),
+        merge_validation,
+        errors,
+    );
+    let security_headers = merged_default(
+        parsed,
+        "security_headers",
+        |r| r.security_headers.as_ref(),
+        merge_headers,
+        errors,
+    );
     let signing = merged_default(parsed, "signing", |r| r.signing.as_ref(), merge_signing, errors);
-    let inspection = merged_default(parsed, "inspection", |r| r.inspection.as_ref(), merge_inspection, errors);
+    let inspection = merged_default(
+        parsed,
+        "inspection",
+        |r| r.inspection.as_ref(),
+        merge_inspection,
+        errors,
+    );
     let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
     if let Some((src, a)) = singleton(parsed, "auth", |r| r.auth.as_ref(), errors) {
         if let Some(h) = &a.header {
@@ -749,8 +831,16 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                 errors.push(src.error(&at("name"), format!("duplicate tier name {:?}", t.name)));
                 continue;
             }
-            if let Some((j, missing)) = t.rate_limits.iter().enumerate().find(|(_, n)| !rate_limits.iter().any(|r| &r.name == *n)) {
-                errors.push(src.error(&format!("tiers[{i}].rate_limits[{j}]"), format!("no rate limit named {missing:?}")));
+            if let Some((j, missing)) = t
+                .rate_limits
+                .iter()
+                .enumerate()
+                .find(|(_, n)| !rate_limits.iter().any(|r| &r.name == *n))
+            {
+                errors.push(src.error(
+                    &format!("tiers[{i}].rate_limits[{j}]"),
+                    format!("no rate limit named {missing:?}"),
+                ));
                 continue;
             }
             let methods = match t.methods.as_ref().map(|m| parse_methods(m)).transpose() {
@@ -798,7 +888,10 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                 Some(e) => match humantime::parse_rfc3339_weak(e) {
                     Ok(t) => Some(t),
                     Err(_) => {
-                        errors.push(src.error(&at("expires"), format!("{e:?} is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)")));
+                        errors.push(src.error(
+                            &at("expires"),
+                            format!("{e:?} is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"),
+                        ));
                         continue;
                     }
                 },
@@ -830,7 +923,12 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             tiers,
             api_keys,
         },
-        defaults: RouteDefaults { validation, security_headers, signing, inspection },
+        defaults: RouteDefaults {
+            validation,
+            security_headers,
+            signing,
+            inspection,
+        },
     }
 }
 
@@ -848,15 +946,24 @@ fn ip_lists(f: &RawIpFilter, src: &SourceFile, prefix: &str) -> Result<Lists, (S
             ranges.push(parse_cidr(e).map_err(|m| (format!("{prefix}.{name}[{i}]"), m))?);
         }
         for (i, file) in files.iter().enumerate() {
-            let path = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let path = if file.is_absolute() {
+                file.clone()
+            } else {
+                base.join(file)
+            };
             let field = format!("{prefix}.{name}_files[{i}]");
-            let text = std::fs::read_to_string(&path).map_err(|e| (field.clone(), format!("cannot read {}: {e}", path.display())))?;
-            let parsed = parse_list_file(&text).map_err(|(line, m)| (field.clone(), format!("{}:{line}: {m}", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| (field.clone(), format!("cannot read {}: {e}", path.display())))?;
+            let parsed = parse_list_file(&text)
+                .map_err(|(line, m)| (field.clone(), format!("{}:{line}: {m}", path.display())))?;
             ranges.extend(parsed);
         }
         Ok(Some(Arc::new(IpSet::from_ranges(ranges))))
     };
-    Ok((load(&f.allow, &f.allow_files, "allow")?, load(&f.deny, &f.deny_files, "deny")?))
+    Ok((
+        load(&f.allow, &f.allow_files, "allow")?,
+        load(&f.deny, &f.deny_files, "deny")?,
+    ))
 }
 
 fn parse_methods(list: &[String]) -> Result<Vec<http::Method>, String> {
@@ -877,8 +984,13 @@ fn merge_validation(base: &ValidationSpec, raw: &RawValidation) -> Result<Valida
         let mut types = Vec::new();
         for t in c {
             let t = t.trim().to_ascii_lowercase();
-            if t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty() || t.contains(';')) {
-                return Err(("content_types".into(), format!("{t:?} is not a media type like application/json")));
+            if t.split_once('/')
+                .is_none_or(|(a, b)| a.is_empty() || b.is_empty() || t.contains(';'))
+            {
+                return Err((
+                    "content_types".into(),
+                    format!("{t:?} is not a media type like application/json"),
+                ));
             }
             types.push(t);
         }
@@ -902,7 +1014,10 @@ fn merge_validation(base: &ValidationSpec, raw: &RawValidation) -> Result<Valida
     Ok(v)
 }
 
-fn merge_headers(base: &SecurityHeadersSpec, raw: &RawSecurityHeaders) -> Result<SecurityHeadersSpec, (String, String)> {
+fn merge_headers(
+    base: &SecurityHeadersSpec,
+    raw: &RawSecurityHeaders,
+) -> Result<SecurityHeadersSpec, (String, String)> {
     let mut h = base.clone();
     if let Some(r) = raw.replace_upstream {
         h.replace_upstream = r;
@@ -928,9 +1043,7 @@ fn merge_headers(base: &SecurityHeadersSpec, raw: &RawSecurityHeaders) -> Result
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 type FieldError = (&'static str, String);
@@ -952,7 +1065,10 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
     }
     if let Some(t) = u.total_connect_timeout {
         if t < u.connect_timeout {
-            return Err(("total_connect_timeout", "must not be shorter than connect_timeout".into()));
+            return Err((
+                "total_connect_timeout",
+                "must not be shorter than connect_timeout".into(),
+            ));
         }
     }
     if u.retries > 10 {
@@ -965,7 +1081,10 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
                 return Err(("health_check.path", "must start with '/'".into()));
             }
             if !(100..=599).contains(&h.expected_status) {
-                return Err(("health_check.expected_status", "must be an HTTP status (100-599)".into()));
+                return Err((
+                    "health_check.expected_status",
+                    "must be an HTTP status (100-599)".into(),
+                ));
             }
             if h.healthy_threshold == 0 || h.unhealthy_threshold == 0 {
                 return Err(("health_check.healthy_threshold", "thresholds must be at least 1".into()));
@@ -985,18 +1104,27 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
         }
     };
     let passive = match &u.passive_ejection {
-        None => PassiveSpec { consecutive_failures: d_three(), eject_for: d_eject() },
+        None => PassiveSpec {
+            consecutive_failures: d_three(),
+            eject_for: d_eject(),
+        },
         Some(p) => {
             if p.consecutive_failures == 0 {
                 return Err(("passive_ejection.consecutive_failures", "must be at least 1".into()));
             }
-            PassiveSpec { consecutive_failures: p.consecutive_failures, eject_for: p.eject_for }
+            PassiveSpec {
+                consecutive_failures: p.consecutive_failures,
+                eject_for: p.eject_for,
+            }
         }
     };
     Ok(UpstreamSpec {
         name: u.name.clone(),
         peers: u.peers.clone(),
-        tls: u.tls.as_ref().map(|t| UpstreamTls { sni: t.sni.clone(), verify: t.verify }),
+        tls: u.tls.as_ref().map(|t| UpstreamTls {
+            sni: t.sni.clone(),
+            verify: t.verify,
+        }),
         connect_timeout: u.connect_timeout,
         total_connect_timeout: u.total_connect_timeout,
         read_timeout: u.read_timeout,
@@ -1016,13 +1144,19 @@ fn route_spec(
 ) -> Result<RouteSpec, (String, String)> {
     let err = |f: &str, m: String| (f.to_string(), m);
     if !valid_name(&r.name) {
-        return Err(err("name", "names use letters, digits, '-' and '_' (at most 64)".into()));
+        return Err(err(
+            "name",
+            "names use letters, digits, '-' and '_' (at most 64)".into(),
+        ));
     }
     if !r.path_prefix.starts_with('/') {
         return Err(err("path_prefix", "must start with '/'".into()));
     }
     if r.path_prefix.contains(['?', '#']) || r.path_prefix.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(err("path_prefix", "must be a plain path (no query, fragment, spaces)".into()));
+        return Err(err(
+            "path_prefix",
+            "must be a plain path (no query, fragment, spaces)".into(),
+        ));
     }
     let mut hosts = Vec::new();
     for h in &r.hosts {
@@ -1031,7 +1165,10 @@ fn route_spec(
     if !upstreams.contains_key(&r.upstream) {
         let mut known: Vec<&String> = upstreams.keys().collect();
         known.sort();
-        return Err(err("upstream", format!("no upstream named {:?} (defined: {known:?})", r.upstream)));
+        return Err(err(
+            "upstream",
+            format!("no upstream named {:?} (defined: {known:?})", r.upstream),
+        ));
     }
     if let Some(h) = &r.upstream_host {
         if h.is_empty() || h.chars().any(|c| c.is_control() || c == ' ') {
@@ -1051,7 +1188,9 @@ fn route_spec(
     };
     let security_headers = match &r.security_headers {
         None => defaults.security_headers.clone(),
-        Some(h) => merge_headers(&defaults.security_headers, h).map_err(|(f, m)| (format!("security_headers.{f}"), m))?,
+        Some(h) => {
+            merge_headers(&defaults.security_headers, h).map_err(|(f, m)| (format!("security_headers.{f}"), m))?
+        }
     };
     let auth = match &r.auth {
         None => None,
@@ -1061,7 +1200,10 @@ fn route_spec(
                     return Err(err("auth.query_param", "must be a plain parameter name".into()));
                 }
             }
-            Some(RouteAuthSpec { required: a.required, query_param: a.query_param.clone() })
+            Some(RouteAuthSpec {
+                required: a.required,
+                query_param: a.query_param.clone(),
+            })
         }
     };
     let signing = match &r.signing {
@@ -1116,14 +1258,21 @@ mod tests {
     fn unknown_field_is_located() {
         let e = load(&GOOD.replace("path_prefix", "pathprefix")).unwrap_err();
         let e = &e.0[0];
-        assert_eq!((e.line, e.column, e.field.as_str()), (6, 5, "routes[0].pathprefix"), "{e}");
+        assert_eq!(
+            (e.line, e.column, e.field.as_str()),
+            (6, 5, "routes[0].pathprefix"),
+            "{e}"
+        );
         assert!(e.message.contains("unknown field `pathprefix`"), "{e}");
     }
 
     #[test]
     fn missing_upstream_reference_is_located() {
         let e = load(&GOOD.replace("upstream: api", "upstream: apx")).unwrap_err();
-        assert_eq!(e.0[0].to_string(), "p.yaml:7:5: routes[0].upstream: no upstream named \"apx\" (defined: [\"api\"])");
+        assert_eq!(
+            e.0[0].to_string(),
+            "p.yaml:7:5: routes[0].upstream: no upstream named \"apx\" (defined: [\"api\"])"
+        );
     }
 
     #[test]
@@ -1135,7 +1284,10 @@ mod tests {
 
     #[test]
     fn bad_duration_names_the_field() {
-        let text = GOOD.replace("peers: [\"127.0.0.1:1\"]", "peers: [\"127.0.0.1:1\"]\n    connect_timeout: 5");
+        let text = GOOD.replace(
+            "peers: [\"127.0.0.1:1\"]",
+            "peers: [\"127.0.0.1:1\"]\n    connect_timeout: 5",
+        );
         let e = load(&text).unwrap_err();
         assert_eq!(e.0[0].field, "upstreams[0].connect_timeout", "{}", e);
         assert_eq!((e.0[0].line, e.0[0].column), (4, 5));

@@ -14,7 +14,12 @@ pub struct DemoOptions {
     pub admin: SocketAddr,
 }
 
-pub fn write_config(dir: &Path, listen: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> std::io::Result<PathBuf> {
+pub fn write_config(
+    dir: &Path,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    upstream: SocketAddr,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("policies"))?;
     std::fs::create_dir_all(dir.join("data"))?;
     let gateway = format!(
@@ -40,8 +45,14 @@ pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let key_file = dir.join("master.key");
     if !key_file.exists() {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_file).map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut f, hex::encode(rand::random::<[u8; 32]>()).as_bytes()).map_err(|e| e.to_string())?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_file)
+            .map_err(|e| e.to_string())?;
+        std::io::Write::write_all(&mut f, hex::encode(rand::random::<[u8; 32]>()).as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     let g = crate::config::GatewayConfig::load(gateway_yaml).map_err(|e| e.to_string())?;
     if !g.keys.keystore.exists() {

@@ -29,27 +29,38 @@ impl EchoServer {
         let addr = std_listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let name = name.to_string();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-        let thread = std::thread::Builder::new().name(format!("echo-{name}")).spawn(move || {
-            rt.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(std_listener) else { return };
-                let mut stop_rx = stop_rx;
-                loop {
-                    tokio::select! {
-                        _ = stop_rx.changed() => return,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let _ = stream.set_nodelay(true);
-                            let name = name.clone();
-                            let stop = stop_rx.clone();
-                            tokio::spawn(serve_conn(stream, name, stop));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("echo-{name}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    let mut stop_rx = stop_rx;
+                    loop {
+                        tokio::select! {
+                            _ = stop_rx.changed() => return,
+                            accepted = listener.accept() => {
+                                let Ok((stream, _)) = accepted else { continue };
+                                let _ = stream.set_nodelay(true);
+                                let name = name.clone();
+                                let stop = stop_rx.clone();
+                                tokio::spawn(serve_conn(stream, name, stop));
+                            }
                         }
                     }
-                }
-            });
-            // Dropping the runtime here aborts every open connection.
-        })?;
-        Ok(EchoServer { addr, stop, thread: Some(thread) })
+                });
+                // Dropping the runtime here aborts every open connection.
+            })?;
+        Ok(EchoServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -124,7 +135,10 @@ async fn serve_conn(mut stream: TcpStream, name: String, mut stop: watch::Receiv
 }
 
 fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 struct EchoRequest {
@@ -175,10 +189,25 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<EchoR
                         .or_insert(v);
                 }
                 let http10 = parsed.version == Some(0);
-                let conn = map.get("connection").map(|c| c.to_ascii_lowercase()).unwrap_or_default();
-                let keep_alive = if http10 { conn.contains("keep-alive") } else { !conn.contains("close") };
-                let status = query.get("status").and_then(|s| s.parse().ok()).filter(|s| (200..=599).contains(s)).unwrap_or(200);
-                let delay_ms = query.get("delay_ms").and_then(|s| s.parse().ok()).unwrap_or(0u64).min(60_000);
+                let conn = map
+                    .get("connection")
+                    .map(|c| c.to_ascii_lowercase())
+                    .unwrap_or_default();
+                let keep_alive = if http10 {
+                    conn.contains("keep-alive")
+                } else {
+                    !conn.contains("close")
+                };
+                let status = query
+                    .get("status")
+                    .and_then(|s| s.parse().ok())
+                    .filter(|s| (200..=599).contains(s))
+                    .unwrap_or(200);
+                let delay_ms = query
+                    .get("delay_ms")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0u64)
+                    .min(60_000);
                 let req = EchoRequest {
                     method: parsed.method.unwrap_or("GET").to_string(),
                     path: path.to_string(),
@@ -196,10 +225,17 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<EchoR
         }
     };
     buf.drain(..head_len);
-    let chunked = req.headers.get("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    let chunked = req
+        .headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
     if chunked {
         req.body_len = read_chunked(stream, buf).await?;
-    } else if let Some(len) = req.headers.get("content-length").and_then(|l| l.trim().parse::<usize>().ok()) {
+    } else if let Some(len) = req
+        .headers
+        .get("content-length")
+        .and_then(|l| l.trim().parse::<usize>().ok())
+    {
         if len > MAX_BODY {
             return None;
         }

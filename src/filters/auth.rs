@@ -23,11 +23,21 @@ fn unauthorized(code: &'static str, message: &'static str, error: Option<&str>) 
 /// The presented key and where it came from (`Some(param)` for the query string).
 pub fn presented_key(r: &RequestInfo<'_>, query_param: Option<&str>) -> Option<(String, Option<String>)> {
     let access = &r.policy.config.access;
-    if let Some(v) = r.req.headers.get(access.auth_header.as_str()).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = r
+        .req
+        .headers
+        .get(access.auth_header.as_str())
+        .and_then(|v| v.to_str().ok())
+    {
         return Some((v.trim().to_string(), None));
     }
     if access.auth_bearer {
-        if let Some(v) = r.req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = r
+            .req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
             if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
                 return Some((token.trim().to_string(), None));
             }
@@ -47,16 +57,14 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' => {
-                match (hex_val(bytes.get(i + 1)), hex_val(bytes.get(i + 2))) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' => match (hex_val(bytes.get(i + 1)), hex_val(bytes.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -89,24 +97,46 @@ impl RequestFilter for ApiKeyAuth {
         };
         state.key_query_param = from_query;
         let Some(found) = r.policy.keys_by_hash.get(&hash_key(&key)) else {
-            return Err(unauthorized("invalid_api_key", "the API key is not valid", Some("invalid_token")));
+            return Err(unauthorized(
+                "invalid_api_key",
+                "the API key is not valid",
+                Some("invalid_token"),
+            ));
         };
         if found.spec.revoked {
-            return Err(unauthorized("invalid_api_key", "the API key is not valid", Some("invalid_token")).reason("revoked_api_key"));
+            return Err(
+                unauthorized("invalid_api_key", "the API key is not valid", Some("invalid_token"))
+                    .reason("revoked_api_key"),
+            );
         }
         if let Some(exp) = found.spec.expires {
-            let exp = exp.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let exp = exp
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             if r.now_unix >= exp {
-                return Err(unauthorized("expired_api_key", "the API key has expired", Some("invalid_token")));
+                return Err(unauthorized(
+                    "expired_api_key",
+                    "the API key has expired",
+                    Some("invalid_token"),
+                ));
             }
         }
         state.key = Some(found.clone());
         let tier = &found.tier.spec;
-        if tier.routes.as_ref().is_some_and(|routes| !routes.iter().any(|n| *n == route.spec.name)) {
-            return Err(Denial::new(403, "tier_forbidden", "your plan does not include this route").reason("tier_route"));
+        if tier
+            .routes
+            .as_ref()
+            .is_some_and(|routes| !routes.iter().any(|n| *n == route.spec.name))
+        {
+            return Err(
+                Denial::new(403, "tier_forbidden", "your plan does not include this route").reason("tier_route"),
+            );
         }
         if tier.methods.as_ref().is_some_and(|m| !m.contains(&r.req.method)) {
-            return Err(Denial::new(403, "tier_forbidden", "your plan does not allow this method").reason("tier_method"));
+            return Err(
+                Denial::new(403, "tier_forbidden", "your plan does not allow this method").reason("tier_method"),
+            );
         }
         Ok(())
     }

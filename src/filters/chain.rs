@@ -78,7 +78,13 @@ pub struct Denial {
 
 impl Denial {
     pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
-        Denial { status, code, message: message.into(), reason: code.to_string(), headers: Vec::new() }
+        Denial {
+            status,
+            code,
+            message: message.into(),
+            reason: code.to_string(),
+            headers: Vec::new(),
+        }
     }
     pub fn reason(mut self, reason: impl Into<String>) -> Denial {
         self.reason = reason.into();

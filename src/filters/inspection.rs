@@ -12,7 +12,11 @@ pub struct Inspection;
 pub fn blocked(f: &Finding) -> Denial {
     Denial::new(403, "request_blocked", "")
         .reason(format!("inspection:{}", f.rule_id))
-        .with_message(format!("blocked by inspection rule {} ({})", f.rule_id, f.class.as_str()))
+        .with_message(format!(
+            "blocked by inspection rule {} ({})",
+            f.rule_id,
+            f.class.as_str()
+        ))
 }
 
 pub fn record(route: &str, f: &Finding, action: &'static str) {
@@ -40,8 +44,20 @@ impl RequestFilter for Inspection {
             Some((p, q)) => (p, Some(q)),
             None => (raw, None),
         };
-        let headers: Vec<(&str, &str)> = r.req.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
-        let view = RequestView { path, query, headers, content_type: None, body: None, exclude: &spec.exclude_params };
+        let headers: Vec<(&str, &str)> = r
+            .req
+            .headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+            .collect();
+        let view = RequestView {
+            path,
+            query,
+            headers,
+            content_type: None,
+            body: None,
+            exclude: &spec.exclude_params,
+        };
         let Some(f) = inspect(insp, &view) else { return Ok(()) };
         match spec.mode {
             InspectionMode::Block => {

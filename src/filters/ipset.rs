@@ -29,16 +29,26 @@ pub fn parse_cidr(raw: &str) -> Result<(u128, u128), String> {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let ip: IpAddr = addr.parse().map_err(|_| format!("{raw:?} is not an IP address or CIDR block"))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{raw:?} is not an IP address or CIDR block"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u32 = match len {
         None => max,
-        Some(l) => l.parse().ok().filter(|l| *l <= max).ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
     };
     let base = to_u128(ip);
     // IPv4 prefixes sit in the low 32 bits of the mapped space.
     let host_bits = max - len;
-    let mask: u128 = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let mask: u128 = if host_bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     let start = base & !mask;
     Ok((start, start | mask))
 }
@@ -64,7 +74,10 @@ impl IpSet {
             }
         }
         merged.shrink_to_fit();
-        IpSet { ranges: merged, entries }
+        IpSet {
+            ranges: merged,
+            entries,
+        }
     }
 
     pub fn union(&self, other: &IpSet) -> IpSet {

@@ -14,16 +14,21 @@ impl RequestFilter for Quota {
     fn check(&self, r: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
         let Some(key) = &state.key else { return Ok(()) };
         let tier = &key.tier.spec;
-        match key.usage.consume_quota(tier.daily_quota, tier.monthly_quota, r.now_unix) {
+        match key
+            .usage
+            .consume_quota(tier.daily_quota, tier.monthly_quota, r.now_unix)
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 let (reason, reset) = match e {
                     QuotaExceeded::Daily { reset_in } => ("quota_daily", reset_in),
                     QuotaExceeded::Monthly { reset_in } => ("quota_monthly", reset_in),
                 };
-                Err(Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
-                    .reason(reason)
-                    .header("Retry-After", reset.as_secs().max(1).to_string()))
+                Err(
+                    Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
+                        .reason(reason)
+                        .header("Retry-After", reset.as_secs().max(1).to_string()),
+                )
             }
         }
     }

@@ -37,7 +37,10 @@ pub struct RateLimiter {
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("emission_ns", &self.emission_ns).field("burst", &self.burst).finish()
+        f.debug_struct("RateLimiter")
+            .field("emission_ns", &self.emission_ns)
+            .field("burst", &self.burst)
+            .finish()
     }
 }
 
@@ -67,13 +70,19 @@ impl RateLimiter {
         let ahead = new_tat - now_ns;
         if ahead > self.capacity_ns {
             let retry_after = Duration::from_nanos(ahead - self.capacity_ns);
-            return Decision::Deny { retry_after, reset: Duration::from_nanos(tat - now_ns) };
+            return Decision::Deny {
+                retry_after,
+                reset: Duration::from_nanos(tat - now_ns),
+            };
         }
         if map.len() >= self.shard_capacity && !map.contains_key(&h) {
             evict(&mut map, now_ns);
         }
         map.insert(h, new_tat);
-        Decision::Allow { remaining: (self.capacity_ns - ahead) / self.emission_ns, reset: Duration::from_nanos(ahead) }
+        Decision::Allow {
+            remaining: (self.capacity_ns - ahead) / self.emission_ns,
+            reset: Duration::from_nanos(ahead),
+        }
     }
 
     pub fn burst(&self) -> u64 {
@@ -81,7 +90,10 @@ impl RateLimiter {
     }
 
     pub fn tracked(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 }
 
@@ -110,7 +122,9 @@ pub struct LimiterRegistry {
 impl LimiterRegistry {
     pub fn get(&self, fingerprint: &str, make: impl FnOnce() -> RateLimiter) -> Arc<RateLimiter> {
         let mut m = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(fingerprint.to_string()).or_insert_with(|| Arc::new(make())).clone()
+        m.entry(fingerprint.to_string())
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
     }
 
     /// Forgets limiters no policy uses any more.
@@ -154,7 +168,10 @@ mod tests {
             Decision::Deny { retry_after, .. } => assert_eq!(retry_after, Duration::from_millis(1500)),
             d => panic!("{d:?}"),
         }
-        assert!(matches!(rl.check("b", S / 2), Decision::Allow { .. }), "keys are independent");
+        assert!(
+            matches!(rl.check("b", S / 2), Decision::Allow { .. }),
+            "keys are independent"
+        );
         assert!(matches!(rl.check("a", 2 * S), Decision::Allow { .. }));
     }
 
@@ -173,7 +190,11 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let rl = rl.clone();
-                std::thread::spawn(move || (0..1000).filter(|_| matches!(rl.check("shared", 0), Decision::Allow { .. })).count())
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| matches!(rl.check("shared", 0), Decision::Allow { .. }))
+                        .count()
+                })
             })
             .collect();
         let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();

@@ -27,7 +27,10 @@ impl RequestFilter for RateLimit {
         if route.limiters.is_empty() && tier_rules.is_empty() {
             return Ok(());
         }
-        let mut headers = RateHeaders { remaining: u64::MAX, ..Default::default() };
+        let mut headers = RateHeaders {
+            remaining: u64::MAX,
+            ..Default::default()
+        };
         let mut key_buf = Vec::with_capacity(64);
         for rule in route.limiters.iter().chain(tier_rules.iter()) {
             key_buf.clear();
@@ -49,7 +52,9 @@ impl RequestFilter for RateLimit {
             headers.policies.push(rule.policy_item.clone());
             match rule.limiter.check(key_buf.as_slice(), r.now_ns) {
                 Decision::Allow { remaining, reset } => {
-                    headers.states.push(format!("\"{}\";r={};t={}", rule.spec.name, remaining, secs_ceil(reset)));
+                    headers
+                        .states
+                        .push(format!("\"{}\";r={};t={}", rule.spec.name, remaining, secs_ceil(reset)));
                     if remaining < headers.remaining {
                         headers.remaining = remaining;
                         headers.limit = rule.spec.rate;
@@ -57,7 +62,9 @@ impl RequestFilter for RateLimit {
                     }
                 }
                 Decision::Deny { retry_after, reset } => {
-                    headers.states.push(format!("\"{}\";r=0;t={}", rule.spec.name, secs_ceil(reset)));
+                    headers
+                        .states
+                        .push(format!("\"{}\";r=0;t={}", rule.spec.name, secs_ceil(reset)));
                     headers.limit = rule.spec.rate;
                     headers.remaining = 0;
                     headers.reset = reset;

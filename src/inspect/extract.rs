@@ -5,8 +5,22 @@ use super::{Finding, Inspector};
 /// Headers that carry no user-controlled text worth inspecting (or carry credentials, which are
 /// never matched or logged).
 const SKIP_HEADERS: &[&str] = &[
-    "accept", "accept-encoding", "authorization", "cache-control", "connection", "content-length", "content-type", "host",
-    "if-modified-since", "if-none-match", "pragma", "te", "upgrade-insecure-requests", "x-api-key", "dnt", "priority",
+    "accept",
+    "accept-encoding",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "if-modified-since",
+    "if-none-match",
+    "pragma",
+    "te",
+    "upgrade-insecure-requests",
+    "x-api-key",
+    "dnt",
+    "priority",
 ];
 
 pub struct RequestView<'a> {
@@ -22,7 +36,9 @@ pub struct RequestView<'a> {
 }
 
 fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split('&').filter(|kv| !kv.is_empty()).map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+    s.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
 fn walk_json<'v>(v: &'v serde_json::Value, exclude: &[String], out: &mut Vec<&'v str>) {
@@ -49,7 +65,10 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
             if r.exclude.iter().any(|e| e == k) {
                 continue;
             }
-            if let Some(f) = insp.check(k, true, "query_name").or_else(|| insp.check(v, true, "query")) {
+            if let Some(f) = insp
+                .check(k, true, "query_name")
+                .or_else(|| insp.check(v, true, "query"))
+            {
                 return Some(f);
             }
         }
@@ -91,7 +110,15 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     if ct.starts_with("multipart/form-data") {
         // The boundary is case-sensitive: take it from the original header.
         let orig = r.content_type.unwrap_or("");
-        let boundary = ct.find("boundary=").map(|i| orig[i + 9..].split(';').next().unwrap_or("").trim().trim_matches('"').to_string());
+        let boundary = ct.find("boundary=").map(|i| {
+            orig[i + 9..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        });
         if let Some(b) = boundary.filter(|b| !b.is_empty()) {
             let delim = format!("--{b}");
             for part in text.split(delim.as_str()) {

@@ -34,7 +34,10 @@ impl Inspector {
         let rules = rules::builtin();
         // Invariant: the built-in patterns are tested to compile (unit test below).
         let set = RegexSet::new(rules.iter().map(|r| r.pattern)).expect("built-in rules compile");
-        let active = rules.iter().map(|r| r.paranoia <= paranoia && !disabled.contains(&r.id)).collect();
+        let active = rules
+            .iter()
+            .map(|r| r.paranoia <= paranoia && !disabled.contains(&r.id))
+            .collect();
         Inspector { rules, set, active }
     }
 
@@ -52,7 +55,11 @@ impl Inspector {
         }
         let n = normalize::normalize(raw, form);
         if n.malformed {
-            return Some(Finding { rule_id: 920100, class: Class::Malformed, location });
+            return Some(Finding {
+                rule_id: 920100,
+                class: Class::Malformed,
+                location,
+            });
         }
         let hit = |text: &str, only: Option<Class>| {
             // Most values match nothing: `is_match` answers that without allocating.
@@ -63,13 +70,21 @@ impl Inspector {
                 .matches(text)
                 .iter()
                 .find(|i| self.active[*i] && only.is_none_or(|c| self.rules[*i].class == c))
-                .map(|i| Finding { rule_id: self.rules[i].id, class: self.rules[i].class, location })
+                .map(|i| Finding {
+                    rule_id: self.rules[i].id,
+                    class: self.rules[i].class,
+                    location,
+                })
         };
         hit(&n.text, None).or_else(|| {
             // Shells drop quotes, carets and backslashes inside words (w'h'o'am'i, wh^oami):
             // command rules also see the text without them.
             if n.text.contains(['\'', '"', '^', '\\']) {
-                let stripped: String = n.text.chars().filter(|c| !matches!(c, '\'' | '"' | '^' | '\\')).collect();
+                let stripped: String = n
+                    .text
+                    .chars()
+                    .filter(|c| !matches!(c, '\'' | '"' | '^' | '\\'))
+                    .collect();
                 hit(&stripped, Some(Class::Cmdi))
             } else {
                 None
@@ -83,11 +98,32 @@ impl Inspector {
 /// numbers: most of a JSON body) skip normalisation and matching. The keyword list is what the
 /// letter-only rules start from; `corpus_detection_and_false_positive_rates` guards it.
 fn may_match(raw: &str) -> bool {
-    if raw.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b' ' || b == b'-' || b == b'_')) {
+    if raw
+        .bytes()
+        .any(|b| !(b.is_ascii_alphanumeric() || b == b' ' || b == b'-' || b == b'_'))
+    {
         return true;
     }
     let lower = raw.to_ascii_lowercase();
-    const KEYWORDS: &[&str] = &["union", "select", "or", "and", "order", "group", "having", "waitfor", "case", "xor", "sleep", "benchmark", "exec", "drop", "insert", "delete", "update"];
+    const KEYWORDS: &[&str] = &[
+        "union",
+        "select",
+        "or",
+        "and",
+        "order",
+        "group",
+        "having",
+        "waitfor",
+        "case",
+        "xor",
+        "sleep",
+        "benchmark",
+        "exec",
+        "drop",
+        "insert",
+        "delete",
+        "update",
+    ];
     KEYWORDS.iter().any(|k| lower.contains(k))
 }
 
@@ -101,7 +137,12 @@ mod tests {
         let f = i.check("1%27%20OR%20%271%27=%271", true, "query").unwrap();
         assert_eq!(f.class, Class::Sqli);
         assert!(i.check("rock+%26+roll+O%27Brien", true, "query").is_none());
-        assert!(i.check("how to select a good laptop from the store", true, "query").is_none());
-        assert_eq!(i.check("%c0%ae%c0%ae/etc", false, "path").unwrap().class, Class::Malformed);
+        assert!(i
+            .check("how to select a good laptop from the store", true, "query")
+            .is_none());
+        assert_eq!(
+            i.check("%c0%ae%c0%ae/etc", false, "path").unwrap().class,
+            Class::Malformed
+        );
     }
 }

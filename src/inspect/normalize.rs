@@ -15,7 +15,10 @@ pub fn percent_decode(input: &[u8], plus: bool) -> Vec<u8> {
     while i < input.len() {
         let b = input[i];
         if b == b'%' {
-            if let (Some(h), Some(l)) = (input.get(i + 1).and_then(|c| hex(*c)), input.get(i + 2).and_then(|c| hex(*c))) {
+            if let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|c| hex(*c)),
+                input.get(i + 2).and_then(|c| hex(*c)),
+            ) {
                 out.push(h * 16 + l);
                 i += 3;
                 continue;
@@ -23,7 +26,9 @@ pub fn percent_decode(input: &[u8], plus: bool) -> Vec<u8> {
             if matches!(input.get(i + 1), Some(b'u' | b'U')) && i + 6 <= input.len() {
                 let digits = &input[i + 2..i + 6];
                 if digits.iter().all(|c| hex(*c).is_some()) {
-                    let code = digits.iter().fold(0u32, |acc, c| acc * 16 + u32::from(hex(*c).unwrap_or(0)));
+                    let code = digits
+                        .iter()
+                        .fold(0u32, |acc, c| acc * 16 + u32::from(hex(*c).unwrap_or(0)));
                     if let Some(ch) = char::from_u32(code) {
                         let mut buf = [0u8; 4];
                         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
@@ -65,7 +70,10 @@ pub fn html_entities(s: &str) -> String {
     while let Some(pos) = rest.find('&') {
         out.push_str(&rest[..pos]);
         let tail = &rest[pos..];
-        let end = tail[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#')).map(|e| e + 1).unwrap_or(tail.len());
+        let end = tail[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|e| e + 1)
+            .unwrap_or(tail.len());
         let name = &tail[1..end];
         let decoded = match name.to_ascii_lowercase().as_str() {
             "lt" => Some('<'),
@@ -201,9 +209,11 @@ pub fn normalize(raw: &str, form: bool) -> Normalized {
     if text.contains("/*") || text.contains("*/") {
         text = strip_sql_comments(&text);
     }
-    let needs_ws = text.bytes().zip(text.bytes().skip(1).chain(std::iter::once(b'x'))).any(|(a, b)| {
-        matches!(a, b'\t' | b'\r' | b'\n' | 0 | 0x0b | 0x0c) || (a == b' ' && b == b' ')
-    }) || !text.is_ascii();
+    let needs_ws = text
+        .bytes()
+        .zip(text.bytes().skip(1).chain(std::iter::once(b'x')))
+        .any(|(a, b)| matches!(a, b'\t' | b'\r' | b'\n' | 0 | 0x0b | 0x0c) || (a == b' ' && b == b' '))
+        || !text.is_ascii();
     if needs_ws {
         text = collapse_whitespace(&text);
     }
@@ -218,7 +228,9 @@ mod tests {
     #[test]
     fn random_and_hostile_inputs_stay_bounded() {
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let alphabet: Vec<char> = "%25%2e/\\'\"<>&#;x/*!*/ \t\n\r\0ＡＢ＜＞uU0123456789abcdef".chars().collect();
+        let alphabet: Vec<char> = "%25%2e/\\'\"<>&#;x/*!*/ \t\n\r\0ＡＢ＜＞uU0123456789abcdef"
+            .chars()
+            .collect();
         for _ in 0..5_000 {
             let len = (seed % 300) as usize;
             let mut s = String::new();
@@ -247,6 +259,9 @@ mod tests {
         assert_eq!(strip_sql_comments("un/**/ion/*!50000select*/"), "un ion select ");
         assert_eq!(collapse_whitespace("a\t\t b\0c\r\nd"), "a bc\n\nd");
         assert!(normalize("%c0%ae%c0%ae/", false).malformed);
-        assert_eq!(normalize("%2527%2520OR%2520%25271%2527%253D%25271", false).text, "' or '1'='1");
+        assert_eq!(
+            normalize("%2527%2520OR%2520%25271%2527%253D%25271", false).text,
+            "' or '1'='1"
+        );
     }
 }

@@ -76,13 +76,18 @@ impl Hasher {
 
 /// `sha-256=:<base64>:`
 pub fn header_value(alg: DigestAlg, digest: &[u8]) -> String {
-    format!("{}=:{}:", alg.name(), base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "{}=:{}:",
+        alg.name(),
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 /// Checks a `Content-Digest` field against `body`: every member with an algorithm we know must
 /// match, and at least one must be present. Returns the algorithms checked.
 pub fn verify(field: &str, body: &[u8]) -> Result<Vec<&'static str>, String> {
-    let dict = sfv::Parser::parse_dictionary(field.as_bytes()).map_err(|e| format!("Content-Digest is not a structured dictionary: {e}"))?;
+    let dict = sfv::Parser::parse_dictionary(field.as_bytes())
+        .map_err(|e| format!("Content-Digest is not a structured dictionary: {e}"))?;
     let mut checked = Vec::new();
     for (name, entry) in dict {
         let Some(alg) = DigestAlg::parse(&name) else { continue };
@@ -111,8 +116,15 @@ mod tests {
     fn rfc9530_examples() {
         // RFC 9530 section 2: {"hello": "world"} followed by a newline.
         let body = b"{\"hello\": \"world\"}\n";
-        assert_eq!(header_value(DigestAlg::Sha256, &DigestAlg::Sha256.digest(body)), "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:");
-        assert!(verify("sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:", body).is_ok());
+        assert_eq!(
+            header_value(DigestAlg::Sha256, &DigestAlg::Sha256.digest(body)),
+            "sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:"
+        );
+        assert!(verify(
+            "sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:",
+            body
+        )
+        .is_ok());
         assert!(verify("sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:", b"other").is_err());
         for alg in [DigestAlg::Sha3_256, DigestAlg::Blake3] {
             let mut h = alg.hasher();

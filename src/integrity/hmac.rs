@@ -16,7 +16,9 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// Checks a tag in constant time.
 pub fn verify_hmac_sha256(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
-    let Ok(mut mac) = HmacSha256::new_from_slice(key) else { return false };
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return false;
+    };
     mac.update(data);
     mac.verify_slice(tag).is_ok()
 }
@@ -33,7 +35,10 @@ mod tests {
     #[test]
     fn rfc4231_test_case_2() {
         let tag = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex::encode(tag), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex::encode(tag),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
         assert!(verify_hmac_sha256(b"Jefe", b"what do ya want for nothing?", &tag));
         assert!(!verify_hmac_sha256(b"Jefe", b"what do ya want for nothing!", &tag));
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"abc", b"ab"));

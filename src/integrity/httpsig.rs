@@ -32,10 +32,16 @@ pub struct Component {
 
 impl Component {
     pub fn new(name: &str) -> Component {
-        Component { name: name.to_string(), req: false }
+        Component {
+            name: name.to_string(),
+            req: false,
+        }
     }
     pub fn req(name: &str) -> Component {
-        Component { name: name.to_string(), req: true }
+        Component {
+            name: name.to_string(),
+            req: true,
+        }
     }
     fn serialize(&self) -> String {
         if self.req {
@@ -73,7 +79,9 @@ pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, String>
         ("@status", false) => Ok(m.status.to_string()),
         ("@method", true) => Ok(m.req_method.to_string()),
         ("@target-uri", true) => Ok(m.req_target_uri.to_string()),
-        ("@authority", true) => authority_of(m.req_target_uri).map(|a| a.to_ascii_lowercase()).ok_or_else(|| "no authority".into()),
+        ("@authority", true) => authority_of(m.req_target_uri)
+            .map(|a| a.to_ascii_lowercase())
+            .ok_or_else(|| "no authority".into()),
         ("@path", true) => Ok(path_and_query(m.req_target_uri).0.to_string()),
         ("@query", true) => Ok(format!("?{}", path_and_query(m.req_target_uri).1.unwrap_or(""))),
         (name, _) if name.starts_with('@') => Err(format!("derived component {} is not supported here", c.serialize())),
@@ -82,7 +90,11 @@ pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, String>
             let values: Vec<String> = headers
                 .get_all(name)
                 .iter()
-                .map(|v| v.to_str().map(|s| s.trim().to_string()).map_err(|_| format!("{name} is not visible ASCII")))
+                .map(|v| {
+                    v.to_str()
+                        .map(|s| s.trim().to_string())
+                        .map_err(|_| format!("{name} is not visible ASCII"))
+                })
                 .collect::<Result<_, _>>()?;
             if values.is_empty() {
                 return Err(format!("covered header {name} is missing"));
@@ -95,7 +107,13 @@ pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, String>
 /// `("a" "b";req);created=1;keyid="k"` (the `@signature-params` value).
 pub fn params_value(components: &[Component], params: &[(String, Param)]) -> String {
     let mut out = String::from("(");
-    out.push_str(&components.iter().map(Component::serialize).collect::<Vec<_>>().join(" "));
+    out.push_str(
+        &components
+            .iter()
+            .map(Component::serialize)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     out.push(')');
     for (k, v) in params {
         match v {
@@ -128,7 +146,13 @@ pub struct SigningKeyRef<'a> {
 
 /// Signs `m` with each key under its algorithm's label; returns the `Signature-Input` and
 /// `Signature` field values.
-pub fn sign(keys: &[SigningKeyRef<'_>], covered: &[Component], m: &Message<'_>, created: u64, nonce: &str) -> Result<(String, String), String> {
+pub fn sign(
+    keys: &[SigningKeyRef<'_>],
+    covered: &[Component],
+    m: &Message<'_>,
+    created: u64,
+    nonce: &str,
+) -> Result<(String, String), String> {
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
     for k in keys {
@@ -176,7 +200,8 @@ pub fn verify(
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
 ) -> Result<Vec<(String, Result<Verified, String>)>, String> {
-    let inputs = sfv::Parser::parse_dictionary(signature_input.as_bytes()).map_err(|e| format!("Signature-Input: {e}"))?;
+    let inputs =
+        sfv::Parser::parse_dictionary(signature_input.as_bytes()).map_err(|e| format!("Signature-Input: {e}"))?;
     let sigs = sfv::Parser::parse_dictionary(signature.as_bytes()).map_err(|e| format!("Signature: {e}"))?;
     let mut out = Vec::new();
     for (label, entry) in inputs {
@@ -197,10 +222,14 @@ fn verify_one(
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
 ) -> Result<Verified, String> {
-    let sfv::ListEntry::InnerList(list) = entry else { return Err("not an inner list".into()) };
+    let sfv::ListEntry::InnerList(list) = entry else {
+        return Err("not an inner list".into());
+    };
     let mut covered = Vec::new();
     for item in &list.items {
-        let sfv::BareItem::String(name) = &item.bare_item else { return Err("component is not a string".into()) };
+        let sfv::BareItem::String(name) = &item.bare_item else {
+            return Err("component is not a string".into());
+        };
         let mut req = false;
         for (k, v) in &item.params {
             match (k.as_str(), v) {
@@ -208,7 +237,10 @@ fn verify_one(
                 _ => return Err(format!("component parameter {k} is not supported")),
             }
         }
-        covered.push(Component { name: name.clone(), req });
+        covered.push(Component {
+            name: name.clone(),
+            req,
+        });
     }
     let mut params = Vec::new();
     let (mut keyid, mut alg_name, mut tag, mut created) = (None, None, None, None);
@@ -236,8 +268,12 @@ fn verify_one(
             return Err(format!("alg {a} does not match key {keyid}"));
         }
     }
-    let Some(sfv::ListEntry::Item(sig_item)) = sigs.get(label) else { return Err("no Signature for this label".into()) };
-    let sfv::BareItem::ByteSeq(sig) = &sig_item.bare_item else { return Err("Signature is not a byte sequence".into()) };
+    let Some(sfv::ListEntry::Item(sig_item)) = sigs.get(label) else {
+        return Err("no Signature for this label".into());
+    };
+    let sfv::BareItem::ByteSeq(sig) = &sig_item.bare_item else {
+        return Err("Signature is not a byte sequence".into());
+    };
     let base = signature_base(&covered, &params_value(&covered, &params), m)?;
     let ok = match backend {
         Backend::AwsLc => super::sig::verify_aws_lc(key_alg, &public, base.as_bytes(), sig),
@@ -246,7 +282,13 @@ fn verify_one(
     if !ok {
         return Err("signature does not verify".into());
     }
-    Ok(Verified { label: label.to_string(), keyid, alg: key_alg, tag, covered })
+    Ok(Verified {
+        label: label.to_string(),
+        keyid,
+        alg: key_alg,
+        tag,
+        covered,
+    })
 }
 
 #[cfg(test)]
@@ -257,7 +299,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -272,12 +317,31 @@ mod tests {
             Component::req("@method"),
             Component::req("@target-uri"),
         ];
-        let resp = headers(&[("content-digest", "sha-256=:abc=:"), ("content-type", "application/json"), ("x-request-id", "r1")]);
+        let resp = headers(&[
+            ("content-digest", "sha-256=:abc=:"),
+            ("content-type", "application/json"),
+            ("x-request-id", "r1"),
+        ]);
         let req = headers(&[("host", "example.com")]);
-        let m = Message { status: 200, headers: &resp, req_method: "GET", req_target_uri: "http://example.com/a?b=1", req_headers: &req };
+        let m = Message {
+            status: 200,
+            headers: &resp,
+            req_method: "GET",
+            req_target_uri: "http://example.com/a?b=1",
+            req_headers: &req,
+        };
         let ec = AwsLcSigner::load(SigAlg::EcdsaP256, &generate(SigAlg::EcdsaP256).unwrap()).unwrap();
         let pq = RustCryptoSigner::load(SigAlg::MlDsa65, &generate(SigAlg::MlDsa65).unwrap()).unwrap();
-        let keys = [SigningKeyRef { keyid: "ec-v1", signer: &ec }, SigningKeyRef { keyid: "pq-v1", signer: &pq }];
+        let keys = [
+            SigningKeyRef {
+                keyid: "ec-v1",
+                signer: &ec,
+            },
+            SigningKeyRef {
+                keyid: "pq-v1",
+                signer: &pq,
+            },
+        ];
         let (input, sig) = sign(&keys, &covered, &m, 1_700_000_000, "n0nce").unwrap();
         assert!(input.starts_with("sig-ecdsa=(\"@status\" \"content-digest\" \"content-type\" \"x-request-id\" \"@method\";req \"@target-uri\";req);created=1700000000;keyid=\"ec-v1\";alg=\"ecdsa-p256-sha256\";nonce=\"n0nce\";tag=\"quantumvault-ecdsa-p256\", sig-mldsa="), "{input}");
         let lookup = |kid: &str| match kid {
@@ -291,12 +355,40 @@ mod tests {
             assert_eq!(r.len(), 2);
         }
         // Tampering with the status, a covered header or the request binding breaks both.
-        let other = Message { status: 201, ..Message { ..m } };
-        assert!(verify(&other, &input, &sig, &lookup, Backend::AwsLc).unwrap().iter().all(|(_, v)| v.is_err()));
-        let m2 = Message { status: 200, headers: &resp, req_method: "POST", req_target_uri: "http://example.com/a?b=1", req_headers: &req };
-        assert!(verify(&m2, &input, &sig, &lookup, Backend::RustCrypto).unwrap().iter().all(|(_, v)| v.is_err()));
-        let resp2 = headers(&[("content-digest", "sha-256=:abd=:"), ("content-type", "application/json"), ("x-request-id", "r1")]);
-        let m3 = Message { status: 200, headers: &resp2, req_method: "GET", req_target_uri: "http://example.com/a?b=1", req_headers: &req };
-        assert!(verify(&m3, &input, &sig, &lookup, Backend::AwsLc).unwrap().iter().all(|(_, v)| v.is_err()));
+        let other = Message {
+            status: 201,
+            ..Message { ..m }
+        };
+        assert!(verify(&other, &input, &sig, &lookup, Backend::AwsLc)
+            .unwrap()
+            .iter()
+            .all(|(_, v)| v.is_err()));
+        let m2 = Message {
+            status: 200,
+            headers: &resp,
+            req_method: "POST",
+            req_target_uri: "http://example.com/a?b=1",
+            req_headers: &req,
+        };
+        assert!(verify(&m2, &input, &sig, &lookup, Backend::RustCrypto)
+            .unwrap()
+            .iter()
+            .all(|(_, v)| v.is_err()));
+        let resp2 = headers(&[
+            ("content-digest", "sha-256=:abd=:"),
+            ("content-type", "application/json"),
+            ("x-request-id", "r1"),
+        ]);
+        let m3 = Message {
+            status: 200,
+            headers: &resp2,
+            req_method: "GET",
+            req_target_uri: "http://example.com/a?b=1",
+            req_headers: &req,
+        };
+        assert!(verify(&m3, &input, &sig, &lookup, Backend::AwsLc)
+            .unwrap()
+            .iter()
+            .all(|(_, v)| v.is_err()));
     }
 }

@@ -16,7 +16,9 @@ pub fn jwk(keyid: &str, alg: SigAlg, public: &[u8]) -> Value {
             "x": B64URL.encode(&public[1..33]), "y": B64URL.encode(&public[33..65]),
             "kid": keyid, "alg": "ES256", "use": "sig",
         }),
-        SigAlg::MlDsa65 => json!({"kty": "AKP", "alg": "ML-DSA-65", "pub": B64URL.encode(public), "kid": keyid, "use": "sig"}),
+        SigAlg::MlDsa65 => {
+            json!({"kty": "AKP", "alg": "ML-DSA-65", "pub": B64URL.encode(public), "kid": keyid, "use": "sig"})
+        }
     }
 }
 
@@ -42,7 +44,11 @@ pub fn parse(jwks: &Value) -> Result<Vec<(String, SigAlg, Vec<u8>)>, String> {
     let mut out = Vec::new();
     for k in keys {
         let kid = k["kid"].as_str().unwrap_or("").to_string();
-        let dec = |f: &str| B64URL.decode(k[f].as_str().unwrap_or("")).map_err(|_| format!("key {kid}: bad {f}"));
+        let dec = |f: &str| {
+            B64URL
+                .decode(k[f].as_str().unwrap_or(""))
+                .map_err(|_| format!("key {kid}: bad {f}"))
+        };
         match (k["kty"].as_str(), k["crv"].as_str(), k["alg"].as_str()) {
             (Some("EC"), Some("P-256"), _) => {
                 let (x, y) = (dec("x")?, dec("y")?);

@@ -72,7 +72,8 @@ pub trait Signer: Send + Sync {
 pub fn generate(alg: SigAlg) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     match alg {
         SigAlg::EcdsaP256 => {
-            let kp = lc::EcdsaKeyPair::generate(&lc::ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| CryptoError::KeyGen)?;
+            let kp =
+                lc::EcdsaKeyPair::generate(&lc::ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| CryptoError::KeyGen)?;
             let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::KeyGen)?;
             Ok(Zeroizing::new(doc.as_ref().to_vec()))
         }
@@ -106,7 +107,8 @@ impl AwsLcSigner {
                 (AwsLcKey::Ecdsa(kp), public)
             }
             SigAlg::MlDsa65 => {
-                let kp = lc::PqdsaKeyPair::from_seed(&lc::ML_DSA_65_SIGNING, material).map_err(|_| CryptoError::BadKey("ml-dsa-65"))?;
+                let kp = lc::PqdsaKeyPair::from_seed(&lc::ML_DSA_65_SIGNING, material)
+                    .map_err(|_| CryptoError::BadKey("ml-dsa-65"))?;
                 let public = kp.public_key().as_ref().to_vec();
                 (AwsLcKey::MlDsa(kp), public)
             }
@@ -126,7 +128,9 @@ impl Signer for AwsLcSigner {
         match &self.inner {
             AwsLcKey::Ecdsa(kp) => {
                 let rng = aws_lc_rs::rand::SystemRandom::new();
-                kp.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| CryptoError::SignFailed)
+                kp.sign(&rng, msg)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|_| CryptoError::SignFailed)
             }
             AwsLcKey::MlDsa(kp) => {
                 let mut sig = vec![0u8; 3309];
@@ -158,13 +162,21 @@ impl RustCryptoSigner {
                 let sk = p256::SecretKey::from_pkcs8_der(material).map_err(|_| CryptoError::BadKey("ecdsa-p256"))?;
                 let key = p256::ecdsa::SigningKey::from(sk);
                 let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
-                Ok(RustCryptoSigner { alg, inner: RcKey::Ecdsa(key), public })
+                Ok(RustCryptoSigner {
+                    alg,
+                    inner: RcKey::Ecdsa(key),
+                    public,
+                })
             }
             SigAlg::MlDsa65 => {
                 let seed = ml_dsa::Seed::try_from(material).map_err(|_| CryptoError::BadKey("ml-dsa-65"))?;
                 let key = ml_dsa::SigningKey::<ml_dsa::MlDsa65>::from_seed(&seed);
                 let public = ml_dsa::signature::Keypair::verifying_key(&key).encode().to_vec();
-                Ok(RustCryptoSigner { alg, inner: RcKey::MlDsa(Box::new(key)), public })
+                Ok(RustCryptoSigner {
+                    alg,
+                    inner: RcKey::MlDsa(Box::new(key)),
+                    public,
+                })
             }
         }
     }
@@ -185,7 +197,10 @@ impl Signer for RustCryptoSigner {
                 Ok(sig.to_bytes().to_vec())
             }
             RcKey::MlDsa(k) => {
-                let sig = k.expanded_key().sign_deterministic(msg, b"").map_err(|_| CryptoError::SignFailed)?;
+                let sig = k
+                    .expanded_key()
+                    .sign_deterministic(msg, b"")
+                    .map_err(|_| CryptoError::SignFailed)?;
                 Ok(sig.encode().to_vec())
             }
         }
@@ -204,8 +219,12 @@ pub fn load_signer(alg: SigAlg, material: &[u8]) -> Result<Box<dyn Signer>, Cryp
 /// Verifies with aws-lc-rs.
 pub fn verify_aws_lc(alg: SigAlg, public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     match alg {
-        SigAlg::EcdsaP256 => lc::UnparsedPublicKey::new(&lc::ECDSA_P256_SHA256_FIXED, public).verify(msg, sig).is_ok(),
-        SigAlg::MlDsa65 => lc::UnparsedPublicKey::new(&lc::ML_DSA_65, public).verify(msg, sig).is_ok(),
+        SigAlg::EcdsaP256 => lc::UnparsedPublicKey::new(&lc::ECDSA_P256_SHA256_FIXED, public)
+            .verify(msg, sig)
+            .is_ok(),
+        SigAlg::MlDsa65 => lc::UnparsedPublicKey::new(&lc::ML_DSA_65, public)
+            .verify(msg, sig)
+            .is_ok(),
     }
 }
 
@@ -214,17 +233,27 @@ pub fn verify_rustcrypto(alg: SigAlg, public: &[u8], msg: &[u8], sig: &[u8]) -> 
     match alg {
         SigAlg::EcdsaP256 => {
             use p256::ecdsa::signature::Verifier as _;
-            let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(public) else { return false };
-            let Ok(sig) = p256::ecdsa::Signature::from_slice(sig) else { return false };
+            let Ok(vk) = p256::ecdsa::VerifyingKey::from_sec1_bytes(public) else {
+                return false;
+            };
+            let Ok(sig) = p256::ecdsa::Signature::from_slice(sig) else {
+                return false;
+            };
             // RFC 9421 B.2.4's signature has a high S; accept both forms, as aws-lc-rs does.
             let sig = sig.normalize_s().unwrap_or(sig);
             vk.verify(msg, &sig).is_ok()
         }
         SigAlg::MlDsa65 => {
-            let Ok(enc) = ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(public) else { return false };
+            let Ok(enc) = ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(public) else {
+                return false;
+            };
             let vk = ml_dsa::VerifyingKey::<ml_dsa::MlDsa65>::decode(&enc);
-            let Ok(enc_sig) = ml_dsa::EncodedSignature::<ml_dsa::MlDsa65>::try_from(sig) else { return false };
-            let Some(sig) = ml_dsa::Signature::<ml_dsa::MlDsa65>::decode(&enc_sig) else { return false };
+            let Ok(enc_sig) = ml_dsa::EncodedSignature::<ml_dsa::MlDsa65>::try_from(sig) else {
+                return false;
+            };
+            let Some(sig) = ml_dsa::Signature::<ml_dsa::MlDsa65>::decode(&enc_sig) else {
+                return false;
+            };
             vk.verify_with_context(msg, b"", &sig)
         }
     }
@@ -240,15 +269,29 @@ mod tests {
             let material = generate(alg).unwrap();
             let lc = AwsLcSigner::load(alg, &material).unwrap();
             let rc = RustCryptoSigner::load(alg, &material).unwrap();
-            assert_eq!(lc.public_key(), rc.public_key(), "{alg:?}: same key from the same material");
+            assert_eq!(
+                lc.public_key(),
+                rc.public_key(),
+                "{alg:?}: same key from the same material"
+            );
             let msg = b"\"@status\": 200";
             let by_lc = lc.sign(msg).unwrap();
             let by_rc = rc.sign(msg).unwrap();
-            assert!(verify_rustcrypto(alg, lc.public_key(), msg, &by_lc), "{alg:?}: RustCrypto verifies aws-lc-rs");
-            assert!(verify_aws_lc(alg, rc.public_key(), msg, &by_rc), "{alg:?}: aws-lc-rs verifies RustCrypto");
+            assert!(
+                verify_rustcrypto(alg, lc.public_key(), msg, &by_lc),
+                "{alg:?}: RustCrypto verifies aws-lc-rs"
+            );
+            assert!(
+                verify_aws_lc(alg, rc.public_key(), msg, &by_rc),
+                "{alg:?}: aws-lc-rs verifies RustCrypto"
+            );
             assert!(!verify_aws_lc(alg, lc.public_key(), b"\"@status\": 201", &by_lc));
             assert!(!verify_rustcrypto(alg, lc.public_key(), b"\"@status\": 201", &by_rc));
-            let expect = if alg == SigAlg::EcdsaP256 { (65, 64) } else { (1952, 3309) };
+            let expect = if alg == SigAlg::EcdsaP256 {
+                (65, 64)
+            } else {
+                (1952, 3309)
+            };
             assert_eq!((lc.public_key().len(), by_lc.len()), expect);
         }
     }

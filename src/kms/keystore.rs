@@ -60,13 +60,19 @@ pub enum MasterSource {
 
 impl MasterSource {
     /// Key file, passphrase file, or the passphrase environment variable, in that order.
-    pub fn from_settings(key_file: Option<&Path>, passphrase_file: Option<&Path>, passphrase_env: &str) -> Result<MasterSource, KmsError> {
+    pub fn from_settings(
+        key_file: Option<&Path>,
+        passphrase_file: Option<&Path>,
+        passphrase_env: &str,
+    ) -> Result<MasterSource, KmsError> {
         if let Some(k) = key_file {
             return Ok(MasterSource::KeyFile(k.to_path_buf()));
         }
         if let Some(p) = passphrase_file {
             let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| KmsError::Io(p.to_path_buf(), e))?);
-            return Ok(MasterSource::Passphrase(Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string())));
+            return Ok(MasterSource::Passphrase(Zeroizing::new(
+                text.trim_end_matches(['\n', '\r']).to_string(),
+            )));
         }
         match std::env::var(passphrase_env) {
             Ok(p) if !p.is_empty() => Ok(MasterSource::Passphrase(Zeroizing::new(p))),
@@ -88,14 +94,21 @@ impl MasterSource {
                     key.copy_from_slice(trimmed);
                 } else if trimmed.len() == 64 && hex::decode_to_slice(trimmed, key.as_mut()).is_ok() {
                 } else {
-                    return Err(KmsError::Invalid(format!("key file {} must hold 32 bytes (raw, or 64 hex digits)", path.display())));
+                    return Err(KmsError::Invalid(format!(
+                        "key file {} must hold 32 bytes (raw, or 64 hex digits)",
+                        path.display()
+                    )));
                 }
             }
             (MasterSource::Passphrase(_), Kdf::KeyFile) => {
-                return Err(KmsError::Invalid("this keystore is sealed with a key file, not a passphrase".into()))
+                return Err(KmsError::Invalid(
+                    "this keystore is sealed with a key file, not a passphrase".into(),
+                ))
             }
             (MasterSource::KeyFile(_), Kdf::Pbkdf2Sha256 { .. }) => {
-                return Err(KmsError::Invalid("this keystore is sealed with a passphrase, not a key file".into()))
+                return Err(KmsError::Invalid(
+                    "this keystore is sealed with a passphrase, not a key file".into(),
+                ))
             }
         }
         Ok(MasterKey(key))
@@ -166,7 +179,14 @@ impl KeyAlg {
         }
     }
     pub fn parse(s: &str) -> Option<KeyAlg> {
-        [KeyAlg::EcdsaP256, KeyAlg::MlDsa65, KeyAlg::HmacSha256, KeyAlg::Aes256Gcm].into_iter().find(|a| a.name() == s)
+        [
+            KeyAlg::EcdsaP256,
+            KeyAlg::MlDsa65,
+            KeyAlg::HmacSha256,
+            KeyAlg::Aes256Gcm,
+        ]
+        .into_iter()
+        .find(|a| a.name() == s)
     }
     pub fn sig(self) -> Option<SigAlg> {
         match self {
@@ -221,7 +241,10 @@ pub struct Keystore {
 
 impl std::fmt::Debug for Keystore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keystore").field("path", &self.path).field("keys", &self.file.keys.len()).finish()
+        f.debug_struct("Keystore")
+            .field("path", &self.path)
+            .field("keys", &self.file.keys.len())
+            .finish()
     }
 }
 
@@ -235,14 +258,20 @@ fn seal(master: &MasterKey, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, KmsE
     let ct = cipher
         .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
         .map_err(|_| KmsError::Invalid("encryption failed".into()))?;
-    Ok(Sealed { nonce: B64.encode(nonce), ciphertext: B64.encode(ct) })
+    Ok(Sealed {
+        nonce: B64.encode(nonce),
+        ciphertext: B64.encode(ct),
+    })
 }
 
 fn open(master: &MasterKey, sealed: &Sealed, aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let cipher = Aes256Gcm::new_from_slice(master.0.as_ref()).ok()?;
     let nonce = B64.decode(&sealed.nonce).ok().filter(|n| n.len() == 12)?;
     let ct = B64.decode(&sealed.ciphertext).ok()?;
-    cipher.decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad }).ok().map(Zeroizing::new)
+    cipher
+        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
+        .ok()
+        .map(Zeroizing::new)
 }
 
 pub fn now_unix() -> u64 {
@@ -252,23 +281,49 @@ pub fn now_unix() -> u64 {
 impl Keystore {
     /// Creates a new keystore with the gateway's signing keys (ECDSA P-256 and ML-DSA-65).
     /// Refuses to touch an existing file.
-    pub fn init(path: &Path, source: &MasterSource, iterations: u32, provider: Arc<dyn KeyProvider>, lifetime: Option<u64>) -> Result<Keystore, KmsError> {
+    pub fn init(
+        path: &Path,
+        source: &MasterSource,
+        iterations: u32,
+        provider: Arc<dyn KeyProvider>,
+        lifetime: Option<u64>,
+    ) -> Result<Keystore, KmsError> {
         if path.exists() {
             return Err(KmsError::Exists(path.to_path_buf()));
         }
         let kdf = match source {
             MasterSource::Passphrase(_) => {
                 let salt: [u8; 16] = rand::random();
-                Kdf::Pbkdf2Sha256 { iterations: iterations.max(MIN_ITERATIONS), salt: B64.encode(salt) }
+                Kdf::Pbkdf2Sha256 {
+                    iterations: iterations.max(MIN_ITERATIONS),
+                    salt: B64.encode(salt),
+                }
             }
             MasterSource::KeyFile(_) => Kdf::KeyFile,
         };
         let master = source.derive(&kdf)?;
         let check = seal(&master, CHECK_PLAINTEXT, b"check")?;
-        let file = File { format: FORMAT.into(), version: 1, kdf, check, keys: Vec::new() };
-        let mut ks = Keystore { path: path.to_path_buf(), master, file, provider };
+        let file = File {
+            format: FORMAT.into(),
+            version: 1,
+            kdf,
+            check,
+            keys: Vec::new(),
+        };
+        let mut ks = Keystore {
+            path: path.to_path_buf(),
+            master,
+            file,
+            provider,
+        };
         for (alg, short) in [(KeyAlg::EcdsaP256, "ecdsa"), (KeyAlg::MlDsa65, "mldsa")] {
-            ks.file.keys.push(KeyRecord { name: format!("gateway-signing-{short}"), service: "gateway".into(), purpose: "signing".into(), alg, versions: Vec::new() });
+            ks.file.keys.push(KeyRecord {
+                name: format!("gateway-signing-{short}"),
+                service: "gateway".into(),
+                purpose: "signing".into(),
+                alg,
+                versions: Vec::new(),
+            });
             let name = format!("gateway-signing-{short}");
             ks.add_version(&name, lifetime)?;
         }
@@ -284,20 +339,34 @@ impl Keystore {
         })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(KmsError::Permissions { path: path.display().to_string(), mode });
+            return Err(KmsError::Permissions {
+                path: path.display().to_string(),
+                mode,
+            });
         }
         let bytes = std::fs::read(path).map_err(|e| KmsError::Io(path.to_path_buf(), e))?;
-        let corrupt = |reason: String| KmsError::Corrupt { path: path.to_path_buf(), reason };
+        let corrupt = |reason: String| KmsError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
         let file: File = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if file.format != FORMAT || file.version != 1 {
-            return Err(corrupt(format!("unsupported format {} version {}", file.format, file.version)));
+            return Err(corrupt(format!(
+                "unsupported format {} version {}",
+                file.format, file.version
+            )));
         }
         let master = source.derive(&file.kdf)?;
         match open(&master, &file.check, b"check") {
             Some(p) if p.as_slice() == CHECK_PLAINTEXT => {}
             _ => return Err(KmsError::WrongKey(path.to_path_buf())),
         }
-        let ks = Keystore { path: path.to_path_buf(), master, file, provider };
+        let ks = Keystore {
+            path: path.to_path_buf(),
+            master,
+            file,
+            provider,
+        };
         // Authenticate every record now, so tampering is found at start-up, not mid-traffic.
         for k in &ks.file.keys {
             for v in &k.versions {
@@ -310,7 +379,10 @@ impl Keystore {
     }
 
     fn material(&self, k: &KeyRecord, v: &VersionRecord) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-        let sealed = v.sealed.as_ref().ok_or_else(|| KmsError::Invalid(format!("{} v{} has no material", k.name, v.version)))?;
+        let sealed = v
+            .sealed
+            .as_ref()
+            .ok_or_else(|| KmsError::Invalid(format!("{} v{} has no material", k.name, v.version)))?;
         open(&self.master, sealed, &aad(&k.name, v.version, k.alg)).ok_or_else(|| KmsError::Tampered {
             path: self.path.clone(),
             name: k.name.clone(),
@@ -319,9 +391,20 @@ impl Keystore {
     }
 
     fn add_version(&mut self, name: &str, lifetime: Option<u64>) -> Result<u32, KmsError> {
-        let idx = self.file.keys.iter().position(|k| k.name == name).ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
+        let idx = self
+            .file
+            .keys
+            .iter()
+            .position(|k| k.name == name)
+            .ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
         let alg = self.file.keys[idx].alg;
-        let version = self.file.keys[idx].versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        let version = self.file.keys[idx]
+            .versions
+            .iter()
+            .map(|v| v.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let (material, public) = match alg.sig() {
             Some(sig) => {
                 let m = self.provider.generate(sig)?;
@@ -363,8 +446,14 @@ impl Keystore {
     /// A new key for `service` and the purpose its algorithm serves (signing, hmac, encryption),
     /// named `{service}-{purpose}-{alg}`, with version 1.
     pub fn create_key(&mut self, service: &str, alg: KeyAlg, lifetime: Option<u64>) -> Result<String, KmsError> {
-        if service.is_empty() || !service.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(KmsError::Invalid("service names use letters, digits, '-' and '_'".into()));
+        if service.is_empty()
+            || !service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(KmsError::Invalid(
+                "service names use letters, digits, '-' and '_'".into(),
+            ));
         }
         let short = match alg {
             KeyAlg::EcdsaP256 => "ecdsa",
@@ -376,7 +465,13 @@ impl Keystore {
         if self.file.keys.iter().any(|k| k.name == name) {
             return Err(KmsError::Invalid(format!("key {name} exists; rotate it instead")));
         }
-        self.file.keys.push(KeyRecord { name: name.clone(), service: service.into(), purpose: alg.purpose().into(), alg, versions: Vec::new() });
+        self.file.keys.push(KeyRecord {
+            name: name.clone(),
+            service: service.into(),
+            purpose: alg.purpose().into(),
+            alg,
+            versions: Vec::new(),
+        });
         self.add_version(&name, lifetime)?;
         self.save()?;
         Ok(name)
@@ -384,9 +479,16 @@ impl Keystore {
 
     /// The primary secret of an HMAC or encryption key (zeroized on drop).
     pub fn secret(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-        let k = self.file.keys.iter().find(|k| k.name == name).ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
+        let k = self
+            .file
+            .keys
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
         if k.alg.sig().is_some() {
-            return Err(KmsError::Invalid(format!("{name} is a signing key; its material never leaves the provider")));
+            return Err(KmsError::Invalid(format!(
+                "{name} is a signing key; its material never leaves the provider"
+            )));
         }
         let now = now_unix();
         let v = k
@@ -416,8 +518,18 @@ impl Keystore {
 
     /// Erases the material (from the file and, zeroized, from memory); keeps the record.
     pub fn destroy(&mut self, name: &str, version: u32) -> Result<(), KmsError> {
-        let k = self.file.keys.iter().find(|k| k.name == name).cloned().ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
-        let rec = k.versions.iter().find(|v| v.version == version).ok_or_else(|| KmsError::Invalid(format!("{name} has no version {version}")))?;
+        let k = self
+            .file
+            .keys
+            .iter()
+            .find(|k| k.name == name)
+            .cloned()
+            .ok_or_else(|| KmsError::Invalid(format!("no key named {name}")))?;
+        let rec = k
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| KmsError::Invalid(format!("{name} has no version {version}")))?;
         if rec.sealed.is_some() {
             let material = self.material(&k, rec)?;
             self.provider.destroy(material)?;
@@ -447,11 +559,20 @@ impl Keystore {
         let mut rotated = Vec::new();
         let names: Vec<String> = self.file.keys.iter().map(|k| k.name.clone()).collect();
         for name in names {
-            let Some(k) = self.file.keys.iter().find(|k| k.name == name) else { continue };
-            let primary = k.versions.iter().filter(|v| v.state == KeyState::Active).max_by_key(|v| v.version);
+            let Some(k) = self.file.keys.iter().find(|k| k.name == name) else {
+                continue;
+            };
+            let primary = k
+                .versions
+                .iter()
+                .filter(|v| v.state == KeyState::Active)
+                .max_by_key(|v| v.version);
             let due = match primary {
                 None => true,
-                Some(p) => p.expires.is_some_and(|e| e <= now) || rotate_after.is_some_and(|r| now.saturating_sub(p.created) >= r),
+                Some(p) => {
+                    p.expires.is_some_and(|e| e <= now)
+                        || rotate_after.is_some_and(|r| now.saturating_sub(p.created) >= r)
+                }
             };
             if due {
                 self.add_version(&name, lifetime)?;
@@ -475,7 +596,14 @@ impl Keystore {
                     continue;
                 }
                 if let Some(pk) = v.public_key.as_ref().and_then(|p| B64.decode(p).ok()) {
-                    ring.published.push(PublicKeyInfo { keyid: k.keyid(v.version), alg: sig_alg, public: pk, state: v.state, created: v.created, expires: v.expires });
+                    ring.published.push(PublicKeyInfo {
+                        keyid: k.keyid(v.version),
+                        alg: sig_alg,
+                        public: pk,
+                        state: v.state,
+                        created: v.created,
+                        expires: v.expires,
+                    });
                 }
             }
             let primary = k
@@ -486,7 +614,12 @@ impl Keystore {
             if let Some(v) = primary {
                 let material = self.material(k, v)?;
                 let signer = self.provider.signer(sig_alg, &material)?;
-                ring.signers.push(PrimarySigner { keyid: k.keyid(v.version), signer, created: v.created, expires: v.expires });
+                ring.signers.push(PrimarySigner {
+                    keyid: k.keyid(v.version),
+                    signer,
+                    created: v.created,
+                    expires: v.expires,
+                });
             }
         }
         Ok(ring)
@@ -543,13 +676,19 @@ mod tests {
         let path = dir.path().join("keystore.json");
         let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
         let mut ks = Keystore::init(&path, &pass("correct horse"), MIN_ITERATIONS, prov.clone(), None).unwrap();
-        assert!(matches!(Keystore::init(&path, &pass("x"), MIN_ITERATIONS, prov.clone(), None), Err(KmsError::Exists(_))));
+        assert!(matches!(
+            Keystore::init(&path, &pass("x"), MIN_ITERATIONS, prov.clone(), None),
+            Err(KmsError::Exists(_))
+        ));
         let ring1 = ks.key_ring().unwrap();
         assert_eq!(ring1.signers.len(), 2);
         let v2 = ks.rotate("gateway-signing-ecdsa", None).unwrap();
         assert_eq!(v2, 2);
         let ring2 = ks.key_ring().unwrap();
-        assert_eq!(ring2.signer(SigAlg::EcdsaP256).unwrap().keyid, "gateway-signing-ecdsa-v2");
+        assert_eq!(
+            ring2.signer(SigAlg::EcdsaP256).unwrap().keyid,
+            "gateway-signing-ecdsa-v2"
+        );
         assert_eq!(ring2.published.len(), 3, "v1 still published after rotation");
         ks.retire("gateway-signing-ecdsa", 1).unwrap();
         ks.destroy("gateway-signing-ecdsa", 1).unwrap();
@@ -560,19 +699,36 @@ mod tests {
 
         // Reopen: right passphrase works; wrong one, a flipped byte and loose permissions fail.
         assert!(Keystore::open(&path, &pass("correct horse"), prov.clone()).is_ok());
-        assert!(matches!(Keystore::open(&path, &pass("wrong"), prov.clone()), Err(KmsError::WrongKey(_))));
+        assert!(matches!(
+            Keystore::open(&path, &pass("wrong"), prov.clone()),
+            Err(KmsError::WrongKey(_))
+        ));
         let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let ct = file["keys"][1]["versions"][0]["sealed"]["ciphertext"].as_str().unwrap().to_string();
+        let ct = file["keys"][1]["versions"][0]["sealed"]["ciphertext"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let mut raw = B64.decode(&ct).unwrap();
         raw[5] ^= 1;
         file["keys"][1]["versions"][0]["sealed"]["ciphertext"] = B64.encode(raw).into();
         std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = Keystore::open(&path, &pass("correct horse"), prov.clone()).unwrap_err();
-        assert!(matches!(err, KmsError::Tampered { ref name, version: 1, .. } if name == "gateway-signing-mldsa"), "{err}");
+        assert!(
+            matches!(err, KmsError::Tampered { ref name, version: 1, .. } if name == "gateway-signing-mldsa"),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(Keystore::open(&path, &pass("correct horse"), prov.clone()), Err(KmsError::Permissions { .. })));
-        assert!(std::fs::read_to_string(&path).unwrap().contains(&file["kdf"]["salt"].as_str().unwrap().to_string()), "never rewritten on error");
+        assert!(matches!(
+            Keystore::open(&path, &pass("correct horse"), prov.clone()),
+            Err(KmsError::Permissions { .. })
+        ));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains(&file["kdf"]["salt"].as_str().unwrap().to_string()),
+            "never rewritten on error"
+        );
     }
 
     #[test]
@@ -600,12 +756,18 @@ mod tests {
         let mut ks = Keystore::init(&path, &pass("p"), MIN_ITERATIONS, prov.clone(), None).unwrap();
         let h = ks.create_key("billing", KeyAlg::HmacSha256, None).unwrap();
         let e = ks.create_key("billing", KeyAlg::Aes256Gcm, None).unwrap();
-        assert_eq!((h.as_str(), e.as_str()), ("billing-hmac-sha256", "billing-encryption-aes256gcm"));
+        assert_eq!(
+            (h.as_str(), e.as_str()),
+            ("billing-hmac-sha256", "billing-encryption-aes256gcm")
+        );
         let s1 = ks.secret(&h).unwrap();
         assert_eq!(s1.len(), 32);
         ks.rotate(&h, None).unwrap();
         assert_ne!(ks.secret(&h).unwrap(), s1, "rotation makes a new primary secret");
-        assert!(ks.secret("gateway-signing-ecdsa").is_err(), "signing material never leaves");
+        assert!(
+            ks.secret("gateway-signing-ecdsa").is_err(),
+            "signing material never leaves"
+        );
         assert_eq!(ks.key_ring().unwrap().published.len(), 2, "secrets are never published");
         let again = Keystore::open(&path, &pass("p"), prov).unwrap();
         assert_eq!(again.secret(&e).unwrap().len(), 32);

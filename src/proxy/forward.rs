@@ -8,7 +8,14 @@ use pingora::prelude::*;
 
 /// Hop-by-hop headers that never cross the proxy. `Connection`, `Upgrade` and
 /// `Transfer-Encoding` are left to Pingora, which owns framing and protocol upgrades.
-const HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection", "te", "trailer", "proxy-authorization", "proxy-authenticate"];
+const HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
 
 /// Header names listed in `Connection` (other than framing tokens Pingora handles).
 fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
@@ -51,7 +58,11 @@ pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
 
 /// Removes the caller's API key before the request goes upstream: the key header, a Bearer
 /// token in `Authorization` that is one of ours, and the query parameter that carried it.
-pub fn strip_credentials(req: &mut RequestHeader, access: &crate::config::AccessSpec, query_param: Option<&str>) -> Result<()> {
+pub fn strip_credentials(
+    req: &mut RequestHeader,
+    access: &crate::config::AccessSpec,
+    query_param: Option<&str>,
+) -> Result<()> {
     req.remove_header(access.auth_header.as_str());
     let ours = req
         .headers
@@ -63,10 +74,19 @@ pub fn strip_credentials(req: &mut RequestHeader, access: &crate::config::Access
     }
     if let Some(param) = query_param {
         if let Some(query) = req.uri.query() {
-            let kept: Vec<&str> = query.split('&').filter(|kv| kv.split('=').next() != Some(param)).collect();
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| kv.split('=').next() != Some(param))
+                .collect();
             let path = req.uri.path().to_string();
-            let target = if kept.is_empty() { path } else { format!("{path}?{}", kept.join("&")) };
-            let uri: http::Uri = target.parse().or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
+            let target = if kept.is_empty() {
+                path
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            };
+            let uri: http::Uri = target
+                .parse()
+                .or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
             req.set_uri(uri);
         }
     }
@@ -92,7 +112,11 @@ pub fn apply_forwarding(req: &mut RequestHeader, f: &Forwarded<'_>) -> Result<()
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        let value = if prior.is_empty() { ip } else { format!("{}, {ip}", prior.join(", ")) };
+        let value = if prior.is_empty() {
+            ip
+        } else {
+            format!("{}, {ip}", prior.join(", "))
+        };
         req.insert_header("X-Forwarded-For", value)?;
     }
     req.insert_header("X-Forwarded-Proto", f.proto)?;
@@ -172,7 +196,13 @@ mod tests {
         strip_hop_by_hop_request(&mut req);
         apply_forwarding(
             &mut req,
-            &Forwarded { client_ip: "127.0.0.2".parse().ok(), proto: "http", host: "a.test:8080", request_id: "rid", upstream_host: Some("internal") },
+            &Forwarded {
+                client_ip: "127.0.0.2".parse().ok(),
+                proto: "http",
+                host: "a.test:8080",
+                request_id: "rid",
+                upstream_host: Some("internal"),
+            },
         )
         .unwrap();
         assert_eq!(req.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");

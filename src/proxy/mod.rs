@@ -18,8 +18,8 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::errors::{self, GatewayError, NO_PEER};
 use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
 use crate::filters::{client_ip, security_headers, validate};
-use crate::policy::{Policy, Route};
 use crate::kms::keystore::KeyRing;
+use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
 use crate::upstream::now_ms;
 
@@ -54,7 +54,16 @@ impl Gateway {
         if denial.status == 404 {
             ctx.error = Some(GatewayError::NoRoute);
         }
-        let result = self.write_gateway_response(session, ctx, denial.status, denial.code, &denial.message, denial.headers.clone()).await;
+        let result = self
+            .write_gateway_response(
+                session,
+                ctx,
+                denial.status,
+                denial.code,
+                &denial.message,
+                denial.headers.clone(),
+            )
+            .await;
         ctx.denial = Some(denial);
         result
     }
@@ -75,14 +84,22 @@ impl Gateway {
         for (name, value) in extra {
             header.insert_header(name, value)?;
         }
-        let headers = ctx.route.as_ref().map(|r| &r.security_headers).unwrap_or(&ctx.policy.unrouted_headers);
+        let headers = ctx
+            .route
+            .as_ref()
+            .map(|r| &r.security_headers)
+            .unwrap_or(&ctx.policy.unrouted_headers);
         security_headers::apply(&mut header, headers, ctx.tls, false)?;
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, body).await
     }
 
     fn sign_if_configured(&self, session: &Session, ctx: &Ctx, header: &mut ResponseHeader, body: &[u8]) {
-        let spec = ctx.route.as_ref().map(|r| &r.spec.signing).unwrap_or(&ctx.policy.config.access.signing);
+        let spec = ctx
+            .route
+            .as_ref()
+            .map(|r| &r.spec.signing)
+            .unwrap_or(&ctx.policy.config.access.signing);
         if !spec.enabled {
             return;
         }
@@ -95,7 +112,9 @@ impl Gateway {
 
     async fn write_whole(&self, session: &mut Session, header: ResponseHeader, body: bytes::Bytes) -> Result<()> {
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(header), head_only || body.is_empty()).await?;
+        session
+            .write_response_header(Box::new(header), head_only || body.is_empty())
+            .await?;
         if !head_only && !body.is_empty() {
             session.write_response_body(Some(body), true).await?;
         }
@@ -105,7 +124,8 @@ impl Gateway {
     /// The JWKS of every active and retired signing key, cacheable for five minutes.
     async fn serve_key_directory(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let ring = self.keyring.load();
-        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring)).or_err(ErrorType::InternalError, "jwks")?;
+        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
+            .or_err(ErrorType::InternalError, "jwks")?;
         let mut header = ResponseHeader::build(200, Some(5))?;
         header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
         header.insert_header("Cache-Control", "public, max-age=300")?;
@@ -161,8 +181,15 @@ impl Ctx {
     /// Adds this request's gateway-side error to `/errors`.
     fn record_error(&self, err: GatewayError, kind: &'static str) {
         crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
-            time_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-            route: self.route.as_ref().map(|r| r.spec.name.clone()).unwrap_or_else(|| "none".into()),
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            route: self
+                .route
+                .as_ref()
+                .map(|r| r.spec.name.clone())
+                .unwrap_or_else(|| "none".into()),
             request_id: self.request_id.clone(),
             class: err.code(),
             kind,
@@ -208,7 +235,11 @@ impl ProxyHttp for Gateway {
             .map(|a| a.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let req = session.req_header();
-        let forwarded = req.headers.get_all(access.client_ip_header.as_str()).iter().filter_map(|v| v.to_str().ok());
+        let forwarded = req
+            .headers
+            .get_all(access.client_ip_header.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         let ip = client_ip::resolve(peer, forwarded, &access.trusted_proxies);
         ctx.client_ip = Some(ip);
         ctx.peer_ip = Some(peer);
@@ -223,7 +254,8 @@ impl ProxyHttp for Gateway {
             now_unix: crate::usage::unix_now(),
             keepalive_off: session.as_downstream().get_keepalive().is_none(),
         };
-        if req.uri.path() == KEY_DIRECTORY_PATH && (req.method == http::Method::GET || req.method == http::Method::HEAD) {
+        if req.uri.path() == KEY_DIRECTORY_PATH && (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        {
             self.serve_key_directory(session, ctx).await?;
             return Ok(true);
         }
@@ -242,7 +274,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_body_filter(&self, session: &mut Session, body: &mut Option<bytes::Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let (Some(chunk), Some(route)) = (body.as_ref(), ctx.route.as_ref()) {
             if let Err(denial) = validate::body_limit(&mut ctx.body_seen, chunk.len(), route.spec.validation.max_body) {
                 ctx.denial = Some(denial);
@@ -293,15 +331,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         self.prepare_upstream(session, req, ctx)
     }
 
-    async fn upstream_response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, _ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
         forward::strip_hop_by_hop_response(resp);
         Ok(())
     }
-
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
@@ -322,19 +369,28 @@ impl ProxyHttp for Gateway {
         if let Some(denial) = ctx.denial.clone() {
             // A filter refused the request mid-stream (the body limit).
             session.set_keepalive(None);
-            let code = if session.response_written().is_none() && self.send_denial(session, ctx, denial.clone()).await.is_ok() {
+            let code = if session.response_written().is_none()
+                && self.send_denial(session, ctx, denial.clone()).await.is_ok()
+            {
                 denial.status
             } else {
                 0
             };
-            return FailToProxy { error_code: code, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
         }
         let (err, kind) = GatewayError::from_pingora(e);
         // Connect-phase failures were already counted, once per attempt, in fail_to_connect.
         let connect_phase = matches!(
             e.etype(),
-            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectError | ErrorType::ConnectNoRoute
-                | ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout
+            ErrorType::ConnectTimedout
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectError
+                | ErrorType::ConnectNoRoute
+                | ErrorType::TLSHandshakeFailure
+                | ErrorType::TLSHandshakeTimedout
         );
         if let Some(route) = ctx.route.as_ref() {
             if !connect_phase && err != GatewayError::BadRequest {
@@ -351,18 +407,27 @@ impl ProxyHttp for Gateway {
         // Once the response header is out, the only honest signal left is to close the stream.
         let already_sent = session.response_written().is_some();
         let downstream_dead = matches!(e.esource(), pingora::ErrorSource::Downstream)
-            && matches!(e.etype(), ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed);
+            && matches!(
+                e.etype(),
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+            );
         let code = if already_sent || downstream_dead {
             0
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            match self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new()).await {
+            match self
+                .write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new())
+                .await
+            {
                 Ok(()) => err.status(),
                 Err(_) => 0,
             }
         };
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
@@ -426,7 +491,10 @@ impl Gateway {
             req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
         }
         if let Some(f) = &ctx.filters.finding {
-            req.insert_header("X-QV-Inspection", format!("rule={}; class={}", f.rule_id, f.class.as_str()))?;
+            req.insert_header(
+                "X-QV-Inspection",
+                format!("rule={}; class={}", f.rule_id, f.class.as_str()),
+            )?;
         }
         let tls = ctx.tls;
         let host = forward::request_authority(session.req_header()).to_string();
@@ -448,13 +516,30 @@ impl Gateway {
     /// Holds the request body of an inspected route until it is complete (up to the route's
     /// `inspection.max_body`), inspects it, then releases it upstream in one piece. Over the
     /// bound, the prefix is inspected and the rest streams through (flagged in the metric).
-    pub(crate) fn inspect_body_chunk(&self, session: &Session, body: &mut Option<bytes::Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+    pub(crate) fn inspect_body_chunk(
+        &self,
+        session: &Session,
+        body: &mut Option<bytes::Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let Some(route) = ctx.route.clone() else { return Ok(()) };
-        let Some(insp) = route.inspector.as_ref() else { return Ok(()) };
+        let Some(insp) = route.inspector.as_ref() else {
+            return Ok(());
+        };
         let spec = &route.spec.inspection;
-        let ct = session.req_header().headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let ct = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let lct = ct.to_ascii_lowercase();
-        if !(lct.contains("json") || lct.starts_with("application/x-www-form-urlencoded") || lct.starts_with("multipart/form-data")) {
+        if !(lct.contains("json")
+            || lct.starts_with("application/x-www-form-urlencoded")
+            || lct.starts_with("multipart/form-data"))
+        {
             return Ok(());
         }
         if ctx.inspect_done {

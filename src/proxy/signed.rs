@@ -31,7 +31,14 @@ use crate::upstream::now_ms;
 pub fn target_uri(req: &RequestHeader, tls: bool) -> String {
     let authority = forward::request_authority(req);
     let raw = String::from_utf8_lossy(req.raw_path());
-    let path = if raw.starts_with('/') || raw == "*" { raw.into_owned() } else { req.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()) };
+    let path = if raw.starts_with('/') || raw == "*" {
+        raw.into_owned()
+    } else {
+        req.uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
+    };
     format!("{}://{authority}{path}", if tls { "https" } else { "http" })
 }
 
@@ -67,8 +74,17 @@ pub fn sign_response(
     let mut sigs = Vec::new();
     for s in signers {
         let started = Instant::now();
-        let keys = [SigningKeyRef { keyid: &s.keyid, signer: s.signer.as_ref() }];
-        let m = Message { status: resp.status.as_u16(), headers: &resp.headers, req_method: req.method.as_str(), req_target_uri: &target, req_headers: &req.headers };
+        let keys = [SigningKeyRef {
+            keyid: &s.keyid,
+            signer: s.signer.as_ref(),
+        }];
+        let m = Message {
+            status: resp.status.as_u16(),
+            headers: &resp.headers,
+            req_method: req.method.as_str(),
+            req_target_uri: &target,
+            req_headers: &req.headers,
+        };
         match httpsig::sign(&keys, &covered, &m, created, &nonce) {
             Ok((i, sg)) => {
                 metrics::signed(s.signer.alg().name(), started.elapsed().as_secs_f64());
@@ -81,7 +97,8 @@ pub fn sign_response(
             }
         }
     }
-    resp.insert_header("Signature-Input", inputs.join(", ")).map_err(|_| "header")?;
+    resp.insert_header("Signature-Input", inputs.join(", "))
+        .map_err(|_| "header")?;
     resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
     Ok(())
 }
@@ -113,14 +130,17 @@ impl Gateway {
                 }
                 ctx.error = Some(err);
                 ctx.record_error(err, "signed_route");
-                self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new()).await
+                self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new())
+                    .await
             }
             Err(Failure::Downstream) => Error::e_explain(ErrorType::ReadError, "client request failed"),
         }
     }
 
     async fn fetch_and_sign(&self, session: &mut Session, ctx: &mut Ctx) -> std::result::Result<(), Failure> {
-        let Some(route) = ctx.route.clone() else { return Err(Failure::Gateway(GatewayError::Internal)) };
+        let Some(route) = ctx.route.clone() else {
+            return Err(Failure::Gateway(GatewayError::Internal));
+        };
         let pool = &route.pool;
         let mut up_req = session.req_header().clone();
         // The upstream speaks HTTP/1.1 with origin-form targets, whatever the client spoke.
@@ -128,15 +148,22 @@ impl Gateway {
         if let Some(pq) = up_req.uri.path_and_query().cloned() {
             if up_req.uri.authority().is_some() {
                 if !up_req.headers.contains_key(http::header::HOST) {
-                    let host = up_req.uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
-                    up_req.insert_header(http::header::HOST, host).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+                    let host = up_req
+                        .uri
+                        .authority()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default();
+                    up_req
+                        .insert_header(http::header::HOST, host)
+                        .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
                 }
                 if let Ok(u) = pq.as_str().parse::<http::Uri>() {
                     up_req.set_uri(u);
                 }
             }
         }
-        self.prepare_upstream(session, &mut up_req, ctx).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+        self.prepare_upstream(session, &mut up_req, ctx)
+            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
 
         let idempotent = up_req.method.is_idempotent();
         let (mut up, peer) = loop {
@@ -168,7 +195,11 @@ impl Gateway {
             e.as_up();
             let (err, kind) = GatewayError::from_pingora(&e);
             metrics::upstream_error(&pool.spec.name, kind);
-            Failure::Gateway(if err == GatewayError::BadRequest { GatewayError::UpstreamUnavailable } else { err })
+            Failure::Gateway(if err == GatewayError::BadRequest {
+                GatewayError::UpstreamUnavailable
+            } else {
+                err
+            })
         };
         up.set_read_timeout(Some(pool.spec.read_timeout));
         up.set_write_timeout(Some(pool.spec.write_timeout));
@@ -183,14 +214,16 @@ impl Gateway {
                             return Err(Failure::Gateway(GatewayError::BadRequest));
                         }
                         let mut b = Some(chunk);
-                        self.inspect_body_chunk(session, &mut b, false, ctx).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+                        self.inspect_body_chunk(session, &mut b, false, ctx)
+                            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
                         if let Some(b) = b {
                             up.write_request_body(b, false).await.map_err(upstream_err)?;
                         }
                     }
                     Ok(None) => {
                         let mut rest = None;
-                        self.inspect_body_chunk(session, &mut rest, true, ctx).map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+                        self.inspect_body_chunk(session, &mut rest, true, ctx)
+                            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
                         if let Some(b) = rest {
                             up.write_request_body(b, false).await.map_err(upstream_err)?;
                         }
@@ -208,7 +241,9 @@ impl Gateway {
                 break;
             }
         }
-        let Some(mut resp) = up.response_header().cloned() else { return Err(Failure::Gateway(GatewayError::UpstreamUnavailable)) };
+        let Some(mut resp) = up.response_header().cloned() else {
+            return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
+        };
         if resp.status.as_u16() == 101 {
             // Protocol upgrades cannot be held and signed; they belong on unsigned routes.
             return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
@@ -241,8 +276,10 @@ impl Gateway {
         }
 
         forward::strip_hop_by_hop_response(&mut resp);
-        resp.insert_header("X-Request-Id", ctx.request_id.as_str()).map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-        crate::filters::security_headers::apply(&mut resp, &route.security_headers, ctx.tls, true).map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+        resp.insert_header("X-Request-Id", ctx.request_id.as_str())
+            .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+        crate::filters::security_headers::apply(&mut resp, &route.security_headers, ctx.tls, true)
+            .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
         if let Some(rate) = &ctx.filters.rate {
             for (name, value) in rate.to_headers() {
                 let _ = resp.insert_header(name, value);
@@ -252,44 +289,75 @@ impl Gateway {
         if let Some(reason) = unsigned_reason {
             // Stream the rest unsigned, and say so.
             metrics::unsigned(if reason == "stream" { "stream" } else { "too_large" });
-            resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}")).map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-            session.write_response_header(Box::new(resp), false).await.map_err(|_| Failure::Downstream)?;
+            resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}"))
+                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+            session
+                .write_response_header(Box::new(resp), false)
+                .await
+                .map_err(|_| Failure::Downstream)?;
             if !held.is_empty() {
-                session.write_response_body(Some(held.freeze()), false).await.map_err(|_| Failure::Downstream)?;
+                session
+                    .write_response_body(Some(held.freeze()), false)
+                    .await
+                    .map_err(|_| Failure::Downstream)?;
             }
             loop {
                 match up.read_response_body().await {
-                    Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await.map_err(|_| Failure::Downstream)?,
+                    Ok(Some(chunk)) => session
+                        .write_response_body(Some(chunk), false)
+                        .await
+                        .map_err(|_| Failure::Downstream)?,
                     Ok(None) => break,
                     // Mid-stream upstream failure: close the stream rather than end it cleanly.
                     Err(e) => return Err(upstream_err(e)),
                 }
             }
-            session.write_response_body(None, true).await.map_err(|_| Failure::Downstream)?;
-            self.connector.release_http_session(up, &peer, peer.options.idle_timeout).await;
+            session
+                .write_response_body(None, true)
+                .await
+                .map_err(|_| Failure::Downstream)?;
+            self.connector
+                .release_http_session(up, &peer, peer.options.idle_timeout)
+                .await;
             return Ok(());
         }
 
         // The whole response is here: release the upstream connection, then sign and send.
         if up.response_done() {
-            self.connector.release_http_session(up, &peer, peer.options.idle_timeout).await;
+            self.connector
+                .release_http_session(up, &peer, peer.options.idle_timeout)
+                .await;
         }
         let body: Bytes = held.freeze();
         resp.remove_header(&http::header::TRANSFER_ENCODING);
         let content = !no_content(&method, status);
         if content {
-            resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string()).map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+            resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
         }
         let ring = self.keyring.load();
-        if let Err(reason) = sign_response(&mut resp, content.then_some(&body[..]), spec, &ring, session.req_header(), ctx.tls) {
+        if let Err(reason) = sign_response(
+            &mut resp,
+            content.then_some(&body[..]),
+            spec,
+            &ring,
+            session.req_header(),
+            ctx.tls,
+        ) {
             log::error!("request {}: response not signed ({reason})", ctx.request_id);
             metrics::unsigned("signing_failed");
             let _ = resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));
         }
         let end = !content || body.is_empty();
-        session.write_response_header(Box::new(resp), end).await.map_err(|_| Failure::Downstream)?;
+        session
+            .write_response_header(Box::new(resp), end)
+            .await
+            .map_err(|_| Failure::Downstream)?;
         if !end {
-            session.write_response_body(Some(body), true).await.map_err(|_| Failure::Downstream)?;
+            session
+                .write_response_body(Some(body), true)
+                .await
+                .map_err(|_| Failure::Downstream)?;
         }
         Ok(())
     }

@@ -55,7 +55,8 @@ fn push_time(out: &mut String, t: std::time::SystemTime) {
     SECOND.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
-            let full = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string();
+            let full = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+                .to_string();
             // "2026-11-28T12:00:00Z" without the zone, to append milliseconds.
             c.1 = full.trim_end_matches('Z').to_string();
             c.0 = secs;
@@ -142,7 +143,10 @@ impl AccessLog {
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(p) => Box::new(OpenOptions::new().create(true).append(true).open(p)?),
         };
-        let shared = Arc::new(Shared { buffer: Mutex::new(Vec::with_capacity(FLUSH_AT)), wake: Condvar::new() });
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(Vec::with_capacity(FLUSH_AT)),
+            wake: Condvar::new(),
+        });
         let writer = shared.clone();
         std::thread::Builder::new().name("access-log".into()).spawn(move || {
             let mut spare = Vec::with_capacity(FLUSH_AT);
@@ -162,7 +166,10 @@ impl AccessLog {
                 }
             }
         })?;
-        Ok(AccessLog { shared: Some(shared), dropped })
+        Ok(AccessLog {
+            shared: Some(shared),
+            dropped,
+        })
     }
 
     pub fn enabled(&self) -> bool {

@@ -37,5 +37,11 @@ pub fn record(rec: ErrorRecord) {
 
 /// Newest first.
 pub fn recent() -> Vec<ErrorRecord> {
-    RECENT.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().cloned().collect()
+    RECENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .cloned()
+        .collect()
 }

@@ -15,8 +15,7 @@ use crate::policy::Policy;
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -55,29 +54,82 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("quantumvault_requests_total", "Requests by route, method and status class");
-    describe_histogram!("quantumvault_request_duration_seconds", Unit::Seconds, "Request duration from first byte in to last byte out, by route");
-    describe_counter!("quantumvault_upstream_errors_total", "Upstream failures by upstream and kind");
-    describe_counter!("quantumvault_errors_total", "Gateway-side request errors by class (as listed on /errors)");
+    describe_counter!(
+        "quantumvault_requests_total",
+        "Requests by route, method and status class"
+    );
+    describe_histogram!(
+        "quantumvault_request_duration_seconds",
+        Unit::Seconds,
+        "Request duration from first byte in to last byte out, by route"
+    );
+    describe_counter!(
+        "quantumvault_upstream_errors_total",
+        "Upstream failures by upstream and kind"
+    );
+    describe_counter!(
+        "quantumvault_errors_total",
+        "Gateway-side request errors by class (as listed on /errors)"
+    );
     describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
-    describe_counter!("quantumvault_requests_denied_total", "Requests refused by a filter, by route and reason (filter and rule)");
+    describe_counter!(
+        "quantumvault_requests_denied_total",
+        "Requests refused by a filter, by route and reason (filter and rule)"
+    );
     describe_counter!("quantumvault_config_reloads_total", "Policy reloads by result");
-    describe_gauge!("quantumvault_config_last_reload_success", "1 if the last reload succeeded (or none happened), 0 while the running policy is older than a failed edit");
-    describe_gauge!("quantumvault_policy_generation", "Generation of the running policy (1 at start, +1 per successful reload)");
-    describe_gauge!("quantumvault_policy_info", "Always 1; the hash label identifies the running policy files");
+    describe_gauge!(
+        "quantumvault_config_last_reload_success",
+        "1 if the last reload succeeded (or none happened), 0 while the running policy is older than a failed edit"
+    );
+    describe_gauge!(
+        "quantumvault_policy_generation",
+        "Generation of the running policy (1 at start, +1 per successful reload)"
+    );
+    describe_gauge!(
+        "quantumvault_policy_info",
+        "Always 1; the hash label identifies the running policy files"
+    );
     describe_gauge!("quantumvault_build_info", "Always 1; labels carry the build version");
-    describe_gauge!("quantumvault_upstream_peers_healthy", "Peers of an upstream pool in rotation");
+    describe_gauge!(
+        "quantumvault_upstream_peers_healthy",
+        "Peers of an upstream pool in rotation"
+    );
     describe_gauge!("quantumvault_upstream_peers", "Peers configured in an upstream pool");
-    describe_counter!("quantumvault_access_log_dropped_total", "Access-log lines dropped because the writer fell behind");
+    describe_counter!(
+        "quantumvault_access_log_dropped_total",
+        "Access-log lines dropped because the writer fell behind"
+    );
     describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
-    describe_counter!("quantumvault_signatures_total", "Response signatures made, by algorithm");
-    describe_counter!("quantumvault_inspection_findings_total", "Requests request inspection flagged, by route, class, rule and action (block or detect)");
-    describe_counter!("quantumvault_inspection_oversize_total", "Bodies larger than the inspection bound (only the prefix was inspected)");
-    describe_histogram!("quantumvault_signing_duration_seconds", Unit::Seconds, "Time to sign one response, by algorithm");
+    describe_counter!(
+        "quantumvault_signatures_total",
+        "Response signatures made, by algorithm"
+    );
+    describe_counter!(
+        "quantumvault_inspection_findings_total",
+        "Requests request inspection flagged, by route, class, rule and action (block or detect)"
+    );
+    describe_counter!(
+        "quantumvault_inspection_oversize_total",
+        "Bodies larger than the inspection bound (only the prefix was inspected)"
+    );
+    describe_histogram!(
+        "quantumvault_signing_duration_seconds",
+        Unit::Seconds,
+        "Time to sign one response, by algorithm"
+    );
     describe_counter!("quantumvault_signing_failures_total", "Signing failures, by algorithm");
-    describe_counter!("quantumvault_unsigned_responses_total", "Responses on signing routes passed unsigned, by reason");
-    describe_gauge!("quantumvault_signing_key_age_seconds", "Age of each published signing key version");
-    describe_gauge!("quantumvault_signing_key_expiry_seconds", "Seconds until each signing key version expires");
+    describe_counter!(
+        "quantumvault_unsigned_responses_total",
+        "Responses on signing routes passed unsigned, by reason"
+    );
+    describe_gauge!(
+        "quantumvault_signing_key_age_seconds",
+        "Age of each published signing key version"
+    );
+    describe_gauge!(
+        "quantumvault_signing_key_expiry_seconds",
+        "Seconds until each signing key version expires"
+    );
 }
 
 const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
@@ -146,7 +198,8 @@ pub fn upstream_error(upstream: &str, kind: &'static str) {
 
 /// A filter refused a request. `reason` names the filter and rule (bounded by the policy).
 pub fn denied(route: &str, reason: &str) {
-    counter!("quantumvault_requests_denied_total", "route" => route.to_string(), "reason" => reason.to_string()).increment(1);
+    counter!("quantumvault_requests_denied_total", "route" => route.to_string(), "reason" => reason.to_string())
+        .increment(1);
 }
 
 pub fn in_flight() -> Gauge {
@@ -176,9 +229,11 @@ pub fn policy_loaded(generation: u64, hash: &str, previous_hash: Option<&str>) {
 pub fn key_ring(ring: &crate::kms::keystore::KeyRing) {
     let now = crate::usage::unix_now();
     for k in &ring.published {
-        gauge!("quantumvault_signing_key_age_seconds", "keyid" => k.keyid.clone()).set(now.saturating_sub(k.created) as f64);
+        gauge!("quantumvault_signing_key_age_seconds", "keyid" => k.keyid.clone())
+            .set(now.saturating_sub(k.created) as f64);
         if let Some(e) = k.expires {
-            gauge!("quantumvault_signing_key_expiry_seconds", "keyid" => k.keyid.clone()).set(e.saturating_sub(now) as f64);
+            gauge!("quantumvault_signing_key_expiry_seconds", "keyid" => k.keyid.clone())
+                .set(e.saturating_sub(now) as f64);
         }
     }
 }

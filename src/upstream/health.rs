@@ -55,7 +55,10 @@ fn build_check(pool: &Pool) -> Option<Arc<HttpHealthCheck>> {
         if resp.status.as_u16() == expected {
             Ok(())
         } else {
-            Error::e_explain(ErrorType::Custom("unexpected health status"), format!("status {}", resp.status))
+            Error::e_explain(
+                ErrorType::Custom("unexpected health status"),
+                format!("status {}", resp.status),
+            )
         }
     }));
     Some(Arc::new(check))
@@ -75,7 +78,9 @@ impl BackgroundService for HealthChecker {
             let policy = self.policy.load_full();
             let now = Instant::now();
             for pool in policy.pools.values() {
-                let Some(spec) = pool.spec.health_check.as_ref() else { continue };
+                let Some(spec) = pool.spec.health_check.as_ref() else {
+                    continue;
+                };
                 // Rebuild the probe when the pool's settings change with a reload.
                 let fingerprint = format!("{:?}{:?}", spec, pool.spec.tls);
                 let entry = match checks.get(&pool.spec.name) {
@@ -106,17 +111,19 @@ impl BackgroundService for HealthChecker {
                     let timeout = spec.timeout + Duration::from_millis(100);
                     tokio::spawn(async move {
                         let ok = match Backend::new(&addr.to_string()) {
-                            Ok(backend) => matches!(
-                                tokio::time::timeout(timeout, check.check(&backend)).await,
-                                Ok(Ok(()))
-                            ),
+                            Ok(backend) => {
+                                matches!(tokio::time::timeout(timeout, check.check(&backend)).await, Ok(Ok(())))
+                            }
                             Err(_) => false,
                         };
                         if let Some(now_healthy) = state.record_check(ok, up, down) {
                             if now_healthy {
                                 log::info!("upstream {pool_name}: peer {} is healthy again", state.label);
                             } else {
-                                log::warn!("upstream {pool_name}: peer {} failed its health checks and is out of rotation", state.label);
+                                log::warn!(
+                                    "upstream {pool_name}: peer {} failed its health checks and is out of rotation",
+                                    state.label
+                                );
                             }
                         }
                         state.check_in_flight.store(false, Ordering::Release);

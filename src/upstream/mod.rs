@@ -155,7 +155,10 @@ impl Pool {
     /// A connect failure of peer `idx`: counts towards its passive ejection.
     pub fn connect_failed(&self, idx: usize, now: u64) {
         let p = &self.spec.passive;
-        if self.peers[idx].state.record_connect_failure(now, p.consecutive_failures, p.eject_for.as_millis() as u64) {
+        if self.peers[idx]
+            .state
+            .record_connect_failure(now, p.consecutive_failures, p.eject_for.as_millis() as u64)
+        {
             log::warn!(
                 "upstream {}: peer {} ejected for {:?} after connect failures",
                 self.spec.name,
@@ -217,7 +220,11 @@ impl PeerRegistry {
                 .collect();
             pools.insert(
                 spec.name.clone(),
-                Arc::new(Pool { spec: spec.clone(), peers, next: AtomicUsize::new(0) }),
+                Arc::new(Pool {
+                    spec: spec.clone(),
+                    peers,
+                    next: AtomicUsize::new(0),
+                }),
             );
         }
         *states = next_states;
@@ -242,14 +249,19 @@ mod tests {
             write_timeout: Duration::from_secs(1),
             retries: 1,
             health_check: None,
-            passive: PassiveSpec { consecutive_failures: 2, eject_for: Duration::from_secs(10) },
+            passive: PassiveSpec {
+                consecutive_failures: 2,
+                eject_for: Duration::from_secs(10),
+            },
         }
     }
 
     #[test]
     fn round_robin_and_skip_tried() {
         let reg = PeerRegistry::default();
-        let pools = reg.build_pools(&[spec(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])]).unwrap();
+        let pools = reg
+            .build_pools(&[spec(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])])
+            .unwrap();
         let pool = &pools["p"];
         let picks: Vec<usize> = (0..6).map(|_| pool.select(&[], 0).unwrap()).collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);

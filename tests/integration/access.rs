@@ -43,7 +43,10 @@ routes:
     // Prepending a forged address does not help: the rightmost untrusted address is the client.
     assert_eq!(as_client("/", "10.1.1.1, 203.0.113.7").status, 403);
     // The upstream sees the resolved chain.
-    assert_eq!(as_client("/", "192.0.2.1").json()["headers"]["x-forwarded-for"], "192.0.2.1, 127.0.0.1");
+    assert_eq!(
+        as_client("/", "192.0.2.1").json()["headers"]["x-forwarded-for"],
+        "192.0.2.1, 127.0.0.1"
+    );
     // Route allow list.
     assert_eq!(as_client("/internal/x", "10.2.3.4").status, 200);
     assert_eq!(as_client("/internal/x", "192.0.2.1").status, 403);
@@ -52,9 +55,16 @@ routes:
     let untrusted = policy.replace("127.0.0.1/32", "192.0.2.0/24");
     gw.write_policy(&untrusted);
     gw.wait_for(10, "reload", || as_client("/", "203.0.113.7").status == 200);
-    assert_eq!(as_client("/internal/x", "10.2.3.4").status, 403, "a forged 10.x address is ignored");
+    assert_eq!(
+        as_client("/internal/x", "10.2.3.4").status,
+        403,
+        "a forged 10.x address is ignored"
+    );
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains(r#"quantumvault_requests_denied_total{route="open",reason="ip_deny"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"quantumvault_requests_denied_total{route="open",reason="ip_deny"}"#),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -80,7 +90,10 @@ fn validation_statuses() {
     let r = send(&ag, "DELETE", &gw.url("/x"), &[]).unwrap();
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST")));
     let post = |ct: &str, body: &str| {
-        let req = format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let req = format!(
+            "POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         status_of(&raw(gw.listen, req.as_bytes()))
     };
     assert_eq!(post("application/json", "{}"), 200);
@@ -88,12 +101,22 @@ fn validation_statuses() {
     assert_eq!(post("application/json", &"x".repeat(2000)), 413);
     let chunked = format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n{}\r\n400\r\n{}\r\n0\r\n\r\n", "a".repeat(1024), "b".repeat(1024));
     let resp = raw(gw.listen, chunked.as_bytes());
-    assert_eq!(status_of(&resp), 413, "chunked bodies are counted as they stream: {resp}");
+    assert_eq!(
+        status_of(&resp),
+        413,
+        "chunked bodies are counted as they stream: {resp}"
+    );
     assert!(resp.contains("body_too_large"), "{resp}");
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(300));
     assert_eq!(status_of(&raw(gw.listen, long.as_bytes())), 414);
     let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
-    assert_eq!(status_of(&raw(gw.listen, format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes())), 431);
+    assert_eq!(
+        status_of(&raw(
+            gw.listen,
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").as_bytes()
+        )),
+        431
+    );
     let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "v".repeat(3000));
     assert_eq!(status_of(&raw(gw.listen, big.as_bytes())), 431);
     // Pingora's parser refuses conflicting lengths itself (a bare 400, before any filter).
@@ -134,7 +157,8 @@ tiers:
 
 fn create_key(gw: &Gateway, tier: &str, expires: Option<&str>) -> (String, String) {
     let mut cmd = std::process::Command::new(bin());
-    cmd.args(["apikey", "create", "--name", "test", "--tier", tier, "--policy"]).arg(gw.path("policies/keys.yaml"));
+    cmd.args(["apikey", "create", "--name", "test", "--tier", tier, "--policy"])
+        .arg(gw.path("policies/keys.yaml"));
     if let Some(e) = expires {
         cmd.args(["--expires", e]);
     }
@@ -154,9 +178,15 @@ fn api_keys_tiers_quotas_and_usage_across_restart() {
     let (_, narrow) = create_key(&gw, "narrow", None);
     let (_, expired) = create_key(&gw, "gold", Some("2020-01-01T00:00:00Z"));
     let keys_text = std::fs::read_to_string(gw.path("policies/keys.yaml")).unwrap();
-    assert!(!keys_text.contains(&gold) && keys_text.contains(&gold_id), "only the hash is stored");
+    assert!(
+        !keys_text.contains(&gold) && keys_text.contains(&gold_id),
+        "only the hash is stored"
+    );
     gw.wait_for(10, "keys loaded", || {
-        send(&agent(), "GET", &gw.url("/other/x"), &[("X-API-Key", narrow.as_str())]).unwrap().status == 403
+        send(&agent(), "GET", &gw.url("/other/x"), &[("X-API-Key", narrow.as_str())])
+            .unwrap()
+            .status
+            == 403
     });
     let ag = agent();
     let call = |path: &str, headers: &[(&str, &str)]| send(&ag, "GET", &gw.url(path), headers).unwrap();
@@ -176,9 +206,18 @@ fn api_keys_tiers_quotas_and_usage_across_restart() {
     let r = call("/private/a", &[("X-API-Key", gold.as_str())]);
     assert_eq!(r.status, 200);
     let j = r.json();
-    assert_eq!((j["headers"]["x-api-key-id"].as_str(), j["headers"]["x-api-key-tier"].as_str()), (Some(gold_id.as_str()), Some("gold")));
+    assert_eq!(
+        (
+            j["headers"]["x-api-key-id"].as_str(),
+            j["headers"]["x-api-key-tier"].as_str()
+        ),
+        (Some(gold_id.as_str()), Some("gold"))
+    );
     assert!(!r.body.contains(&gold), "the key never reaches the upstream");
-    assert!(r.header("ratelimit-policy").unwrap().contains("\"gold-rate\";q=1000;w=1"));
+    assert!(r
+        .header("ratelimit-policy")
+        .unwrap()
+        .contains("\"gold-rate\";q=1000;w=1"));
     let bearer = format!("Bearer {gold}");
     let r = call("/private/b", &[("Authorization", bearer.as_str())]);
     assert_eq!(r.status, 200);
@@ -192,13 +231,19 @@ fn api_keys_tiers_quotas_and_usage_across_restart() {
     let url = format!("/private/c?api_key={gold}&q=1");
     let r = send(&agent(), "GET", &gw.url(&url), &[]).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["query"], serde_json::json!({"q": "1"}), "key stripped from the query");
+    assert_eq!(
+        r.json()["query"],
+        serde_json::json!({"q": "1"}),
+        "key stripped from the query"
+    );
     let r = send(&agent(), "GET", &gw.url("/private/d"), &[("X-API-Key", gold.as_str())]).unwrap();
     assert_eq!((r.status, r.json()["error"].as_str()), (429, Some("quota_exceeded")));
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 86_400);
     // Usage is recorded in the logging phase, just after the response went out.
-    gw.wait_for(5, "denial counted", || get(&gw.admin_url("/usage")).json()["keys"][&gold_id]["denials"] == 1);
+    gw.wait_for(5, "denial counted", || {
+        get(&gw.admin_url("/usage")).json()["keys"][&gold_id]["denials"] == 1
+    });
     assert!(!gw.stderr().contains(&gold) && !std::fs::read_to_string(gw.path("access.log")).unwrap().contains(&gold));
 
     // Revoking takes effect by hot reload.
@@ -210,7 +255,10 @@ fn api_keys_tiers_quotas_and_usage_across_restart() {
         .unwrap();
     assert!(out.status.success());
     gw.wait_for(10, "revocation", || {
-        send(&agent(), "GET", &gw.url("/private/e"), &[("X-API-Key", gold.as_str())]).unwrap().status == 401
+        send(&agent(), "GET", &gw.url("/private/e"), &[("X-API-Key", gold.as_str())])
+            .unwrap()
+            .status
+            == 401
     });
 }
 
@@ -256,17 +304,28 @@ routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n
     let bad: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
     assert!(bad.is_empty(), "{bad:?}");
-    let (ok, no) = (allowed.load(Ordering::Relaxed) as f64, denied.load(Ordering::Relaxed) as f64);
+    let (ok, no) = (
+        allowed.load(Ordering::Relaxed) as f64,
+        denied.load(Ordering::Relaxed) as f64,
+    );
     // GCRA allows the burst plus the rate over the time traffic flowed; the clients offered far
     // more (checked), so the count must sit within 5% of that.
     let max_expected = 20.0 + 40.0 * elapsed + 1.0;
-    assert!(ok + no > 10.0 * 40.0 * elapsed * 0.5, "offered load too low to test: {ok} + {no} in {elapsed:.2}s");
+    assert!(
+        ok + no > 10.0 * 40.0 * elapsed * 0.5,
+        "offered load too low to test: {ok} + {no} in {elapsed:.2}s"
+    );
     assert!(ok <= max_expected, "allowed {ok}, at most {max_expected:.0}");
-    assert!(ok >= 0.95 * (20.0 + 40.0 * (elapsed - 0.5)), "allowed {ok} in {elapsed:.2}s");
+    assert!(
+        ok >= 0.95 * (20.0 + 40.0 * (elapsed - 0.5)),
+        "allowed {ok} in {elapsed:.2}s"
+    );
 
     // Exhaust a slow rule (2 per hour), then reload an unrelated change: the counter is kept.
     let ag = agent();
-    let statuses: Vec<u16> = (0..3).map(|_| send(&ag, "GET", &gw.url("/slow/x"), &[]).unwrap().status).collect();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| send(&ag, "GET", &gw.url("/slow/x"), &[]).unwrap().status)
+        .collect();
     assert_eq!(statuses, vec![200, 200, 429]);
     gw.write_policy(&policy("# touched\n"));
     let gen = gw.generation();
@@ -303,14 +362,20 @@ fn lists_reload_while_traffic_flows() {
     std::thread::sleep(Duration::from_millis(300));
     gw.write_policy(&policy("\"192.0.2.250\", \"198.51.100.9\""));
     gw.wait_for(10, "deny applied", || {
-        send(&agent(), "GET", &gw.url("/"), &[("X-Forwarded-For", "198.51.100.9")]).unwrap().status == 403
+        send(&agent(), "GET", &gw.url("/"), &[("X-Forwarded-For", "198.51.100.9")])
+            .unwrap()
+            .status
+            == 403
     });
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let seen = traffic.join().unwrap();
     assert!(seen.iter().all(|s| *s == 200 || *s == 403), "{seen:?}");
     let first_denied = seen.iter().position(|s| *s == 403).expect("denied after reload");
-    assert!(seen[first_denied..].iter().all(|s| *s == 403), "once denied, always denied");
+    assert!(
+        seen[first_denied..].iter().all(|s| *s == 403),
+        "once denied, always denied"
+    );
     assert!(first_denied > 0, "allowed before the reload");
 }
 
@@ -335,7 +400,11 @@ routes:
     let r = get(&gw.url("/a/x?set_header=Referrer-Policy:origin"));
     assert_eq!(r.header("x-frame-options"), Some("SAMEORIGIN"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("referrer-policy"), Some("origin"), "the upstream's value is kept by default");
+    assert_eq!(
+        r.header("referrer-policy"),
+        Some("origin"),
+        "the upstream's value is kept by default"
+    );
     assert!(r.header("content-security-policy").is_some());
     assert!(r.header("permissions-policy").is_some());
     assert!(r.header("strict-transport-security").is_none(), "HSTS only over TLS");

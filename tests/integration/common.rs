@@ -36,7 +36,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
@@ -61,10 +64,17 @@ pub fn send(agent: &ureq::Agent, method: &str, url: &str, headers: &[(&str, &str
     let headers = resp
         .headers_names()
         .into_iter()
-        .flat_map(|n| resp.all(&n).into_iter().map(move |v| (n.clone(), v.to_string())).collect::<Vec<_>>())
+        .flat_map(|n| {
+            resp.all(&n)
+                .into_iter()
+                .map(move |v| (n.clone(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut body = String::new();
-    resp.into_reader().read_to_string(&mut body).map_err(|e| e.to_string())?;
+    resp.into_reader()
+        .read_to_string(&mut body)
+        .map_err(|e| e.to_string())?;
     Ok(Response { status, headers, body })
 }
 
@@ -99,7 +109,12 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
         )
         .unwrap();
         pre(&dir.path().join("gateway.yaml"));
-        let mut gw = Gateway { dir, listen, admin, child: None };
+        let mut gw = Gateway {
+            dir,
+            listen,
+            admin,
+            child: None,
+        };
         gw.spawn();
         gw
     }
@@ -156,7 +171,11 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().expect("kill").success();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill")
+            .success();
         assert!(ok, "kill -{sig}");
     }
 
@@ -179,7 +198,11 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
     pub fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; stderr:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -227,7 +250,11 @@ pub fn policy_one(upstream: &str, peers: &[SocketAddr], extra_upstream: &str) ->
 }
 
 pub fn run_check(config: &Path) -> (i32, String, String) {
-    let out = Command::new(bin()).args(["check", "--config"]).arg(config).output().expect("check");
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("check");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -252,9 +279,11 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
                 let text = String::from_utf8_lossy(&out);
                 // One response is enough: stop once its JSON body (gateway errors) is complete.
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+                    let len = head.lines().find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    });
                     if len.is_some_and(|l| body.len() >= l) {
                         break;
                     }
@@ -267,5 +296,9 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
 }
 
 pub fn status_of(raw_response: &str) -> u16 {
-    raw_response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    raw_response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

@@ -66,7 +66,13 @@ fn forwarding_headers_and_request_id() {
         &ag,
         "GET",
         &gw.url("/p?q=1"),
-        &[("X-Forwarded-For", "203.0.113.9"), ("X-Request-Id", "trace-42"), ("Connection", "x-hop"), ("X-Hop", "secret"), ("Keep-Alive", "timeout=1")],
+        &[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Request-Id", "trace-42"),
+            ("Connection", "x-hop"),
+            ("X-Hop", "secret"),
+            ("Keep-Alive", "timeout=1"),
+        ],
     )
     .unwrap();
     assert_eq!(r.status, 200);
@@ -74,7 +80,10 @@ fn forwarding_headers_and_request_id() {
     assert_eq!(j["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(j["headers"]["x-forwarded-proto"], "http");
     assert_eq!(j["headers"]["x-request-id"], "trace-42");
-    assert!(j["headers"].get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
+    assert!(
+        j["headers"].get("x-hop").is_none(),
+        "headers named in Connection are hop-by-hop"
+    );
     assert!(j["headers"].get("keep-alive").is_none());
     assert_eq!(j["query"]["q"], "1");
     assert_eq!(r.header("x-request-id"), Some("trace-42"));
@@ -86,7 +95,11 @@ fn forwarding_headers_and_request_id() {
     assert_eq!(r.header("x-request-id"), Some(sent.as_str()));
 
     // The access log has the request, without its query string.
-    gw.wait_for(5, "access log", || std::fs::read_to_string(gw.path("access.log")).unwrap_or_default().contains("trace-42"));
+    gw.wait_for(5, "access log", || {
+        std::fs::read_to_string(gw.path("access.log"))
+            .unwrap_or_default()
+            .contains("trace-42")
+    });
     let log = std::fs::read_to_string(gw.path("access.log")).unwrap();
     let line: serde_json::Value = serde_json::from_str(log.lines().find(|l| l.contains("trace-42")).unwrap()).unwrap();
     assert_eq!(line["path"], "/p");
@@ -120,18 +133,36 @@ routes:
     assert_eq!(r.json()["error"], "upstream_timeout");
     assert!(r.json()["request_id"].as_str().is_some());
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains(r#"quantumvault_upstream_errors_total{upstream="dead",kind="connect_refused"}"#), "{metrics}");
-    assert!(metrics.contains(r#"quantumvault_errors_total{class="upstream_timeout"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"quantumvault_upstream_errors_total{upstream="dead",kind="connect_refused"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"quantumvault_errors_total{class="upstream_timeout"} 1"#),
+        "{metrics}"
+    );
     let errors = get(&gw.admin_url("/errors")).json();
     let list = errors["errors"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{errors}");
-    assert_eq!((list[0]["class"].as_str(), list[0]["route"].as_str(), list[0]["status"].as_u64()), (Some("upstream_timeout"), Some("slow"), Some(504)));
+    assert_eq!(
+        (
+            list[0]["class"].as_str(),
+            list[0]["route"].as_str(),
+            list[0]["status"].as_u64()
+        ),
+        (Some("upstream_timeout"), Some("slow"), Some(504))
+    );
     assert_eq!(list[1]["kind"], "connect_refused");
     assert!(!errors.to_string().contains("delay_ms"), "no query strings or bodies");
-    assert!(metrics.contains(r#"quantumvault_upstream_errors_total{upstream="slow",kind="read_timeout"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"quantumvault_upstream_errors_total{upstream="slow",kind="read_timeout"}"#),
+        "{metrics}"
+    );
     // Request metrics are recorded in the logging phase, just after the response went out.
     gw.wait_for(5, "request counted", || {
-        get(&gw.admin_url("/metrics")).body.contains(r#"quantumvault_requests_total{route="slow",method="GET",status_class="5xx"} 1"#)
+        get(&gw.admin_url("/metrics"))
+            .body
+            .contains(r#"quantumvault_requests_total{route="slow",method="GET",status_class="5xx"} 1"#)
     });
 }
 
@@ -149,15 +180,25 @@ fn check_reports_file_line_and_field() {
         "upstreams:\n  - name: u\n    peers: [\"127.0.0.1:2\"]\nroutes:\n  - name: r\n    path_prefix: /\n    upstream: nope\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("policies/b.yaml"), "routes:\n  - name: r2\n    path_prefx: /b\n    upstream: u\n").unwrap();
+    std::fs::write(
+        dir.path().join("policies/b.yaml"),
+        "routes:\n  - name: r2\n    path_prefx: /b\n    upstream: u\n",
+    )
+    .unwrap();
     let (code, stdout, stderr) = run_check(&dir.path().join("gateway.yaml"));
     assert_eq!(code, 64, "stdout {stdout} stderr {stderr}");
-    assert!(stderr.contains("b.yaml:3:5: routes[0].path_prefx: unknown field `path_prefx`"), "{stderr}");
+    assert!(
+        stderr.contains("b.yaml:3:5: routes[0].path_prefx: unknown field `path_prefx`"),
+        "{stderr}"
+    );
 
     std::fs::write(dir.path().join("policies/b.yaml"), "").unwrap();
     let (code, _, stderr) = run_check(&dir.path().join("gateway.yaml"));
     assert_eq!(code, 64);
-    assert!(stderr.contains("a.yaml:7:5: routes[0].upstream: no upstream named \"nope\""), "{stderr}");
+    assert!(
+        stderr.contains("a.yaml:7:5: routes[0].upstream: no upstream named \"nope\""),
+        "{stderr}"
+    );
 
     std::fs::write(
         dir.path().join("gateway.yaml"),
@@ -166,10 +207,21 @@ fn check_reports_file_line_and_field() {
     .unwrap();
     let (code, _, stderr) = run_check(&dir.path().join("gateway.yaml"));
     assert_eq!(code, 64);
-    assert!(stderr.contains("gateway.yaml:6:1: workers: unknown field `workers`"), "{stderr}");
+    assert!(
+        stderr.contains("gateway.yaml:6:1: workers: unknown field `workers`"),
+        "{stderr}"
+    );
 
-    std::fs::write(dir.path().join("gateway.yaml"), "listeners:\n  - address: 127.0.0.1:1\ndata_dir: data\npolicies: [policies]\n").unwrap();
-    std::fs::write(dir.path().join("policies/a.yaml"), "upstreams:\n  - name: u\n    peers: [\"127.0.0.1:2\"]\n").unwrap();
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        "listeners:\n  - address: 127.0.0.1:1\ndata_dir: data\npolicies: [policies]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policies/a.yaml"),
+        "upstreams:\n  - name: u\n    peers: [\"127.0.0.1:2\"]\n",
+    )
+    .unwrap();
     let (code, stdout, stderr) = run_check(&dir.path().join("gateway.yaml"));
     assert_eq!((code, stdout.trim()), (0, "ok"), "{stderr}");
 }
@@ -186,7 +238,9 @@ fn sigterm_finishes_in_flight_requests() {
     let up = echo("u");
     let mut gw = Gateway::start(&policy_one("u", &[up.addr()], ""));
     // In-flight requests get the grace period to finish; give them 4 s here.
-    let conf = std::fs::read_to_string(gw.path("gateway.yaml")).unwrap().replace("grace_period: 1s", "grace_period: 4s");
+    let conf = std::fs::read_to_string(gw.path("gateway.yaml"))
+        .unwrap()
+        .replace("grace_period: 1s", "grace_period: 4s");
     std::fs::write(gw.path("gateway.yaml"), conf).unwrap();
     gw.restart();
     let url = gw.url("/slow?delay_ms=1500");

@@ -19,8 +19,14 @@ struct Case {
 }
 
 fn load(name: &str) -> Vec<Case> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name);
-    std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(name);
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn fires(insp: &Inspector, c: &Case) -> Option<quantumvault::inspect::Finding> {
@@ -67,14 +73,22 @@ fn corpus_detection_and_false_positive_rates() {
     println!("|---|---:|---:|---:|");
     let (mut d, mut t) = (0, 0);
     for (class, (det, tot)) in &per_class {
-        println!("| {class} | {det} | {tot} | {:.1}% |", 100.0 * *det as f64 / *tot as f64);
+        println!(
+            "| {class} | {det} | {tot} | {:.1}% |",
+            100.0 * *det as f64 / *tot as f64
+        );
         d += det;
         t += tot;
     }
     let detection = d as f64 / t as f64;
     let fp = false_positives.len() as f64 / benign.len() as f64;
     println!("| all attacks | {d} | {t} | {:.1}% |", 100.0 * detection);
-    println!("| benign flagged | {} | {} | {:.2}% |", false_positives.len(), benign.len(), 100.0 * fp);
+    println!(
+        "| benign flagged | {} | {} | {:.2}% |",
+        false_positives.len(),
+        benign.len(),
+        100.0 * fp
+    );
     println!("missed: {missed:?}");
     println!("false positives by rule: {fp_by_rule:?}\n{false_positives:?}");
     assert!(detection >= 0.95, "detection {:.1}% below 95%", 100.0 * detection);

@@ -27,11 +27,19 @@ routes:
     assert_eq!(j["error"], "request_blocked");
     assert!(j["message"].as_str().unwrap().contains("(sqli)"), "{j}");
     assert!(!r.body.contains("OR"), "the payload is never echoed");
-    assert_eq!(send(&ag, "GET", &gw.url("/?q=rock+%26+roll+O%27Brien"), &[]).unwrap().status, 200);
+    assert_eq!(
+        send(&ag, "GET", &gw.url("/?q=rock+%26+roll+O%27Brien"), &[])
+            .unwrap()
+            .status,
+        200
+    );
 
     // Bodies: JSON walked value by value, forms decoded.
     let body = r#"{"user":{"name":"x","bio":"<script>alert(1)</script>"}}"#;
-    let r = ag.post(&gw.url("/profile")).set("Content-Type", "application/json").send_string(body);
+    let r = ag
+        .post(&gw.url("/profile"))
+        .set("Content-Type", "application/json")
+        .send_string(body);
     let status = match r {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(s, _)) => s,
@@ -39,9 +47,17 @@ routes:
     };
     assert_eq!(status, 403);
     let benign = r#"{"name":"O'Brien","note":"drop by at 5"}"#;
-    let ok = ag.post(&gw.url("/profile")).set("Content-Type", "application/json").send_string(benign).unwrap();
+    let ok = ag
+        .post(&gw.url("/profile"))
+        .set("Content-Type", "application/json")
+        .send_string(benign)
+        .unwrap();
     let echoed: serde_json::Value = serde_json::from_str(&ok.into_string().unwrap()).unwrap();
-    assert_eq!(echoed["body_bytes"], benign.len(), "the held body reaches the upstream whole");
+    assert_eq!(
+        echoed["body_bytes"],
+        benign.len(),
+        "the held body reaches the upstream whole"
+    );
     let form_body = "file=..%2F..%2Fetc%2Fpasswd";
     let form = format!("POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form_body}", form_body.len());
     let resp = raw(gw.listen, form.as_bytes());
@@ -50,18 +66,60 @@ routes:
     // Detect mode forwards with a flag for the upstream.
     let r = send(&ag, "GET", &gw.url("/watch/?cmd=%3Bcat%20%2Fetc%2Fpasswd"), &[]).unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.json()["headers"]["x-qv-inspection"].as_str().unwrap().contains("class="), "{}", r.body);
+    assert!(
+        r.json()["headers"]["x-qv-inspection"]
+            .as_str()
+            .unwrap()
+            .contains("class="),
+        "{}",
+        r.body
+    );
 
     // The false-positive workflow: a rule switched off for one route, a parameter excluded.
-    assert_eq!(send(&ag, "GET", &gw.url("/docs/?q=1%27%20OR%20%271%27=%271"), &[]).unwrap().status, 200);
-    assert_eq!(send(&ag, "GET", &gw.url("/docs/?snippet=%3Cscript%3Ealert(1)%3C/script%3E"), &[]).unwrap().status, 200);
-    assert_eq!(send(&ag, "GET", &gw.url("/docs/?other=%3Cscript%3Ealert(1)%3C/script%3E"), &[]).unwrap().status, 403);
-    assert_eq!(send(&ag, "GET", &gw.url("/raw/?q=%3Cscript%3E"), &[]).unwrap().status, 200);
+    assert_eq!(
+        send(&ag, "GET", &gw.url("/docs/?q=1%27%20OR%20%271%27=%271"), &[])
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        send(
+            &ag,
+            "GET",
+            &gw.url("/docs/?snippet=%3Cscript%3Ealert(1)%3C/script%3E"),
+            &[]
+        )
+        .unwrap()
+        .status,
+        200
+    );
+    assert_eq!(
+        send(
+            &ag,
+            "GET",
+            &gw.url("/docs/?other=%3Cscript%3Ealert(1)%3C/script%3E"),
+            &[]
+        )
+        .unwrap()
+        .status,
+        403
+    );
+    assert_eq!(
+        send(&ag, "GET", &gw.url("/raw/?q=%3Cscript%3E"), &[]).unwrap().status,
+        200
+    );
 
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains("quantumvault_inspection_findings_total{route=\"api\",class=\"sqli\""), "{metrics}");
+    assert!(
+        metrics.contains("quantumvault_inspection_findings_total{route=\"api\",class=\"sqli\""),
+        "{metrics}"
+    );
     assert!(metrics.contains("action=\"detect\""), "{metrics}");
-    gw.wait_for(5, "access log", || std::fs::read_to_string(gw.path("access.log")).unwrap_or_default().contains("inspection_rule"));
+    gw.wait_for(5, "access log", || {
+        std::fs::read_to_string(gw.path("access.log"))
+            .unwrap_or_default()
+            .contains("inspection_rule")
+    });
     let log = std::fs::read_to_string(gw.path("access.log")).unwrap();
     assert!(log.contains("\"outcome\":\"inspection:"), "{log}");
     assert!(!log.contains("passwd"), "payloads never reach the log");

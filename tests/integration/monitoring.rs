@@ -14,13 +14,22 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     if stdin.is_some() {
         cmd.stdin(Stdio::piped());
     }
-    let mut child = cmd.spawn().expect("promtool is installed by scripts/test.sh (Debian package prometheus)");
+    let mut child = cmd
+        .spawn()
+        .expect("promtool is installed by scripts/test.sh (Debian package prometheus)");
     if let Some(input) = stdin {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn metric_names_in(text: &str) -> BTreeSet<String> {
@@ -34,7 +43,10 @@ fn metric_names_in(text: &str) -> BTreeSet<String> {
             end += 1;
         }
         let name = &text[start..end];
-        let base = name.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
         names.insert(base.to_string());
         i = end;
     }
@@ -52,7 +64,10 @@ fn series(scrape: &str) -> BTreeSet<String> {
 #[test]
 fn rules_dashboard_and_live_scrape_agree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (ok, out) = promtool(&["check", "rules", root.join("prometheus/alerts.yml").to_str().unwrap()], None);
+    let (ok, out) = promtool(
+        &["check", "rules", root.join("prometheus/alerts.yml").to_str().unwrap()],
+        None,
+    );
     assert!(ok, "promtool check rules: {out}");
 
     let up = echo("u");
@@ -78,14 +93,31 @@ routes:
     std::fs::write(&key_file, "7a".repeat(32)).unwrap();
     let extra = format!("keys:\n  key_file: {}\n  lifetime: 30d\n", key_file.display());
     let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
-        let out = Command::new(bin()).args(["keys", "init", "--config"]).arg(conf).output().unwrap();
+        let out = Command::new(bin())
+            .args(["keys", "init", "--config"])
+            .arg(conf)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     });
     let ag = agent();
-    for path in ["/api/a", "/api/b", "/limited/x", "/limited/x", "/gone/x", "/signed/x", "/nowhere", "/api/?q=%3Cscript%3E"] {
+    for path in [
+        "/api/a",
+        "/api/b",
+        "/limited/x",
+        "/limited/x",
+        "/gone/x",
+        "/signed/x",
+        "/nowhere",
+        "/api/?q=%3Cscript%3E",
+    ] {
         send(&ag, "GET", &gw.url(path), &[]).unwrap();
     }
-    gw.wait_for(5, "healthy gauge", || get(&gw.admin_url("/metrics")).body.contains("quantumvault_upstream_peers_healthy"));
+    gw.wait_for(5, "healthy gauge", || {
+        get(&gw.admin_url("/metrics"))
+            .body
+            .contains("quantumvault_upstream_peers_healthy")
+    });
     let scrape = get(&gw.admin_url("/metrics")).body;
     let (ok, out) = promtool(&["check", "metrics"], Some(&scrape));
     assert!(ok, "promtool check metrics: {out}");
@@ -97,7 +129,10 @@ routes:
         let used = metric_names_in(text);
         assert!(!used.is_empty());
         let missing: Vec<&String> = used.iter().filter(|n| !live.contains(*n)).collect();
-        assert!(missing.is_empty(), "{what} use metrics missing from a live scrape: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{what} use metrics missing from a live scrape: {missing:?}"
+        );
     }
 
     // Bounded cardinality: 10,000 distinct paths (and query strings) add no series.
@@ -108,5 +143,8 @@ routes:
     let after = series(&get(&gw.admin_url("/metrics")).body);
     let new: Vec<&String> = after.difference(&before).collect();
     assert!(new.is_empty(), "new series after 10,000 distinct paths: {new:?}");
-    assert!(!after.iter().any(|s| s.contains("/api/item/")), "no raw paths as labels");
+    assert!(
+        !after.iter().any(|s| s.contains("/api/item/")),
+        "no raw paths as labels"
+    );
 }

@@ -63,7 +63,9 @@ fn reloads_under_traffic_lose_no_request() {
             }
         }
         gw.wait_for(10, &format!("reload {i} live"), || {
-            send(&ag, "GET", &gw.url("/probe"), &[]).map(|r| r.json()["headers"]["host"] == host.as_str()).unwrap_or(false)
+            send(&ag, "GET", &gw.url("/probe"), &[])
+                .map(|r| r.json()["headers"]["host"] == host.as_str())
+                .unwrap_or(false)
         });
         let g = gw.generation();
         assert!(g > generation, "generation advances");
@@ -96,8 +98,15 @@ fn bad_edit_keeps_running_policy_and_degrades_health() {
     gw.wait_for(10, "failed reload recorded", || gw.health()["status"] == "degraded");
     let h = gw.health();
     let reason = h["reasons"][0].as_str().unwrap();
-    assert!(reason.contains("main.yaml:4:5: upstreams[0].bogus: unknown field `bogus`"), "{reason}");
-    assert_eq!(h["policy"]["generation"].as_u64(), Some(gen), "old policy keeps running");
+    assert!(
+        reason.contains("main.yaml:4:5: upstreams[0].bogus: unknown field `bogus`"),
+        "{reason}"
+    );
+    assert_eq!(
+        h["policy"]["generation"].as_u64(),
+        Some(gen),
+        "old policy keeps running"
+    );
     let r = get(&gw.url("/x"));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["headers"]["host"], "good");
@@ -106,7 +115,10 @@ fn bad_edit_keeps_running_policy_and_degrades_health() {
     assert_eq!(r.status, 422);
     assert!(r.body.contains("unknown field `bogus`"), "{}", r.body);
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains("quantumvault_config_reloads_total{result=\"error\"}"), "{metrics}");
+    assert!(
+        metrics.contains("quantumvault_config_reloads_total{result=\"error\"}"),
+        "{metrics}"
+    );
     assert!(gw.stderr().contains("unknown field `bogus`"), "the error is logged");
     // A good edit clears the degraded state.
     gw.write_policy(&policy_with_header(up.addr(), "fixed"));
@@ -120,11 +132,18 @@ fn listener_change_is_reported_as_needing_restart() {
     let gw = Gateway::start(&policy_with_header(up.addr(), "h"));
     let text = std::fs::read_to_string(gw.path("gateway.yaml")).unwrap();
     let other = free_addr();
-    std::fs::write(gw.path("gateway.yaml"), text.replacen(&gw.listen.to_string(), &other.to_string(), 1)).unwrap();
+    std::fs::write(
+        gw.path("gateway.yaml"),
+        text.replacen(&gw.listen.to_string(), &other.to_string(), 1),
+    )
+    .unwrap();
     let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let h = gw.health();
-    assert!(h["reasons"].to_string().contains("restart needed for: listeners"), "{h}");
+    assert!(
+        h["reasons"].to_string().contains("restart needed for: listeners"),
+        "{h}"
+    );
     assert_eq!(get(&gw.url("/")).status, 200, "still serving on the old socket");
 }
 
@@ -136,15 +155,31 @@ fn admin_token_guards_reload_and_non_loopback_needs_one() {
     std::fs::write(&token_file, "s3cret-admin-token\n").unwrap();
     let gw = Gateway::start_with_pre(&policy_with_header(up.addr(), "h"), "", |conf| {
         let text = std::fs::read_to_string(conf).unwrap();
-        let text = text.replacen("admin:\n  address:", &format!("admin:\n  token_file: {}\n  address:", token_file.display()), 1);
+        let text = text.replacen(
+            "admin:\n  address:",
+            &format!("admin:\n  token_file: {}\n  address:", token_file.display()),
+            1,
+        );
         std::fs::write(conf, text).unwrap();
     });
     assert_eq!(get(&gw.admin_url("/ready")).status, 200);
     let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap();
     assert_eq!(r.status, 401);
-    let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[("Authorization", "Bearer wrong")]).unwrap();
+    let r = send(
+        &agent(),
+        "POST",
+        &gw.admin_url("/reload"),
+        &[("Authorization", "Bearer wrong")],
+    )
+    .unwrap();
     assert_eq!(r.status, 401);
-    let r = send(&agent(), "POST", &gw.admin_url("/reload"), &[("Authorization", "Bearer s3cret-admin-token")]).unwrap();
+    let r = send(
+        &agent(),
+        "POST",
+        &gw.admin_url("/reload"),
+        &[("Authorization", "Bearer s3cret-admin-token")],
+    )
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!gw.stderr().contains("s3cret"), "the token is never logged");
 
@@ -155,5 +190,8 @@ fn admin_token_guards_reload_and_non_loopback_needs_one() {
     std::fs::write(&conf, "listeners: [{address: \"127.0.0.1:1\"}]\nadmin: {address: \"0.0.0.0:9901\"}\ndata_dir: data\npolicies: [policies]\n").unwrap();
     let (code, _, stderr) = run_check(&conf);
     assert_eq!(code, 64);
-    assert!(stderr.contains("admin.address") && stderr.contains("no token"), "{stderr}");
+    assert!(
+        stderr.contains("admin.address") && stderr.contains("no token"),
+        "{stderr}"
+    );
 }

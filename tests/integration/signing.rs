@@ -40,7 +40,11 @@ fn signing_gateway(policy: &str) -> Gateway {
     let extra = format!("keys:\n  key_file: {}\n", key_file.display());
     // The keystore must exist before start; write the config, init, then start.
     let gw = Gateway::start_with_pre(policy, &extra, |gateway_yaml| {
-        let out = Command::new(bin()).args(["keys", "init", "--config"]).arg(gateway_yaml).output().unwrap();
+        let out = Command::new(bin())
+            .args(["keys", "init", "--config"])
+            .arg(gateway_yaml)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     });
     std::mem::forget(dir); // the key file must outlive the gateway; the OS temp dir is cleaned later
@@ -86,12 +90,20 @@ fn capture(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>
         "response": {"status": status, "headers": hs.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
                      "body_b64": base64::engine::general_purpose::STANDARD.encode(&bytes)},
     });
-    Captured { exchange, status, headers: hs, body: bytes }
+    Captured {
+        exchange,
+        status,
+        headers: hs,
+        body: bytes,
+    }
 }
 
 impl Captured {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -103,16 +115,36 @@ fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> PathBuf {
 
 /// `quantumvault verify --exchange`: exit code and output.
 fn qv_verify(exchange: &Path, jwks: &Path) -> (i32, String) {
-    let out = Command::new(bin()).args(["verify", "--exchange"]).arg(exchange).arg("--jwks").arg(jwks).output().unwrap();
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(bin())
+        .args(["verify", "--exchange"])
+        .arg(exchange)
+        .arg("--jwks")
+        .arg(jwks)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn interop_python() -> PathBuf {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new("bash").arg(root.join("tests/interop/setup.sh")).output().expect("setup.sh");
-        assert!(out.status.success(), "interop venv: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bash")
+            .arg(root.join("tests/interop/setup.sh"))
+            .output()
+            .expect("setup.sh");
+        assert!(
+            out.status.success(),
+            "interop venv: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim())
     })
     .clone()
@@ -128,7 +160,14 @@ fn py_verify(exchange: &Path, jwks: &Path, extra: &[&str]) -> (i32, String) {
         .args(extra)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -140,13 +179,24 @@ fn signed_responses_verify_independently_and_tampering_fails() {
     assert_eq!(jwks_resp.status, 200);
     assert_eq!(jwks_resp.header("cache-control"), Some("public, max-age=300"));
     let jwks: serde_json::Value = jwks_resp.json();
-    let kinds: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kty"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kty"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, vec!["EC", "AKP"]);
     let jwks_path = write_json(work.path(), "jwks.json", &jwks);
 
     let cases = [
         ("GET", "/api/items?id=7&sort=asc", None, 200, vec![]),
-        ("POST", "/api/items", Some("{\"name\":\"O'Brien\"}"), 200, vec![("Content-Type", "application/json")]),
+        (
+            "POST",
+            "/api/items",
+            Some("{\"name\":\"O'Brien\"}"),
+            200,
+            vec![("Content-Type", "application/json")],
+        ),
         ("GET", "/api/x", None, 403, vec![("X-Forwarded-For", "192.0.2.66")]),
         ("GET", "/nowhere", None, 404, vec![]),
         ("GET", "/gone/x", None, 502, vec![]),
@@ -154,8 +204,16 @@ fn signed_responses_verify_independently_and_tampering_fails() {
     ];
     for (i, (method, path, body, status, headers)) in cases.iter().enumerate() {
         let c = capture(method, &gw.url(path), headers, *body);
-        assert_eq!(c.status, *status, "{method} {path}: {}", String::from_utf8_lossy(&c.body));
-        assert!(c.header("signature-input").unwrap().contains("\"@method\";req \"@target-uri\";req"));
+        assert_eq!(
+            c.status,
+            *status,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&c.body)
+        );
+        assert!(c
+            .header("signature-input")
+            .unwrap()
+            .contains("\"@method\";req \"@target-uri\";req"));
         let ex = write_json(work.path(), &format!("ex{i}.json"), &c.exchange);
         let (code, out) = qv_verify(&ex, &jwks_path);
         assert_eq!(code, 0, "{method} {path}: quantumvault verify: {out}");
@@ -198,7 +256,13 @@ fn signed_responses_verify_independently_and_tampering_fails() {
 
     // The live-URL form of the verify command.
     let out = Command::new(bin())
-        .args(["verify", "--url", &gw.url("/api/live"), "--jwks", &gw.url("/.well-known/http-message-signatures-directory")])
+        .args([
+            "verify",
+            "--url",
+            &gw.url("/api/live"),
+            "--jwks",
+            &gw.url("/.well-known/http-message-signatures-directory"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
@@ -211,8 +275,14 @@ fn signed_responses_verify_independently_and_tampering_fails() {
     let p = capture("GET", &gw.url("/plain/x"), &[], None);
     assert!(p.header("signature").is_none());
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains("quantumvault_signatures_total{alg=\"ml-dsa-65\"}"), "{metrics}");
-    assert!(metrics.contains("quantumvault_signing_duration_seconds_bucket{alg=\"ecdsa-p256-sha256\""), "{metrics}");
+    assert!(
+        metrics.contains("quantumvault_signatures_total{alg=\"ml-dsa-65\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("quantumvault_signing_duration_seconds_bucket{alg=\"ecdsa-p256-sha256\""),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -230,7 +300,10 @@ fn oversize_and_streaming_responses_are_marked_unsigned() {
     let c = capture("GET", &gw.url("/sse/x"), &[], None);
     assert_eq!(c.header("integrity-status"), Some("unsigned; reason=stream"));
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains("quantumvault_unsigned_responses_total{reason=\"too_large\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("quantumvault_unsigned_responses_total{reason=\"too_large\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -240,40 +313,82 @@ fn rotation_keeps_old_signatures_verifiable_and_destroyed_versions_stop() {
     let work = tempfile::tempdir().unwrap();
     let conf = gw.path("gateway.yaml");
     let before = capture("GET", &gw.url("/api/a"), &[], None);
-    assert!(before.header("signature-input").unwrap().contains("gateway-signing-ecdsa-v1"));
+    assert!(before
+        .header("signature-input")
+        .unwrap()
+        .contains("gateway-signing-ecdsa-v1"));
     let keys = |args: &[&str]| {
-        let out = Command::new(bin()).arg("keys").arg("--config").arg(&conf).args(args).output().unwrap();
-        assert!(out.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bin())
+            .arg("keys")
+            .arg("--config")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "keys {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     keys(&["rotate"]);
-    assert_eq!(send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap().status, 200);
+    assert_eq!(
+        send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap().status,
+        200
+    );
     let after = capture("GET", &gw.url("/api/b"), &[], None);
     let input = after.header("signature-input").unwrap();
-    assert!(input.contains("gateway-signing-ecdsa-v2") && input.contains("gateway-signing-mldsa-v2"), "{input}");
+    assert!(
+        input.contains("gateway-signing-ecdsa-v2") && input.contains("gateway-signing-mldsa-v2"),
+        "{input}"
+    );
     let jwks: serde_json::Value = get(&gw.url("/.well-known/http-message-signatures-directory")).json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "v1 and v2 of both keys");
     let jwks_path = write_json(work.path(), "jwks.json", &jwks);
     let old = write_json(work.path(), "old.json", &before.exchange);
-    assert_eq!(qv_verify(&old, &jwks_path).0, 0, "signed before the rotation, still verifies");
+    assert_eq!(
+        qv_verify(&old, &jwks_path).0,
+        0,
+        "signed before the rotation, still verifies"
+    );
     assert_eq!(py_verify(&old, &jwks_path, &[]).0, 0);
 
     keys(&["destroy", "gateway-signing-ecdsa", "1"]);
     keys(&["destroy", "gateway-signing-mldsa", "1"]);
     assert!(keys(&["list"]).contains("destroyed"));
-    assert_eq!(send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap().status, 200);
+    assert_eq!(
+        send(&agent(), "POST", &gw.admin_url("/reload"), &[]).unwrap().status,
+        200
+    );
     let jwks: serde_json::Value = get(&gw.url("/.well-known/http-message-signatures-directory")).json();
-    assert!(!jwks.to_string().contains("-v1"), "destroyed versions are no longer published");
+    assert!(
+        !jwks.to_string().contains("-v1"),
+        "destroyed versions are no longer published"
+    );
     let jwks_path = write_json(work.path(), "jwks2.json", &jwks);
     let (code, out) = qv_verify(&old, &jwks_path);
     assert_eq!(code, 1, "{out}");
-    let fresh = write_json(work.path(), "fresh.json", &capture("GET", &gw.url("/api/c"), &[], None).exchange);
+    let fresh = write_json(
+        work.path(),
+        "fresh.json",
+        &capture("GET", &gw.url("/api/c"), &[], None).exchange,
+    );
     assert_eq!(qv_verify(&fresh, &jwks_path).0, 0);
     let keystore = std::fs::read_to_string(gw.path("data/keystore.json")).unwrap();
     assert!(keystore.contains("destroyed_at"));
     let listed = get(&gw.admin_url("/keys")).json();
-    let ids: Vec<&str> = listed["keys"].as_array().unwrap().iter().map(|k| k["keyid"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["gateway-signing-ecdsa-v2", "gateway-signing-mldsa-v2"], "{listed}");
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["keyid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["gateway-signing-ecdsa-v2", "gateway-signing-mldsa-v2"],
+        "{listed}"
+    );
     assert!(!listed.to_string().contains("sealed") && !listed.to_string().contains("ciphertext"));
 }
 
@@ -284,39 +399,77 @@ fn keystore_failures_stop_startup_with_clear_errors() {
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/p.yaml"), signing_policy(up.addr(), "")).unwrap();
     let conf = dir.path().join("gateway.yaml");
-    std::fs::write(&conf, format!("listeners: [{{address: \"{}\"}}]\nadmin: {{address: \"{}\"}}\ndata_dir: data\npolicies: [policies]\n", free_addr(), free_addr())).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "listeners: [{{address: \"{}\"}}]\nadmin: {{address: \"{}\"}}\ndata_dir: data\npolicies: [policies]\n",
+            free_addr(),
+            free_addr()
+        ),
+    )
+    .unwrap();
     let run = |pass: &str| {
-        Command::new(bin()).args(["run", "--config"]).arg(&conf).env("QV_KEYSTORE_PASSPHRASE", pass).output().unwrap()
+        Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&conf)
+            .env("QV_KEYSTORE_PASSPHRASE", pass)
+            .output()
+            .unwrap()
     };
     let out = run("right passphrase");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no keystore"), "{}", String::from_utf8_lossy(&out.stderr));
-    let init = Command::new(bin()).args(["keys", "init", "--config"]).arg(&conf).env("QV_KEYSTORE_PASSPHRASE", "right passphrase").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no keystore"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let init = Command::new(bin())
+        .args(["keys", "init", "--config"])
+        .arg(&conf)
+        .env("QV_KEYSTORE_PASSPHRASE", "right passphrase")
+        .output()
+        .unwrap();
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     let ks = dir.path().join("data/keystore.json");
     let original = std::fs::read(&ks).unwrap();
 
     let out = run("wrong passphrase");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success() && err.contains("does not unlock keystore"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("does not unlock keystore"),
+        "{err}"
+    );
 
     let mut flipped = original.clone();
     let text = String::from_utf8(original.clone()).unwrap();
     let pos = text.find("\"ciphertext\": \"").unwrap() + 40 + text[text.find("\"keys\"").unwrap()..].len() * 0;
-    let pos = text[pos..].find("\"ciphertext\": \"").map(|p| pos + p + 20).unwrap_or(pos);
+    let pos = text[pos..]
+        .find("\"ciphertext\": \"")
+        .map(|p| pos + p + 20)
+        .unwrap_or(pos);
     flipped[pos] = if flipped[pos] == b'A' { b'B' } else { b'A' };
     std::fs::write(&ks, &flipped).unwrap();
     let out = run("right passphrase");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success() && (err.contains("failed authentication") || err.contains("corrupt")), "{err}");
-    assert_eq!(std::fs::read(&ks).unwrap(), flipped, "never rewritten or regenerated on error");
+    assert!(
+        !out.status.success() && (err.contains("failed authentication") || err.contains("corrupt")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&ks).unwrap(),
+        flipped,
+        "never rewritten or regenerated on error"
+    );
 
     std::fs::write(&ks, &original).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&ks, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = run("right passphrase");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success() && err.contains("readable by group or others"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("readable by group or others"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -328,10 +481,14 @@ fn rfc9421_examples_verify_with_quantumvault_verify() {
         assert_eq!(code, 0, "{ex}: {out}");
     }
     // A response signed by the Python library in the gateway's hybrid profile.
-    let (code, out) = qv_verify(&fx.join("pyhms-hybrid.exchange.json"), &fx.join("pyhms-hybrid.jwks.json"));
+    let (code, out) = qv_verify(
+        &fx.join("pyhms-hybrid.exchange.json"),
+        &fx.join("pyhms-hybrid.jwks.json"),
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("sig-mldsa"), "{out}");
-    let mut ex: serde_json::Value = serde_json::from_slice(&std::fs::read(fx.join("rfc9421-b24.exchange.json")).unwrap()).unwrap();
+    let mut ex: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("rfc9421-b24.exchange.json")).unwrap()).unwrap();
     ex["response"]["status"] = json!(201);
     let work = tempfile::tempdir().unwrap();
     let p = write_json(work.path(), "t.json", &ex);
@@ -343,10 +500,20 @@ fn inspection_on_a_signing_route_blocks_bodies_and_signs_the_refusal() {
     let up = echo("u");
     let policy = signing_policy(up.addr(), "").replacen("signing:\n", "inspection:\n  mode: block\nsigning:\n", 1);
     let gw = signing_gateway(&policy);
-    let c = capture("POST", &gw.url("/api/items"), &[("Content-Type", "application/json")], Some(r#"{"q":"1 UNION SELECT password FROM users--"}"#));
+    let c = capture(
+        "POST",
+        &gw.url("/api/items"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"q":"1 UNION SELECT password FROM users--"}"#),
+    );
     assert_eq!(c.status, 403, "{}", String::from_utf8_lossy(&c.body));
     assert!(c.header("signature").is_some(), "the refusal is signed");
-    let ok = capture("POST", &gw.url("/api/items"), &[("Content-Type", "application/json")], Some(r#"{"q":"union station"}"#));
+    let ok = capture(
+        "POST",
+        &gw.url("/api/items"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"q":"union station"}"#),
+    );
     assert_eq!(ok.status, 200);
     let echoed: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
     assert_eq!(echoed["body_bytes"], 21);

@@ -10,7 +10,9 @@ fn count_upstreams(gw: &Gateway, n: usize) -> HashMap<String, usize> {
     for _ in 0..n {
         let r = send(&ag, "GET", &gw.url("/"), &[]).unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
-        *seen.entry(r.json()["upstream"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *seen
+            .entry(r.json()["upstream"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     seen
 }
@@ -31,21 +33,28 @@ fn dead_peer_is_ejected_by_health_checks_and_traffic_continues() {
     let gw = Gateway::start(&policy_one("pool", &[a.addr(), b.addr()], hc));
     assert_eq!(gw.health()["status"], "healthy");
     b.stop();
-    gw.wait_for(10, "peer b marked unhealthy", || gw.health()["upstreams"]["pool"]["available"] == 1);
+    gw.wait_for(10, "peer b marked unhealthy", || {
+        gw.health()["upstreams"]["pool"]["available"] == 1
+    });
     let h = gw.health();
     assert_eq!(h["status"], "degraded", "{h}");
     // Retries are off here, so every 200 proves the dead peer is out of rotation.
     let seen = count_upstreams(&gw, 30);
     assert_eq!(seen.get("a"), Some(&30), "{seen:?}");
     gw.wait_for(5, "healthy-peer gauge", || {
-        get(&gw.admin_url("/metrics")).body.contains("quantumvault_upstream_peers_healthy{upstream=\"pool\"} 1")
+        get(&gw.admin_url("/metrics"))
+            .body
+            .contains("quantumvault_upstream_peers_healthy{upstream=\"pool\"} 1")
     });
     a.stop();
     gw.wait_for(10, "pool down", || gw.health()["status"] == "critical");
     let r = get(&gw.admin_url("/health"));
     assert_eq!(r.status, 503);
     let r = get(&gw.url("/"));
-    assert_eq!((r.status, r.json()["error"].as_str()), (502, Some("upstream_unavailable")));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (502, Some("upstream_unavailable"))
+    );
 }
 
 #[test]
@@ -63,16 +72,28 @@ fn connect_failure_retries_on_another_peer() {
     let h = gw.health();
     assert_eq!(h["upstreams"]["pool"]["peers"][0]["ejected"], true, "{h}");
     let metrics = get(&gw.admin_url("/metrics")).body;
-    assert!(metrics.contains("kind=\"connect_refused\"} 1"), "ejected after one failure, tried once: {metrics}");
+    assert!(
+        metrics.contains("kind=\"connect_refused\"} 1"),
+        "ejected after one failure, tried once: {metrics}"
+    );
 }
 
 #[test]
 fn non_idempotent_requests_are_not_retried() {
     let a = echo("a");
     let dead = free_addr();
-    let gw = Gateway::start(&policy_one("pool", &[dead, a.addr()], "    retries: 1\n    passive_ejection: { consecutive_failures: 100, eject_for: 1s }\n"));
+    let gw = Gateway::start(&policy_one(
+        "pool",
+        &[dead, a.addr()],
+        "    retries: 1\n    passive_ejection: { consecutive_failures: 100, eject_for: 1s }\n",
+    ));
     let ag = agent();
-    let statuses: Vec<u16> = (0..4).map(|_| send(&ag, "POST", &gw.url("/"), &[]).unwrap().status).collect();
-    assert!(statuses.contains(&502), "POST that hit the dead peer is not retried: {statuses:?}");
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| send(&ag, "POST", &gw.url("/"), &[]).unwrap().status)
+        .collect();
+    assert!(
+        statuses.contains(&502),
+        "POST that hit the dead peer is not retried: {statuses:?}"
+    );
     assert!(statuses.contains(&200), "{statuses:?}");
 }
