@@ -6,6 +6,11 @@
 #   benches/load.sh                 # 3 rounds of 10 s each, 1 worker thread, 32 connections
 #   ROUNDS=5 DURATION=20s THREADS=2 CONNS=64 benches/load.sh
 #   SCENARIO=filters benches/load.sh   # (later scenarios add filters, signing, inspection)
+#   SCENARIO=monitoring benches/load.sh  # also a second gateway with monitoring off, same rounds
+#
+# A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
+# gateway.yaml edited by that sed expression, measured in the same alternating rounds, and its figures and the
+# gateway/second-gateway ratio are printed too.
 #
 # Traffic goes to 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -26,7 +31,9 @@ if [ -n "$PIN" ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
 else
   ON_LOAD=""; ON_PROXY=""
 fi
-UP_PORT=18900; BASE_PORT=18901; GW_PORT=18902; ADMIN_PORT=18903
+UP_PORT=18900; BASE_PORT=18901; GW_PORT=18902; ADMIN_PORT=18903; GW2_PORT=18904; ADMIN2_PORT=18905
+COMPARE_SED=''
+COMPARE_NAME=
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx; then
@@ -98,8 +105,16 @@ if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.
 
 $ON_PROXY ./target/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
 $ON_PROXY ./target/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
+PORTS="$UP_PORT $BASE_PORT $GW_PORT"
+if [ -n "$COMPARE_SED" ]; then
+  cp -r "$WORK/gw" "$WORK/gw2"
+  sed -i "s/127.0.0.1:$GW_PORT/127.0.0.1:$GW2_PORT/; s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$ADMIN2_PORT/" "$WORK/gw2/gateway.yaml"
+  sed -i "$COMPARE_SED" "$WORK/gw2/gateway.yaml"
+  $ON_PROXY ./target/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  PORTS="$PORTS $GW2_PORT"
+fi
 
-for port in $UP_PORT $BASE_PORT $GW_PORT; do
+for port in $PORTS; do
   for _ in $(seq 100); do curl -fso /dev/null -H "$WRK_HEADER" "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
 done
 # Every measured request must succeed (a refusal would be cheaper than proxying).
@@ -122,13 +137,18 @@ run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -a B_RPS G_RPS B_P99 G_P99 B_CPU G_CPU
+declare -a B_RPS G_RPS B_P99 G_P99 B_CPU G_CPU C_RPS C_P99 C_CPU
 for r in $(seq "$ROUNDS"); do
   read -r brps bp99 bcpu < <(run_wrk "http://127.0.0.1:$BASE_PORT/api/v1/items" "$BASE_PID")
   read -r grps gp99 gcpu < <(run_wrk "http://127.0.0.1:$GW_PORT/api/v1/items" "$GW_PID")
   B_RPS+=("$brps"); B_P99+=("$bp99"); G_RPS+=("$grps"); G_P99+=("$gp99"); B_CPU+=("$bcpu"); G_CPU+=("$gcpu")
   printf 'round %d: baseline %8.0f req/s p99 %6.2f ms %5.1f us/req | gateway %8.0f req/s p99 %6.2f ms %5.1f us/req\n' \
     "$r" "$brps" "$bp99" "$bcpu" "$grps" "$gp99" "$gcpu" >&2
+  if [ -n "$COMPARE_SED" ]; then
+    read -r crps cp99 ccpu < <(run_wrk "http://127.0.0.1:$GW2_PORT/api/v1/items" "$GW2_PID")
+    C_RPS+=("$crps"); C_P99+=("$cp99"); C_CPU+=("$ccpu")
+    printf '         %s %8.0f req/s p99 %6.2f ms %5.1f us/req\n' "$COMPARE_NAME" "$crps" "$cp99" "$ccpu" >&2
+  fi
 done
 
 b=$(printf '%s\n' "${B_RPS[@]}" | median); g=$(printf '%s\n' "${G_RPS[@]}" | median)
@@ -140,4 +160,15 @@ echo "scenario=$SCENARIO rounds=$ROUNDS duration=$DURATION threads=$THREADS conn
 printf '| %-26s | %10s | %9s | %16s |\n' "proxy" "req/s" "p99 ms" "proxy CPU us/req"
 printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "bare Pingora" "$b" "$bp" "$bc"
 printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "quantumvault ($SCENARIO)" "$g" "$gp" "$gc"
+if [ -n "$COMPARE_SED" ]; then
+  c=$(printf '%s\n' "${C_RPS[@]}" | median); cp=$(printf '%s\n' "${C_P99[@]}" | median)
+  cc=$(printf '%s\n' "${C_CPU[@]}" | median)
+  printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "quantumvault ($COMPARE_NAME)" "$c" "$cp" "$cc"
+  echo "$COMPARE_NAME/baseline throughput ratio: $(awk -v c="$c" -v b="$b" 'BEGIN {printf "%.3f", c/b}')"
+  echo "gateway/$COMPARE_NAME throughput ratio: $(awk -v g="$g" -v c="$c" 'BEGIN {printf "%.3f", g/c}')"
+  # Per-round pairs, since the two gateways ran back to back in each round.
+  for i in "${!G_RPS[@]}"; do
+    awk -v g="${G_RPS[$i]}" -v c="${C_RPS[$i]}" -v r="$((i + 1))" 'BEGIN {printf "  round %d: gateway/comparison %.3f\n", r, g/c}'
+  done
+fi
 echo "gateway/baseline throughput ratio: $ratio"

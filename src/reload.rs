@@ -43,6 +43,8 @@ pub struct Runtime {
     /// Signing keys; empty when there is no keystore.
     pub keyring: Arc<ArcSwap<KeyRing>>,
     pub started: SystemTime,
+    /// Alert state (the rules live in the policy; the state survives reloads).
+    pub alerts: crate::telemetry::alerts::AlertEngine,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so generations are strictly increasing.
     reload_lock: Mutex<()>,
@@ -60,7 +62,17 @@ impl Runtime {
         };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
+        let alerts = crate::telemetry::alerts::AlertEngine::new(
+            gateway.monitoring.alert_history,
+            gateway
+                .monitoring
+                .webhook
+                .as_ref()
+                .map(|w| w.resend_every)
+                .unwrap_or(std::time::Duration::from_secs(300)),
+        );
         Ok(Runtime {
+            alerts,
             gateway,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registries,

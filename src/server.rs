@@ -13,6 +13,7 @@ use crate::admin::{AdminApp, KeyMaintenance, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
+use crate::telemetry::alerts::{AlertEvaluator, WebhookSender};
 use crate::telemetry::{access_log::AccessLog, metrics};
 use crate::upstream::health::HealthChecker;
 
@@ -43,6 +44,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let (gateway, policy) = load_all(config_path)?;
     std::fs::create_dir_all(&gateway.data_dir)
         .map_err(|e| StartError::Other(format!("cannot create data_dir {}: {e}", gateway.data_dir.display())))?;
+    crate::telemetry::stats::init(gateway.monitoring.resolution, gateway.monitoring.enabled);
     let handle = metrics::install();
     metrics::started();
     let runtime = Arc::new(Runtime::new(gateway.clone(), policy).map_err(StartError::Other)?);
@@ -91,6 +93,21 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
         HealthChecker::new(runtime.policy.clone()),
     ));
     server.add_service(background_service("metrics upkeep", MetricsUpkeep(handle)));
+    if gateway.monitoring.enabled {
+        server.add_service(background_service(
+            "alert evaluation",
+            AlertEvaluator {
+                runtime: runtime.clone(),
+                interval: gateway.monitoring.evaluate_every,
+            },
+        ));
+        if let Some(webhook) = &gateway.monitoring.webhook {
+            let (sender, queue) =
+                WebhookSender::new(webhook.clone(), format!("http://{}/alerts", gateway.admin_address));
+            runtime.alerts.set_notifier(queue);
+            server.add_service(background_service("alert webhook", sender));
+        }
+    }
     if gateway.keys.keystore.exists() {
         server.add_service(background_service(
             "key maintenance",

@@ -7,6 +7,12 @@
 //! - `POST /reload`: re-reads the config like SIGHUP; 200 with the new generation, or 422 with
 //!   the errors (the running policy stays). With an admin token configured it needs
 //!   `Authorization: Bearer <token>` (401 otherwise).
+//! - `GET /stats`: per route and gateway-wide statistics over 1, 5 and 15 minutes (rate,
+//!   successes, failures, error rate, latency avg/p50/p95/p99, upstream latency and gateway
+//!   overhead apart, denials by reason) and signing latency by algorithm.
+//! - `GET /alerts`: alert instances (pending, firing, resolved) and their history.
+//! - `POST /alerts/{id}/ack`: acknowledges an alert until it resolves; needs the admin token
+//!   like `/reload`. Optional JSON body `{"by": "...", "comment": "..."}`.
 //! - `GET /ready`: 200 once the listeners are up and a policy is loaded (for load balancers).
 //! - `GET /errors`: the last 100 gateway-side errors (no bodies, keys or secrets).
 //! - `GET /usage`: per-API-key usage (requests, bytes, denials, last seen, per route, quotas).
@@ -75,11 +81,64 @@ impl HealthStatus {
     }
 }
 
-/// Health from the reload state and the pools: a failed reload or a pool that lost some peers
-/// is degraded; a pool with no peer left is critical (its routes can only answer 502).
+/// Health from the alerts, the reload state and the pools:
+/// - critical: a critical alert is firing, or a pool has no peer left (its routes can only
+///   answer 502);
+/// - unhealthy: a critical alert is pending (its condition holds, its `for` has not elapsed);
+/// - degraded: a warning alert is firing, the last reload failed, or a pool lost some peers;
+/// - healthy otherwise (info alerts are listed but change nothing).
+///
+/// An acknowledged alert still counts: acknowledging says someone is on it, not that it is fixed.
 pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
     let mut status = HealthStatus::Healthy;
     let mut reasons = Vec::new();
+    let (alerts, _) = runtime.alerts.snapshot();
+    let mut alert_counts = serde_json::Map::new();
+    for a in &alerts {
+        use crate::config::alerts::Severity;
+        use crate::telemetry::alerts::AlertState;
+        let effect = match (a.state, a.severity) {
+            (AlertState::Firing, Severity::Critical) => HealthStatus::Critical,
+            (AlertState::Pending, Severity::Critical) => HealthStatus::Unhealthy,
+            (AlertState::Firing, Severity::Warning) => HealthStatus::Degraded,
+            _ => HealthStatus::Healthy,
+        };
+        if a.state != AlertState::Resolved {
+            let key = format!(
+                "{}_{}",
+                a.severity.as_str(),
+                if a.state == AlertState::Firing {
+                    "firing"
+                } else {
+                    "pending"
+                }
+            );
+            let n = alert_counts.get(&key).and_then(|v| v.as_u64()).unwrap_or(0);
+            alert_counts.insert(key, (n + 1).into());
+            status = status.max(effect);
+            let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            reasons.push(format!(
+                "alert {} {} ({}{}): {} {} {} (value {}){}",
+                a.rule,
+                if a.state == AlertState::Firing {
+                    "firing"
+                } else {
+                    "pending"
+                },
+                a.severity.as_str(),
+                if labels.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", labels.join(", "))
+                },
+                a.metric,
+                a.comparison,
+                a.threshold,
+                (a.value * 1e4).round() / 1e4,
+                if a.acknowledged.is_some() { ", acknowledged" } else { "" },
+            ));
+        }
+    }
     let reload = runtime.status();
     if let Some(err) = &reload.last_error {
         status = status.max(HealthStatus::Degraded);
@@ -128,6 +187,7 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
                     "last": reload.last_reload.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
                     "last_trigger": reload.last_trigger},
         "upstreams": upstreams,
+        "alerts": alert_counts,
         "uptime_seconds": runtime.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
         "version": env!("CARGO_PKG_VERSION"),
     });
@@ -171,6 +231,54 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/errors") => {
                 json_response(StatusCode::OK, json!({"errors": crate::telemetry::errors::recent()}))
+            }
+            (Method::GET, "/stats") => json_response(
+                StatusCode::OK,
+                crate::telemetry::stats::stats().report(std::time::Instant::now()),
+            ),
+            (Method::GET, "/alerts") => {
+                let (alerts, history) = self.runtime.alerts.snapshot();
+                let rules: Vec<_> = self
+                    .runtime
+                    .policy
+                    .load()
+                    .config
+                    .alerts
+                    .iter()
+                    .map(|r| {
+                        json!({"name": r.name, "metric": r.metric.name(), "comparison": r.comparison.as_str(),
+                               "threshold": r.threshold, "window_seconds": r.window.as_secs_f64(),
+                               "for_seconds": r.for_.as_secs_f64(), "severity": r.severity,
+                               "per_route": r.per_route, "min_requests": r.min_requests, "labels": r.labels})
+                    })
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    json!({"alerts": alerts, "history": history, "rules": rules,
+                           "evaluation_enabled": self.runtime.gateway.monitoring.enabled}),
+                )
+            }
+            (Method::POST, p) if p.starts_with("/alerts/") && p.ends_with("/ack") && !self.authorized(session) => {
+                json_response(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
+                )
+            }
+            (Method::POST, p) if p.starts_with("/alerts/") && p.ends_with("/ack") => {
+                let id = p["/alerts/".len()..p.len() - "/ack".len()].to_string();
+                let (by, comment) = read_ack_body(session).await;
+                use crate::telemetry::alerts::AckResult;
+                match self.runtime.alerts.acknowledge(&id, now_ms(), &by, &comment) {
+                    AckResult::Acknowledged => {
+                        log::info!("alert {id} acknowledged by {by}");
+                        json_response(StatusCode::OK, json!({"result": "acknowledged", "id": id}))
+                    }
+                    AckResult::NotFound => json_response(StatusCode::NOT_FOUND, json!({"error": "unknown_alert"})),
+                    AckResult::Resolved => json_response(
+                        StatusCode::CONFLICT,
+                        json!({"error": "alert_resolved", "message": "the alert has resolved; nothing to acknowledge"}),
+                    ),
+                }
             }
             (Method::GET, "/ready") => json_response(
                 StatusCode::OK,
@@ -229,14 +337,42 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/") => json_response(
                 StatusCode::OK,
-                json!({"endpoints": ["GET /metrics", "GET /health", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready", "GET /errors"]}),
+                json!({"endpoints": ["GET /metrics", "GET /health", "GET /stats", "GET /alerts", "POST /alerts/{id}/ack", "POST /reload", "GET /usage", "GET /usage/{key_id}", "GET /keys", "GET /ready", "GET /errors"]}),
             ),
-            (_, "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready" | "/errors") => {
-                json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"}))
-            }
+            (
+                _,
+                "/metrics" | "/health" | "/reload" | "/" | "/usage" | "/keys" | "/ready" | "/errors" | "/stats"
+                | "/alerts",
+            ) => json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "method_not_allowed"})),
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }
+}
+
+/// Reads the optional `{"by": ..., "comment": ...}` of an acknowledgement (at most 4 KiB; each
+/// field cut to 200 characters). Anything else is ignored rather than refused: the
+/// acknowledgement itself is what matters.
+async fn read_ack_body(session: &mut ServerSession) -> (String, String) {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = session.read_request_body().await {
+        if body.len() + chunk.len() > 4096 {
+            while let Ok(Some(_)) = session.read_request_body().await {}
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |name: &str| -> String {
+        v.get(name)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect()
+    };
+    let by = field("by");
+    (if by.is_empty() { "admin".into() } else { by }, field("comment"))
 }
 
 /// Persists API-key usage every `interval` and once more when the server shuts down.

@@ -30,6 +30,92 @@ struct RawGateway {
     usage: RawUsage,
     #[serde(default)]
     keys: RawKeys,
+    #[serde(default)]
+    monitoring: RawMonitoring,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonitoring {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "d_resolution", deserialize_with = "de::duration")]
+    resolution: Duration,
+    #[serde(default = "d_evaluate", deserialize_with = "de::duration")]
+    evaluate_every: Duration,
+    #[serde(default = "d_history")]
+    alert_history: usize,
+    #[serde(default)]
+    webhook: Option<RawWebhook>,
+}
+
+impl Default for RawMonitoring {
+    fn default() -> Self {
+        RawMonitoring {
+            enabled: true,
+            resolution: d_resolution(),
+            evaluate_every: d_evaluate(),
+            alert_history: d_history(),
+            webhook: None,
+        }
+    }
+}
+
+fn d_resolution() -> Duration {
+    Duration::from_secs(10)
+}
+fn d_evaluate() -> Duration {
+    Duration::from_secs(10)
+}
+fn d_history() -> usize {
+    500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    #[serde(default = "d_webhook_timeout", deserialize_with = "de::duration")]
+    timeout: Duration,
+    #[serde(default = "d_webhook_retries")]
+    retries: u32,
+    #[serde(default = "d_resend", deserialize_with = "de::duration")]
+    resend_every: Duration,
+}
+
+fn d_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn d_webhook_retries() -> u32 {
+    3
+}
+fn d_resend() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Statistics, request metrics and alerting (`monitoring:` in gateway.yaml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoringConfig {
+    /// Off: no request metrics, no `/stats` windows, no alert evaluation (for benchmarks).
+    pub enabled: bool,
+    /// Slot width of the sliding windows; divides a minute.
+    pub resolution: Duration,
+    pub evaluate_every: Duration,
+    /// Alert state changes kept for `GET /alerts`.
+    pub alert_history: usize,
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// An Alertmanager-compatible receiver (`POST` of a JSON list of alerts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts after the first, with exponential backoff from 1 s.
+    pub retries: u32,
+    /// Firing alerts are sent again this often, as Alertmanager expects.
+    pub resend_every: Duration,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -215,6 +301,7 @@ pub struct GatewayConfig {
     /// How often API-key usage is written to `data_dir/usage.json` (also on shutdown).
     pub usage_flush_interval: Duration,
     pub keys: KeysConfig,
+    pub monitoring: MonitoringConfig,
 }
 
 impl GatewayConfig {
@@ -347,6 +434,42 @@ impl GatewayConfig {
             rotate_after: raw.keys.rotate_after,
             lifetime: raw.keys.lifetime,
         };
+        let m = &raw.monitoring;
+        let res = m.resolution.as_secs();
+        if m.resolution.subsec_nanos() != 0 || res == 0 || 60 % res != 0 {
+            errors.push(file.error(
+                "monitoring.resolution",
+                "whole seconds that divide a minute (1s, 2s, 5s, 10s, 15s, 30s, 60s, ...)",
+            ));
+        }
+        if m.evaluate_every < Duration::from_millis(100) {
+            errors.push(file.error("monitoring.evaluate_every", "at least 100ms"));
+        }
+        if let Some(w) = &m.webhook {
+            match w.url.parse::<http::Uri>() {
+                Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
+                Ok(u) if u.scheme_str() == Some("https") => errors.push(file.error(
+                    "monitoring.webhook.url",
+                    "https is not supported here: point it at a local Alertmanager or a TLS-terminating relay over http",
+                )),
+                _ => errors.push(file.error("monitoring.webhook.url", "an http:// URL with a host")),
+            }
+            if w.timeout.is_zero() {
+                errors.push(file.error("monitoring.webhook.timeout", "must be longer than zero"));
+            }
+        }
+        let monitoring = MonitoringConfig {
+            enabled: m.enabled,
+            resolution: m.resolution,
+            evaluate_every: m.evaluate_every,
+            alert_history: m.alert_history.max(1),
+            webhook: m.webhook.as_ref().map(|w| WebhookConfig {
+                url: w.url.clone(),
+                timeout: w.timeout,
+                retries: w.retries,
+                resend_every: w.resend_every,
+            }),
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -365,6 +488,7 @@ impl GatewayConfig {
             debounce: raw.reload.debounce,
             usage_flush_interval: raw.usage.flush_interval.max(Duration::from_millis(100)),
             keys,
+            monitoring,
         })
     }
 
@@ -411,6 +535,9 @@ impl GatewayConfig {
             || self.graceful_shutdown_timeout != running.graceful_shutdown_timeout
         {
             out.push("shutdown");
+        }
+        if self.monitoring != running.monitoring {
+            out.push("monitoring");
         }
         out
     }

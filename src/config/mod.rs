@@ -5,6 +5,7 @@
 //! error names `file:line:column: field: message`.
 
 pub mod access;
+pub mod alerts;
 mod de;
 pub mod error;
 pub mod gateway;

@@ -14,6 +14,7 @@ use super::access::{
     RawApiKey, RawAuth, RawClientIp, RawInspection, RawIpFilter, RawRateLimit, RawRouteAuth, RawSecurityHeaders,
     RawSigning, RawTier, RawValidation, Scope,
 };
+use super::alerts::{AlertRule, RawAlerts};
 use super::de;
 use super::error::{ConfigErrors, SourceFile};
 use super::gateway::GatewayConfig;
@@ -46,6 +47,8 @@ struct RawPolicyFile {
     signing: Option<RawSigning>,
     #[serde(default)]
     inspection: Option<RawInspection>,
+    #[serde(default)]
+    alerts: Option<RawAlerts>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -533,6 +536,9 @@ pub struct PolicyConfig {
     pub routes: Vec<RouteSpec>,
     pub upstreams: Vec<UpstreamSpec>,
     pub access: AccessSpec,
+    /// Alert rules: the built-in ones (unless `alerts.builtin: false`) with the policy's own
+    /// replacing those of the same name.
+    pub alerts: Vec<AlertRule>,
     /// SHA-256 over the files' names and contents, in load order (first 16 hex digits).
     pub hash: String,
     pub files: Vec<PathBuf>,
@@ -661,6 +667,7 @@ impl PolicyConfig {
                 }
             }
         }
+        let alerts = build_alerts(&parsed, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -669,10 +676,43 @@ impl PolicyConfig {
             routes,
             upstreams,
             access: access.spec,
+            alerts,
             hash: hex::encode(&digest[..8]),
             files: sources.iter().map(|s| s.path.clone()).collect(),
         })
     }
+}
+
+/// The built-in alert rules, replaced by name or switched off by the policy's `alerts` block
+/// (which may sit in several files; rule names are unique across them).
+fn build_alerts(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super::ConfigError>) -> Vec<AlertRule> {
+    let builtin = parsed
+        .iter()
+        .all(|(_, raw)| raw.alerts.as_ref().is_none_or(|a| a.builtin));
+    let mut own: Vec<AlertRule> = Vec::new();
+    for (src, raw) in parsed {
+        let Some(alerts) = &raw.alerts else { continue };
+        for (i, r) in alerts.rules.iter().enumerate() {
+            match super::alerts::rule(r) {
+                Ok(rule) if own.iter().any(|o| o.name == rule.name) => errors.push(src.error(
+                    &format!("alerts.rules[{i}].name"),
+                    format!("duplicate alert rule name {:?}", rule.name),
+                )),
+                Ok(rule) => own.push(rule),
+                Err((field, msg)) => errors.push(src.error(&format!("alerts.rules[{i}].{field}"), msg)),
+            }
+        }
+    }
+    let mut rules: Vec<AlertRule> = if builtin {
+        super::alerts::builtin_rules()
+            .into_iter()
+            .filter(|b| !own.iter().any(|o| o.name == b.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    rules.extend(own);
+    rules
 }
 
 struct BuiltAccess {

@@ -96,7 +96,14 @@ Try:
   quantumvault verify --url {gw}/api/hello --jwks {gw}/.well-known/http-message-signatures-directory
   curl -i {gw}/api/slow?delay_ms=6000            # upstream read timeout -> 504 JSON
   curl -i -H 'X-Request-Id: my-trace-1' {gw}/api/  # your request id is kept
-  curl -s {admin}/health
+
+Admin port (operators):
+  curl -s {admin}/health                         # healthy | degraded | unhealthy | critical, and why
+  curl -s {admin}/stats                          # per route, 1/5/15 min: rate, errors, p50/p95/p99, upstream vs overhead
+  curl -s {admin}/alerts                         # alert rules, pending/firing/resolved alerts, history
+  curl -s -X POST {admin}/alerts/ID/ack -d '{{"by":"me"}}'   # acknowledge a firing alert
+  curl -s {admin}/errors                         # the last 100 gateway-side errors
+  curl -s {admin}/keys                           # signing key versions
   curl -s {admin}/metrics | grep quantumvault_requests_total
   curl -s -X POST {admin}/reload
   $EDITOR {policy}     # saved changes reload by themselves

@@ -169,10 +169,24 @@ pub struct Ctx {
     inspect_buf: Option<bytes::BytesMut>,
     /// The body was inspected (or passed the bound) and is streaming through.
     inspect_done: bool,
+    /// When the first upstream peer was chosen, and how long after that its response header
+    /// arrived: the upstream's share of the request, apart from gateway overhead.
+    upstream_started: Option<Instant>,
+    upstream_took: Option<std::time::Duration>,
     _in_flight: InFlight,
 }
 
 impl Ctx {
+    /// A peer is about to be tried (the first try starts the upstream clock).
+    fn upstream_begin(&mut self) {
+        self.upstream_started.get_or_insert_with(Instant::now);
+    }
+
+    /// The upstream's response header arrived.
+    fn upstream_answered(&mut self) {
+        self.upstream_took = self.upstream_started.map(|t| t.elapsed());
+    }
+
     fn peer_label(&self) -> Option<&str> {
         let route = self.route.as_ref()?;
         self.peer.map(|i| route.pool.peers[i].state.label.as_str())
@@ -221,6 +235,8 @@ impl ProxyHttp for Gateway {
             body_seen: 0,
             inspect_buf: None,
             inspect_done: false,
+            upstream_started: None,
+            upstream_took: None,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }
@@ -300,6 +316,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.tried.push(idx);
         ctx.peer = Some(idx);
+        ctx.upstream_begin();
         Ok(Box::new(pool.http_peer(idx)))
     }
 
@@ -344,8 +361,9 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_answered();
         forward::strip_hop_by_hop_response(resp);
         Ok(())
     }
@@ -432,16 +450,19 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
-        let elapsed = ctx.started.elapsed();
+        let end = Instant::now();
+        let elapsed = end.saturating_duration_since(ctx.started);
         let req = session.req_header();
         let metrics = match ctx.route.as_ref() {
             Some(r) => &r.metrics,
             None => &ctx.policy.unrouted,
         };
-        metrics.record(&req.method, status, elapsed.as_secs_f64());
+        metrics.record(&req.method, status, end, elapsed, ctx.upstream_took);
         let route_name = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
         if let Some(d) = &ctx.denial {
-            crate::telemetry::metrics::denied(route_name, &d.reason);
+            if crate::telemetry::metrics::denied(route_name, &d.reason) {
+                metrics.stats.record_denial(end, &d.reason);
+            }
         }
         if let Some(key) = &ctx.filters.key {
             key.usage.record(

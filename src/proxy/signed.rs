@@ -87,7 +87,7 @@ pub fn sign_response(
         };
         match httpsig::sign(&keys, &covered, &m, created, &nonce) {
             Ok((i, sg)) => {
-                metrics::signed(s.signer.alg().name(), started.elapsed().as_secs_f64());
+                metrics::signed(s.signer.alg().name(), started);
                 inputs.push(i);
                 sigs.push(sg);
             }
@@ -173,6 +173,7 @@ impl Gateway {
             };
             ctx.tried.push(idx);
             ctx.peer = Some(idx);
+            ctx.upstream_begin();
             let peer = pool.http_peer(idx);
             match self.connector.get_http_session(&peer).await {
                 Ok((s, _reused)) => {
@@ -241,6 +242,7 @@ impl Gateway {
                 break;
             }
         }
+        ctx.upstream_answered();
         let Some(mut resp) = up.response_header().cloned() else {
             return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
         };

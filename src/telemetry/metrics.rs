@@ -6,11 +6,13 @@
 //! Request counters are resolved to handles when a policy is built, so the request path does no
 //! registry look-ups.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use super::stats::{self, RouteStats};
 use crate::policy::Policy;
 
 /// Latency buckets in seconds, from 100 µs to 30 s.
@@ -47,6 +49,9 @@ pub fn install() -> PrometheusHandle {
                 counter!("quantumvault_config_reloads_total", "result" => result).increment(0);
             }
             gauge!("quantumvault_config_last_reload_success").set(1.0);
+            for result in ["ok", "error", "dropped"] {
+                counter!("quantumvault_alert_notifications_total", "result" => result).increment(0);
+            }
             handle
         })
         .clone()
@@ -113,6 +118,24 @@ fn describe() {
         "Bodies larger than the inspection bound (only the prefix was inspected)"
     );
     describe_histogram!(
+        "quantumvault_upstream_duration_seconds",
+        Unit::Seconds,
+        "Upstream share of a request (peer chosen to upstream response header), by route"
+    );
+    describe_histogram!(
+        "quantumvault_gateway_overhead_seconds",
+        Unit::Seconds,
+        "Request duration minus the upstream share, by route (requests that reached an upstream)"
+    );
+    describe_gauge!(
+        "quantumvault_alerts",
+        "Alert instances by state (pending, firing) and severity"
+    );
+    describe_counter!(
+        "quantumvault_alert_notifications_total",
+        "Alertmanager webhook deliveries by result (ok, error, dropped)"
+    );
+    describe_histogram!(
         "quantumvault_signing_duration_seconds",
         Unit::Seconds,
         "Time to sign one response, by algorithm"
@@ -166,6 +189,10 @@ pub struct RouteMetrics {
     route: String,
     requests: Vec<OnceLock<Counter>>,
     duration: Histogram,
+    upstream: Histogram,
+    overhead: Histogram,
+    /// The route's sliding windows (shared with the policies before and after a reload).
+    pub stats: Arc<RouteStats>,
 }
 
 impl RouteMetrics {
@@ -174,10 +201,32 @@ impl RouteMetrics {
             route: route.to_string(),
             requests: (0..METHODS.len() * CLASSES.len()).map(|_| OnceLock::new()).collect(),
             duration: histogram!("quantumvault_request_duration_seconds", "route" => route.to_string()),
+            upstream: histogram!("quantumvault_upstream_duration_seconds", "route" => route.to_string()),
+            overhead: histogram!("quantumvault_gateway_overhead_seconds", "route" => route.to_string()),
+            stats: stats::stats().route(route),
         }
     }
 
-    pub fn record(&self, method: &http::Method, status: u16, seconds: f64) {
+    /// One finished request: counters and histograms for Prometheus, slots for `/stats`.
+    /// `upstream` is the upstream's share (peer chosen to response header) when there was one.
+    pub fn record(
+        &self,
+        method: &http::Method,
+        status: u16,
+        end: Instant,
+        total: Duration,
+        upstream: Option<Duration>,
+    ) {
+        if !stats::enabled() {
+            return;
+        }
+        self.stats.record(end, status, total, upstream);
+        if let Some(up) = upstream {
+            let up = up.min(total);
+            self.upstream.record(up.as_secs_f64());
+            self.overhead.record((total - up).as_secs_f64());
+        }
+        let seconds = total.as_secs_f64();
         let (m, c) = (method_index(method), class_index(status));
         let counter = self.requests[m * CLASSES.len() + c].get_or_init(|| {
             counter!(
@@ -197,9 +246,14 @@ pub fn upstream_error(upstream: &str, kind: &'static str) {
 }
 
 /// A filter refused a request. `reason` names the filter and rule (bounded by the policy).
-pub fn denied(route: &str, reason: &str) {
+/// False when monitoring is off (nothing recorded).
+pub fn denied(route: &str, reason: &str) -> bool {
+    if !stats::enabled() {
+        return false;
+    }
     counter!("quantumvault_requests_denied_total", "route" => route.to_string(), "reason" => reason.to_string())
         .increment(1);
+    true
 }
 
 pub fn in_flight() -> Gauge {
@@ -238,12 +292,18 @@ pub fn key_ring(ring: &crate::kms::keystore::KeyRing) {
     }
 }
 
-pub fn signed(alg: &'static str, seconds: f64) {
+pub fn signed(alg: &'static str, started: Instant) {
+    let took = started.elapsed();
+    if !stats::enabled() {
+        return;
+    }
+    stats::stats().signed(alg, started + took, Ok(took));
     counter!("quantumvault_signatures_total", "alg" => alg).increment(1);
-    histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(seconds);
+    histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(took.as_secs_f64());
 }
 
 pub fn signing_failed(alg: &'static str) {
+    stats::stats().signed(alg, Instant::now(), Err(()));
     counter!("quantumvault_signing_failures_total", "alg" => alg).increment(1);
 }
 

@@ -1,5 +1,8 @@
-//! Telemetry: Prometheus metrics and the JSON access log.
+//! Telemetry: Prometheus metrics, sliding-window statistics, alerts, recent errors and the JSON
+//! access log.
 
 pub mod access_log;
+pub mod alerts;
 pub mod errors;
 pub mod metrics;
+pub mod stats;

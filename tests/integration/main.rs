@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the gateway and its dependencies build once.
 
 mod access;
+mod alerts;
 mod common;
 mod core;
 mod inspect_corpus;

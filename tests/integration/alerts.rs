@@ -1,0 +1,284 @@
+//! Statistics and alerts end to end: `/stats` windows from real traffic, and an upstream that
+//! starts failing makes the error-rate alert go pending then firing, `/health` critical, the
+//! webhook receive it (after a retry), an acknowledgement stick, and everything resolve when the
+//! upstream comes back. Short windows (1 s slots, 3 s window) stand in for a fake clock.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// An Alertmanager stand-in: records every POSTed body; answers 503 to the first `fail_first`.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Receiver {
+    fn start(fail_first: usize) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut s) = stream else { continue };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let Ok(k) = s.read(&mut chunk) else { break None };
+                    if k == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..k]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break Some(buf[end + 4..end + 4 + len].to_vec());
+                        }
+                    }
+                };
+                if let Some(b) = body {
+                    seen.lock().unwrap().push(serde_json::from_slice(&b).unwrap());
+                }
+                let status = if n < fail_first {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = s.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+                );
+            }
+        });
+        Receiver { addr, bodies }
+    }
+
+    fn received(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+fn alerts(gw: &Gateway) -> serde_json::Value {
+    get(&gw.admin_url("/alerts")).json()
+}
+
+fn state_of(gw: &Gateway, rule: &str) -> Option<String> {
+    alerts(gw)["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == rule)
+        .map(|a| a["state"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn stats_windows_reflect_traffic() {
+    let up = echo("u");
+    let gw = Gateway::start(&policy_one("pool", &[up.addr()], ""));
+    let ag = agent();
+    for i in 0..20 {
+        let path = if i % 4 == 0 { "/?status=503" } else { "/?delay_ms=20" };
+        send(&ag, "GET", &gw.url(path), &[]).unwrap();
+    }
+    let stats = get(&gw.admin_url("/stats")).json();
+    for w in ["1m", "5m", "15m"] {
+        let s = &stats["routes"]["all"][w];
+        assert_eq!(s["requests"], 20, "{w}: {s}");
+        assert_eq!(s["failures"], 5, "{w}: {s}");
+        assert_eq!(s["success"], 15, "{w}: {s}");
+        assert_eq!(s["error_rate"], 0.25, "{w}: {s}");
+        assert_eq!(stats["gateway"][w]["requests"], 20);
+    }
+    let s = &stats["routes"]["all"]["1m"];
+    // 15 requests waited 20 ms upstream, so the p50 is at least that, and upstream latency
+    // plus overhead is the total.
+    let p50 = s["latency"]["p50_ms"].as_f64().unwrap();
+    assert!((19.0..200.0).contains(&p50), "{s}");
+    assert_eq!(s["upstream_latency"]["count"], 20, "{s}");
+    let up_p50 = s["upstream_latency"]["p50_ms"].as_f64().unwrap();
+    assert!(up_p50 >= 18.0 && up_p50 <= p50 * 1.07, "{s}");
+    assert!(s["gateway_overhead"]["p50_ms"].as_f64().unwrap() < p50, "{s}");
+    assert!(s["rate_per_second"].as_f64().unwrap() > 0.0);
+    // The same facts for Prometheus.
+    gw.wait_for(5, "upstream histograms", || {
+        let m = get(&gw.admin_url("/metrics")).body;
+        m.contains("quantumvault_upstream_duration_seconds_count{route=\"all\"} 20")
+            && m.contains("quantumvault_gateway_overhead_seconds_count{route=\"all\"} 20")
+    });
+}
+
+#[test]
+fn failing_upstream_fires_notifies_acknowledges_and_resolves() {
+    let up = echo("u");
+    let addr = up.addr();
+    let hook = Receiver::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "alert-ack-token\n").unwrap();
+    // Only the error-rate rule, and passive ejection out of the way: /health must turn critical
+    // because of the alert, not because the pool emptied.
+    let policy = format!(
+        "{}alerts:\n  builtin: false\n  rules:\n    - name: HighErrorRate\n      metric: error_rate\n      comparison: \">\"\n      threshold: 0.05\n      window: 3s\n      for: 1s\n      severity: critical\n      min_requests: 5\n      labels: {{team: edge}}\n      description: too many failures\n",
+        policy_one("pool", &[addr], "    passive_ejection: { consecutive_failures: 100000, eject_for: 1s }\n    retries: 0\n")
+    );
+    let monitoring = format!(
+        "monitoring:\n  resolution: 1s\n  evaluate_every: 200ms\n  webhook:\n    url: http://{}/api/v2/alerts\n    timeout: 2s\n    retries: 3\n    resend_every: 1h\n",
+        hook.addr
+    );
+    let gw = Gateway::start_with_pre(&policy, &monitoring, |conf| {
+        let text = std::fs::read_to_string(conf).unwrap();
+        let text = text.replacen(
+            "admin:\n  address:",
+            &format!("admin:\n  token_file: {}\n  address:", token_file.display()),
+            1,
+        );
+        std::fs::write(conf, text).unwrap();
+    });
+    let ag = agent();
+    for _ in 0..10 {
+        assert_eq!(send(&ag, "GET", &gw.url("/"), &[]).unwrap().status, 200);
+    }
+    assert_eq!(gw.health()["status"], "healthy");
+    assert_eq!(alerts(&gw)["rules"][0]["name"], "HighErrorRate");
+
+    // The upstream goes away: every request is a 502.
+    up.stop();
+    let mut saw_pending = false;
+    gw.wait_for(20, "HighErrorRate firing", || {
+        assert_eq!(send(&ag, "GET", &gw.url("/"), &[]).unwrap().status, 502);
+        let state = state_of(&gw, "HighErrorRate");
+        if state.as_deref() == Some("pending") {
+            saw_pending = true;
+            assert_eq!(gw.health()["status"], "unhealthy", "a pending critical alert");
+        }
+        state.as_deref() == Some("firing")
+    });
+    assert!(saw_pending, "the alert waited `for` before firing");
+    let r = get(&gw.admin_url("/health"));
+    assert_eq!(r.status, 503);
+    let h = r.json();
+    assert_eq!(h["status"], "critical", "{h}");
+    assert!(h["reasons"].to_string().contains("alert HighErrorRate firing"), "{h}");
+    assert_eq!(h["upstreams"]["pool"]["available"], 1, "the pool itself still looks up");
+
+    // The webhook got it, on the second attempt (the first was answered 503).
+    gw.wait_for(10, "webhook delivery", || hook.received().len() >= 2);
+    let first = &hook.received()[0][0];
+    assert_eq!(hook.received()[1], hook.received()[0], "a retry resends the same batch");
+    assert_eq!(first["labels"]["alertname"], "HighErrorRate");
+    assert_eq!(first["labels"]["severity"], "critical");
+    assert_eq!(first["labels"]["team"], "edge");
+    assert!(first["startsAt"].as_str().unwrap().ends_with('Z'));
+    assert!(first.get("endsAt").is_none(), "{first}");
+    let m = get(&gw.admin_url("/metrics")).body;
+    assert!(
+        m.contains("quantumvault_alerts{state=\"firing\",severity=\"critical\"} 1"),
+        "{m}"
+    );
+
+    // Acknowledge: the token is required, and the acknowledgement sticks while it fires.
+    let id = alerts(&gw)["alerts"][0]["id"].as_str().unwrap().to_string();
+    let ack_url = gw.admin_url(&format!("/alerts/{id}/ack"));
+    assert_eq!(send(&ag, "POST", &ack_url, &[]).unwrap().status, 401);
+    let auth = [("Authorization", "Bearer alert-ack-token")];
+    let nope = gw.admin_url("/alerts/0000000000000000/ack");
+    assert_eq!(send(&ag, "POST", &nope, &auth).unwrap().status, 404);
+    let r = ag
+        .post(&ack_url)
+        .set("Authorization", "Bearer alert-ack-token")
+        .send_string(r#"{"by": "oncall", "comment": "upstream restarting"}"#)
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..10 {
+        send(&ag, "GET", &gw.url("/"), &[]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let a = &alerts(&gw)["alerts"][0];
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["acknowledged"]["by"], "oncall", "{a}");
+    assert_eq!(a["acknowledged"]["comment"], "upstream restarting");
+    assert!(gw.health()["reasons"].to_string().contains("acknowledged"));
+
+    // The upstream recovers: the failures leave the 3 s window and the alert resolves.
+    let back = EchoServer::start("u", addr).expect("restart the upstream on its address");
+    gw.wait_for(20, "HighErrorRate resolved", || {
+        send(&ag, "GET", &gw.url("/"), &[]).unwrap();
+        state_of(&gw, "HighErrorRate").as_deref() == Some("resolved")
+    });
+    assert_eq!(gw.health()["status"], "healthy");
+    gw.wait_for(10, "resolved notification", || {
+        hook.received()
+            .last()
+            .is_some_and(|b| b[0]["endsAt"].is_string() && b[0]["labels"]["alertname"] == "HighErrorRate")
+    });
+    let history: Vec<String> = alerts(&gw)["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|t| t["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(history, ["pending", "firing", "acknowledged", "resolved"]);
+    assert_eq!(
+        send(&ag, "POST", &ack_url, &auth).unwrap().status,
+        409,
+        "a resolved alert cannot be acknowledged"
+    );
+    assert!(!gw.stderr().contains("alert-ack-token"), "the token is never logged");
+    back.stop();
+}
+
+#[test]
+fn bad_alert_rules_name_file_line_and_field_and_keep_the_running_rules() {
+    let up = echo("u");
+    let gw = Gateway::start(&policy_one("pool", &[up.addr()], ""));
+    let rules: Vec<String> = alerts(&gw)["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(rules.contains(&"HighErrorRate".to_string()) && rules.contains(&"UpstreamDown".to_string()));
+    let bad = format!(
+        "{}alerts:\n  rules:\n    - name: Slow\n      metric: latency_p95\n      comparison: \">\"\n      threshold: 1\n      window: 20m\n      severity: warning\n",
+        policy_one("pool", &[up.addr()], "")
+    );
+    gw.write_policy(&bad);
+    gw.wait_for(10, "reload error", || gw.health()["status"] == "degraded");
+    let h = gw.health();
+    assert!(
+        h["reasons"]
+            .to_string()
+            .contains("main.yaml:14:7: alerts.rules[0].window"),
+        "{h}"
+    );
+    assert_eq!(alerts(&gw)["rules"].as_array().unwrap().len(), rules.len());
+    back_to_good(&gw, &up);
+}
+
+fn back_to_good(gw: &Gateway, up: &EchoServer) {
+    let good = format!(
+        "{}alerts:\n  rules:\n    - name: Slow\n      metric: latency_p95\n      comparison: \">\"\n      threshold: 1\n      window: 10m\n      severity: warning\n      per_route: true\n",
+        policy_one("pool", &[up.addr()], "")
+    );
+    gw.write_policy(&good);
+    gw.wait_for(10, "good reload", || {
+        alerts(gw)["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "Slow" && r["per_route"] == true)
+    });
+}
