@@ -123,7 +123,7 @@ impl Policy {
         let mut routes = Vec::new();
         let mut entries = Vec::new();
         // One compiled rule set per distinct (paranoia, disabled rules), shared by routes.
-        let mut inspectors: HashMap<(u8, Vec<u32>), Arc<crate::inspect::Inspector>> = HashMap::new();
+        let mut inspectors: HashMap<(u8, Vec<u32>), Result<Arc<crate::inspect::Inspector>, String>> = HashMap::new();
         for spec in &config.routes {
             // Invariant: validation checked that every route names an existing upstream.
             let pool = pools
@@ -142,9 +142,17 @@ impl Policy {
             let inspector = (insp.mode != crate::config::policy::InspectionMode::Off).then(|| {
                 inspectors
                     .entry((insp.paranoia, insp.disabled_rules.clone()))
-                    .or_insert_with(|| Arc::new(crate::inspect::Inspector::new(insp.paranoia, &insp.disabled_rules)))
+                    .or_insert_with(|| {
+                        crate::inspect::Inspector::with_rules(
+                            insp.paranoia,
+                            &insp.disabled_rules,
+                            &config.inspection_rules,
+                        )
+                        .map(Arc::new)
+                    })
                     .clone()
             });
+            let inspector = inspector.transpose()?;
             let route = Arc::new(Route {
                 metrics: RouteMetrics::new(&spec.name),
                 spec: spec.clone(),

@@ -49,6 +49,24 @@ struct RawPolicyFile {
     inspection: Option<RawInspection>,
     #[serde(default)]
     alerts: Option<RawAlerts>,
+    #[serde(default)]
+    inspection_rules: Vec<RawInspectionRule>,
+}
+
+/// A detection rule of the policy's own, next to the built-in ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInspectionRule {
+    id: u32,
+    class: String,
+    #[serde(default = "d_paranoia")]
+    paranoia: u8,
+    description: String,
+    pattern: String,
+}
+
+fn d_paranoia() -> u8 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,10 +296,7 @@ fn merge_inspection(base: &InspectionSpec, raw: &RawInspection) -> Result<Inspec
         s.max_body = m;
     }
     if let Some(d) = &raw.disabled_rules {
-        let known: Vec<u32> = crate::inspect::rules::builtin().iter().map(|r| r.id).collect();
-        if let Some(bad) = d.iter().find(|id| !known.contains(id)) {
-            return Err(("disabled_rules".into(), format!("no rule with id {bad}")));
-        }
+        // Ids are checked against the built-in and the policy's own rules once all files are read.
         s.disabled_rules = d.clone();
     }
     if let Some(e) = &raw.exclude_params {
@@ -536,6 +551,8 @@ pub struct PolicyConfig {
     pub routes: Vec<RouteSpec>,
     pub upstreams: Vec<UpstreamSpec>,
     pub access: AccessSpec,
+    /// Detection rules of the policy's own (`inspection_rules`), added to the built-in ones.
+    pub inspection_rules: Vec<crate::inspect::Rule>,
     /// Alert rules: the built-in ones (unless `alerts.builtin: false`) with the policy's own
     /// replacing those of the same name.
     pub alerts: Vec<AlertRule>,
@@ -668,6 +685,8 @@ impl PolicyConfig {
             }
         }
         let alerts = build_alerts(&parsed, &mut errors);
+        let inspection_rules = build_inspection_rules(&parsed, &mut errors);
+        check_disabled_rules(&parsed, &inspection_rules, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -677,9 +696,86 @@ impl PolicyConfig {
             upstreams,
             access: access.spec,
             alerts,
+            inspection_rules,
             hash: hex::encode(&digest[..8]),
             files: sources.iter().map(|s| s.path.clone()).collect(),
         })
+    }
+}
+
+/// The policy's own detection rules: ids unique and apart from the built-in ones, a known class,
+/// a paranoia level of 1 to 4, a pattern that compiles within the size limit.
+fn build_inspection_rules(
+    parsed: &[(&SourceFile, RawPolicyFile)],
+    errors: &mut Vec<super::ConfigError>,
+) -> Vec<crate::inspect::Rule> {
+    use crate::inspect::rules::{builtin, check_pattern, Class, Rule};
+    let builtin_ids: Vec<u32> = builtin().iter().map(|r| r.id).collect();
+    let mut out: Vec<Rule> = Vec::new();
+    for (src, raw) in parsed {
+        for (i, r) in raw.inspection_rules.iter().enumerate() {
+            let at = |f: &str| format!("inspection_rules[{i}].{f}");
+            if builtin_ids.contains(&r.id) {
+                errors.push(src.error(
+                    &at("id"),
+                    format!(
+                        "{} is a built-in rule id; disable it with disabled_rules and add yours under another id",
+                        r.id
+                    ),
+                ));
+                continue;
+            }
+            if out.iter().any(|o| o.id == r.id) {
+                errors.push(src.error(&at("id"), format!("duplicate inspection rule id {}", r.id)));
+                continue;
+            }
+            let Some(class) = Class::parse(&r.class) else {
+                errors.push(src.error(&at("class"), "one of sqli, xss, traversal, cmdi, crlf"));
+                continue;
+            };
+            if !(1..=4).contains(&r.paranoia) {
+                errors.push(src.error(&at("paranoia"), "1 to 4"));
+                continue;
+            }
+            if let Err(e) = check_pattern(&r.pattern) {
+                errors.push(src.error(&at("pattern"), e));
+                continue;
+            }
+            out.push(Rule {
+                id: r.id,
+                class,
+                paranoia: r.paranoia,
+                description: r.description.clone().into(),
+                pattern: r.pattern.clone().into(),
+            });
+        }
+    }
+    out
+}
+
+/// Every `disabled_rules` id (policy-wide and per route) names a built-in or an own rule.
+fn check_disabled_rules(
+    parsed: &[(&SourceFile, RawPolicyFile)],
+    own: &[crate::inspect::Rule],
+    errors: &mut Vec<super::ConfigError>,
+) {
+    let mut known: Vec<u32> = crate::inspect::rules::builtin().iter().map(|r| r.id).collect();
+    known.extend(own.iter().map(|r| r.id));
+    for (src, raw) in parsed {
+        let mut lists: Vec<(String, &Vec<u32>)> = Vec::new();
+        if let Some(d) = raw.inspection.as_ref().and_then(|i| i.disabled_rules.as_ref()) {
+            lists.push(("inspection.disabled_rules".into(), d));
+        }
+        for (i, r) in raw.routes.iter().enumerate() {
+            if let Some(d) = r.inspection.as_ref().and_then(|i| i.disabled_rules.as_ref()) {
+                lists.push((format!("routes[{i}].inspection.disabled_rules"), d));
+            }
+        }
+        for (field, list) in lists {
+            if let Some(bad) = list.iter().find(|id| !known.contains(id)) {
+                errors.push(src.error(&field, format!("no rule with id {bad}")));
+            }
+        }
     }
 }
 

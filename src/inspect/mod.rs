@@ -31,14 +31,25 @@ pub struct Inspector {
 impl Inspector {
     /// The built-in rules at `paranoia`, minus `disabled` rule ids.
     pub fn new(paranoia: u8, disabled: &[u32]) -> Inspector {
-        let rules = rules::builtin();
-        // Invariant: the built-in patterns are tested to compile (unit test below).
-        let set = RegexSet::new(rules.iter().map(|r| r.pattern)).expect("built-in rules compile");
+        // Invariant: the built-in patterns are tested to compile (rules.rs unit test).
+        Self::with_rules(paranoia, disabled, &[]).expect("built-in rules compile")
+    }
+
+    /// The built-in rules plus the policy's own (`inspection_rules`), at `paranoia`, minus
+    /// `disabled` rule ids. Fails only if a pattern does not compile (config validation checks
+    /// each one first).
+    pub fn with_rules(paranoia: u8, disabled: &[u32], own: &[Rule]) -> Result<Inspector, String> {
+        let mut rules = rules::builtin();
+        rules.extend(own.iter().cloned());
+        let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.pattern.as_ref()))
+            .size_limit(rules::PATTERN_SIZE_LIMIT * (own.len() + 8))
+            .build()
+            .map_err(|e| format!("inspection rules do not compile: {e}"))?;
         let active = rules
             .iter()
             .map(|r| r.paranoia <= paranoia && !disabled.contains(&r.id))
             .collect();
-        Inspector { rules, set, active }
+        Ok(Inspector { rules, set, active })
     }
 
     pub fn rules(&self) -> &[Rule] {

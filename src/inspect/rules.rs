@@ -2,6 +2,8 @@
 //! regular expression over the normalised text (the `regex` crate matches in linear time, so
 //! no input can make matching blow up). Rules of one class compile into one `RegexSet`.
 
+use std::borrow::Cow;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
@@ -27,24 +29,59 @@ impl Class {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub id: u32,
     pub class: Class,
     pub paranoia: u8,
-    pub description: &'static str,
-    pub pattern: &'static str,
+    pub description: Cow<'static, str>,
+    /// Matched against the normalised, lower-cased text.
+    pub pattern: Cow<'static, str>,
+}
+
+impl Class {
+    /// The classes a policy's own rule may use.
+    pub fn parse(s: &str) -> Option<Class> {
+        Some(match s {
+            "sqli" => Class::Sqli,
+            "xss" => Class::Xss,
+            "traversal" => Class::Traversal,
+            "cmdi" => Class::Cmdi,
+            "crlf" => Class::Crlf,
+            _ => return None,
+        })
+    }
+}
+
+/// The compiled size a policy's own pattern may take (the built-in ones are far below it).
+pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Checks that a policy's own pattern compiles within the size limit.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim()
+                .to_string()
+        })
 }
 
 const CMDS: &str = r"(?:cat|ls|id|whoami|uname|ping|curl|wget|nc|ncat|netcat|bash|sh|zsh|powershell|cmd|nslookup|dig|sleep|rm|chmod|chown|python3?|perl|php|ruby|busybox|telnet|ifconfig|ipconfig|netstat|ps|head|tail|more|type|dir|echo|env|printenv|set|whoami\.exe|net|systeminfo|tasklist|certutil|base64|xxd|touch|mkfifo|sudo|su|kill|reboot|shutdown|crontab|awk|sed|find|grep|hostname)";
 
 /// The built-in rules. Paranoia 1 is on by default; 2 adds rules with more false positives.
 pub fn builtin() -> Vec<Rule> {
-    let r = |id, class, paranoia, description, pattern| Rule {
+    let r = |id, class, paranoia, description: &'static str, pattern: &'static str| Rule {
         id,
         class,
         paranoia,
-        description,
-        pattern,
+        description: Cow::Borrowed(description),
+        pattern: Cow::Borrowed(pattern),
     };
     vec![
         r(

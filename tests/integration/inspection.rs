@@ -124,3 +124,67 @@ routes:
     assert!(log.contains("\"outcome\":\"inspection:"), "{log}");
     assert!(!log.contains("passwd"), "payloads never reach the log");
 }
+
+/// Rules of the operator's own live in a policy file of their own, hot-reload, can be disabled
+/// per route like the built-in ones, and a broken pattern names file, line and field while the
+/// running rules stay.
+#[test]
+fn own_rules_from_a_reloadable_rules_file() {
+    let up = echo("u");
+    let policy = format!(
+        r#"inspection:
+  mode: block
+upstreams:
+  - {{ name: u, peers: ["{}"] }}
+routes:
+  - {{ name: api, path_prefix: /, upstream: u }}
+  - {{ name: legacy, path_prefix: /legacy/, upstream: u, inspection: {{ disabled_rules: [1000001] }} }}
+"#,
+        up.addr()
+    );
+    let rules = "inspection_rules:\n  - id: 1000001\n    class: cmdi\n    paranoia: 1\n    description: JNDI-style remote lookup\n    pattern: 'ldaps?://'\n";
+    let gw = Gateway::start_with_pre(&policy, "", |conf| {
+        std::fs::write(conf.parent().unwrap().join("policies/waf-rules.yaml"), rules).unwrap();
+    });
+    let rules_file = gw.path("policies/waf-rules.yaml");
+    let ag = agent();
+    let probe = "/?q=ldap%3A%2F%2Fevil.example%2Fx";
+    let r = send(&ag, "GET", &gw.url(probe), &[]).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("1000001") && r.body.contains("(cmdi)"), "{}", r.body);
+    assert_eq!(
+        send(&ag, "GET", &gw.url(&format!("/legacy{probe}")), &[])
+            .unwrap()
+            .status,
+        200,
+        "switched off for one route"
+    );
+
+    // A rule added to the file applies after the reload it triggers.
+    let gopher = "/?q=gopher%3A%2F%2Finternal%3A70%2F";
+    assert_eq!(send(&ag, "GET", &gw.url(gopher), &[]).unwrap().status, 200);
+    let more = format!(
+        "{rules}  - id: 1000002\n    class: cmdi\n    description: gopher smuggling\n    pattern: 'gopher://'\n"
+    );
+    let g = gw.generation();
+    std::fs::write(&rules_file, &more).unwrap();
+    gw.wait_for(10, "reload with the new rule", || gw.generation() > g);
+    assert_eq!(send(&ag, "GET", &gw.url(gopher), &[]).unwrap().status, 403);
+
+    // A broken pattern: the error names the file, line and field; the running rules stay.
+    std::fs::write(&rules_file, rules.replace("'ldaps?://'", "'ldap(s?://'")).unwrap();
+    gw.wait_for(10, "reload error", || gw.health()["status"] == "degraded");
+    let reasons = gw.health()["reasons"].to_string();
+    assert!(
+        reasons.contains("waf-rules.yaml:6:5: inspection_rules[0].pattern: error: unclosed group"),
+        "{reasons}"
+    );
+    assert_eq!(send(&ag, "GET", &gw.url(probe), &[]).unwrap().status, 403);
+    // A built-in id cannot be redefined.
+    std::fs::write(&rules_file, rules.replace("1000001", "942100")).unwrap();
+    gw.wait_for(10, "second reload error", || {
+        gw.health()["reasons"]
+            .to_string()
+            .contains("942100 is a built-in rule id")
+    });
+}
