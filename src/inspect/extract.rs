@@ -41,17 +41,131 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
-fn walk_json<'v>(v: &'v serde_json::Value, exclude: &[String], out: &mut Vec<&'v str>) {
-    match v {
-        serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| walk_json(x, exclude, out)),
-        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
-            if !exclude.iter().any(|e| e == k) {
-                out.push(k);
-                walk_json(x, exclude, out)
+/// Walks a JSON document value by value as it parses, without building it: every string (key
+/// or value) goes to `check` in document order, borrowed from the body when it has no escapes;
+/// values under an excluded key are skipped unread. Parsing stops at the first finding.
+mod json_walk {
+    use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use crate::inspect::Finding;
+
+    pub struct Walk<'a, F> {
+        pub exclude: &'a [String],
+        pub check: &'a mut F,
+        pub found: &'a mut Option<Finding>,
+    }
+
+    /// The error that stops parsing once something is found.
+    pub const STOP: &str = "inspection finding";
+
+    impl<F: FnMut(&str) -> Option<Finding>> Walk<'_, F> {
+        fn see<E: serde::de::Error>(&mut self, s: &str) -> Result<(), E> {
+            if let Some(f) = (self.check)(s) {
+                *self.found = Some(f);
+                return Err(E::custom(STOP));
             }
-        }),
-        _ => {}
+            Ok(())
+        }
+        fn reborrow(&mut self) -> Walk<'_, F> {
+            Walk {
+                exclude: self.exclude,
+                check: self.check,
+                found: self.found,
+            }
+        }
+    }
+
+    impl<'de, F: FnMut(&str) -> Option<Finding>> DeserializeSeed<'de> for Walk<'_, F> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// A key: checked like a value; answers whether its value is excluded.
+    struct Key<'w, 'a, F>(&'w mut Walk<'a, F>);
+
+    impl<'de, F: FnMut(&str) -> Option<Finding>> DeserializeSeed<'de> for Key<'_, '_, F> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de, F: FnMut(&str) -> Option<Finding>> Visitor<'de> for Key<'_, '_, F> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object key")
+        }
+        fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<bool, E> {
+            if self.0.exclude.iter().any(|e| e == k) {
+                return Ok(true);
+            }
+            self.0.see(k)?;
+            Ok(false)
+        }
+    }
+
+    impl<'de, F: FnMut(&str) -> Option<Finding>> Visitor<'de> for Walk<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_str<E: serde::de::Error>(mut self, s: &str) -> Result<(), E> {
+            self.see(s)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(self.reborrow())?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(excluded) = map.next_key_seed(Key(&mut self))? {
+                if excluded {
+                    map.next_value::<IgnoredAny>()?;
+                } else {
+                    map.next_value_seed(self.reborrow())?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `Ok(finding)` when the document parsed (or parsing stopped at a finding); `Err` when it
+    /// is not JSON.
+    pub fn walk(
+        body: &[u8],
+        exclude: &[String],
+        mut check: impl FnMut(&str) -> Option<Finding>,
+    ) -> Result<Option<Finding>, serde_json::Error> {
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let result = Walk {
+            exclude,
+            check: &mut check,
+            found: &mut found,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        match result {
+            Ok(()) => Ok(found),
+            Err(_) if found.is_some() => Ok(found),
+            Err(e) => Err(serde_json::Error::custom(e)),
+        }
     }
 }
 
@@ -93,15 +207,13 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     }
     let body = r.body?;
     let ct = r.content_type.unwrap_or("").to_ascii_lowercase();
-    let text = String::from_utf8_lossy(body);
     if ct.contains("json") {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-            let mut values = Vec::new();
-            walk_json(&v, r.exclude, &mut values);
-            return values.into_iter().find_map(|s| insp.check(s, false, "json"));
+        if let Ok(found) = json_walk::walk(body, r.exclude, |s| insp.check(s, false, "json")) {
+            return found;
         }
-        return insp.check(&text, false, "body");
+        return insp.check(&String::from_utf8_lossy(body), false, "body");
     }
+    let text = String::from_utf8_lossy(body);
     if ct.starts_with("application/x-www-form-urlencoded") {
         return pairs(&text)
             .filter(|(k, _)| !r.exclude.iter().any(|e| e == k))
@@ -132,4 +244,44 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
         return None;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(body: &'a str, exclude: &'a [String]) -> RequestView<'a> {
+        RequestView {
+            path: "/",
+            query: None,
+            headers: Vec::new(),
+            content_type: Some("application/json"),
+            body: Some(body.as_bytes()),
+            exclude,
+        }
+    }
+
+    #[test]
+    fn json_is_walked_value_by_value_with_exclusions_and_escapes() {
+        let insp = Inspector::new(1, &[]);
+        let none: Vec<String> = Vec::new();
+        // Nested in arrays, and written with JSON escapes (the walker sees the decoded string).
+        let escaped = r#"{"a":[1,true,null,{"b":["\u003cscript\u003ealert(1)\u003c/script\u003e"]}]}"#;
+        assert_eq!(
+            inspect(&insp, &view(escaped, &none)).unwrap().class,
+            super::super::Class::Xss
+        );
+        // Keys are inspected too.
+        let key = r#"{"<script>alert(1)</script>":1}"#;
+        assert!(inspect(&insp, &view(key, &none)).is_some());
+        // An excluded key's whole value is skipped, however deep.
+        let exclude = vec!["snippet".to_string()];
+        let skipped = r#"{"snippet":{"code":["<script>alert(1)</script>"]},"name":"O'Brien"}"#;
+        assert!(inspect(&insp, &view(skipped, &exclude)).is_none());
+        assert!(inspect(&insp, &view(skipped, &none)).is_some());
+        // Not JSON after all: the body is inspected as text.
+        let broken = r#"{"q": 1' OR '1'='1}"#;
+        assert_eq!(inspect(&insp, &view(broken, &none)).unwrap().location, "body");
+        assert!(inspect(&insp, &view(r#"{"name":"O'Brien","n":[1,2.5,-3]}"#, &none)).is_none());
+    }
 }

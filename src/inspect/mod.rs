@@ -115,27 +115,19 @@ fn may_match(raw: &str) -> bool {
     {
         return true;
     }
-    let lower = raw.to_ascii_lowercase();
-    const KEYWORDS: &[&str] = &[
-        "union",
-        "select",
-        "or",
-        "and",
-        "order",
-        "group",
-        "having",
-        "waitfor",
-        "case",
-        "xor",
-        "sleep",
-        "benchmark",
-        "exec",
-        "drop",
-        "insert",
-        "delete",
-        "update",
-    ];
-    KEYWORDS.iter().any(|k| lower.contains(k))
+    // One case-insensitive pass for all keywords (the regex crate turns a literal alternation
+    // into a multi-substring search), instead of lower-casing and scanning once per keyword.
+    static KEYWORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::RegexBuilder::new(
+            "union|select|or|and|order|group|having|waitfor|case|xor|sleep|benchmark|exec|drop|insert|delete|update",
+        )
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        // Invariant: a fixed alternation of ASCII literals.
+        .expect("keyword alternation compiles")
+    });
+    KEYWORDS.is_match(raw)
 }
 
 #[cfg(test)]
