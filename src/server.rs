@@ -79,6 +79,9 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
             }
         }
     }
+    proxy.set_connection_filter(Arc::new(crate::filters::ip_filter::ConnectionGate {
+        policy: runtime.policy.clone(),
+    }));
     server.add_service(proxy);
 
     let mut admin = Service::new(

@@ -30,6 +30,9 @@ pub struct RawIpFilter {
     pub deny: Vec<String>,
     #[serde(default)]
     pub deny_files: Vec<PathBuf>,
+    /// Policy-wide only: refuse denied socket peers at accept, before any HTTP parsing.
+    #[serde(default)]
+    pub drop_connections: bool,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]

@@ -495,6 +495,8 @@ pub struct AccessSpec {
     pub client_ip_header: String,
     pub ip_allow: Option<Arc<IpSet>>,
     pub ip_deny: Arc<IpSet>,
+    /// Close connections from globally denied socket peers at accept (`ip_filter.drop_connections`).
+    pub ip_drop_connections: bool,
     pub auth_header: String,
     pub auth_bearer: bool,
     /// Security headers of responses that match no route.
@@ -888,7 +890,9 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         }
     }
     let (mut ip_allow, mut ip_deny) = (None, Arc::new(IpSet::default()));
+    let mut ip_drop_connections = false;
     if let Some((src, f)) = singleton(parsed, "ip_filter", |r| r.ip_filter.as_ref(), errors) {
+        ip_drop_connections = f.drop_connections;
         match ip_lists(f, src, "ip_filter") {
             Ok((a, d)) => {
                 ip_allow = a;
@@ -1050,6 +1054,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             client_ip_header,
             ip_allow,
             ip_deny,
+            ip_drop_connections,
             auth_header,
             auth_bearer,
             security_headers: security_headers.clone(),
@@ -1313,6 +1318,12 @@ fn route_spec(
     }
     let (ip_allow, ip_deny) = match &r.ip_filter {
         None => (None, None),
+        Some(f) if f.drop_connections => {
+            return Err(err(
+                "ip_filter.drop_connections",
+                "only the policy-wide ip_filter can drop connections (a connection has no route yet)".into(),
+            ))
+        }
         Some(f) => {
             let (a, d) = ip_lists(f, src, "ip_filter")?;
             (a, d)

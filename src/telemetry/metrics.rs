@@ -106,6 +106,10 @@ fn describe() {
     );
     describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
     describe_counter!(
+        "quantumvault_connections_dropped_total",
+        "Connections closed at accept because ip_filter.drop_connections denies the peer"
+    );
+    describe_counter!(
         "quantumvault_signatures_total",
         "Response signatures made, by algorithm"
     );

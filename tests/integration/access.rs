@@ -67,6 +67,52 @@ routes:
     );
 }
 
+/// `ip_filter.drop_connections`: a denied socket peer is closed at accept, before any HTTP; a
+/// trusted proxy never is; turning it off (by reload) brings back the 403.
+#[test]
+fn denied_peers_are_dropped_at_accept() {
+    let up = echo("u");
+    let policy = |drop: bool, trusted: &str| {
+        format!(
+            "{}client_ip: {{ trusted_proxies: [\"{trusted}\"] }}\nip_filter: {{ deny: [\"127.0.0.0/8\"], drop_connections: {drop} }}\nroutes:\n  - {{ name: r, path_prefix: /, upstream: u }}\n",
+            upstream_block(up.addr())
+        )
+    };
+    let gw = Gateway::start(&policy(true, "192.0.2.1/32"));
+    // The connection is accepted by the kernel, then closed without a byte of HTTP.
+    let answer = raw(gw.listen, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(answer, "", "no HTTP response at all");
+    // (The harness's readiness probe was a connection too.)
+    gw.wait_for(5, "drop counted", || {
+        get(&gw.admin_url("/metrics"))
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix("quantumvault_connections_dropped_total "))
+            .is_some_and(|n| n.trim().parse::<f64>().unwrap_or(0.0) >= 1.0)
+    });
+    // A trusted proxy's connection is not dropped: its clients are judged per request.
+    gw.write_policy(&policy(true, "127.0.0.1/32"));
+    gw.wait_for(10, "reload", || gw.generation() == 2);
+    let r = send(&agent(), "GET", &gw.url("/"), &[("X-Forwarded-For", "192.0.2.9")]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Without drop_connections the same peer gets the 403 JSON.
+    gw.write_policy(&policy(false, "192.0.2.1/32"));
+    gw.wait_for(10, "reload", || gw.generation() == 3);
+    let r = send(&agent(), "GET", &gw.url("/"), &[]).unwrap();
+    assert_eq!((r.status, r.json()["error"].as_str()), (403, Some("ip_denied")));
+    // Only the policy-wide list can drop connections.
+    let on_route = format!(
+        "{}routes:\n  - {{ name: r, path_prefix: /, upstream: u, ip_filter: {{ deny: [\"10.0.0.0/8\"], drop_connections: true }} }}\n",
+        upstream_block(up.addr())
+    );
+    gw.write_policy(&on_route);
+    gw.wait_for(10, "reload error", || {
+        gw.health()["reasons"]
+            .to_string()
+            .contains("routes[0].ip_filter.drop_connections")
+    });
+}
+
 #[test]
 fn validation_statuses() {
     let up = echo("u");
