@@ -711,8 +711,8 @@ fn build_inspection_rules(
     parsed: &[(&SourceFile, RawPolicyFile)],
     errors: &mut Vec<super::ConfigError>,
 ) -> Vec<crate::inspect::Rule> {
-    use crate::inspect::rules::{builtin, check_pattern, Class, Rule};
-    let builtin_ids: Vec<u32> = builtin().iter().map(|r| r.id).collect();
+    use crate::inspect::rules::{check_pattern, Class, Rule};
+    let builtin_ids = crate::inspect::rules::builtin_ids();
     let mut out: Vec<Rule> = Vec::new();
     for (src, raw) in parsed {
         for (i, r) in raw.inspection_rules.iter().enumerate() {
@@ -761,7 +761,7 @@ fn check_disabled_rules(
     own: &[crate::inspect::Rule],
     errors: &mut Vec<super::ConfigError>,
 ) {
-    let mut known: Vec<u32> = crate::inspect::rules::builtin().iter().map(|r| r.id).collect();
+    let mut known = crate::inspect::rules::builtin_ids();
     known.extend(own.iter().map(|r| r.id));
     for (src, raw) in parsed {
         let mut lists: Vec<(String, &Vec<u32>)> = Vec::new();

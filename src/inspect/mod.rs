@@ -26,6 +26,8 @@ pub struct Inspector {
     set: RegexSet,
     /// Whether each rule in `rules` is active (paranoia level and disabled ids).
     active: Vec<bool>,
+    /// The active tokenizer rules.
+    tokenizers: Vec<rules::TokenizerRule>,
 }
 
 impl Inspector {
@@ -49,7 +51,16 @@ impl Inspector {
             .iter()
             .map(|r| r.paranoia <= paranoia && !disabled.contains(&r.id))
             .collect();
-        Ok(Inspector { rules, set, active })
+        let tokenizers = rules::tokenizers()
+            .into_iter()
+            .filter(|t| t.paranoia <= paranoia && !disabled.contains(&t.id))
+            .collect();
+        Ok(Inspector {
+            rules,
+            set,
+            active,
+            tokenizers,
+        })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -87,20 +98,28 @@ impl Inspector {
                     location,
                 })
         };
-        hit(&n.text, None).or_else(|| {
-            // Shells drop quotes, carets and backslashes inside words (w'h'o'am'i, wh^oami):
-            // command rules also see the text without them.
-            if n.text.contains(['\'', '"', '^', '\\']) {
-                let stripped: String = n
-                    .text
-                    .chars()
-                    .filter(|c| !matches!(c, '\'' | '"' | '^' | '\\'))
-                    .collect();
-                hit(&stripped, Some(Class::Cmdi))
-            } else {
-                None
-            }
-        })
+        hit(&n.text, None)
+            .or_else(|| {
+                // Shells drop quotes, carets and backslashes inside words (w'h'o'am'i, wh^oami):
+                // command rules also see the text without them.
+                if n.text.contains(['\'', '"', '^', '\\']) {
+                    let stripped: String = n
+                        .text
+                        .chars()
+                        .filter(|c| !matches!(c, '\'' | '"' | '^' | '\\'))
+                        .collect();
+                    hit(&stripped, Some(Class::Cmdi))
+                } else {
+                    None
+                }
+            })
+            .or_else(|| {
+                self.tokenizers.iter().find(|t| (t.detect)(&n.text)).map(|t| Finding {
+                    rule_id: t.id,
+                    class: t.class,
+                    location,
+                })
+            })
     }
 }
 
@@ -147,5 +166,20 @@ mod tests {
             i.check("%c0%ae%c0%ae/etc", false, "path").unwrap().class,
             Class::Malformed
         );
+    }
+
+    #[test]
+    fn tokenizers_are_paranoia_2_and_can_be_disabled() {
+        let patterns: Vec<u32> = rules::builtin().iter().map(|r| r.id).collect();
+        let sqli = "1' or '1'='1";
+        let xss = "<img src=x onerror=alert(1)>";
+        // Paranoia 1: no tokenizer, and with every pattern off nothing fires.
+        assert!(Inspector::new(1, &patterns).check(sqli, false, "query").is_none());
+        let two = Inspector::new(2, &patterns);
+        assert_eq!(two.check(sqli, false, "query").unwrap().rule_id, 942001);
+        assert_eq!(two.check(xss, false, "query").unwrap().rule_id, 941001);
+        assert!(two.check("rock and roll", false, "query").is_none());
+        let off = Inspector::new(2, &[patterns, vec![942001, 941001]].concat());
+        assert!(off.check(sqli, false, "query").is_none());
     }
 }

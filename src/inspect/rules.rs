@@ -53,6 +53,48 @@ impl Class {
     }
 }
 
+/// A detector that tokenizes instead of matching a pattern: libinjection's SQLi and XSS
+/// analysers (the pure-Rust `libinjectionrs` port). They see the same normalised value as the
+/// pattern rules and run only when no pattern rule fired.
+pub struct TokenizerRule {
+    pub id: u32,
+    pub class: Class,
+    pub paranoia: u8,
+    pub description: &'static str,
+    pub detect: fn(&str) -> bool,
+}
+
+/// The tokenizer rules, at the paranoia level the corpus judged them fit for (README, "Request
+/// inspection": both add false positives on benign prose and code that the pattern rules do
+/// not, so they are paranoia 2).
+pub fn tokenizers() -> Vec<TokenizerRule> {
+    vec![
+        TokenizerRule {
+            id: 942001,
+            class: Class::Sqli,
+            paranoia: 2,
+            description: "libinjection SQLi tokenizer (fingerprint of the token stream)",
+            detect: |s| libinjectionrs::detect_sqli(s.as_bytes()).is_injection(),
+        },
+        TokenizerRule {
+            id: 941001,
+            class: Class::Xss,
+            paranoia: 2,
+            description: "libinjection XSS tokenizer (HTML5 tokenizer over five contexts)",
+            detect: |s| libinjectionrs::detect_xss(s.as_bytes()).is_injection(),
+        },
+    ]
+}
+
+/// Every built-in rule id: the pattern rules and the tokenizers.
+pub fn builtin_ids() -> Vec<u32> {
+    builtin()
+        .iter()
+        .map(|r| r.id)
+        .chain(tokenizers().iter().map(|t| t.id))
+        .collect()
+}
+
 /// The compiled size a policy's own pattern may take (the built-in ones are far below it).
 pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 

@@ -94,3 +94,60 @@ fn corpus_detection_and_false_positive_rates() {
     assert!(detection >= 0.95, "detection {:.1}% below 95%", 100.0 * detection);
     assert!(fp <= 0.01, "false positives {:.2}% above 1%", 100.0 * fp);
 }
+
+/// libinjection (the `libinjectionrs` port) judged on the same corpus before it is trusted:
+/// alone, the pattern rules alone, and both, for the classes it covers (sqli, xss), with the
+/// false positives each adds on the benign set. The figures decide its paranoia level (README);
+/// the assertions pin what the README says, so a change in the crate or the corpus shows here.
+#[test]
+fn libinjection_judged_on_the_corpus() {
+    use quantumvault::inspect::rules::{builtin, tokenizers};
+    let attacks = load("attacks.jsonl");
+    let benign = load("benign.jsonl");
+    let pattern_ids: Vec<u32> = builtin().iter().map(|r| r.id).collect();
+    let tokenizer_ids: Vec<u32> = tokenizers().iter().map(|t| t.id).collect();
+    let p2_patterns: Vec<u32> = builtin().iter().filter(|r| r.paranoia > 1).map(|r| r.id).collect();
+    // Paranoia 4 turns every rule on; the disabled lists pick the detectors under test.
+    let patterns_only = Inspector::new(4, &[tokenizer_ids.clone(), p2_patterns.clone()].concat());
+    let tokenizers_only = Inspector::new(4, &pattern_ids);
+    let both = Inspector::new(4, &p2_patterns);
+    println!("| detector | sqli detected | xss detected | benign flagged |");
+    println!("|---|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (name, insp) in [
+        ("pattern rules (paranoia 1)", &patterns_only),
+        ("libinjection alone", &tokenizers_only),
+        ("both", &both),
+    ] {
+        let rate = |class: &str| {
+            let cases: Vec<&Case> = attacks.iter().filter(|c| c.class == class).collect();
+            let hit = cases.iter().filter(|c| fires(insp, c).is_some()).count();
+            (hit, cases.len())
+        };
+        let (s, st) = rate("sqli");
+        let (x, xt) = rate("xss");
+        let fp = benign.iter().filter(|c| fires(insp, c).is_some()).count();
+        println!(
+            "| {name} | {s}/{st} ({:.1}%) | {x}/{xt} ({:.1}%) | {fp}/{} ({:.2}%) |",
+            100.0 * s as f64 / st as f64,
+            100.0 * x as f64 / xt as f64,
+            benign.len(),
+            100.0 * fp as f64 / benign.len() as f64
+        );
+        rows.push((s, x, fp));
+    }
+    let benign_hits: Vec<String> = benign
+        .iter()
+        .filter(|c| fires(&tokenizers_only, c).is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    println!("benign flagged by libinjection alone: {benign_hits:?}");
+    let (patterns, both) = (rows[0], rows[2]);
+    // Combined never detects less than the pattern rules alone.
+    assert!(both.0 >= patterns.0 && both.1 >= patterns.1);
+    // What puts libinjection at paranoia 2: it adds false positives the patterns do not have.
+    assert!(
+        both.2 > patterns.2,
+        "libinjection no longer adds false positives: reconsider putting it at paranoia 1"
+    );
+}
