@@ -69,7 +69,7 @@ impl Runtime {
                 .webhook
                 .as_ref()
                 .map(|w| w.resend_every)
-                .unwrap_or(std::time::Duration::from_secs(300)),
+                .unwrap_or(std::time::Duration::from_secs(60)),
         );
         Ok(Runtime {
             alerts,

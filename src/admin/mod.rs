@@ -258,17 +258,19 @@ impl ServeHttp for AdminApp {
                            "evaluation_enabled": self.runtime.gateway.monitoring.enabled}),
                 )
             }
-            (Method::POST, p) if p.starts_with("/alerts/") && p.ends_with("/ack") && !self.authorized(session) => {
-                json_response(
-                    StatusCode::UNAUTHORIZED,
-                    json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
-                )
-            }
-            (Method::POST, p) if p.starts_with("/alerts/") && p.ends_with("/ack") => {
-                let id = p["/alerts/".len()..p.len() - "/ack".len()].to_string();
+            (Method::POST, p) if ack_id(p).is_some() && !self.authorized(session) => json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
+            ),
+            (Method::POST, p) if ack_id(p).is_some() => {
+                let id = ack_id(p).unwrap_or_default().to_string();
                 let (by, comment) = read_ack_body(session).await;
                 use crate::telemetry::alerts::AckResult;
-                match self.runtime.alerts.acknowledge(&id, now_ms(), &by, &comment) {
+                match self
+                    .runtime
+                    .alerts
+                    .acknowledge(&id, crate::telemetry::alerts::unix_ms(), &by, &comment)
+                {
                     AckResult::Acknowledged => {
                         log::info!("alert {id} acknowledged by {by}");
                         json_response(StatusCode::OK, json!({"result": "acknowledged", "id": id}))
@@ -347,6 +349,13 @@ impl ServeHttp for AdminApp {
             _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
         }
     }
+}
+
+/// The alert id of `/alerts/{id}/ack`.
+fn ack_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/alerts/")
+        .and_then(|r| r.strip_suffix("/ack"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Reads the optional `{"by": ..., "comment": ...}` of an acknowledgement (at most 4 KiB; each

@@ -90,7 +90,7 @@ fn d_webhook_retries() -> u32 {
     3
 }
 fn d_resend() -> Duration {
-    Duration::from_secs(300)
+    Duration::from_secs(60)
 }
 
 /// Statistics, request metrics and alerting (`monitoring:` in gateway.yaml).
@@ -456,6 +456,9 @@ impl GatewayConfig {
             }
             if w.timeout.is_zero() {
                 errors.push(file.error("monitoring.webhook.timeout", "must be longer than zero"));
+            }
+            if w.resend_every < Duration::from_secs(1) {
+                errors.push(file.error("monitoring.webhook.resend_every", "at least 1s"));
             }
         }
         let monitoring = MonitoringConfig {

@@ -169,6 +169,41 @@ mod json_walk {
     }
 }
 
+/// JSON string escapes decoded anywhere in `text` (`\uXXXX`, with lone surrogates as U+FFFD,
+/// and the one-letter escapes); everything else is kept as it is.
+fn json_unescape_lossy(text: &str) -> String {
+    if !text.contains('\\') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                match u32::from_str_radix(&hex, 16) {
+                    Ok(code) if hex.len() == 4 => out.push(char::from_u32(code).unwrap_or('\u{fffd}')),
+                    _ => {
+                        out.push_str("\\u");
+                        out.push_str(&hex);
+                    }
+                }
+            }
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('b') | Some('f') => out.push(' '),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// The first rule that fires anywhere in the request.
 pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     if let Some(f) = insp.check(r.path, false, "path") {
@@ -211,7 +246,10 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
         if let Ok(found) = json_walk::walk(body, r.exclude, |s| insp.check(s, false, "json")) {
             return found;
         }
-        return insp.check(&String::from_utf8_lossy(body), false, "body");
+        // Not JSON to serde_json (cut at the inspection bound, or a number or escape that other
+        // parsers accept but this one refuses): inspect the whole body as text, with JSON's
+        // string escapes decoded so `\u0027` cannot hide a quote. Exclusions cannot apply here.
+        return insp.check(&json_unescape_lossy(&String::from_utf8_lossy(body)), false, "body");
     }
     let text = String::from_utf8_lossy(body);
     if ct.starts_with("application/x-www-form-urlencoded") {
@@ -283,5 +321,9 @@ mod tests {
         let broken = r#"{"q": 1' OR '1'='1}"#;
         assert_eq!(inspect(&insp, &view(broken, &none)).unwrap().location, "body");
         assert!(inspect(&insp, &view(r#"{"name":"O'Brien","n":[1,2.5,-3]}"#, &none)).is_none());
+        // A document serde_json refuses (a number out of range) cannot hide an escaped payload.
+        let refused = r#"{"a":1e400,"q":"\u0027 OR \u00271\u0027=\u00271"}"#;
+        let f = inspect(&insp, &view(refused, &none)).unwrap();
+        assert_eq!((f.location, f.class), ("body", super::super::Class::Sqli));
     }
 }

@@ -111,7 +111,24 @@ pub struct AlertEngine {
     state: Mutex<EngineState>,
     history_cap: usize,
     resend_every_ms: u64,
-    notify: OnceLock<tokio::sync::mpsc::Sender<Vec<Alert>>>,
+    notify: OnceLock<tokio::sync::mpsc::Sender<Notification>>,
+}
+
+/// A batch for the webhook: the alerts, when it was made, and the resend period (which sets
+/// how long Alertmanager should keep a firing alert without hearing from us).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub alerts: Vec<Alert>,
+    pub sent_at: u64,
+    pub resend_every_ms: u64,
+}
+
+/// Unix time in milliseconds: what alert times are.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn alert_id(rule: &str, labels: &BTreeMap<String, String>) -> String {
@@ -140,7 +157,7 @@ impl AlertEngine {
     }
 
     /// Connects the webhook sender (once, at start).
-    pub fn set_notifier(&self, tx: tokio::sync::mpsc::Sender<Vec<Alert>>) {
+    pub fn set_notifier(&self, tx: tokio::sync::mpsc::Sender<Notification>) {
         let _ = self.notify.set(tx);
     }
 
@@ -241,31 +258,44 @@ impl AlertEngine {
         for id in dropped {
             st.alerts.remove(&id);
         }
-        // Send what changed to firing or resolved, and firing alerts due for a resend.
-        let mut outbox = Vec::new();
-        for a in st.alerts.values_mut() {
-            let due = match a.state {
-                AlertState::Firing => a
-                    .last_sent
-                    .is_none_or(|t| now_ms.saturating_sub(t) >= self.resend_every_ms),
-                AlertState::Resolved => a.last_sent.is_some_and(|t| t < a.resolved_at.unwrap_or(0)),
-                AlertState::Pending => false,
-            };
-            if due {
-                a.last_sent = Some(now_ms);
-                outbox.push(a.clone());
-            }
-        }
-        self.publish_gauges(&st);
-        drop(st);
-        if !outbox.is_empty() {
-            if let Some(tx) = self.notify.get() {
-                if tx.try_send(outbox).is_err() {
-                    metrics::counter!("quantumvault_alert_notifications_total", "result" => "dropped").increment(1);
-                    log::warn!("alert webhook queue full; a notification was dropped");
+        // Send what changed to firing or resolved, and firing alerts due for a resend. An alert
+        // counts as sent only once its batch is queued, so a full queue means a retry at the next
+        // evaluation rather than a lost notification.
+        if let Some(tx) = self.notify.get() {
+            let due: Vec<String> = st
+                .alerts
+                .values()
+                .filter(|a| match a.state {
+                    AlertState::Firing => a
+                        .last_sent
+                        .is_none_or(|t| now_ms.saturating_sub(t) >= self.resend_every_ms),
+                    AlertState::Resolved => a.last_sent.is_some_and(|t| t < a.resolved_at.unwrap_or(0)),
+                    AlertState::Pending => false,
+                })
+                .map(|a| a.id.clone())
+                .collect();
+            if !due.is_empty() {
+                let batch = Notification {
+                    alerts: due.iter().filter_map(|id| st.alerts.get(id).cloned()).collect(),
+                    sent_at: now_ms,
+                    resend_every_ms: self.resend_every_ms,
+                };
+                match tx.try_send(batch) {
+                    Ok(()) => {
+                        for id in &due {
+                            if let Some(a) = st.alerts.get_mut(id) {
+                                a.last_sent = Some(now_ms);
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        metrics::counter!("quantumvault_alert_notifications_total", "result" => "dropped").increment(1);
+                        log::warn!("alert webhook queue full; the notification is retried at the next evaluation");
+                    }
                 }
             }
         }
+        self.publish_gauges(&st);
     }
 
     fn push_history(&self, st: &mut EngineState, t: Transition) {
@@ -452,7 +482,11 @@ fn request_value(metric: AlertMetric, w: &Window, min_requests: u64) -> Option<f
 }
 
 /// Alertmanager's JSON for a batch of alerts (`POST /api/v2/alerts` takes a list of these).
-pub fn alertmanager_body(alerts: &[Alert], generator_url: &str) -> serde_json::Value {
+/// A firing alert carries `endsAt` three resend periods ahead, as Prometheus does, so
+/// Alertmanager keeps it active between resends and resolves it by itself if the gateway goes
+/// silent; a resolved one carries the time it resolved.
+pub fn alertmanager_body(n: &Notification, generator_url: &str) -> serde_json::Value {
+    let alerts = &n.alerts;
     let ts = |ms: u64| humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string();
     let list: Vec<_> = alerts
         .iter()
@@ -465,6 +499,11 @@ pub fn alertmanager_body(alerts: &[Alert], generator_url: &str) -> serde_json::V
                 "value": format!("{}", a.value),
                 "summary": format!("{} {} {} (value {})", a.metric, a.comparison, a.threshold, a.value),
                 "alert_id": a.id,
+                "state": match a.state {
+                    AlertState::Firing => "firing",
+                    AlertState::Pending => "pending",
+                    AlertState::Resolved => "resolved",
+                },
             });
             if let Some(ack) = &a.acknowledged {
                 annotations["acknowledged_by"] = ack.by.clone().into();
@@ -475,9 +514,10 @@ pub fn alertmanager_body(alerts: &[Alert], generator_url: &str) -> serde_json::V
                 "startsAt": ts(a.fired_at.unwrap_or(a.active_since)),
                 "generatorURL": generator_url,
             });
-            if let Some(end) = a.resolved_at {
-                v["endsAt"] = ts(end).into();
-            }
+            let end = a
+                .resolved_at
+                .unwrap_or_else(|| n.sent_at + 3 * n.resend_every_ms.max(1000));
+            v["endsAt"] = ts(end).into();
             v
         })
         .collect();
@@ -502,7 +542,7 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
             }
             let policy = self.runtime.policy.load_full();
             let observations = observe(&self.runtime, &policy.config.alerts, Instant::now());
-            self.runtime.alerts.evaluate(crate::upstream::now_ms(), &observations);
+            self.runtime.alerts.evaluate(unix_ms(), &observations);
         }
     }
 }
@@ -513,7 +553,7 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
 pub struct WebhookSender {
     pub config: crate::config::gateway::WebhookConfig,
     pub generator_url: String,
-    pub queue: Mutex<Option<tokio::sync::mpsc::Receiver<Vec<Alert>>>>,
+    pub queue: Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
 
 impl WebhookSender {
@@ -521,7 +561,7 @@ impl WebhookSender {
     pub fn new(
         config: crate::config::gateway::WebhookConfig,
         generator_url: String,
-    ) -> (WebhookSender, tokio::sync::mpsc::Sender<Vec<Alert>>) {
+    ) -> (WebhookSender, tokio::sync::mpsc::Sender<Notification>) {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         (
             WebhookSender {
@@ -684,20 +724,42 @@ mod tests {
         e.set_notifier(tx);
         let r = rule(0);
         e.evaluate(0, &obs(&r, Some(0.5)));
-        assert_eq!(rx.try_recv().unwrap()[0].state, AlertState::Firing);
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.alerts[0].state, AlertState::Firing);
+        let body = alertmanager_body(&first, "http://x/alerts");
+        assert_eq!(body[0]["annotations"]["state"], "firing");
+        assert!(
+            body[0]["endsAt"].as_str().unwrap().starts_with("1970-01-01T00:03:00"),
+            "a firing alert lasts three resend periods: {body}"
+        );
         e.evaluate(30_000, &obs(&r, Some(0.5)));
         assert!(rx.try_recv().is_err(), "not due for a resend yet");
         e.evaluate(60_000, &obs(&r, Some(0.5)));
-        assert_eq!(rx.try_recv().unwrap()[0].state, AlertState::Firing);
+        assert_eq!(rx.try_recv().unwrap().alerts[0].state, AlertState::Firing);
         e.evaluate(61_000, &obs(&r, Some(0.0)));
         let sent = rx.try_recv().unwrap();
-        assert_eq!(sent[0].state, AlertState::Resolved);
+        assert_eq!(sent.alerts[0].state, AlertState::Resolved);
         let body = alertmanager_body(&sent, "http://x/alerts");
         assert_eq!(body[0]["labels"]["alertname"], "HighErrorRate");
         assert_eq!(body[0]["labels"]["route"], "api");
+        assert_eq!(body[0]["annotations"]["state"], "resolved");
         assert!(body[0]["endsAt"].as_str().unwrap().starts_with("1970-01-01T00:01:01"));
         e.evaluate(62_000, &obs(&r, Some(0.0)));
         assert!(rx.try_recv().is_err(), "resolved is sent once");
+    }
+
+    #[test]
+    fn a_full_queue_retries_at_the_next_evaluation() {
+        let e = AlertEngine::new(100, Duration::from_secs(60));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        e.set_notifier(tx);
+        let r = rule(0);
+        e.evaluate(0, &obs(&r, Some(0.5)));
+        e.evaluate(1_000, &obs(&r, Some(0.0)));
+        // The queue held the firing batch; the resolved one could not be queued.
+        assert_eq!(rx.try_recv().unwrap().alerts[0].state, AlertState::Firing);
+        e.evaluate(2_000, &obs(&r, Some(0.0)));
+        assert_eq!(rx.try_recv().unwrap().alerts[0].state, AlertState::Resolved);
     }
 
     #[test]

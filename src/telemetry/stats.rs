@@ -199,24 +199,33 @@ impl Slot {
     }
 }
 
-/// Claims the slot for `period` in `slots`, resetting it when it holds an older period.
-/// `None` when the slot already moved past `period` (a caller stalled for a whole ring).
+/// A slot being reset: neither written nor read until it holds its new period.
+const RESETTING: u64 = u64::MAX - 1;
+
+/// Claims the slot for `period` in `slots`, resetting it first when it holds an older period.
+/// `None` (the sample is dropped) while another thread resets it, or when the slot already
+/// moved past `period` (a caller stalled for a whole ring).
 fn claim<T>(slots: &[T], period: u64, slot_period: impl Fn(&T) -> &AtomicU64, reset: impl Fn(&T)) -> Option<&T> {
     let slot = &slots[(period % slots.len() as u64) as usize];
-    let held = slot_period(slot).load(Relaxed);
+    let cell = slot_period(slot);
+    let held = cell.load(std::sync::atomic::Ordering::Acquire);
     if held == period {
         return Some(slot);
     }
-    if held != u64::MAX && held > period {
+    if held == RESETTING || (held != u64::MAX && held > period) {
         return None;
     }
-    if slot_period(slot)
-        .compare_exchange(held, period, std::sync::atomic::Ordering::AcqRel, Relaxed)
+    // Take the slot out of service, clear it, then publish the new period: no writer adds to
+    // the old counts after they are cleared, and no reader sees a half-cleared slot.
+    if cell
+        .compare_exchange(held, RESETTING, std::sync::atomic::Ordering::AcqRel, Relaxed)
         .is_ok()
     {
         reset(slot);
+        cell.store(period, std::sync::atomic::Ordering::Release);
+        return Some(slot);
     }
-    Some(slot)
+    (cell.load(std::sync::atomic::Ordering::Acquire) == period).then_some(slot)
 }
 
 /// The slots of one route (or of unrouted requests), kept across policy reloads.
@@ -270,8 +279,8 @@ impl RouteStats {
     fn window(&self, cur: u64, n: u64, into: &mut Window) {
         let first = cur.saturating_sub(n - 1);
         for slot in self.slots.iter() {
-            let p = slot.period.load(Relaxed);
-            if p == u64::MAX || p < first || p > cur {
+            let p = slot.period.load(std::sync::atomic::Ordering::Acquire);
+            if p >= RESETTING || p < first || p > cur {
                 continue;
             }
             into.requests += slot.requests.load(Relaxed);
@@ -332,9 +341,11 @@ impl Window {
         }
     }
 
-    /// Failures (5xx and responses never sent) over requests; `None` without requests.
+    /// Failures (5xx and responses never sent) over requests; `None` without requests. (The
+    /// counters of a slot are read one after another while requests add to them, so a read can
+    /// see a failure before its request: hence the clamp.)
     pub fn error_rate(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.failures as f64 / self.requests as f64)
+        (self.requests > 0).then(|| (self.failures as f64 / self.requests as f64).min(1.0))
     }
 
     pub fn rate(&self) -> f64 {
@@ -354,7 +365,10 @@ impl Window {
         WindowSummary {
             requests: self.requests,
             rate_per_second: round(self.rate()),
-            success: self.requests - self.client_errors - self.failures,
+            success: self
+                .requests
+                .saturating_sub(self.client_errors)
+                .saturating_sub(self.failures),
             client_errors: self.client_errors,
             failures: self.failures,
             error_rate: self.error_rate().map(round),
@@ -502,14 +516,16 @@ impl Stats {
         }
     }
 
-    /// The window of `len` ending now: slots are whole, so it covers `len` rounded up to the
-    /// resolution, the newest slot partially.
+    /// The window of `len` ending now, as whole slots: every slot that overlaps the last `len`,
+    /// so it covers at least `len` (at most one resolution more) and never only the slot being
+    /// filled. Returns the current period, the slot count and the seconds covered.
     fn slots_for(&self, len: Duration, now: Instant) -> (u64, u64, f64) {
         let cur = self.period(now);
-        let n = len.as_secs().div_ceil(self.resolution).max(1);
-        let since_epoch = now.saturating_duration_since(self.epoch).as_secs_f64();
-        let start = (cur.saturating_sub(n - 1) * self.resolution) as f64;
-        (cur, n, (since_epoch - start).max(0.0))
+        let since_epoch = now.saturating_duration_since(self.epoch);
+        let first = since_epoch.saturating_sub(len).as_secs() / self.resolution;
+        let n = (cur - first.min(cur) + 1).min(self.slots as u64);
+        let start = (cur + 1 - n) * self.resolution;
+        (cur, n, (since_epoch.as_secs_f64() - start as f64).max(0.0))
     }
 
     /// Every route's window of `len` ending at `now`, by route name.
@@ -551,8 +567,8 @@ impl Stats {
             .map(|(alg, s)| {
                 let mut w = SignWindow::default();
                 for slot in s.slots.iter() {
-                    let p = slot.period.load(Relaxed);
-                    if p == u64::MAX || p < first || p > cur {
+                    let p = slot.period.load(std::sync::atomic::Ordering::Acquire);
+                    if p >= RESETTING || p < first || p > cur {
                         continue;
                     }
                     w.failures += slot.failures.load(Relaxed);
