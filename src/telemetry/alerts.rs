@@ -543,6 +543,9 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
             let policy = self.runtime.policy.load_full();
             let observations = observe(&self.runtime, &policy.config.alerts, Instant::now());
             self.runtime.alerts.evaluate(unix_ms(), &observations);
+            drop(observations);
+            drop(policy);
+            stats::stats().prune(Instant::now());
         }
     }
 }

@@ -243,7 +243,16 @@ impl RouteStats {
     /// One finished request: its status (0 when no response was sent), total time and, when it
     /// reached an upstream, the upstream's share (peer chosen to response header).
     pub fn record(&self, at: Instant, status: u16, total: Duration, upstream: Option<Duration>) {
-        let Some(slot) = claim(&self.slots, stats().period(at), |s| &s.period, Slot::reset) else {
+        self.record_in(stats(), at, status, total, upstream)
+    }
+
+    #[cfg(test)]
+    fn record_at(&self, stats: &Stats, at: Instant, status: u16) {
+        self.record_in(stats, at, status, Duration::from_millis(1), None)
+    }
+
+    fn record_in(&self, stats: &Stats, at: Instant, status: u16, total: Duration, upstream: Option<Duration>) {
+        let Some(slot) = claim(&self.slots, stats.period(at), |s| &s.period, Slot::reset) else {
             return;
         };
         slot.requests.fetch_add(1, Relaxed);
@@ -482,6 +491,24 @@ impl Stats {
             .clone()
     }
 
+    /// Forgets routes that no policy uses any more and that have had no traffic for the longest
+    /// window, so renaming routes across many reloads does not grow memory without bound.
+    pub fn prune(&self, now: Instant) {
+        let (cur, n, _) = self.slots_for(MAX_WINDOW, now);
+        let first = cur.saturating_sub(n - 1);
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes.retain(|_, r| {
+            // Held by a policy snapshot (the running one, or one a request still uses).
+            if Arc::strong_count(r) > 1 {
+                return true;
+            }
+            r.slots.iter().any(|slot| {
+                let p = slot.period.load(Relaxed);
+                p < RESETTING && p >= first && slot.requests.load(Relaxed) > 0
+            })
+        });
+    }
+
     fn sign_series(&self, alg: &'static str) -> Arc<SignStats> {
         let mut map = self.signing.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(alg)
@@ -686,6 +713,27 @@ mod tests {
             assert!((got - want).abs() <= want * 0.0625, "p{p}: {got} ms, want {want}");
         }
         assert!((w.latency.mean().unwrap() - 0.5005).abs() < 1e-9);
+    }
+
+    #[test]
+    fn routes_no_policy_holds_are_pruned_once_idle() {
+        let stats = Stats::new(Duration::from_secs(10));
+        let held = stats.route("kept");
+        let _ = stats.route("renamed-away");
+        let recent = stats.route("recent");
+        recent.record_at(&stats, stats.epoch, 200);
+        drop(recent);
+        stats.prune(stats.epoch + Duration::from_secs(5));
+        let names = |s: &Stats| {
+            let mut v: Vec<String> = s.routes.lock().unwrap().keys().cloned().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&stats), ["kept", "recent"]);
+        // Fifteen minutes later the unused one with old traffic goes too.
+        stats.prune(stats.epoch + Duration::from_secs(1000));
+        assert_eq!(names(&stats), ["kept"]);
+        drop(held);
     }
 
     #[test]
