@@ -8,13 +8,37 @@ use std::time::{Duration, Instant};
 
 pub use quantumvault::demo::upstream::EchoServer;
 
+/// A loopback address no other caller in this test process was given: tests run in parallel,
+/// and a port freed for a moment (a gateway restarting) must not go to another test, nor may
+/// the listener and the admin port of one gateway get the same one.
 pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        if reserve(addr.port()) {
+            return addr;
+        }
+    }
 }
 
+/// Marks `port` as taken by this test process; false if it already was.
+fn reserve(port: u16) -> bool {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    given.get_or_insert_with(HashSet::new).insert(port)
+}
+
+/// An echo upstream on a port no other test will be given (tests stop and restart upstreams on
+/// their address).
 pub fn echo(name: &str) -> EchoServer {
-    EchoServer::start(name, "127.0.0.1:0".parse().unwrap()).expect("echo upstream")
+    loop {
+        let e = EchoServer::start(name, "127.0.0.1:0".parse().unwrap()).expect("echo upstream");
+        if reserve(e.addr().port()) {
+            return e;
+        }
+    }
 }
 
 pub fn bin() -> &'static str {
