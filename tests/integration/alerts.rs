@@ -307,3 +307,31 @@ fn back_to_good(gw: &Gateway, up: &EchoServer) {
             .any(|r| r["name"] == "Slow" && r["per_route"] == true)
     });
 }
+
+/// `monitoring.enabled: false` (the benchmark's comparison) really turns recording off: traffic
+/// leaves no statistics and no request series, and no rule is evaluated.
+#[test]
+fn monitoring_off_records_nothing() {
+    let up = echo("u");
+    let gw = Gateway::start_with(
+        &policy_one("pool", &[up.addr()], ""),
+        "monitoring:\n  enabled: false\n  evaluate_every: 200ms\n",
+    );
+    let ag = agent();
+    for _ in 0..5 {
+        assert_eq!(send(&ag, "GET", &gw.url("/"), &[]).unwrap().status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = get(&gw.admin_url("/stats")).json();
+    assert_eq!(stats["enabled"], false);
+    assert!(stats["gateway"]["1m"]["requests"] == 0, "{stats}");
+    let a = alerts(&gw);
+    assert_eq!(a["evaluation_enabled"], false);
+    assert!(a["alerts"].as_array().unwrap().is_empty());
+    let m = get(&gw.admin_url("/metrics")).body;
+    assert!(!m.contains("quantumvault_requests_total{"), "{m}");
+    // The proxy itself is unaffected, and the access log still records.
+    gw.wait_for(5, "access log", || {
+        std::fs::read_to_string(gw.path("access.log")).unwrap_or_default().lines().count() >= 5
+    });
+}
