@@ -332,6 +332,10 @@ fn monitoring_off_records_nothing() {
     assert!(!m.contains("quantumvault_requests_total{"), "{m}");
     // The proxy itself is unaffected, and the access log still records.
     gw.wait_for(5, "access log", || {
-        std::fs::read_to_string(gw.path("access.log")).unwrap_or_default().lines().count() >= 5
+        std::fs::read_to_string(gw.path("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 5
     });
 }

@@ -49,6 +49,8 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// Extra environment for the gateway process (set before `spawn`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -118,6 +120,16 @@ impl Gateway {
 
     /// As `start_with`, running `pre` with the gateway.yaml path before the process starts.
     pub fn start_with_pre(policy: &str, extra_gateway_yaml: &str, pre: impl FnOnce(&Path)) -> Gateway {
+        Self::start_full(policy, extra_gateway_yaml, pre, &[])
+    }
+
+    /// As `start_with_pre`, with extra environment variables for the gateway process.
+    pub fn start_full(
+        policy: &str,
+        extra_gateway_yaml: &str,
+        pre: impl FnOnce(&Path),
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let listen = free_addr();
         let admin = free_addr();
@@ -137,6 +149,7 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
             dir,
             listen,
             admin,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
         };
         gw.spawn();
@@ -148,6 +161,7 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(self.dir.path().join("gateway.yaml"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

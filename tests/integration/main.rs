@@ -9,4 +9,5 @@ mod inspection;
 mod monitoring;
 mod reload;
 mod signing;
+mod tls;
 mod upstreams;

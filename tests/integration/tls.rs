@@ -1,0 +1,200 @@
+//! TLS end to end: a gateway terminating TLS (HTTP/1.1 and HTTP/2 by ALPN, HSTS, X-Forwarded-Proto
+//! https) in front of a plain upstream, and a second gateway that speaks TLS to it as its upstream,
+//! checking the certificate and the name (SNI) against the CA it trusts. Certificates are made by
+//! the test with the openssl command-line tool; curl is the client.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, in `dir`.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed by scripts/test.sh");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=QuantumVault test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    // A CA that signed nothing here: trusting only it means trusting no server.
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Unrelated CA",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed by scripts/test.sh");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn tls_termination_and_tls_to_the_upstream() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let (cert, key, ca) = (
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+        certs.path().join("ca.pem"),
+    );
+    let up = echo("plain");
+    // Gateway B terminates TLS in front of the echo upstream.
+    let edge = Gateway::start_with_pre(&policy_one("u", &[up.addr()], ""), "", |conf| {
+        let text = std::fs::read_to_string(conf).unwrap();
+        // The second line is the listener: `  - address: 127.0.0.1:PORT`.
+        let listen_line = text.lines().nth(1).unwrap().to_string();
+        let text = text.replacen(
+            &format!("{listen_line}\n"),
+            &format!(
+                "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
+                cert.display(),
+                key.display()
+            ),
+            1,
+        );
+        std::fs::write(conf, text).unwrap();
+    });
+    let port = edge.listen.port().to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/tls-check?x=1");
+    let ca_arg = ca.to_str().unwrap();
+
+    // HTTP/1.1 over TLS, the certificate checked by curl against the test CA.
+    let r = curl(&["--http1.1", "--cacert", ca_arg, "--resolve", &resolve, &url]);
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let lower = r.to_ascii_lowercase();
+    assert!(
+        lower.contains("strict-transport-security: max-age="),
+        "HSTS on TLS listeners: {r}"
+    );
+    assert!(lower.contains("\"x-forwarded-proto\": \"https\""), "{r}");
+    // HTTP/2 by ALPN.
+    let r = curl(&["--http2", "--cacert", ca_arg, "--resolve", &resolve, &url]);
+    assert!(r.starts_with("HTTP/2 200"), "{r}");
+    // Plain HTTP on the TLS port is not served.
+    let plain = curl(&[&format!("http://127.0.0.1:{port}/")]);
+    assert!(!plain.contains("200"), "{plain}");
+
+    // Gateway A uses B as a TLS upstream, verifying against the test CA only.
+    let tls_pool = |verify: bool, sni: &str| {
+        policy_one(
+            "edge",
+            &[edge.listen],
+            &format!("    tls: {{sni: {sni}, verify: {verify}}}\n    retries: 0\n"),
+        )
+    };
+    let inner = Gateway::start_full(
+        &tls_pool(true, "localhost"),
+        "",
+        |_| {},
+        &[("SSL_CERT_FILE", ca_arg), ("SSL_CERT_DIR", "/nonexistent")],
+    );
+    let r = get(&inner.url("/through-tls"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["path"], "/through-tls");
+    // The name is checked: an SNI the certificate does not carry fails (502), and so does a
+    // certificate from a CA the gateway does not trust.
+    inner.write_policy(&tls_pool(true, "wrong.example"));
+    inner.wait_for(10, "reload", || inner.generation() == 2);
+    let r = get(&inner.url("/through-tls"));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (502, Some("upstream_unavailable")),
+        "{}",
+        r.body
+    );
+    let untrusting = Gateway::start_full(
+        &tls_pool(true, "localhost"),
+        "",
+        |_| {},
+        &[
+            ("SSL_CERT_FILE", certs.path().join("other.pem").to_str().unwrap()),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    assert_eq!(get(&untrusting.url("/x")).status, 502);
+    // verify: false is the operator's explicit choice, and then it connects.
+    untrusting.write_policy(&tls_pool(false, "localhost"));
+    untrusting.wait_for(10, "reload", || untrusting.generation() == 2);
+    assert_eq!(get(&untrusting.url("/x")).status, 200);
+}
