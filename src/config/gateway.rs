@@ -447,12 +447,8 @@ impl GatewayConfig {
         }
         if let Some(w) = &m.webhook {
             match w.url.parse::<http::Uri>() {
-                Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
-                Ok(u) if u.scheme_str() == Some("https") => errors.push(file.error(
-                    "monitoring.webhook.url",
-                    "https is not supported here: point it at a local Alertmanager or a TLS-terminating relay over http",
-                )),
-                _ => errors.push(file.error("monitoring.webhook.url", "an http:// URL with a host")),
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+                _ => errors.push(file.error("monitoring.webhook.url", "an http:// or https:// URL with a host")),
             }
             if w.timeout.is_zero() {
                 errors.push(file.error("monitoring.webhook.timeout", "must be longer than zero"));

@@ -556,6 +556,7 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
 pub struct WebhookSender {
     pub config: crate::config::gateway::WebhookConfig,
     pub generator_url: String,
+    connector: pingora::connectors::http::Connector,
     pub queue: Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
 
@@ -570,6 +571,7 @@ impl WebhookSender {
             WebhookSender {
                 config,
                 generator_url,
+                connector: pingora::connectors::http::Connector::new(None),
                 queue: Mutex::new(Some(rx)),
             },
             tx,
@@ -588,24 +590,21 @@ impl pingora::services::background::BackgroundService for WebhookSender {
                 _ = shutdown.changed() => return,
                 b = rx.recv() => match b { Some(b) => b, None => return },
             };
-            let body = alertmanager_body(&batch, &self.generator_url).to_string();
+            let body = bytes::Bytes::from(alertmanager_body(&batch, &self.generator_url).to_string());
             let mut attempt = 0;
             loop {
-                let sent = {
-                    let body = body.clone();
-                    let this = WebhookAttempt {
-                        url: self.config.url.clone(),
-                        timeout: self.config.timeout,
-                    };
-                    tokio::task::spawn_blocking(move || this.post(body)).await
-                };
+                let sent = tokio::time::timeout(
+                    self.config.timeout,
+                    post(&self.connector, &self.config.url, body.clone()),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()));
                 match sent {
-                    Ok(Ok(())) => {
+                    Ok(()) => {
                         metrics::counter!("quantumvault_alert_notifications_total", "result" => "ok").increment(1);
                         break;
                     }
-                    Ok(Err(e)) => log::warn!("alert webhook attempt {} failed: {e}", attempt + 1),
-                    Err(_) => log::warn!("alert webhook attempt {} panicked", attempt + 1),
+                    Err(e) => log::warn!("alert webhook attempt {} failed: {e}", attempt + 1),
                 }
                 if attempt >= self.config.retries {
                     metrics::counter!("quantumvault_alert_notifications_total", "result" => "error").increment(1);
@@ -623,24 +622,45 @@ impl pingora::services::background::BackgroundService for WebhookSender {
     }
 }
 
-/// One delivery attempt, movable to a blocking thread.
-struct WebhookAttempt {
-    url: String,
-    timeout: Duration,
-}
-
-impl WebhookAttempt {
-    fn post(&self, body: String) -> Result<(), String> {
-        let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
-        match agent
-            .post(&self.url)
-            .set("Content-Type", "application/json")
-            .send_string(&body)
-        {
-            Ok(_) => Ok(()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
-            Err(e) => Err(e.kind().to_string()),
-        }
+/// One delivery: `POST` the batch over Pingora's connector (HTTP or HTTPS; the certificate is
+/// checked against the system's CAs, or `SSL_CERT_FILE`), success on any 2xx.
+async fn post(connector: &pingora::connectors::http::Connector, url: &str, body: bytes::Bytes) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| "bad URL".to_string())?;
+    let tls = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or("URL without a host")?.to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let peer = pingora::upstreams::peer::HttpPeer::new(addr, tls, host.clone());
+    let (mut session, _) = connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(&host).to_string();
+    let mut req = pingora::http::RequestHeader::build("POST", target.as_bytes(), None).map_err(|e| e.to_string())?;
+    for (name, value) in [
+        ("Host", authority),
+        ("Content-Type", "application/json".to_string()),
+        ("Content-Length", body.len().to_string()),
+        ("User-Agent", format!("quantumvault/{}", env!("CARGO_PKG_VERSION"))),
+    ] {
+        req.insert_header(name, value).map_err(|e| e.to_string())?;
+    }
+    let io = |e: Box<pingora::Error>| e.etype().as_str().to_string();
+    session.write_request_header(Box::new(req)).await.map_err(io)?;
+    session.write_request_body(body, true).await.map_err(io)?;
+    session.finish_request_body().await.map_err(io)?;
+    session.read_response_header().await.map_err(io)?;
+    let status = session.response_header().map(|r| r.status.as_u16()).unwrap_or(0);
+    while session.read_response_body().await.map_err(io)?.is_some() {}
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
     }
 }
 

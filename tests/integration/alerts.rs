@@ -11,13 +11,13 @@ use std::time::Duration;
 use crate::common::*;
 
 /// An Alertmanager stand-in: records every POSTed body; answers 503 to the first `fail_first`.
-struct Receiver {
-    addr: std::net::SocketAddr,
+pub(crate) struct Receiver {
+    pub(crate) addr: std::net::SocketAddr,
     bodies: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
+    pub(crate) fn start(fail_first: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -65,7 +65,7 @@ impl Receiver {
         Receiver { addr, bodies }
     }
 
-    fn received(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn received(&self) -> Vec<serde_json::Value> {
         self.bodies.lock().unwrap().clone()
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it, in `dir`.
-fn make_certs(dir: &Path) {
+pub(crate) fn make_certs(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -197,4 +197,52 @@ fn tls_termination_and_tls_to_the_upstream() {
     untrusting.write_policy(&tls_pool(false, "localhost"));
     untrusting.wait_for(10, "reload", || untrusting.generation() == 2);
     assert_eq!(get(&untrusting.url("/x")).status, 200);
+}
+
+/// Alert notifications over HTTPS: the webhook is a TLS gateway in front of an Alertmanager
+/// stand-in, and the alerting gateway checks its certificate against the test CA.
+#[test]
+fn alert_webhook_over_https() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let ca = certs.path().join("ca.pem");
+    let hook = crate::alerts::Receiver::start(0);
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let relay = Gateway::start_with_pre(&policy_one("hook", &[hook.addr], ""), "", |conf| {
+        let text = std::fs::read_to_string(conf).unwrap();
+        let listen_line = text.lines().nth(1).unwrap().to_string();
+        let text = text.replacen(
+            &format!("{listen_line}\n"),
+            &format!(
+                "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
+                cert.display(),
+                key.display()
+            ),
+            1,
+        );
+        std::fs::write(conf, text).unwrap();
+    });
+    let up = echo("u");
+    let policy = format!(
+        "{}alerts:\n  builtin: false\n  rules:\n    - {{name: HighErrorRate, metric: error_rate, comparison: \">\", threshold: 0.05, window: 5s, severity: critical, min_requests: 3}}\n",
+        policy_one("pool", &[up.addr()], "    retries: 0\n")
+    );
+    let monitoring = format!(
+        "monitoring:\n  resolution: 1s\n  evaluate_every: 200ms\n  webhook:\n    url: https://localhost:{}/api/v2/alerts\n    timeout: 3s\n",
+        relay.listen.port()
+    );
+    let gw = Gateway::start_full(&policy, &monitoring, |_| {}, &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    up.stop();
+    let ag = agent();
+    gw.wait_for(15, "notification over HTTPS", || {
+        let _ = send(&ag, "GET", &gw.url("/"), &[]);
+        hook.received()
+            .iter()
+            .any(|b| b[0]["labels"]["alertname"] == "HighErrorRate")
+    });
+    let m = get(&gw.admin_url("/metrics")).body;
+    assert!(
+        m.contains("quantumvault_alert_notifications_total{result=\"ok\"}"),
+        "{m}"
+    );
 }
