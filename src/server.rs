@@ -38,10 +38,34 @@ pub fn server_conf(gateway: &GatewayConfig) -> ServerConf {
     conf
 }
 
+/// Pingora's TLS connector loads the system's CAs when it is built and panics if `SSL_CERT_FILE`
+/// or `SSL_CERT_DIR` name something unreadable: say so plainly before that happens.
+fn check_trust_store_env() -> Result<(), StartError> {
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        if let Some(path) = std::env::var_os(var) {
+            let p = std::path::Path::new(&path);
+            let ok = if var == "SSL_CERT_FILE" {
+                p.is_file()
+            } else {
+                p.is_dir()
+            };
+            if !ok && !(var == "SSL_CERT_DIR" && !p.exists()) {
+                return Err(StartError::Other(format!(
+                    "{var}={} is not a readable {}; fix or unset it (TLS to upstreams and webhooks trusts the CAs it names)",
+                    p.display(),
+                    if var == "SSL_CERT_FILE" { "file" } else { "folder" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Loads the config and serves until shutdown. `upgrade` takes the listening sockets over from a
 /// running instance (Pingora graceful upgrade).
 pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let (gateway, policy) = load_all(config_path)?;
+    check_trust_store_env()?;
     std::fs::create_dir_all(&gateway.data_dir)
         .map_err(|e| StartError::Other(format!("cannot create data_dir {}: {e}", gateway.data_dir.display())))?;
     crate::telemetry::stats::init(gateway.monitoring.resolution, gateway.monitoring.enabled);

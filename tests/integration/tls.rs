@@ -246,3 +246,24 @@ fn alert_webhook_over_https() {
         "{m}"
     );
 }
+
+/// A trust-store variable that names a missing file stops start-up with a plain message (Pingora
+/// would otherwise panic while building its TLS connector).
+#[test]
+fn unreadable_ssl_cert_file_is_a_clear_start_error() {
+    let up = echo("u");
+    let mut gw = Gateway::start(&policy_one("u", &[up.addr()], ""));
+    assert!(gw.stop().success());
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(gw.path("gateway.yaml"))
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SSL_CERT_FILE=/nonexistent/ca.pem is not a readable file") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
