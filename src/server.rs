@@ -38,34 +38,30 @@ pub fn server_conf(gateway: &GatewayConfig) -> ServerConf {
     conf
 }
 
-/// Pingora's TLS connector loads the system's CAs when it is built and panics if `SSL_CERT_FILE`
-/// or `SSL_CERT_DIR` name something unreadable: say so plainly before that happens.
-fn check_trust_store_env() -> Result<(), StartError> {
-    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
-        if let Some(path) = std::env::var_os(var) {
-            let p = std::path::Path::new(&path);
-            let ok = if var == "SSL_CERT_FILE" {
-                p.is_file()
-            } else {
-                p.is_dir()
-            };
-            if !ok && !(var == "SSL_CERT_DIR" && !p.exists()) {
-                return Err(StartError::Other(format!(
-                    "{var}={} is not a readable {}; fix or unset it (TLS to upstreams and webhooks trusts the CAs it names)",
-                    p.display(),
-                    if var == "SSL_CERT_FILE" { "file" } else { "folder" }
-                )));
-            }
+/// Pingora's TLS connector loads the system's CAs (honouring `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`) when it is built, and panics if that fails: run the same loader first and
+/// turn a failure into a plain start-up error. No CA at all is only a warning (plain-HTTP
+/// upstreams work; TLS ones will fail verification and answer 502).
+fn check_trust_store() -> Result<(), StartError> {
+    let mut store = pingora::tls::RootCertStore::empty();
+    match pingora::tls::load_platform_certs_incl_env_into_store(&mut store) {
+        Ok(()) if store.is_empty() => {
+            log::warn!("no trusted CA certificates found: TLS to upstreams and webhooks with verify on will fail");
+            Ok(())
         }
+        Ok(()) => Ok(()),
+        Err(e) => Err(StartError::Other(format!(
+            "cannot load the trusted CA certificates (check SSL_CERT_FILE and SSL_CERT_DIR): {}",
+            e.root_cause()
+        ))),
     }
-    Ok(())
 }
 
 /// Loads the config and serves until shutdown. `upgrade` takes the listening sockets over from a
 /// running instance (Pingora graceful upgrade).
 pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let (gateway, policy) = load_all(config_path)?;
-    check_trust_store_env()?;
+    check_trust_store()?;
     std::fs::create_dir_all(&gateway.data_dir)
         .map_err(|e| StartError::Other(format!("cannot create data_dir {}: {e}", gateway.data_dir.display())))?;
     crate::telemetry::stats::init(gateway.monitoring.resolution, gateway.monitoring.enabled);

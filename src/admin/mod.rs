@@ -443,7 +443,8 @@ impl BackgroundService for KeyMaintenance {
     }
 }
 
-/// Drains histogram samples into their buckets so memory stays flat between scrapes.
+/// Drains histogram samples into their buckets so memory stays flat between scrapes, and
+/// forgets the statistics of routes that are gone.
 pub struct MetricsUpkeep(pub PrometheusHandle);
 
 #[async_trait]
@@ -453,7 +454,10 @@ impl BackgroundService for MetricsUpkeep {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tick.tick() => self.0.run_upkeep(),
+                _ = tick.tick() => {
+                    self.0.run_upkeep();
+                    crate::telemetry::stats::stats().prune(std::time::Instant::now());
+                }
             }
         }
     }

@@ -543,9 +543,6 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
             let policy = self.runtime.policy.load_full();
             let observations = observe(&self.runtime, &policy.config.alerts, Instant::now());
             self.runtime.alerts.evaluate(unix_ms(), &observations);
-            drop(observations);
-            drop(policy);
-            stats::stats().prune(Instant::now());
         }
     }
 }
@@ -556,7 +553,7 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
 pub struct WebhookSender {
     pub config: crate::config::gateway::WebhookConfig,
     pub generator_url: String,
-    connector: pingora::connectors::http::Connector,
+    connector: std::sync::Arc<pingora::connectors::http::Connector>,
     pub queue: Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
 
@@ -571,7 +568,7 @@ impl WebhookSender {
             WebhookSender {
                 config,
                 generator_url,
-                connector: pingora::connectors::http::Connector::new(None),
+                connector: std::sync::Arc::new(pingora::connectors::http::Connector::new(None)),
                 queue: Mutex::new(Some(rx)),
             },
             tx,
@@ -629,16 +626,25 @@ async fn post(connector: &pingora::connectors::http::Connector, url: &str, body:
     let tls = uri.scheme_str() == Some("https");
     let host = uri.host().ok_or("URL without a host")?.to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+    let bare_host = host.trim_matches(['[', ']']).to_string();
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port))
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let peer = pingora::upstreams::peer::HttpPeer::new(addr, tls, host.clone());
-    let (mut session, _) = connector
-        .get_http_session(&peer)
-        .await
-        .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
+        .collect();
+    // Every address of the name in turn (`localhost` may list ::1 before 127.0.0.1).
+    let mut session = None;
+    let mut last_error = format!("{host} has no address");
+    for addr in addrs {
+        let peer = pingora::upstreams::peer::HttpPeer::new(addr, tls, bare_host.clone());
+        match connector.get_http_session(&peer).await {
+            Ok((s, _)) => {
+                session = Some(s);
+                break;
+            }
+            Err(e) => last_error = format!("connect {addr}: {}", e.etype().as_str()),
+        }
+    }
+    let mut session = session.ok_or(last_error)?;
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or(&host).to_string();
     let mut req = pingora::http::RequestHeader::build("POST", target.as_bytes(), None).map_err(|e| e.to_string())?;
@@ -654,10 +660,16 @@ async fn post(connector: &pingora::connectors::http::Connector, url: &str, body:
     session.write_request_header(Box::new(req)).await.map_err(io)?;
     session.write_request_body(body, true).await.map_err(io)?;
     session.finish_request_body().await.map_err(io)?;
-    session.read_response_header().await.map_err(io)?;
-    let status = session.response_header().map(|r| r.status.as_u16()).unwrap_or(0);
-    while session.read_response_body().await.map_err(io)?.is_some() {}
+    // Skip interim 1xx answers to the final one.
+    let status = loop {
+        session.read_response_header().await.map_err(io)?;
+        let status = session.response_header().map(|r| r.status.as_u16()).unwrap_or(0);
+        if !(100..200).contains(&status) || status == 101 {
+            break status;
+        }
+    };
     if (200..300).contains(&status) {
+        // Accepted: what the body says (or how slowly) no longer matters.
         Ok(())
     } else {
         Err(format!("HTTP {status}"))

@@ -18,8 +18,14 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        // A port no other test is given (see common::reserve).
+        let (listener, addr) = loop {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            if reserve(a.port()) {
+                break (l, a);
+            }
+        };
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = bodies.clone();
         std::thread::spawn(move || {

@@ -22,7 +22,7 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// Marks `port` as taken by this test process; false if it already was.
-fn reserve(port: u16) -> bool {
+pub fn reserve(port: u16) -> bool {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);

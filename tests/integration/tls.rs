@@ -228,7 +228,7 @@ fn alert_webhook_over_https() {
         policy_one("pool", &[up.addr()], "    retries: 0\n")
     );
     let monitoring = format!(
-        "monitoring:\n  resolution: 1s\n  evaluate_every: 200ms\n  webhook:\n    url: https://localhost:{}/api/v2/alerts\n    timeout: 3s\n",
+        "monitoring:\n  resolution: 1s\n  evaluate_every: 200ms\n  webhook:\n    url: https://127.0.0.1:{}/api/v2/alerts\n    timeout: 3s\n",
         relay.listen.port()
     );
     let gw = Gateway::start_full(&policy, &monitoring, |_| {}, &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
@@ -247,23 +247,39 @@ fn alert_webhook_over_https() {
     );
 }
 
-/// A trust-store variable that names a missing file stops start-up with a plain message (Pingora
-/// would otherwise panic while building its TLS connector).
+/// A trust store that cannot load (every CA source named by SSL_CERT_FILE and SSL_CERT_DIR is
+/// missing, so the loader fails) stops start-up with a plain message: Pingora would otherwise
+/// panic while building its TLS connector.
 #[test]
-fn unreadable_ssl_cert_file_is_a_clear_start_error() {
+fn unloadable_trust_store_is_a_clear_start_error() {
     let up = echo("u");
     let mut gw = Gateway::start(&policy_one("u", &[up.addr()], ""));
     assert!(gw.stop().success());
-    let out = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(["run", "--config"])
         .arg(gw.path("gateway.yaml"))
         .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
-        .output()
+        .env("SSL_CERT_DIR", "/nonexistent/certs")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway started instead of refusing");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("SSL_CERT_FILE=/nonexistent/ca.pem is not a readable file") && !stderr.contains("panicked"),
+        stderr.contains("cannot load the trusted CA certificates") && !stderr.contains("panicked"),
         "{stderr}"
     );
 }
