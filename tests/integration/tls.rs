@@ -95,6 +95,19 @@ pub(crate) fn make_certs(dir: &Path) {
     ]);
 }
 
+/// Turns the harness's plain listener in `conf` into a TLS one with `cert` and `key`.
+fn with_tls_listener(conf: &Path, cert: &Path, key: &Path) {
+    let text = std::fs::read_to_string(conf).unwrap();
+    // The second line is the listener: `  - address: 127.0.0.1:PORT`.
+    let listen_line = text.lines().nth(1).unwrap().to_string();
+    let tls = format!(
+        "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(conf, text.replacen(&format!("{listen_line}\n"), &tls, 1)).unwrap();
+}
+
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-sS", "-i", "--max-time", "10"])
@@ -120,19 +133,7 @@ fn tls_termination_and_tls_to_the_upstream() {
     let up = echo("plain");
     // Gateway B terminates TLS in front of the echo upstream.
     let edge = Gateway::start_with_pre(&policy_one("u", &[up.addr()], ""), "", |conf| {
-        let text = std::fs::read_to_string(conf).unwrap();
-        // The second line is the listener: `  - address: 127.0.0.1:PORT`.
-        let listen_line = text.lines().nth(1).unwrap().to_string();
-        let text = text.replacen(
-            &format!("{listen_line}\n"),
-            &format!(
-                "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
-                cert.display(),
-                key.display()
-            ),
-            1,
-        );
-        std::fs::write(conf, text).unwrap();
+        with_tls_listener(conf, &cert, &key)
     });
     let port = edge.listen.port().to_string();
     let resolve = format!("localhost:{port}:127.0.0.1");
@@ -209,18 +210,7 @@ fn alert_webhook_over_https() {
     let hook = crate::alerts::Receiver::start(0);
     let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
     let relay = Gateway::start_with_pre(&policy_one("hook", &[hook.addr], ""), "", |conf| {
-        let text = std::fs::read_to_string(conf).unwrap();
-        let listen_line = text.lines().nth(1).unwrap().to_string();
-        let text = text.replacen(
-            &format!("{listen_line}\n"),
-            &format!(
-                "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
-                cert.display(),
-                key.display()
-            ),
-            1,
-        );
-        std::fs::write(conf, text).unwrap();
+        with_tls_listener(conf, &cert, &key)
     });
     let up = echo("u");
     let policy = format!(
