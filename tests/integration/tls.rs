@@ -22,55 +22,17 @@ pub(crate) fn make_certs(dir: &Path) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=QuantumVault test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
+    // `openssl req` with a new P-256 key: a self-signed CA (`-x509`) or a signing request.
+    let req = |extra: &[&str], key: &str, out: &str, subject: &str| {
+        let mut args = vec!["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-keyout", key, "-out", out, "-subj", subject]);
+        run(&args);
+    };
+    req(&["-x509", "-days", "2"], "ca.key", "ca.pem", "/CN=QuantumVault test CA");
+    req(&[], "key.pem", "server.csr", "/CN=localhost");
     // A CA that signed nothing here: trusting only it means trusting no server.
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Unrelated CA",
-    ]);
+    req(&["-x509", "-days", "2"], "other.key", "other.pem", "/CN=Unrelated CA");
     std::fs::write(
         dir.join("ext.cnf"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
