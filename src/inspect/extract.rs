@@ -45,7 +45,7 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 /// or value) goes to `check` in document order, borrowed from the body when it has no escapes;
 /// values under an excluded key are skipped unread. Parsing stops at the first finding.
 mod json_walk {
-    use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
     use crate::inspect::Finding;
 
@@ -145,13 +145,13 @@ mod json_walk {
         }
     }
 
-    /// `Ok(finding)` when the document parsed (or parsing stopped at a finding); `Err` when it
-    /// is not JSON.
+    /// `Some(finding)` when the document parsed (or parsing stopped at a finding); `None` when
+    /// it is not JSON.
     pub fn walk(
         body: &[u8],
         exclude: &[String],
         mut check: impl FnMut(&str) -> Option<Finding>,
-    ) -> Result<Option<Finding>, serde_json::Error> {
+    ) -> Option<Option<Finding>> {
         let mut found = None;
         let mut de = serde_json::Deserializer::from_slice(body);
         let result = Walk {
@@ -161,11 +161,7 @@ mod json_walk {
         }
         .deserialize(&mut de)
         .and_then(|()| de.end());
-        match result {
-            Ok(()) => Ok(found),
-            Err(_) if found.is_some() => Ok(found),
-            Err(e) => Err(serde_json::Error::custom(e)),
-        }
+        (result.is_ok() || found.is_some()).then_some(found)
     }
 }
 
@@ -176,7 +172,7 @@ fn json_unescape_lossy(text: &str) -> String {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
             out.push(c);
@@ -243,7 +239,7 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     let body = r.body?;
     let ct = r.content_type.unwrap_or("").to_ascii_lowercase();
     if ct.contains("json") {
-        if let Ok(found) = json_walk::walk(body, r.exclude, |s| insp.check(s, false, "json")) {
+        if let Some(found) = json_walk::walk(body, r.exclude, |s| insp.check(s, false, "json")) {
             return found;
         }
         // Not JSON to serde_json (cut at the inspection bound, or a number or escape that other
