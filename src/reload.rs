@@ -62,15 +62,7 @@ impl Runtime {
         };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
-        let alerts = crate::telemetry::alerts::AlertEngine::new(
-            gateway.monitoring.alert_history,
-            gateway
-                .monitoring
-                .webhook
-                .as_ref()
-                .map(|w| w.resend_every)
-                .unwrap_or(std::time::Duration::from_secs(60)),
-        );
+        let alerts = crate::telemetry::alerts::AlertEngine::new(gateway.monitoring.alert_history);
         Ok(Runtime {
             alerts,
             gateway,

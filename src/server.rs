@@ -127,7 +127,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
         if let Some(webhook) = &gateway.monitoring.webhook {
             let (sender, queue) =
                 WebhookSender::new(webhook.clone(), format!("http://{}/alerts", gateway.admin_address));
-            runtime.alerts.set_notifier(queue);
+            runtime.alerts.set_notifier(queue, webhook.resend_every);
             server.add_service(background_service("alert webhook", sender));
         }
     }

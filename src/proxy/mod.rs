@@ -460,9 +460,7 @@ impl ProxyHttp for Gateway {
         metrics.record(&req.method, status, end, elapsed, ctx.upstream_took);
         let route_name = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
         if let Some(d) = &ctx.denial {
-            if crate::telemetry::metrics::denied(route_name, &d.reason) {
-                metrics.stats.record_denial(end, &d.reason);
-            }
+            metrics.record_denial(end, &d.reason);
         }
         if let Some(key) = &ctx.filters.key {
             key.usage.record(

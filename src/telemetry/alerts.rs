@@ -110,8 +110,8 @@ const KEEP_RESOLVED_MS: u64 = 15 * 60 * 1000;
 pub struct AlertEngine {
     state: Mutex<EngineState>,
     history_cap: usize,
-    resend_every_ms: u64,
-    notify: OnceLock<tokio::sync::mpsc::Sender<Notification>>,
+    /// The webhook queue and how often firing alerts are sent again.
+    notify: OnceLock<(tokio::sync::mpsc::Sender<Notification>, u64)>,
 }
 
 /// A batch for the webhook: the alerts, when it was made, and the resend period (which sets
@@ -144,11 +144,10 @@ fn alert_id(rule: &str, labels: &BTreeMap<String, String>) -> String {
 }
 
 impl AlertEngine {
-    pub fn new(history_cap: usize, resend_every: Duration) -> AlertEngine {
+    pub fn new(history_cap: usize) -> AlertEngine {
         let engine = AlertEngine {
             state: Mutex::new(EngineState::default()),
             history_cap: history_cap.max(1),
-            resend_every_ms: resend_every.as_millis() as u64,
             notify: OnceLock::new(),
         };
         // The gauges exist (at zero) before the first evaluation, for dashboards and rules.
@@ -157,8 +156,8 @@ impl AlertEngine {
     }
 
     /// Connects the webhook sender (once, at start).
-    pub fn set_notifier(&self, tx: tokio::sync::mpsc::Sender<Notification>) {
-        let _ = self.notify.set(tx);
+    pub fn set_notifier(&self, tx: tokio::sync::mpsc::Sender<Notification>, resend_every: Duration) {
+        let _ = self.notify.set((tx, resend_every.as_millis() as u64));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, EngineState> {
@@ -261,14 +260,12 @@ impl AlertEngine {
         // Send what changed to firing or resolved, and firing alerts due for a resend. An alert
         // counts as sent only once its batch is queued, so a full queue means a retry at the next
         // evaluation rather than a lost notification.
-        if let Some(tx) = self.notify.get() {
+        if let Some((tx, resend_every_ms)) = self.notify.get() {
             let due: Vec<String> = st
                 .alerts
                 .values()
                 .filter(|a| match a.state {
-                    AlertState::Firing => a
-                        .last_sent
-                        .is_none_or(|t| now_ms.saturating_sub(t) >= self.resend_every_ms),
+                    AlertState::Firing => a.last_sent.is_none_or(|t| now_ms.saturating_sub(t) >= *resend_every_ms),
                     AlertState::Resolved => a.last_sent.is_some_and(|t| t < a.resolved_at.unwrap_or(0)),
                     AlertState::Pending => false,
                 })
@@ -278,7 +275,7 @@ impl AlertEngine {
                 let batch = Notification {
                     alerts: due.iter().filter_map(|id| st.alerts.get(id).cloned()).collect(),
                     sent_at: now_ms,
-                    resend_every_ms: self.resend_every_ms,
+                    resend_every_ms: *resend_every_ms,
                 };
                 match tx.try_send(batch) {
                     Ok(()) => {
@@ -387,12 +384,13 @@ pub fn observe<'a>(runtime: &Runtime, rules: &'a [AlertRule], now: Instant) -> V
                     .entry(rule.window)
                     .or_insert_with(|| stats.route_windows(rule.window, now));
                 if rule.per_route {
+                    let no_traffic = Window::default();
                     for route in &policy.config.routes {
-                        let w = by_route.get(&route.name).cloned().unwrap_or_default();
+                        let w = by_route.get(&route.name).unwrap_or(&no_traffic);
                         out.push(Observation {
                             rule,
                             labels: labels(&[("route", &route.name)]),
-                            value: request_value(m, &w, rule.min_requests),
+                            value: request_value(m, w, rule.min_requests),
                         });
                     }
                 } else {
@@ -699,7 +697,7 @@ mod tests {
 
     #[test]
     fn pending_then_firing_after_for_then_resolved() {
-        let e = AlertEngine::new(100, Duration::from_secs(300));
+        let e = AlertEngine::new(100);
         let r = rule(30);
         e.evaluate(0, &obs(&r, Some(0.5)));
         let (a, _) = e.snapshot();
@@ -721,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_short_blip_is_dropped_not_fired_and_no_data_does_not_fire() {
-        let e = AlertEngine::new(100, Duration::from_secs(300));
+        let e = AlertEngine::new(100);
         let r = rule(30);
         e.evaluate(0, &obs(&r, Some(0.5)));
         e.evaluate(10_000, &obs(&r, None));
@@ -731,7 +729,7 @@ mod tests {
 
     #[test]
     fn same_rule_and_labels_is_one_alert_and_ack_sticks_until_resolved() {
-        let e = AlertEngine::new(100, Duration::from_secs(300));
+        let e = AlertEngine::new(100);
         let r = rule(0);
         e.evaluate(0, &obs(&r, Some(0.5)));
         e.evaluate(1_000, &obs(&r, Some(0.7)));
@@ -754,9 +752,9 @@ mod tests {
 
     #[test]
     fn notifications_on_fire_resend_and_resolve() {
-        let e = AlertEngine::new(100, Duration::from_secs(60));
+        let e = AlertEngine::new(100);
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        e.set_notifier(tx);
+        e.set_notifier(tx, Duration::from_secs(60));
         let r = rule(0);
         e.evaluate(0, &obs(&r, Some(0.5)));
         let first = rx.try_recv().unwrap();
@@ -785,9 +783,9 @@ mod tests {
 
     #[test]
     fn a_full_queue_retries_at_the_next_evaluation() {
-        let e = AlertEngine::new(100, Duration::from_secs(60));
+        let e = AlertEngine::new(100);
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        e.set_notifier(tx);
+        e.set_notifier(tx, Duration::from_secs(60));
         let r = rule(0);
         e.evaluate(0, &obs(&r, Some(0.5)));
         e.evaluate(1_000, &obs(&r, Some(0.0)));
@@ -799,7 +797,7 @@ mod tests {
 
     #[test]
     fn history_is_bounded() {
-        let e = AlertEngine::new(3, Duration::from_secs(60));
+        let e = AlertEngine::new(3);
         let r = rule(0);
         for i in 0..10 {
             e.evaluate(i * 1000, &obs(&r, Some(if i % 2 == 0 { 0.5 } else { 0.0 })));

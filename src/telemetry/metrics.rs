@@ -211,6 +211,17 @@ impl RouteMetrics {
         }
     }
 
+    /// A filter refused a request at `end`: the Prometheus counter and the route's denial
+    /// windows. `reason` names the filter and rule (bounded by the policy).
+    pub fn record_denial(&self, end: Instant, reason: &str) {
+        if !stats::enabled() {
+            return;
+        }
+        counter!("quantumvault_requests_denied_total", "route" => self.route.clone(), "reason" => reason.to_string())
+            .increment(1);
+        self.stats.record_denial(end, reason);
+    }
+
     /// One finished request: counters and histograms for Prometheus, slots for `/stats`.
     /// `upstream` is the upstream's share (peer chosen to response header) when there was one.
     pub fn record(
@@ -247,17 +258,6 @@ impl RouteMetrics {
 
 pub fn upstream_error(upstream: &str, kind: &'static str) {
     counter!("quantumvault_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind).increment(1);
-}
-
-/// A filter refused a request. `reason` names the filter and rule (bounded by the policy).
-/// False when monitoring is off (nothing recorded).
-pub fn denied(route: &str, reason: &str) -> bool {
-    if !stats::enabled() {
-        return false;
-    }
-    counter!("quantumvault_requests_denied_total", "route" => route.to_string(), "reason" => reason.to_string())
-        .increment(1);
-    true
 }
 
 pub fn in_flight() -> Gauge {
