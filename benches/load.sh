@@ -7,6 +7,7 @@
 #   ROUNDS=5 DURATION=20s THREADS=2 CONNS=64 benches/load.sh
 #   SCENARIO=filters benches/load.sh   # (later scenarios add filters, signing, inspection)
 #   SCENARIO=monitoring benches/load.sh  # also a second gateway with monitoring off, same rounds
+#   FLOOR=1 benches/load.sh         # also bare Pingora plus only the required forwarding headers
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression, measured in the same alternating rounds, and its figures and the
@@ -22,6 +23,10 @@ THREADS=${THREADS:-1}
 CONNS=${CONNS:-32}
 BODY_BYTES=${BODY_BYTES:-60}
 SCENARIO=${SCENARIO:-core}
+# FLOOR=1 also runs the bare proxy in its `forwarding` mode (timeouts and the forwarding headers
+# issue 2 requires, nothing else) in the same rounds: the floor any gateway built on Pingora's
+# header API starts from.
+FLOOR=${FLOOR-}
 # PIN=1 pins the load generator and the upstream to CPU 0 and the proxy under test to CPU 1: the
 # proxy's own CPU becomes the bottleneck, so the ratio shows its per-request cost at its
 # harshest. Unpinned (the default), all three share both cores as in NOTES.md's measurements.
@@ -45,6 +50,7 @@ if ! need wrk || ! need nginx; then
 fi
 
 cargo build --release --bin quantumvault --example bare_pingora >&2
+TARGET=${CARGO_TARGET_DIR:-target}
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -103,14 +109,20 @@ YAML
 WRK_HEADER="X-Bench: 1"
 if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.sh"; fi
 
-$ON_PROXY ./target/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
-$ON_PROXY ./target/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
+$ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
+$ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 PORTS="$UP_PORT $BASE_PORT $GW_PORT"
-if [ -n "$COMPARE_SED" ]; then
+COMPARE=
+if [ -n "$FLOOR" ]; then
+  COMPARE=1; COMPARE_NAME="bare + forwarding"
+  $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$GW2_PORT 127.0.0.1:$UP_PORT "$THREADS" forwarding 2>"$WORK/floor.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  PORTS="$PORTS $GW2_PORT"
+elif [ -n "$COMPARE_SED" ]; then
+  COMPARE=1
   cp -r "$WORK/gw" "$WORK/gw2"
   sed -i "s/127.0.0.1:$GW_PORT/127.0.0.1:$GW2_PORT/; s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$ADMIN2_PORT/" "$WORK/gw2/gateway.yaml"
   sed -i "$COMPARE_SED" "$WORK/gw2/gateway.yaml"
-  $ON_PROXY ./target/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
   PORTS="$PORTS $GW2_PORT"
 fi
 
@@ -144,7 +156,7 @@ for r in $(seq "$ROUNDS"); do
   B_RPS+=("$brps"); B_P99+=("$bp99"); G_RPS+=("$grps"); G_P99+=("$gp99"); B_CPU+=("$bcpu"); G_CPU+=("$gcpu")
   printf 'round %d: baseline %8.0f req/s p99 %6.2f ms %5.1f us/req | gateway %8.0f req/s p99 %6.2f ms %5.1f us/req\n' \
     "$r" "$brps" "$bp99" "$bcpu" "$grps" "$gp99" "$gcpu" >&2
-  if [ -n "$COMPARE_SED" ]; then
+  if [ -n "$COMPARE" ]; then
     read -r crps cp99 ccpu < <(run_wrk "http://127.0.0.1:$GW2_PORT/api/v1/items" "$GW2_PID")
     C_RPS+=("$crps"); C_P99+=("$cp99"); C_CPU+=("$ccpu")
     printf '         %s %8.0f req/s p99 %6.2f ms %5.1f us/req\n' "$COMPARE_NAME" "$crps" "$cp99" "$ccpu" >&2
@@ -160,10 +172,11 @@ echo "scenario=$SCENARIO rounds=$ROUNDS duration=$DURATION threads=$THREADS conn
 printf '| %-26s | %10s | %9s | %16s |\n' "proxy" "req/s" "p99 ms" "proxy CPU us/req"
 printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "bare Pingora" "$b" "$bp" "$bc"
 printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "quantumvault ($SCENARIO)" "$g" "$gp" "$gc"
-if [ -n "$COMPARE_SED" ]; then
+if [ -n "$COMPARE" ]; then
   c=$(printf '%s\n' "${C_RPS[@]}" | median); cp=$(printf '%s\n' "${C_P99[@]}" | median)
   cc=$(printf '%s\n' "${C_CPU[@]}" | median)
-  printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "quantumvault ($COMPARE_NAME)" "$c" "$cp" "$cc"
+  label="quantumvault ($COMPARE_NAME)"; [ -n "$FLOOR" ] && label="$COMPARE_NAME"
+  printf '| %-26s | %10.0f | %9.2f | %16.1f |\n' "$label" "$c" "$cp" "$cc"
   echo "$COMPARE_NAME/baseline throughput ratio: $(awk -v c="$c" -v b="$b" 'BEGIN {printf "%.3f", c/b}')"
   echo "gateway/$COMPARE_NAME throughput ratio: $(awk -v g="$g" -v c="$c" 'BEGIN {printf "%.3f", g/c}')"
   # Per-round pairs, since the two gateways ran back to back in each round.

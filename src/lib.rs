@@ -22,5 +22,6 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod upstream;
 pub mod usage;

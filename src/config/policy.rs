@@ -491,13 +491,12 @@ impl std::fmt::Debug for ApiKeySpec {
 #[derive(Debug, Clone)]
 pub struct AccessSpec {
     pub trusted_proxies: Arc<IpSet>,
-    /// Lower-case header name.
-    pub client_ip_header: String,
+    pub client_ip_header: http::HeaderName,
     pub ip_allow: Option<Arc<IpSet>>,
     pub ip_deny: Arc<IpSet>,
     /// Close connections from globally denied socket peers at accept (`ip_filter.drop_connections`).
     pub ip_drop_connections: bool,
-    pub auth_header: String,
+    pub auth_header: http::HeaderName,
     pub auth_bearer: bool,
     /// Security headers of responses that match no route.
     pub security_headers: SecurityHeadersSpec,
@@ -876,7 +875,7 @@ fn merged_default<'a, T: Default, R: 'a>(
 
 fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super::ConfigError>) -> BuiltAccess {
     let mut trusted = IpSet::default();
-    let mut client_ip_header = "x-forwarded-for".to_string();
+    let mut client_ip_header = http::HeaderName::from_static("x-forwarded-for");
     if let Some((src, c)) = singleton(parsed, "client_ip", |r| r.client_ip.as_ref(), errors) {
         match IpSet::parse(c.trusted_proxies.iter().map(String::as_str)) {
             Ok(s) => trusted = s,
@@ -884,7 +883,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         }
         if let Some(h) = &c.header {
             match http::HeaderName::from_bytes(h.as_bytes()) {
-                Ok(n) => client_ip_header = n.as_str().to_string(),
+                Ok(n) => client_ip_header = n,
                 Err(_) => errors.push(src.error("client_ip.header", format!("{h:?} is not a header name"))),
             }
         }
@@ -923,11 +922,11 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         merge_inspection,
         errors,
     );
-    let (mut auth_header, mut auth_bearer) = ("x-api-key".to_string(), true);
+    let (mut auth_header, mut auth_bearer) = (http::HeaderName::from_static("x-api-key"), true);
     if let Some((src, a)) = singleton(parsed, "auth", |r| r.auth.as_ref(), errors) {
         if let Some(h) = &a.header {
             match http::HeaderName::from_bytes(h.as_bytes()) {
-                Ok(n) => auth_header = n.as_str().to_string(),
+                Ok(n) => auth_header = n,
                 Err(_) => errors.push(src.error("auth.header", format!("{h:?} is not a header name"))),
             }
         }

@@ -23,12 +23,7 @@ fn unauthorized(code: &'static str, message: &'static str, error: Option<&str>) 
 /// The presented key and where it came from (`Some(param)` for the query string).
 pub fn presented_key(r: &RequestInfo<'_>, query_param: Option<&str>) -> Option<(String, Option<String>)> {
     let access = &r.policy.config.access;
-    if let Some(v) = r
-        .req
-        .headers
-        .get(access.auth_header.as_str())
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = r.req.headers.get(&access.auth_header).and_then(|v| v.to_str().ok()) {
         return Some((v.trim().to_string(), None));
     }
     if access.auth_bearer {

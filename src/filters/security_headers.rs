@@ -2,31 +2,38 @@
 //! upstream's value, HSTS on TLS only, and removal of headers that advertise the upstream
 //! (`Server`, `X-Powered-By` by default).
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
 use crate::config::policy::SecurityHeadersSpec;
 
-/// A route's headers, compiled once per policy: interned names and validated values, so the
-/// response path allocates nothing for them.
+/// A route's headers, compiled once per policy: parsed and interned names (the parsed one for
+/// lookups, the interned text for Pingora's case-preserving insert) and validated values, so the
+/// response path neither parses nor allocates them.
 #[derive(Debug, Clone)]
 pub struct CompiledHeaders {
     replace_upstream: bool,
-    headers: Vec<(&'static str, HeaderValue)>,
+    headers: Vec<(HeaderName, &'static str, HeaderValue)>,
     hsts: Option<HeaderValue>,
-    remove: Vec<&'static str>,
+    remove: Vec<HeaderName>,
 }
 
 impl CompiledHeaders {
     pub fn compile(spec: &SecurityHeadersSpec) -> CompiledHeaders {
         // Invariant: values were validated as header values when the policy was parsed.
+        // Invariant: names were validated as header names when the policy was parsed.
         let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
         CompiledHeaders {
             replace_upstream: spec.replace_upstream,
-            headers: spec.headers.iter().map(|(n, v)| (static_name(n), value(v))).collect(),
+            headers: spec
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((name(n)?, static_name(n), value(v))))
+                .collect(),
             hsts: spec.hsts.as_deref().map(value),
-            remove: spec.remove.iter().map(|n| static_name(n)).collect(),
+            remove: spec.remove.iter().filter_map(|n| name(n)).collect(),
         }
     }
 }
@@ -34,14 +41,12 @@ impl CompiledHeaders {
 pub fn apply(resp: &mut ResponseHeader, spec: &CompiledHeaders, tls: bool, from_upstream: bool) -> Result<()> {
     if from_upstream {
         for name in &spec.remove {
-            if resp.headers.contains_key(*name) {
-                resp.remove_header(*name);
-            }
+            resp.remove_header(name);
         }
     }
-    for (name, value) in &spec.headers {
-        if spec.replace_upstream || !resp.headers.contains_key(*name) {
-            resp.insert_header(*name, value.clone())?;
+    for (name, text, value) in &spec.headers {
+        if spec.replace_upstream || !resp.headers.contains_key(name) {
+            resp.insert_header(*text, value.clone())?;
         }
     }
     if tls {

@@ -3,8 +3,12 @@
 
 use std::net::IpAddr;
 
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Hop-by-hop headers that never cross the proxy. `Connection`, `Upgrade` and
 /// `Transfer-Encoding` are left to Pingora, which owns framing and protocol upgrades.
@@ -63,7 +67,7 @@ pub fn strip_credentials(
     access: &crate::config::AccessSpec,
     query_param: Option<&str>,
 ) -> Result<()> {
-    req.remove_header(access.auth_header.as_str());
+    req.remove_header(&access.auth_header);
     let ours = req
         .headers
         .get(http::header::AUTHORIZATION)
@@ -97,33 +101,33 @@ pub struct Forwarded<'a> {
     /// The hop appended to X-Forwarded-For: the socket peer, whether or not it is trusted.
     pub client_ip: Option<IpAddr>,
     pub proto: &'static str,
-    pub host: &'a str,
-    pub request_id: &'a str,
+    /// The host as the client sent it (X-Forwarded-Host), if it sent one.
+    pub host: Option<HeaderValue>,
+    pub request_id: &'a RequestId,
     pub upstream_host: Option<&'a str>,
 }
 
 pub fn apply_forwarding(req: &mut RequestHeader, f: &Forwarded<'_>) -> Result<()> {
     if let Some(ip) = f.client_ip {
-        let ip = ip.to_string();
         // Keep every earlier hop: several X-Forwarded-For lines fold into one list.
-        let prior: Vec<&str> = req
+        let mut value = String::with_capacity(48);
+        for prior in req
             .headers
-            .get_all("x-forwarded-for")
+            .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
-        let value = if prior.is_empty() {
-            ip
-        } else {
-            format!("{}, {ip}", prior.join(", "))
-        };
+        {
+            value.push_str(prior);
+            value.push_str(", ");
+        }
+        crate::text::push_ip(&mut value, ip);
         req.insert_header("X-Forwarded-For", value)?;
     }
-    req.insert_header("X-Forwarded-Proto", f.proto)?;
-    if !f.host.is_empty() {
-        req.insert_header("X-Forwarded-Host", f.host)?;
+    req.insert_header("X-Forwarded-Proto", HeaderValue::from_static(f.proto))?;
+    if let Some(host) = f.host.clone().filter(|h| !h.is_empty()) {
+        req.insert_header("X-Forwarded-Host", host)?;
     }
-    req.insert_header("X-Request-Id", f.request_id)?;
+    req.insert_header("X-Request-Id", f.request_id.header())?;
     if let Some(h) = f.upstream_host {
         req.insert_header("Host", h)?;
     }
@@ -131,23 +135,37 @@ pub fn apply_forwarding(req: &mut RequestHeader, f: &Forwarded<'_>) -> Result<()
 }
 
 /// The request's host, lower-case and without port: `Host` for HTTP/1, `:authority` for HTTP/2.
-pub fn request_host(req: &RequestHeader) -> String {
+pub fn request_host(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
     let raw = req
         .uri
         .authority()
         .map(|a| a.as_str())
         .or_else(|| req.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
         .unwrap_or("");
-    strip_port(raw).to_ascii_lowercase()
+    let host = strip_port(raw);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    }
 }
 
-/// The host as received, with its port (for X-Forwarded-Host).
+/// The host as received, with its port.
 pub fn request_authority(req: &RequestHeader) -> &str {
     req.headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
         .unwrap_or("")
+}
+
+/// The host as received, with its port, for X-Forwarded-Host: `Host` (shared, not copied), or
+/// the HTTP/2 authority.
+pub fn forwarded_host(req: &RequestHeader) -> Option<HeaderValue> {
+    match req.headers.get(http::header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -161,18 +179,58 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
+/// A request's id: kept as the header value it travels in, so the request and the response
+/// share one buffer instead of copying a string into each.
+#[derive(Debug, Clone)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// No id yet (the request was not read far enough to be given one).
+    pub fn none() -> RequestId {
+        RequestId(HeaderValue::from_static(""))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Both constructors only make visible ASCII, so the text view always exists.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("")
+    }
+
+    pub fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A client-supplied request id is kept if it is short and plain; otherwise a new one is made.
-pub fn request_id(req: &RequestHeader) -> String {
-    if let Some(v) = req.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
-            return v.to_string();
+pub fn request_id(req: &RequestHeader) -> RequestId {
+    if let Some(v) = req.headers.get(X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b)) {
+            return RequestId(v.clone());
         }
     }
     new_request_id()
 }
 
-pub fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+/// 128 random bits as 32 lower-case hex digits.
+pub fn new_request_id() -> RequestId {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = rand::random::<u128>();
+    let mut text = [0u8; 32];
+    for (i, c) in text.iter_mut().enumerate() {
+        *c = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    // Invariant: hex digits are a valid header value.
+    RequestId(HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("")))
 }
 
 #[cfg(test)]
@@ -199,8 +257,8 @@ mod tests {
             &Forwarded {
                 client_ip: "127.0.0.2".parse().ok(),
                 proto: "http",
-                host: "a.test:8080",
-                request_id: "rid",
+                host: Some(HeaderValue::from_static("a.test:8080")),
+                request_id: &new_request_id(),
                 upstream_host: Some("internal"),
             },
         )
@@ -216,9 +274,15 @@ mod tests {
     fn request_ids() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("X-Request-Id", "abc-123").unwrap();
-        assert_eq!(request_id(&req), "abc-123");
+        assert_eq!(request_id(&req).as_str(), "abc-123");
         let mut bad = RequestHeader::build("GET", b"/", None).unwrap();
         bad.append_header("X-Request-Id", "a b\"<script>").unwrap();
-        assert_eq!(request_id(&bad).len(), 32);
+        let made = request_id(&bad);
+        assert_eq!(made.as_str().len(), 32);
+        assert!(made
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(made.as_str(), new_request_id().as_str());
     }
 }

@@ -80,7 +80,7 @@ impl Gateway {
         message: &str,
         extra: Vec<(&'static str, String)>,
     ) -> Result<()> {
-        let (mut header, body) = errors::json_response(status, code, message, &ctx.request_id)?;
+        let (mut header, body) = errors::json_response(status, code, message, ctx.request_id.as_str())?;
         for (name, value) in extra {
             header.insert_header(name, value)?;
         }
@@ -130,7 +130,7 @@ impl Gateway {
         header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
         header.insert_header("Cache-Control", "public, max-age=300")?;
         header.insert_header("Content-Length", body.len().to_string())?;
-        header.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        header.insert_header("X-Request-Id", ctx.request_id.header())?;
         security_headers::apply(&mut header, &ctx.policy.unrouted_headers, ctx.tls, false)?;
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, bytes::Bytes::from(body)).await
@@ -151,7 +151,7 @@ pub struct Ctx {
     /// The policy snapshot this request sees from start to end.
     policy: Arc<Policy>,
     route: Option<Arc<Route>>,
-    request_id: String,
+    request_id: forward::RequestId,
     started: Instant,
     client_ip: Option<IpAddr>,
     /// The socket peer: the hop appended to X-Forwarded-For.
@@ -204,7 +204,7 @@ impl Ctx {
                 .as_ref()
                 .map(|r| r.spec.name.clone())
                 .unwrap_or_else(|| "none".into()),
-            request_id: self.request_id.clone(),
+            request_id: self.request_id.to_string(),
             class: err.code(),
             kind,
             upstream: self.peer_label().map(str::to_string),
@@ -222,7 +222,7 @@ impl ProxyHttp for Gateway {
         Ctx {
             policy: self.policy.load_full(),
             route: None,
-            request_id: String::new(),
+            request_id: forward::RequestId::none(),
             started: Instant::now(),
             client_ip: None,
             peer_ip: None,
@@ -251,12 +251,17 @@ impl ProxyHttp for Gateway {
             .map(|a| a.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let req = session.req_header();
-        let forwarded = req
-            .headers
-            .get_all(access.client_ip_header.as_str())
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let ip = client_ip::resolve(peer, forwarded, &access.trusted_proxies);
+        // The forwarding header is only read when a trusted proxy could have written it.
+        let ip = if access.trusted_proxies.is_empty() {
+            peer
+        } else {
+            let forwarded = req
+                .headers
+                .get_all(&access.client_ip_header)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            client_ip::resolve(peer, forwarded, &access.trusted_proxies)
+        };
         ctx.client_ip = Some(ip);
         ctx.peer_ip = Some(peer);
         let host = forward::request_host(req);
@@ -266,25 +271,25 @@ impl ProxyHttp for Gateway {
             client_ip: ip,
             route: ctx.route.as_ref(),
             policy: &ctx.policy,
-            now_ns: crate::filters::rate_limit_clock(),
+            now_ns: crate::filters::rate_limit_clock_at(ctx.started),
             now_unix: crate::usage::unix_now(),
             keepalive_off: session.as_downstream().get_keepalive().is_none(),
         };
         if req.uri.path() == KEY_DIRECTORY_PATH && (req.method == http::Method::GET || req.method == http::Method::HEAD)
         {
-            self.serve_key_directory(session, ctx).await?;
+            Box::pin(self.serve_key_directory(session, ctx)).await?;
             return Ok(true);
         }
         match chain::run(&info, &mut ctx.filters) {
             Ok(()) => {
                 if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
-                    self.proxy_signed(session, ctx).await?;
+                    Box::pin(self.proxy_signed(session, ctx)).await?;
                     return Ok(true);
                 }
                 Ok(false)
             }
             Err(denial) => {
-                self.send_denial(session, ctx, denial).await?;
+                Box::pin(self.send_denial(session, ctx, denial)).await?;
                 Ok(true)
             }
         }
@@ -369,7 +374,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        resp.insert_header("X-Request-Id", ctx.request_id.header())?;
         let spec = match ctx.route.as_ref() {
             Some(r) => &r.security_headers,
             None => &ctx.policy.unrouted_headers,
@@ -388,7 +393,7 @@ impl ProxyHttp for Gateway {
             // A filter refused the request mid-stream (the body limit).
             session.set_keepalive(None);
             let code = if session.response_written().is_none()
-                && self.send_denial(session, ctx, denial.clone()).await.is_ok()
+                && Box::pin(self.send_denial(session, ctx, denial.clone())).await.is_ok()
             {
                 denial.status
             } else {
@@ -434,9 +439,15 @@ impl ProxyHttp for Gateway {
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            match self
-                .write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new())
-                .await
+            match Box::pin(self.write_gateway_response(
+                session,
+                ctx,
+                err.status(),
+                err.code(),
+                err.message(),
+                Vec::new(),
+            ))
+            .await
             {
                 Ok(()) => err.status(),
                 Err(_) => 0,
@@ -481,7 +492,7 @@ impl ProxyHttp for Gateway {
             let route = route_name;
             self.access_log.log(&AccessEntry {
                 time: std::time::SystemTime::now(),
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id.as_str(),
                 client: ctx.client_ip,
                 method: req.method.as_str(),
                 route,
@@ -489,7 +500,7 @@ impl ProxyHttp for Gateway {
                 status,
                 bytes_in: session.body_bytes_read(),
                 bytes_out: session.body_bytes_sent(),
-                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                duration_us: elapsed.as_micros() as u64,
                 upstream: ctx.peer_label(),
                 outcome,
                 key_id: ctx.filters.key.as_ref().map(|k| k.spec.id.as_str()),
@@ -516,14 +527,14 @@ impl Gateway {
             )?;
         }
         let tls = ctx.tls;
-        let host = forward::request_authority(session.req_header()).to_string();
+        let host = forward::forwarded_host(session.req_header());
         let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
         forward::apply_forwarding(
             req,
             &forward::Forwarded {
                 client_ip: ctx.peer_ip,
                 proto: if tls { "https" } else { "http" },
-                host: &host,
+                host,
                 request_id: &ctx.request_id,
                 upstream_host,
             },

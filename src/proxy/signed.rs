@@ -278,7 +278,7 @@ impl Gateway {
         }
 
         forward::strip_hop_by_hop_response(&mut resp);
-        resp.insert_header("X-Request-Id", ctx.request_id.as_str())
+        resp.insert_header("X-Request-Id", ctx.request_id.header())
             .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
         crate::filters::security_headers::apply(&mut resp, &route.security_headers, ctx.tls, true)
             .map_err(|_| Failure::Gateway(GatewayError::Internal))?;

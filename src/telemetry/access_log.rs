@@ -18,6 +18,7 @@ use std::time::Duration;
 use std::fmt::Write as _;
 
 use crate::config::AccessLogTarget;
+use crate::text::{push_ip, push_millis, push_u64};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_AT: usize = 256 * 1024;
@@ -34,7 +35,8 @@ pub struct AccessEntry<'a> {
     pub status: u16,
     pub bytes_in: usize,
     pub bytes_out: usize,
-    pub duration_ms: f64,
+    /// Written as milliseconds with three decimals.
+    pub duration_us: u64,
     pub upstream: Option<&'a str>,
     /// Which filter and rule decided, or the error code, or `ok`.
     pub outcome: &'a str,
@@ -63,22 +65,31 @@ fn push_time(out: &mut String, t: std::time::SystemTime) {
         }
         out.push_str(&c.1);
     });
-    let _ = write!(out, ".{:03}Z", d.subsec_millis());
+    let ms = d.subsec_millis();
+    out.push('.');
+    out.extend([ms / 100, ms / 10 % 10, ms % 10].map(|d| char::from(b'0' + d as u8)));
+    out.push('Z');
 }
 
-/// A JSON string; the values here are short and mostly plain, so escape only what needs it.
+/// A JSON string; the values here are short and mostly plain, so runs of plain bytes are copied
+/// whole and only what needs it is escaped.
 fn push_str(out: &mut String, s: &str) {
     out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            out.push_str(&s[plain..i]);
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                c => {
+                    let _ = write!(out, "\\u{:04x}", c);
+                }
             }
-            c => out.push(c),
+            plain = i + 1;
         }
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -93,7 +104,7 @@ impl AccessEntry<'_> {
         push_str(&mut o, self.request_id);
         o.push_str(",\"client\":\"");
         if let Some(ip) = self.client {
-            let _ = write!(o, "{ip}");
+            push_ip(&mut o, ip);
         }
         o.push_str("\",\"method\":");
         push_str(&mut o, self.method);
@@ -101,11 +112,15 @@ impl AccessEntry<'_> {
         push_str(&mut o, self.route);
         o.push_str(",\"path\":");
         push_str(&mut o, self.path);
-        let _ = write!(
-            o,
-            ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":{},\"upstream\":",
-            self.status, self.bytes_in, self.bytes_out, self.duration_ms
-        );
+        o.push_str(",\"status\":");
+        push_u64(&mut o, self.status.into());
+        o.push_str(",\"bytes_in\":");
+        push_u64(&mut o, self.bytes_in as u64);
+        o.push_str(",\"bytes_out\":");
+        push_u64(&mut o, self.bytes_out as u64);
+        o.push_str(",\"duration_ms\":");
+        push_millis(&mut o, self.duration_us);
+        o.push_str(",\"upstream\":");
         match self.upstream {
             Some(u) => push_str(&mut o, u),
             None => o.push_str("null"),
@@ -117,7 +132,8 @@ impl AccessEntry<'_> {
             push_str(&mut o, k);
         }
         if let Some(rule) = self.inspection {
-            let _ = write!(o, ",\"inspection_rule\":{rule}");
+            o.push_str(",\"inspection_rule\":");
+            push_u64(&mut o, rule.into());
         }
         o.push_str("}\n");
         o
@@ -208,7 +224,7 @@ mod tests {
             status: 200,
             bytes_in: 1,
             bytes_out: 2,
-            duration_ms: 0.405,
+            duration_us: 405,
             upstream: None,
             outcome: "ok",
             key_id: Some("k_1"),
