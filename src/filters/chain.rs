@@ -46,22 +46,49 @@ pub struct RateHeaders {
     pub limit: u64,
     pub remaining: u64,
     pub reset: Duration,
-    /// `"name";q=..;w=..` items for RateLimit-Policy.
-    pub policies: Vec<String>,
-    /// `"name";r=..;t=..` items for RateLimit.
-    pub states: Vec<String>,
+    /// RateLimit-Policy: `"name";q=..;w=..` items, comma-separated.
+    pub policy: String,
+    /// RateLimit: `"name";r=..;t=..` items, comma-separated.
+    pub state: String,
 }
 
 impl RateHeaders {
+    /// Adds one rule's items to the two list fields.
+    pub fn push_rule(&mut self, policy_item: &str, name: &str, remaining: u64, reset_secs: u64) {
+        if !self.policy.is_empty() {
+            self.policy.push_str(", ");
+            self.state.push_str(", ");
+        }
+        self.policy.push_str(policy_item);
+        self.state.push('"');
+        self.state.push_str(name);
+        self.state.push_str("\";r=");
+        crate::text::push_u64(&mut self.state, remaining);
+        self.state.push_str(";t=");
+        crate::text::push_u64(&mut self.state, reset_secs);
+    }
+
+    fn reset_secs(&self) -> u64 {
+        self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
+    }
+
     pub fn to_headers(&self) -> Vec<(&'static str, String)> {
-        let reset = self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0);
         vec![
             ("X-RateLimit-Limit", self.limit.to_string()),
             ("X-RateLimit-Remaining", self.remaining.to_string()),
-            ("X-RateLimit-Reset", reset.to_string()),
-            ("RateLimit-Policy", self.policies.join(", ")),
-            ("RateLimit", self.states.join(", ")),
+            ("X-RateLimit-Reset", self.reset_secs().to_string()),
+            ("RateLimit-Policy", self.policy.clone()),
+            ("RateLimit", self.state.clone()),
         ]
+    }
+
+    /// The same fields on a proxied response, without the intermediate strings.
+    pub fn insert_into(&self, resp: &mut pingora::http::ResponseHeader) -> pingora::Result<()> {
+        resp.insert_header("X-RateLimit-Limit", http::HeaderValue::from(self.limit))?;
+        resp.insert_header("X-RateLimit-Remaining", http::HeaderValue::from(self.remaining))?;
+        resp.insert_header("X-RateLimit-Reset", http::HeaderValue::from(self.reset_secs()))?;
+        resp.insert_header("RateLimit-Policy", self.policy.as_str())?;
+        resp.insert_header("RateLimit", self.state.as_str())
     }
 }
 
@@ -136,4 +163,37 @@ pub fn run(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial>
         f.check(req, state)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_fields_list_every_rule() {
+        let mut h = RateHeaders {
+            limit: 10,
+            remaining: 0,
+            reset: Duration::from_millis(2500),
+            ..Default::default()
+        };
+        h.push_rule("\"per-ip\";q=100;w=1", "per-ip", 99, 1);
+        h.push_rule("\"per-key\";q=10;w=60", "per-key", 0, 3);
+        let mut resp = pingora::http::ResponseHeader::build(200, None).unwrap();
+        h.insert_into(&mut resp).unwrap();
+        let get = |n: &str| {
+            resp.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(get("ratelimit-policy"), "\"per-ip\";q=100;w=1, \"per-key\";q=10;w=60");
+        assert_eq!(get("ratelimit"), "\"per-ip\";r=99;t=1, \"per-key\";r=0;t=3");
+        assert_eq!(get("x-ratelimit-limit"), "10");
+        assert_eq!(get("x-ratelimit-remaining"), "0");
+        assert_eq!(get("x-ratelimit-reset"), "3");
+        let listed: Vec<(&str, String)> = h.to_headers();
+        assert_eq!(listed[4], ("RateLimit", get("ratelimit")));
+    }
 }

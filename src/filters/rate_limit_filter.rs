@@ -49,12 +49,9 @@ impl RequestFilter for RateLimit {
                     }
                 }
             }
-            headers.policies.push(rule.policy_item.clone());
             match rule.limiter.check(key_buf.as_slice(), r.now_ns) {
                 Decision::Allow { remaining, reset } => {
-                    headers
-                        .states
-                        .push(format!("\"{}\";r={};t={}", rule.spec.name, remaining, secs_ceil(reset)));
+                    headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, secs_ceil(reset));
                     if remaining < headers.remaining {
                         headers.remaining = remaining;
                         headers.limit = rule.spec.rate;
@@ -62,9 +59,7 @@ impl RequestFilter for RateLimit {
                     }
                 }
                 Decision::Deny { retry_after, reset } => {
-                    headers
-                        .states
-                        .push(format!("\"{}\";r=0;t={}", rule.spec.name, secs_ceil(reset)));
+                    headers.push_rule(&rule.policy_item, &rule.spec.name, 0, secs_ceil(reset));
                     headers.limit = rule.spec.rate;
                     headers.remaining = 0;
                     headers.reset = reset;

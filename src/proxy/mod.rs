@@ -381,9 +381,7 @@ impl ProxyHttp for Gateway {
         };
         security_headers::apply(resp, spec, ctx.tls, true)?;
         if let Some(rate) = &ctx.filters.rate {
-            for (name, value) in rate.to_headers() {
-                resp.insert_header(name, value)?;
-            }
+            rate.insert_into(resp)?;
         }
         Ok(())
     }

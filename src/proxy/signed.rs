@@ -283,9 +283,7 @@ impl Gateway {
         crate::filters::security_headers::apply(&mut resp, &route.security_headers, ctx.tls, true)
             .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
         if let Some(rate) = &ctx.filters.rate {
-            for (name, value) in rate.to_headers() {
-                let _ = resp.insert_header(name, value);
-            }
+            let _ = rate.insert_into(&mut resp);
         }
 
         if let Some(reason) = unsigned_reason {
