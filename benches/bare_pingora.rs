@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example bare_pingora -- LISTEN UPSTREAM THREADS [forwarding]`
 //!
-//! With `forwarding`, it also does the least that issue 2 asks of any forwarding proxy, written
+//! With `forwarding`, it also does the least the gateway must do as any forwarding proxy, written
 //! as plainly as Pingora allows: upstream read/write timeouts, X-Forwarded-For/-Proto/-Host and
 //! a fresh X-Request-Id on the upstream request, the same X-Request-Id on the response. It
 //! measures what that floor costs before any routing, filtering, metrics or logging.

@@ -8,6 +8,7 @@
 #   SCENARIO=filters benches/load.sh   # (later scenarios add filters, signing, inspection)
 #   SCENARIO=monitoring benches/load.sh  # also a second gateway with monitoring off, same rounds
 #   FLOOR=1 benches/load.sh         # also bare Pingora plus only the required forwarding headers
+#   INSTR=1 DURATION=6s benches/load.sh  # instructions per request under callgrind, not timing
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression, measured in the same alternating rounds, and its figures and the
@@ -23,15 +24,30 @@ THREADS=${THREADS:-1}
 CONNS=${CONNS:-32}
 BODY_BYTES=${BODY_BYTES:-60}
 SCENARIO=${SCENARIO:-core}
-# FLOOR=1 also runs the bare proxy in its `forwarding` mode (timeouts and the forwarding headers
-# issue 2 requires, nothing else) in the same rounds: the floor any gateway built on Pingora's
+# FLOOR=1 also runs the bare proxy in its `forwarding` mode (timeouts and the required forwarding
+# headers, nothing else) in the same rounds: the floor any gateway built on Pingora's
 # header API starts from.
 FLOOR=${FLOOR-}
+# INSTR=1 counts instructions instead of timing: every proxy runs under valgrind's callgrind
+# and, after a warm-up, the user-space instructions it executes for DURATION of wrk traffic
+# (8 connections) are divided by the requests served. Unlike req/s on shared cores, this figure
+# repeats to within a percent; it leaves out the kernel's share (system calls are the same for
+# both, see the README).
+INSTR=${INSTR-}
 # PIN=1 pins the load generator and the upstream to CPU 0 and the proxy under test to CPU 1: the
 # proxy's own CPU becomes the bottleneck, so the ratio shows its per-request cost at its
 # harshest. Unpinned (the default), all three share both cores as in NOTES.md's measurements.
 PIN=${PIN-}
-if [ -n "$PIN" ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ -n "$INSTR" ]; then
+  if ! command -v valgrind >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+    else
+      echo "INSTR=1 needs valgrind: sudo apt-get install -y valgrind" >&2; exit 1
+    fi
+  fi
+  ON_LOAD=""; ON_PROXY="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%q{CG_OUT} -q"
+elif [ -n "$PIN" ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   ON_LOAD="taskset -c 0"; ON_PROXY="taskset -c 1"
 else
   ON_LOAD=""; ON_PROXY=""
@@ -109,25 +125,25 @@ YAML
 WRK_HEADER="X-Bench: 1"
 if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.sh"; fi
 
-$ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
-$ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
+CG_OUT=$WORK/bare.cg $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
+CG_OUT=$WORK/gw.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 PORTS="$UP_PORT $BASE_PORT $GW_PORT"
 COMPARE=
 if [ -n "$FLOOR" ]; then
   COMPARE=1; COMPARE_NAME="bare + forwarding"
-  $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$GW2_PORT 127.0.0.1:$UP_PORT "$THREADS" forwarding 2>"$WORK/floor.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  CG_OUT=$WORK/gw2.cg $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$GW2_PORT 127.0.0.1:$UP_PORT "$THREADS" forwarding 2>"$WORK/floor.log" & GW2_PID=$!; PIDS+=($GW2_PID)
   PORTS="$PORTS $GW2_PORT"
 elif [ -n "$COMPARE_SED" ]; then
   COMPARE=1
   cp -r "$WORK/gw" "$WORK/gw2"
   sed -i "s/127.0.0.1:$GW_PORT/127.0.0.1:$GW2_PORT/; s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$ADMIN2_PORT/" "$WORK/gw2/gateway.yaml"
   sed -i "$COMPARE_SED" "$WORK/gw2/gateway.yaml"
-  $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  CG_OUT=$WORK/gw2.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
   PORTS="$PORTS $GW2_PORT"
 fi
 
 for port in $PORTS; do
-  for _ in $(seq 100); do curl -fso /dev/null -H "$WRK_HEADER" "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
+  for _ in $(seq 600); do curl -fso /dev/null -H "$WRK_HEADER" "http://127.0.0.1:$port/api/v1/x" && break; sleep 0.1; done
 done
 # Every measured request must succeed (a refusal would be cheaper than proxying).
 code=$(curl -so /dev/null -w '%{http_code}' -H "$WRK_HEADER" "http://127.0.0.1:$GW_PORT/api/v1/items")
@@ -146,6 +162,27 @@ run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
     END {printf "%s %s %.1f\n", rps, p99, ticks / hz * 1e6 / n}' "$WORK/wrk.out"
 }
+
+if [ -n "$INSTR" ]; then
+  count_instr() { # name port pid cg-file -> prints instructions per request
+    wrk -t1 -c8 -d2s -H "$WRK_HEADER" "http://127.0.0.1:$2/api/v1/items" >/dev/null 2>&1
+    callgrind_control -i on "$3" >/dev/null 2>&1
+    wrk -t1 -c8 -d"$DURATION" -H "$WRK_HEADER" "http://127.0.0.1:$2/api/v1/items" 2>/dev/null > "$WORK/wrk.out"
+    callgrind_control -i off "$3" >/dev/null 2>&1
+    callgrind_control -d "$3" >/dev/null 2>&1
+    sleep 1
+    local n ir
+    n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    ir=$(callgrind_annotate "$(ls -t "$4"* | head -1)" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    awk -v ir="$ir" -v n="$n" -v name="$1" 'BEGIN {printf "| %-26s | %12.0f | %10d |\n", name, ir / n, n}'
+  }
+  echo "scenario=$SCENARIO instructions per request (callgrind, user space), wrk -c8 for $DURATION"
+  printf '| %-26s | %12s | %10s |\n' "proxy" "instr/req" "requests"
+  count_instr "bare Pingora" "$BASE_PORT" "$BASE_PID" "$WORK/bare.cg"
+  [ -n "$COMPARE" ] && count_instr "${COMPARE_NAME}" "$GW2_PORT" "$GW2_PID" "$WORK/gw2.cg"
+  count_instr "quantumvault ($SCENARIO)" "$GW_PORT" "$GW_PID" "$WORK/gw.cg"
+  exit 0
+fi
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
