@@ -129,6 +129,9 @@ CG_OUT=$WORK/bare.cg $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1
 CG_OUT=$WORK/gw.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
 PORTS="$UP_PORT $BASE_PORT $GW_PORT"
 COMPARE=
+if [ -n "$FLOOR" ] && [ -n "$COMPARE_SED" ]; then
+  echo "FLOOR=1 and SCENARIO=$SCENARIO both bring a comparison; run them separately" >&2; exit 1
+fi
 if [ -n "$FLOOR" ]; then
   COMPARE=1; COMPARE_NAME="bare + forwarding"
   CG_OUT=$WORK/gw2.cg $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$GW2_PORT 127.0.0.1:$UP_PORT "$THREADS" forwarding 2>"$WORK/floor.log" & GW2_PID=$!; PIDS+=($GW2_PID)
@@ -166,14 +169,18 @@ run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
 if [ -n "$INSTR" ]; then
   count_instr() { # name port pid cg-file -> prints instructions per request
     wrk -t1 -c8 -d2s -H "$WRK_HEADER" "http://127.0.0.1:$2/api/v1/items" >/dev/null 2>&1
-    callgrind_control -i on "$3" >/dev/null 2>&1
+    callgrind_control -i on "$3" >/dev/null 2>&1 || { echo "callgrind_control -i on $3 failed" >&2; exit 1; }
     wrk -t1 -c8 -d"$DURATION" -H "$WRK_HEADER" "http://127.0.0.1:$2/api/v1/items" 2>/dev/null > "$WORK/wrk.out"
-    callgrind_control -i off "$3" >/dev/null 2>&1
-    callgrind_control -d "$3" >/dev/null 2>&1
-    sleep 1
-    local n ir
+    callgrind_control -i off "$3" >/dev/null 2>&1 || { echo "callgrind_control -i off $3 failed" >&2; exit 1; }
+    rm -f "$4".*
+    callgrind_control -d "$3" >/dev/null 2>&1 || { echo "callgrind_control -d $3 failed" >&2; exit 1; }
+    local n ir dump=
+    for _ in $(seq 50); do dump=$(ls "$4".* 2>/dev/null | head -1) && [ -n "$dump" ] && break; sleep 0.2; done
+    [ -n "$dump" ] || { echo "no callgrind dump for $1" >&2; exit 1; }
+    sleep 0.5 # let the dump finish writing
     n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
-    ir=$(callgrind_annotate "$(ls -t "$4"* | head -1)" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    [ -n "$n" ] && [ -n "$ir" ] || { echo "could not read the counts for $1" >&2; exit 1; }
     awk -v ir="$ir" -v n="$n" -v name="$1" 'BEGIN {printf "| %-26s | %12.0f | %10d |\n", name, ir / n, n}'
   }
   echo "scenario=$SCENARIO instructions per request (callgrind, user space), wrk -c8 for $DURATION"

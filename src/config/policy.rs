@@ -1177,6 +1177,9 @@ fn merge_headers(
         h.hsts = hsts.clone();
     }
     if let Some(remove) = &raw.remove {
+        if let Some(bad) = remove.iter().find(|r| !valid_name(r)) {
+            return Err(("remove".to_string(), format!("{bad:?} is not a header name")));
+        }
         h.remove = remove.iter().map(|r| r.to_ascii_lowercase()).collect();
     }
     Ok(h)
@@ -1419,6 +1422,14 @@ mod tests {
             e.0[0].to_string(),
             "p.yaml:7:5: routes[0].upstream: no upstream named \"apx\" (defined: [\"api\"])"
         );
+    }
+
+    #[test]
+    fn security_header_removal_names_are_checked() {
+        let e = load(&format!("security_headers:\n  remove: [\"x powered\"]\n{GOOD}")).unwrap_err();
+        assert!(e.0[0].field.starts_with("security_headers"), "{e}");
+        assert!(e.0[0].message.contains("not a header name"), "{e}");
+        assert!(load(&format!("security_headers:\n  remove: [X-Powered-By]\n{GOOD}")).is_ok());
     }
 
     #[test]

@@ -163,8 +163,9 @@ pub fn request_authority(req: &RequestHeader) -> &str {
 /// the HTTP/2 authority.
 pub fn forwarded_host(req: &RequestHeader) -> Option<HeaderValue> {
     match req.headers.get(http::header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        // Only a text Host is passed on, as before (opaque bytes fall back to the authority).
+        Some(h) if h.to_str().is_ok() => Some(h.clone()),
+        _ => req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     }
 }
 

@@ -498,7 +498,7 @@ impl ProxyHttp for Gateway {
                 status,
                 bytes_in: session.body_bytes_read(),
                 bytes_out: session.body_bytes_sent(),
-                duration_us: elapsed.as_micros() as u64,
+                duration_us: ((elapsed.as_nanos() + 500) / 1000) as u64,
                 upstream: ctx.peer_label(),
                 outcome,
                 key_id: ctx.filters.key.as_ref().map(|k| k.spec.id.as_str()),
