@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod apikey;
+pub mod background;
 pub mod config;
 pub mod demo;
 pub mod errors;

@@ -393,21 +393,17 @@ pub struct UsageFlusher {
 #[async_trait]
 impl BackgroundService for UsageFlusher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.tick().await;
-        loop {
-            let stop = tokio::select! {
-                _ = shutdown.changed() => true,
-                _ = tick.tick() => false,
-            };
-            let runtime = self.runtime.clone();
-            let saved = tokio::task::spawn_blocking(move || runtime.registries.usage.save()).await;
-            if let Ok(Err(e)) = saved {
-                log::error!("cannot save API-key usage: {e}");
-            }
-            if stop {
-                return;
-            }
+        crate::background::every(self.interval, &mut shutdown, || self.save()).await;
+        self.save().await;
+    }
+}
+
+impl UsageFlusher {
+    async fn save(&self) {
+        let runtime = self.runtime.clone();
+        let saved = tokio::task::spawn_blocking(move || runtime.registries.usage.save()).await;
+        if let Ok(Err(e)) = saved {
+            log::error!("cannot save API-key usage: {e}");
         }
     }
 }
@@ -422,13 +418,7 @@ pub struct KeyMaintenance {
 #[async_trait]
 impl BackgroundService for KeyMaintenance {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
+        crate::background::every(self.interval, &mut shutdown, || async {
             let runtime = self.runtime.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let policy = runtime.policy.load();
@@ -439,7 +429,8 @@ impl BackgroundService for KeyMaintenance {
             if let Ok(Err(e)) = result {
                 log::error!("key maintenance: {e}; the current keys stay in use");
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -450,15 +441,10 @@ pub struct MetricsUpkeep(pub PrometheusHandle);
 #[async_trait]
 impl BackgroundService for MetricsUpkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {
-                    self.0.run_upkeep();
-                    crate::telemetry::stats::stats().prune(std::time::Instant::now());
-                }
-            }
-        }
+        crate::background::every(Duration::from_secs(5), &mut shutdown, || async {
+            self.0.run_upkeep();
+            crate::telemetry::stats::stats().prune(std::time::Instant::now());
+        })
+        .await;
     }
 }

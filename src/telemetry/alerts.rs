@@ -531,17 +531,12 @@ pub struct AlertEvaluator {
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for AlertEvaluator {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
+        crate::background::every(self.interval, &mut shutdown, || async {
             let policy = self.runtime.policy.load_full();
             let observations = observe(&self.runtime, &policy.config.alerts, Instant::now());
             self.runtime.alerts.evaluate(unix_ms(), &observations);
-        }
+        })
+        .await;
     }
 }
 
