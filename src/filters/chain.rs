@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::http::RequestHeader;
+use pingora::OrErr;
 
 use super::{auth, inspection, ip_filter, quota, rate_limit_filter, validate};
 use crate::policy::{ApiKey, Policy, Route};
@@ -72,23 +73,32 @@ impl RateHeaders {
         self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
     }
 
-    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("X-RateLimit-Limit", self.limit.to_string()),
-            ("X-RateLimit-Remaining", self.remaining.to_string()),
-            ("X-RateLimit-Reset", self.reset_secs().to_string()),
-            ("RateLimit-Policy", self.policy.clone()),
-            ("RateLimit", self.state.clone()),
-        ]
+    /// The five fields, named once: on a denial's headers (`to_headers`) and on a proxied
+    /// response (`insert_into`). Invariant: rule names are validated tokens, so the two lists
+    /// are always valid header values.
+    fn fields(&self) -> pingora::Result<[(&'static str, http::HeaderValue); 5]> {
+        let text =
+            |s: &str| http::HeaderValue::from_str(s).or_err(pingora::ErrorType::InvalidHTTPHeader, "rate-limit field");
+        Ok([
+            ("X-RateLimit-Limit", self.limit.into()),
+            ("X-RateLimit-Remaining", self.remaining.into()),
+            ("X-RateLimit-Reset", self.reset_secs().into()),
+            ("RateLimit-Policy", text(&self.policy)?),
+            ("RateLimit", text(&self.state)?),
+        ])
     }
 
-    /// The same fields on a proxied response, without the intermediate strings.
+    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
+        self.fields()
+            .map(|f| f.map(|(n, v)| (n, v.to_str().unwrap_or_default().to_string())).to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn insert_into(&self, resp: &mut pingora::http::ResponseHeader) -> pingora::Result<()> {
-        resp.insert_header("X-RateLimit-Limit", http::HeaderValue::from(self.limit))?;
-        resp.insert_header("X-RateLimit-Remaining", http::HeaderValue::from(self.remaining))?;
-        resp.insert_header("X-RateLimit-Reset", http::HeaderValue::from(self.reset_secs()))?;
-        resp.insert_header("RateLimit-Policy", self.policy.as_str())?;
-        resp.insert_header("RateLimit", self.state.as_str())
+        for (name, value) in self.fields()? {
+            resp.insert_header(name, value)?;
+        }
+        Ok(())
     }
 }
 

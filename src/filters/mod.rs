@@ -12,12 +12,8 @@ pub mod rate_limit_filter;
 pub mod security_headers;
 pub mod validate;
 
-/// Monotonic nanoseconds for rate limiting (process-local clock).
-pub fn rate_limit_clock() -> u64 {
-    rate_limit_clock_at(std::time::Instant::now())
-}
-
-/// The rate-limit clock at `t` (a request's start, so the request path reads the clock once).
+/// Monotonic nanoseconds for rate limiting (process-local clock) at `t`: the request's start,
+/// so the request path reads the clock once.
 pub fn rate_limit_clock_at(t: std::time::Instant) -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     t.saturating_duration_since(*START.get_or_init(std::time::Instant::now))

@@ -195,10 +195,7 @@ impl Ctx {
     /// Adds this request's gateway-side error to `/errors`.
     fn record_error(&self, err: GatewayError, kind: &'static str) {
         crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
-            time_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            time_ms: crate::telemetry::alerts::unix_ms(),
             route: self
                 .route
                 .as_ref()

@@ -35,7 +35,7 @@ pub struct AccessEntry<'a> {
     pub status: u16,
     pub bytes_in: usize,
     pub bytes_out: usize,
-    /// Written as milliseconds with three decimals.
+    /// Written as milliseconds, with up to three decimals.
     pub duration_us: u64,
     pub upstream: Option<&'a str>,
     /// Which filter and rule decided, or the error code, or `ok`.
