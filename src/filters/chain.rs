@@ -73,30 +73,48 @@ impl RateHeaders {
         self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
     }
 
-    /// The five fields, named once: on a denial's headers (`to_headers`) and on a proxied
-    /// response (`insert_into`). Invariant: rule names are validated tokens, so the two lists
-    /// are always valid header values.
-    fn fields(&self) -> pingora::Result<[(&'static str, http::HeaderValue); 5]> {
+    /// The five fields' names: as written on a denial, and parsed for a proxied response.
+    pub const NAMES: [(&'static str, http::HeaderName); 5] = [
+        ("X-RateLimit-Limit", http::HeaderName::from_static("x-ratelimit-limit")),
+        (
+            "X-RateLimit-Remaining",
+            http::HeaderName::from_static("x-ratelimit-remaining"),
+        ),
+        ("X-RateLimit-Reset", http::HeaderName::from_static("x-ratelimit-reset")),
+        ("RateLimit-Policy", http::HeaderName::from_static("ratelimit-policy")),
+        ("RateLimit", http::HeaderName::from_static("ratelimit")),
+    ];
+
+    /// The five fields' values, in the order of [`Self::NAMES`]: on a denial's headers
+    /// (`to_headers`) and on a proxied response (`insert_into`). Invariant: rule names are
+    /// validated tokens, so the two lists are always valid header values.
+    fn values(&self) -> pingora::Result<[http::HeaderValue; 5]> {
         let text =
             |s: &str| http::HeaderValue::from_str(s).or_err(pingora::ErrorType::InvalidHTTPHeader, "rate-limit field");
         Ok([
-            ("X-RateLimit-Limit", self.limit.into()),
-            ("X-RateLimit-Remaining", self.remaining.into()),
-            ("X-RateLimit-Reset", self.reset_secs().into()),
-            ("RateLimit-Policy", text(&self.policy)?),
-            ("RateLimit", text(&self.state)?),
+            self.limit.into(),
+            self.remaining.into(),
+            self.reset_secs().into(),
+            text(&self.policy)?,
+            text(&self.state)?,
         ])
     }
 
     pub fn to_headers(&self) -> Vec<(&'static str, String)> {
-        self.fields()
-            .map(|f| f.map(|(n, v)| (n, v.to_str().unwrap_or_default().to_string())).to_vec())
+        self.values()
+            .map(|values| {
+                Self::NAMES
+                    .iter()
+                    .zip(values)
+                    .map(|((name, _), v)| (*name, v.to_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    pub fn insert_into(&self, resp: &mut pingora::http::ResponseHeader) -> pingora::Result<()> {
-        for (name, value) in self.fields()? {
-            resp.insert_header(name, value)?;
+    pub fn insert_into(&self, headers: &mut http::HeaderMap) -> pingora::Result<()> {
+        for ((_, name), value) in Self::NAMES.iter().zip(self.values()?) {
+            headers.insert(name.clone(), value);
         }
         Ok(())
     }
@@ -189,15 +207,9 @@ mod tests {
         };
         h.push_rule("\"per-ip\";q=100;w=1", "per-ip", 99, 1);
         h.push_rule("\"per-key\";q=10;w=60", "per-key", 0, 3);
-        let mut resp = pingora::http::ResponseHeader::build(200, None).unwrap();
+        let mut resp = http::HeaderMap::new();
         h.insert_into(&mut resp).unwrap();
-        let get = |n: &str| {
-            resp.headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
+        let get = |n: &str| resp.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         assert_eq!(get("ratelimit-policy"), "\"per-ip\";q=100;w=1, \"per-key\";q=10;w=60");
         assert_eq!(get("ratelimit"), "\"per-ip\";r=99;t=1, \"per-key\";r=0;t=3");
         assert_eq!(get("x-ratelimit-limit"), "10");

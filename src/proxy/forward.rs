@@ -3,12 +3,14 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Hop-by-hop headers that never cross the proxy. `Connection`, `Upgrade` and
 /// `Transfer-Encoding` are left to Pingora, which owns framing and protocol upgrades.
@@ -48,9 +50,10 @@ fn hop_by_hop_present(headers: &http::HeaderMap) -> Vec<String> {
     found
 }
 
-pub fn strip_hop_by_hop_request(req: &mut RequestHeader) {
-    for name in hop_by_hop_present(&req.headers) {
-        req.remove_header(&name);
+/// Removes hop-by-hop headers from a request on its way upstream.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in hop_by_hop_present(headers) {
+        headers.remove(&name);
     }
 }
 
@@ -60,39 +63,37 @@ pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
     }
 }
 
-/// Removes the caller's API key before the request goes upstream: the key header, a Bearer
-/// token in `Authorization` that is one of ours, and the query parameter that carried it.
-pub fn strip_credentials(
-    req: &mut RequestHeader,
-    access: &crate::config::AccessSpec,
-    query_param: Option<&str>,
-) -> Result<()> {
-    req.remove_header(&access.auth_header);
-    let ours = req
-        .headers
+/// Removes the caller's API key before the request goes upstream: the key header, and a Bearer
+/// token in `Authorization` that is one of ours. ([`strip_query_param`] takes it out of the
+/// query.)
+pub fn strip_credentials(headers: &mut HeaderMap, access: &crate::config::AccessSpec) {
+    headers.remove(&access.auth_header);
+    let ours = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer qv_") || v.starts_with("bearer qv_"));
     if ours {
-        req.remove_header(&http::header::AUTHORIZATION);
+        headers.remove(http::header::AUTHORIZATION);
     }
-    if let Some(param) = query_param {
-        if let Some(query) = req.uri.query() {
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|kv| kv.split('=').next() != Some(param))
-                .collect();
-            let path = req.uri.path().to_string();
-            let target = if kept.is_empty() {
-                path
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            };
-            let uri: http::Uri = target
-                .parse()
-                .or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
-            req.set_uri(uri);
-        }
+}
+
+/// Removes the query parameter that carried the caller's API key.
+pub fn strip_query_param(req: &mut RequestHeader, param: &str) -> Result<()> {
+    if let Some(query) = req.uri.query() {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| kv.split('=').next() != Some(param))
+            .collect();
+        let path = req.uri.path().to_string();
+        let target = if kept.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", kept.join("&"))
+        };
+        let uri: http::Uri = target
+            .parse()
+            .or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
+        req.set_uri(uri);
     }
     Ok(())
 }
@@ -107,29 +108,31 @@ pub struct Forwarded<'a> {
     pub upstream_host: Option<&'a str>,
 }
 
-pub fn apply_forwarding(req: &mut RequestHeader, f: &Forwarded<'_>) -> Result<()> {
+impl Forwarded<'_> {
+    /// How many headers [`apply_forwarding`] may add.
+    pub const HEADERS: usize = 5;
+}
+
+pub fn apply_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) -> Result<()> {
     if let Some(ip) = f.client_ip {
         // Keep every earlier hop: several X-Forwarded-For lines fold into one list.
         let mut value = String::with_capacity(48);
-        for prior in req
-            .headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
+        for prior in headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
             value.push_str(prior);
             value.push_str(", ");
         }
         crate::text::push_ip(&mut value, ip);
-        req.insert_header("X-Forwarded-For", value)?;
+        let value = HeaderValue::try_from(value).or_err(ErrorType::InvalidHTTPHeader, "X-Forwarded-For")?;
+        headers.insert(X_FORWARDED_FOR, value);
     }
-    req.insert_header("X-Forwarded-Proto", HeaderValue::from_static(f.proto))?;
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
     if let Some(host) = f.host.clone().filter(|h| !h.is_empty()) {
-        req.insert_header("X-Forwarded-Host", host)?;
+        headers.insert(X_FORWARDED_HOST, host);
     }
-    req.insert_header("X-Request-Id", f.request_id.header())?;
+    headers.insert(X_REQUEST_ID, f.request_id.header());
     if let Some(h) = f.upstream_host {
-        req.insert_header("Host", h)?;
+        let value = HeaderValue::from_str(h).or_err(ErrorType::InvalidHTTPHeader, "upstream Host")?;
+        headers.insert(http::header::HOST, value);
     }
     Ok(())
 }
@@ -247,12 +250,12 @@ mod tests {
 
     #[test]
     fn forwarding_headers() {
-        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
-        req.append_header("X-Forwarded-For", "10.0.0.1").unwrap();
-        req.append_header("Connection", "x-secret-hop").unwrap();
-        req.append_header("X-Secret-Hop", "1").unwrap();
-        req.append_header("Keep-Alive", "timeout=5").unwrap();
-        strip_hop_by_hop_request(&mut req);
+        let mut req = HeaderMap::new();
+        req.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        req.append("connection", HeaderValue::from_static("x-secret-hop"));
+        req.append("x-secret-hop", HeaderValue::from_static("1"));
+        req.append("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut req);
         apply_forwarding(
             &mut req,
             &Forwarded {
@@ -264,11 +267,12 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(req.headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
-        assert_eq!(req.headers["x-forwarded-host"], "a.test:8080");
-        assert_eq!(req.headers["host"], "internal");
-        assert!(req.headers.get("x-secret-hop").is_none());
-        assert!(req.headers.get("keep-alive").is_none());
+        assert_eq!(req["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
+        assert_eq!(req["x-forwarded-proto"], "http");
+        assert_eq!(req["x-forwarded-host"], "a.test:8080");
+        assert_eq!(req["host"], "internal");
+        assert!(req.get("x-secret-hop").is_none());
+        assert!(req.get("keep-alive").is_none());
     }
 
     #[test]

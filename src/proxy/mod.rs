@@ -3,6 +3,7 @@
 //! headers in [`forward`], error bodies in [`crate::errors`], telemetry in [`crate::telemetry`]).
 
 pub mod forward;
+pub mod headers;
 pub mod signed;
 
 use std::net::IpAddr;
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -22,6 +24,11 @@ use crate::kms::keystore::KeyRing;
 use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
 use crate::upstream::now_ms;
+
+/// What the upstream learns of the caller's key and of a finding in `detect` mode.
+const X_API_KEY_ID: HeaderName = HeaderName::from_static("x-api-key-id");
+const X_API_KEY_TIER: HeaderName = HeaderName::from_static("x-api-key-tier");
+const X_QV_INSPECTION: HeaderName = HeaderName::from_static("x-qv-inspection");
 
 /// Where the public key directory is served on the proxy listeners.
 pub const KEY_DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-directory";
@@ -84,12 +91,10 @@ impl Gateway {
         for (name, value) in extra {
             header.insert_header(name, value)?;
         }
-        let headers = ctx
-            .route
-            .as_ref()
-            .map(|r| &r.security_headers)
-            .unwrap_or(&ctx.policy.unrouted_headers);
-        security_headers::apply(&mut header, headers, ctx.tls, false)?;
+        let spec = ctx.security_headers();
+        headers::edit_response(&mut header, spec.max_added(), |h| {
+            security_headers::apply(h, spec, ctx.tls, false)
+        });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, body).await
     }
@@ -131,7 +136,10 @@ impl Gateway {
         header.insert_header("Cache-Control", "public, max-age=300")?;
         header.insert_header("Content-Length", body.len().to_string())?;
         header.insert_header("X-Request-Id", ctx.request_id.header())?;
-        security_headers::apply(&mut header, &ctx.policy.unrouted_headers, ctx.tls, false)?;
+        let spec = &ctx.policy.unrouted_headers;
+        headers::edit_response(&mut header, spec.max_added(), |h| {
+            security_headers::apply(h, spec, ctx.tls, false)
+        });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
@@ -185,6 +193,27 @@ impl Ctx {
     /// The upstream's response header arrived.
     fn upstream_answered(&mut self) {
         self.upstream_took = self.upstream_started.map(|t| t.elapsed());
+    }
+
+    /// The security headers of the request's route, or the policy's for unrouted requests.
+    fn security_headers(&self) -> &security_headers::CompiledHeaders {
+        match self.route.as_ref() {
+            Some(r) => &r.security_headers,
+            None => &self.policy.unrouted_headers,
+        }
+    }
+
+    /// What every proxied response gets on its way out: X-Request-Id, the security headers
+    /// (after removing those that advertise the upstream) and the rate-limit fields.
+    fn finish_proxied_response(&self, resp: &mut ResponseHeader) -> Result<()> {
+        let spec = self.security_headers();
+        let rate = self.filters.rate.as_ref();
+        let room = 1 + spec.max_added() + rate.map_or(0, |_| chain::RateHeaders::NAMES.len());
+        headers::edit_response(resp, room, |h| {
+            h.insert(forward::X_REQUEST_ID, self.request_id.header());
+            security_headers::apply(h, spec, self.tls, true);
+            rate.map_or(Ok(()), |r| r.insert_into(h))
+        })
     }
 
     fn peer_label(&self) -> Option<&str> {
@@ -371,16 +400,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        resp.insert_header("X-Request-Id", ctx.request_id.header())?;
-        let spec = match ctx.route.as_ref() {
-            Some(r) => &r.security_headers,
-            None => &ctx.policy.unrouted_headers,
-        };
-        security_headers::apply(resp, spec, ctx.tls, true)?;
-        if let Some(rate) = &ctx.filters.rate {
-            rate.insert_into(resp)?;
-        }
-        Ok(())
+        ctx.finish_proxied_response(resp)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -509,31 +529,32 @@ impl Gateway {
     /// The upstream request: hop-by-hop headers and the caller's credentials out, forwarding
     /// headers and the key's id and tier in. Shared by the proxy path and signing routes.
     fn prepare_upstream(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-        forward::strip_hop_by_hop_request(req);
-        forward::strip_credentials(req, &ctx.policy.config.access, ctx.filters.key_query_param.as_deref())?;
-        if let Some(key) = &ctx.filters.key {
-            req.insert_header("X-Api-Key-Id", key.spec.id.as_str())?;
-            req.insert_header("X-Api-Key-Tier", key.spec.tier.as_str())?;
+        if let Some(param) = ctx.filters.key_query_param.as_deref() {
+            forward::strip_query_param(req, param)?;
         }
-        if let Some(f) = &ctx.filters.finding {
-            req.insert_header(
-                "X-QV-Inspection",
-                format!("rule={}; class={}", f.rule_id, f.class.as_str()),
-            )?;
-        }
-        let tls = ctx.tls;
-        let host = forward::forwarded_host(session.req_header());
-        let upstream_host = ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref());
-        forward::apply_forwarding(
-            req,
-            &forward::Forwarded {
-                client_ip: ctx.peer_ip,
-                proto: if tls { "https" } else { "http" },
-                host,
-                request_id: &ctx.request_id,
-                upstream_host,
-            },
-        )
+        let forwarded = forward::Forwarded {
+            client_ip: ctx.peer_ip,
+            proto: if ctx.tls { "https" } else { "http" },
+            host: forward::forwarded_host(session.req_header()),
+            request_id: &ctx.request_id,
+            upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
+        };
+        let text = |v: &str| HeaderValue::from_str(v).or_err(ErrorType::InvalidHTTPHeader, "upstream header");
+        headers::edit_request(req, forward::Forwarded::HEADERS + 3, |h| {
+            forward::strip_hop_by_hop(h);
+            forward::strip_credentials(h, &ctx.policy.config.access);
+            if let Some(key) = &ctx.filters.key {
+                h.insert(X_API_KEY_ID, text(&key.spec.id)?);
+                h.insert(X_API_KEY_TIER, text(&key.spec.tier)?);
+            }
+            if let Some(f) = &ctx.filters.finding {
+                h.insert(
+                    X_QV_INSPECTION,
+                    text(&format!("rule={}; class={}", f.rule_id, f.class.as_str()))?,
+                );
+            }
+            forward::apply_forwarding(h, &forwarded)
+        })?
     }
 }
 

@@ -278,13 +278,8 @@ impl Gateway {
         }
 
         forward::strip_hop_by_hop_response(&mut resp);
-        resp.insert_header("X-Request-Id", ctx.request_id.header())
+        ctx.finish_proxied_response(&mut resp)
             .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-        crate::filters::security_headers::apply(&mut resp, &route.security_headers, ctx.tls, true)
-            .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-        if let Some(rate) = &ctx.filters.rate {
-            let _ = rate.insert_into(&mut resp);
-        }
 
         if let Some(reason) = unsigned_reason {
             // Stream the rest unsigned, and say so.
