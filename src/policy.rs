@@ -43,6 +43,9 @@ pub struct Tier {
 
 pub struct ApiKey {
     pub spec: ApiKeySpec,
+    /// The key's id and tier as the header values the upstream receives (parsed once).
+    pub id_value: http::HeaderValue,
+    pub tier_value: http::HeaderValue,
     pub tier: Arc<Tier>,
     pub usage: Arc<KeyUsage>,
 }
@@ -111,9 +114,15 @@ impl Policy {
                 .get(&k.tier)
                 .cloned()
                 .ok_or_else(|| format!("api key {}: no tier {}", k.id, k.tier))?;
+            let value = |v: &str| {
+                http::HeaderValue::from_str(v)
+                    .map_err(|_| format!("api key {}: {v:?} cannot be sent in a header", k.id))
+            };
             keys_by_hash.insert(
                 k.sha256,
                 Arc::new(ApiKey {
+                    id_value: value(&k.id)?,
+                    tier_value: value(&k.tier)?,
                     spec: k.clone(),
                     tier,
                     usage: reg.usage.entry(&k.id),

@@ -54,6 +54,17 @@ pub struct RateHeaders {
 }
 
 impl RateHeaders {
+    /// No rule yet (`remaining` at its maximum), with room for the usual two or three rules'
+    /// items so the lists are not regrown while they are written.
+    pub fn new() -> RateHeaders {
+        RateHeaders {
+            remaining: u64::MAX,
+            policy: String::with_capacity(128),
+            state: String::with_capacity(128),
+            ..Default::default()
+        }
+    }
+
     /// Adds one rule's items to the two list fields.
     pub fn push_rule(&mut self, policy_item: &str, name: &str, remaining: u64, reset_secs: u64) {
         if !self.policy.is_empty() {

@@ -27,10 +27,7 @@ impl RequestFilter for RateLimit {
         if route.limiters.is_empty() && tier_rules.is_empty() {
             return Ok(());
         }
-        let mut headers = RateHeaders {
-            remaining: u64::MAX,
-            ..Default::default()
-        };
+        let mut headers = RateHeaders::new();
         let mut key_buf = Vec::with_capacity(64);
         for rule in route.limiters.iter().chain(tier_rules.iter()) {
             key_buf.clear();

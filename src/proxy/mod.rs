@@ -539,19 +539,17 @@ impl Gateway {
             request_id: &ctx.request_id,
             upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
         };
-        let text = |v: &str| HeaderValue::from_str(v).or_err(ErrorType::InvalidHTTPHeader, "upstream header");
         headers::edit_request(req, forward::Forwarded::HEADERS + 3, |h| {
             forward::strip_hop_by_hop(h);
             forward::strip_credentials(h, &ctx.policy.config.access);
             if let Some(key) = &ctx.filters.key {
-                h.insert(X_API_KEY_ID, text(&key.spec.id)?);
-                h.insert(X_API_KEY_TIER, text(&key.spec.tier)?);
+                h.insert(X_API_KEY_ID, key.id_value.clone());
+                h.insert(X_API_KEY_TIER, key.tier_value.clone());
             }
             if let Some(f) = &ctx.filters.finding {
-                h.insert(
-                    X_QV_INSPECTION,
-                    text(&format!("rule={}; class={}", f.rule_id, f.class.as_str()))?,
-                );
+                let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
+                let value = HeaderValue::try_from(finding).or_err(ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
+                h.insert(X_QV_INSPECTION, value);
             }
             forward::apply_forwarding(h, &forwarded)
         })?
