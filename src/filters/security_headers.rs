@@ -2,6 +2,7 @@
 //! upstream's value, HSTS on TLS only, and removal of headers that advertise the upstream
 //! (`Server`, `X-Powered-By` by default).
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::policy::SecurityHeadersSpec;
@@ -47,15 +48,24 @@ pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, from_up
         }
     }
     for (name, value) in &spec.headers {
-        if spec.replace_upstream || !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
+        set(headers, name, value, spec.replace_upstream);
     }
     if tls {
         if let Some(hsts) = &spec.hsts {
-            if spec.replace_upstream || !headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY) {
-                headers.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-            }
+            set(headers, &http::header::STRICT_TRANSPORT_SECURITY, hsts, spec.replace_upstream);
         }
+    }
+}
+
+/// Sets `name` unless the upstream already did and its value is kept (one lookup either way).
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue, replace: bool) {
+    match headers.entry(name) {
+        Entry::Vacant(slot) => {
+            slot.insert(value.clone());
+        }
+        Entry::Occupied(mut slot) if replace => {
+            slot.insert(value.clone());
+        }
+        Entry::Occupied(_) => {}
     }
 }
