@@ -97,7 +97,8 @@ pub fn json_response(status: u16, code: &str, message: &str, request_id: &str) -
         request_id,
     })
     .or_err(ErrorType::InternalError, "serialising error body")?;
-    let mut header = ResponseHeader::build(status, Some(4))?;
+    // No case map: the gateway's own names go out in canonical case like every other header.
+    let mut header = ResponseHeader::build_no_case(status, Some(4))?;
     header.insert_header("Content-Type", "application/json")?;
     header.insert_header("Content-Length", body.len().to_string())?;
     header.insert_header("Cache-Control", "no-store")?;

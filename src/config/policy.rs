@@ -942,7 +942,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                 continue;
             }
             if !valid_name(&r.name) {
-                errors.push(src.error(&at("name"), "names use letters, digits, '-' and '_' (at most 64)"));
+                errors.push(src.error(&at("name"), NAME_RULE));
             } else if r.rate == 0 {
                 errors.push(src.error(&at("rate"), "must be at least 1"));
             } else if r.per.is_zero() {
@@ -966,6 +966,11 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     for (src, raw) in parsed {
         for (i, t) in raw.tiers.iter().enumerate() {
             let at = |f: &str| format!("tiers[{i}].{f}");
+            // The tier travels to the upstream in X-Api-Key-Tier and names metrics.
+            if !valid_name(&t.name) {
+                errors.push(src.error(&at("name"), NAME_RULE));
+                continue;
+            }
             if tiers.iter().any(|x| x.name == t.name) {
                 errors.push(src.error(&at("name"), format!("duplicate tier name {:?}", t.name)));
                 continue;
@@ -1005,6 +1010,11 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     for (src, raw) in parsed {
         for (i, k) in raw.api_keys.iter().enumerate() {
             let at = |f: &str| format!("api_keys[{i}].{f}");
+            // The id travels to the upstream in X-Api-Key-Id and names the key in /usage/{id}.
+            if !valid_name(&k.id) {
+                errors.push(src.error(&at("id"), NAME_RULE));
+                continue;
+            }
             if api_keys.iter().any(|x| x.id == k.id) {
                 errors.push(src.error(&at("id"), format!("duplicate API key id {:?}", k.id)));
                 continue;
@@ -1185,6 +1195,8 @@ fn merge_headers(
     Ok(h)
 }
 
+const NAME_RULE: &str = "names use letters, digits, '-' and '_' (at most 64)";
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
@@ -1193,7 +1205,7 @@ type FieldError = (&'static str, String);
 
 fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
     if !valid_name(&u.name) {
-        return Err(("name", "names use letters, digits, '-' and '_' (at most 64)".into()));
+        return Err(("name", NAME_RULE.into()));
     }
     if u.peers.is_empty() {
         return Err(("peers", "an upstream needs at least one peer".into()));
@@ -1287,10 +1299,7 @@ fn route_spec(
 ) -> Result<RouteSpec, (String, String)> {
     let err = |f: &str, m: String| (f.to_string(), m);
     if !valid_name(&r.name) {
-        return Err(err(
-            "name",
-            "names use letters, digits, '-' and '_' (at most 64)".into(),
-        ));
+        return Err(err("name", NAME_RULE.into()));
     }
     if !r.path_prefix.starts_with('/') {
         return Err(err("path_prefix", "must start with '/'".into()));
@@ -1430,6 +1439,21 @@ mod tests {
         assert!(e.0[0].field.starts_with("security_headers"), "{e}");
         assert!(e.0[0].message.contains("not a header name"), "{e}");
         assert!(load(&format!("security_headers:\n  remove: [X-Powered-By]\n{GOOD}")).is_ok());
+    }
+
+    #[test]
+    fn tier_and_key_names_are_checked() {
+        let key = |id: &str, tier: &str| {
+            format!(
+                "tiers:\n  - name: {tier}\napi_keys:\n  - {{id: {id}, name: n, tier: {tier}, sha256: {}, created: '2026-01-01T00:00:00Z'}}\n{GOOD}",
+                "ab".repeat(32)
+            )
+        };
+        assert!(load(&key("k_1", "gold")).is_ok());
+        let e = load(&key("k_1", "\"gold star\"")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].field.as_str()), (2, "tiers[0].name"), "{e}");
+        let e = load(&key("\"k 1\"", "gold")).unwrap_err();
+        assert_eq!((e.0[0].line, e.0[0].field.as_str()), (4, "api_keys[0].id"), "{e}");
     }
 
     #[test]

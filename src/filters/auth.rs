@@ -17,7 +17,7 @@ fn unauthorized(code: &'static str, message: &'static str, error: Option<&str>) 
         Some(e) => format!("Bearer realm=\"quantumvault\", error=\"{e}\""),
         None => "Bearer realm=\"quantumvault\"".to_string(),
     };
-    Denial::new(401, code, message).header("WWW-Authenticate", challenge)
+    Denial::new(401, code, message).header(http::header::WWW_AUTHENTICATE, challenge)
 }
 
 /// The presented key and where it came from (`Some(param)` for the query string).

@@ -84,16 +84,13 @@ impl RateHeaders {
         self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
     }
 
-    /// The five fields' names: as written on a denial, and parsed for a proxied response.
-    pub const NAMES: [(&'static str, http::HeaderName); 5] = [
-        ("X-RateLimit-Limit", http::HeaderName::from_static("x-ratelimit-limit")),
-        (
-            "X-RateLimit-Remaining",
-            http::HeaderName::from_static("x-ratelimit-remaining"),
-        ),
-        ("X-RateLimit-Reset", http::HeaderName::from_static("x-ratelimit-reset")),
-        ("RateLimit-Policy", http::HeaderName::from_static("ratelimit-policy")),
-        ("RateLimit", http::HeaderName::from_static("ratelimit")),
+    /// The five fields' names.
+    pub const NAMES: [http::HeaderName; 5] = [
+        http::HeaderName::from_static("x-ratelimit-limit"),
+        http::HeaderName::from_static("x-ratelimit-remaining"),
+        http::HeaderName::from_static("x-ratelimit-reset"),
+        http::HeaderName::from_static("ratelimit-policy"),
+        http::HeaderName::from_static("ratelimit"),
     ];
 
     /// The five fields' values, in the order of [`Self::NAMES`]: on a denial's headers
@@ -111,21 +108,15 @@ impl RateHeaders {
         ])
     }
 
-    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
+    pub fn to_headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
         self.values()
-            .map(|values| {
-                Self::NAMES
-                    .iter()
-                    .zip(values)
-                    .map(|((name, _), v)| (*name, v.to_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
+            .map(|values| Self::NAMES.into_iter().zip(values).collect())
             .unwrap_or_default()
     }
 
     pub fn insert_into(&self, headers: &mut http::HeaderMap) -> pingora::Result<()> {
-        for ((_, name), value) in Self::NAMES.iter().zip(self.values()?) {
-            headers.insert(name.clone(), value);
+        for (name, value) in Self::NAMES.into_iter().zip(self.values()?) {
+            headers.insert(name, value);
         }
         Ok(())
     }
@@ -139,7 +130,7 @@ pub struct Denial {
     pub message: std::borrow::Cow<'static, str>,
     /// Which filter and rule decided: the `reason` label and the access log's outcome.
     pub reason: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Denial {
@@ -160,8 +151,12 @@ impl Denial {
         self.message = message.into();
         self
     }
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Denial {
-        self.headers.push((name, value.into()));
+    /// Adds a header to the denial. Invariant: callers pass visible ASCII (numbers, method
+    /// lists, a fixed challenge), so the value is valid; one that is not is left out.
+    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Denial {
+        if let Ok(value) = http::HeaderValue::try_from(value.into()) {
+            self.headers.push((name, value));
+        }
         self
     }
 }
@@ -226,7 +221,8 @@ mod tests {
         assert_eq!(get("x-ratelimit-limit"), "10");
         assert_eq!(get("x-ratelimit-remaining"), "0");
         assert_eq!(get("x-ratelimit-reset"), "3");
-        let listed: Vec<(&str, String)> = h.to_headers();
-        assert_eq!(listed[4], ("RateLimit", get("ratelimit")));
+        let listed = h.to_headers();
+        assert_eq!(listed[4].0, "ratelimit");
+        assert_eq!(listed[4].1.to_str().unwrap(), get("ratelimit"));
     }
 }

@@ -27,7 +27,7 @@ impl RequestFilter for Quota {
                 Err(
                     Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
                         .reason(reason)
-                        .header("Retry-After", reset.as_secs().max(1).to_string()),
+                        .header(http::header::RETRY_AFTER, reset.as_secs().max(1).to_string()),
                 )
             }
         }

@@ -62,7 +62,7 @@ impl RequestFilter for RateLimit {
                     headers.reset = reset;
                     let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
                         .reason(format!("rate_limit:{}", rule.spec.name))
-                        .header("Retry-After", secs_ceil(retry_after).max(1).to_string());
+                        .header(http::header::RETRY_AFTER, secs_ceil(retry_after).max(1).to_string());
                     d.headers.extend(headers.to_headers());
                     state.rate = Some(headers);
                     return Err(d);

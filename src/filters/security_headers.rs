@@ -52,7 +52,12 @@ pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, from_up
     }
     if tls {
         if let Some(hsts) = &spec.hsts {
-            set(headers, &http::header::STRICT_TRANSPORT_SECURITY, hsts, spec.replace_upstream);
+            set(
+                headers,
+                &http::header::STRICT_TRANSPORT_SECURITY,
+                hsts,
+                spec.replace_upstream,
+            );
         }
     }
 }

@@ -108,7 +108,7 @@ impl RequestFilter for Validation {
             if !methods.contains(&req.method) {
                 return Err(
                     Denial::new(405, "method_not_allowed", "this method is not allowed on this route")
-                        .header("Allow", route.allow_header.clone()),
+                        .header(http::header::ALLOW, route.allow_header.clone()),
                 );
             }
         }

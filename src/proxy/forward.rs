@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -57,16 +57,11 @@ fn hop_by_hop_present(headers: &http::HeaderMap) -> Vec<String> {
     found
 }
 
-/// Removes hop-by-hop headers from a request on its way upstream.
+/// Removes hop-by-hop headers (from a request on its way upstream, or a response on its way
+/// back).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in hop_by_hop_present(headers) {
         headers.remove(&name);
-    }
-}
-
-pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
-    for name in hop_by_hop_present(&resp.headers) {
-        resp.remove_header(&name);
     }
 }
 

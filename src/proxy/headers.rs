@@ -1,4 +1,4 @@
-//! Header edits on the request path, made on the `http::HeaderMap` itself.
+//! Header edits on proxied requests and responses, made on the `http::HeaderMap` itself.
 //!
 //! Pingora's `insert_header` parses the name again on every call and keeps a second map with
 //! each name's original case: a non-standard name is allocated twice, and both maps, sized for
@@ -6,9 +6,14 @@
 //! is about 1,200 instructions a header, and the gateway adds four to every upstream request and
 //! up to a dozen to every response. So those edits go through [`edit_request`] and
 //! [`edit_response`]: room is reserved once, names are parsed once (constants or per policy),
-//! and the header gives up its case map. Names then go out in Pingora's canonical form, standard
-//! names in Title-Case and others in lower case, as Envoy writes them by default; HTTP field
-//! names are case-insensitive (RFC 9110 section 5.1) and HTTP/2 lower-cases them all.
+//! and the header gives up its case map. Names then go out in Pingora's canonical form: the
+//! dozen names it titles (`Content-Type`, `Host`, ...) in Title-Case, all others in lower case
+//! (Envoy lower-cases every name by default). HTTP field names are case-insensitive (RFC 9110
+//! section 5.1) and HTTP/2 lower-cases them all.
+//!
+//! This leans on what `pingora-http` 0.9.1's `From<Parts>` conversions keep and drop (the
+//! case map, and the request-target bytes, restored here): Cargo.toml pins `pingora` to that
+//! release and Cargo.lock its parts; the unit tests below check what is kept.
 
 use http::HeaderMap;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -58,7 +63,7 @@ pub fn edit_request<R>(
 }
 
 /// The target a header without stored target bytes writes: what `RequestHeader::raw_path`
-/// falls back to.
+/// falls back to (pingora-http 0.9.1).
 fn uri_target(uri: &http::Uri) -> &[u8] {
     uri.path_and_query()
         .map(|p| p.as_str().as_bytes())

@@ -85,14 +85,14 @@ impl Gateway {
         status: u16,
         code: &str,
         message: &str,
-        extra: Vec<(&'static str, String)>,
+        extra: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<()> {
         let (mut header, body) = errors::json_response(status, code, message, ctx.request_id.as_str())?;
-        for (name, value) in extra {
-            header.insert_header(name, value)?;
-        }
         let spec = ctx.security_headers();
-        headers::edit_response(&mut header, spec.max_added(), |h| {
+        headers::edit_response(&mut header, extra.len() + spec.max_added(), |h| {
+            for (name, value) in extra {
+                h.insert(name, value);
+            }
             security_headers::apply(h, spec, ctx.tls, false)
         });
         self.sign_if_configured(session, ctx, &mut header, &body);
@@ -131,7 +131,7 @@ impl Gateway {
         let ring = self.keyring.load();
         let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
             .or_err(ErrorType::InternalError, "jwks")?;
-        let mut header = ResponseHeader::build(200, Some(5))?;
+        let mut header = ResponseHeader::build_no_case(200, Some(5))?;
         header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
         header.insert_header("Cache-Control", "public, max-age=300")?;
         header.insert_header("Content-Length", body.len().to_string())?;
@@ -203,13 +203,15 @@ impl Ctx {
         }
     }
 
-    /// What every proxied response gets on its way out: X-Request-Id, the security headers
-    /// (after removing those that advertise the upstream) and the rate-limit fields.
+    /// What every proxied response gets on its way out: hop-by-hop headers removed, X-Request-Id,
+    /// the security headers (after removing those that advertise the upstream) and the
+    /// rate-limit fields.
     fn finish_proxied_response(&self, resp: &mut ResponseHeader) -> Result<()> {
         let spec = self.security_headers();
         let rate = self.filters.rate.as_ref();
         let room = 1 + spec.max_added() + rate.map_or(0, |_| chain::RateHeaders::NAMES.len());
         headers::edit_response(resp, room, |h| {
+            forward::strip_hop_by_hop(h);
             h.insert(forward::X_REQUEST_ID, self.request_id.header());
             security_headers::apply(h, spec, self.tls, true);
             rate.map_or(Ok(()), |r| r.insert_into(h))
@@ -391,11 +393,10 @@ impl ProxyHttp for Gateway {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        resp: &mut ResponseHeader,
+        _resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_answered();
-        forward::strip_hop_by_hop_response(resp);
         Ok(())
     }
 
@@ -539,17 +540,31 @@ impl Gateway {
             request_id: &ctx.request_id,
             upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
         };
+        // Room for the forwarding headers, the key's id and tier, and an inspection finding.
         headers::edit_request(req, forward::Forwarded::HEADERS + 3, |h| {
             forward::strip_hop_by_hop(h);
             forward::strip_credentials(h, &ctx.policy.config.access);
-            if let Some(key) = &ctx.filters.key {
-                h.insert(X_API_KEY_ID, key.id_value.clone());
-                h.insert(X_API_KEY_TIER, key.tier_value.clone());
+            // What the gateway tells the upstream is never taken from the client.
+            match &ctx.filters.key {
+                Some(key) => {
+                    h.insert(X_API_KEY_ID, key.id_value.clone());
+                    h.insert(X_API_KEY_TIER, key.tier_value.clone());
+                }
+                None => {
+                    h.remove(X_API_KEY_ID);
+                    h.remove(X_API_KEY_TIER);
+                }
             }
-            if let Some(f) = &ctx.filters.finding {
-                let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
-                let value = HeaderValue::try_from(finding).or_err(ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
-                h.insert(X_QV_INSPECTION, value);
+            match &ctx.filters.finding {
+                Some(f) => {
+                    let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
+                    let value =
+                        HeaderValue::try_from(finding).or_err(ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
+                    h.insert(X_QV_INSPECTION, value);
+                }
+                None => {
+                    h.remove(X_QV_INSPECTION);
+                }
             }
             forward::apply_forwarding(h, &forwarded)
         })?

@@ -277,7 +277,6 @@ impl Gateway {
             }
         }
 
-        forward::strip_hop_by_hop_response(&mut resp);
         ctx.finish_proxied_response(&mut resp)
             .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
 

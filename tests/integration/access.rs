@@ -196,6 +196,7 @@ tiers:
     path_prefix: /other/
     upstream: u
     auth: {{ required: true }}
+  - {{ name: open, path_prefix: /open/, upstream: u }}
 "#,
         upstream_block(up)
     )
@@ -248,8 +249,23 @@ fn api_keys_tiers_quotas_and_usage_across_restart() {
     let r = call("/other/a", &[("X-API-Key", narrow.as_str())]);
     assert_eq!((r.status, r.json()["error"].as_str()), (403, Some("tier_forbidden")));
 
+    // What the gateway tells the upstream about the caller is never taken from the caller.
+    let forged = [
+        ("X-Api-Key-Id", "k_admin"),
+        ("X-Api-Key-Tier", "platinum"),
+        ("X-QV-Inspection", "rule=0"),
+    ];
+    let r = call("/open/a", &forged);
+    assert_eq!(r.status, 200);
+    for (name, _) in forged {
+        assert!(
+            r.json()["headers"].get(name.to_ascii_lowercase()).is_none(),
+            "{name} forged"
+        );
+    }
+
     // Gold: header, bearer and query parameter; the upstream gets id and tier, never the key.
-    let r = call("/private/a", &[("X-API-Key", gold.as_str())]);
+    let r = call("/private/a", &[("X-API-Key", gold.as_str()), forged[0], forged[1]]);
     assert_eq!(r.status, 200);
     let j = r.json();
     assert_eq!(
