@@ -23,35 +23,31 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// Header names listed in `Connection` (other than framing tokens Pingora handles).
-fn connection_listed(headers: &http::HeaderMap) -> Vec<String> {
-    headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        // Checked before lower-casing: the usual `Connection: keep-alive` allocates nothing.
-        .filter(|t| {
-            !t.is_empty()
-                && !["close", "keep-alive", "upgrade"]
-                    .iter()
-                    .any(|f| t.eq_ignore_ascii_case(f))
-        })
-        .map(str::to_ascii_lowercase)
-        .collect()
+/// Adds the header names one `Connection` value lists (other than the framing tokens Pingora
+/// handles) to `found`. The usual `Connection: keep-alive` adds and allocates nothing.
+fn connection_listed(value: &HeaderValue, found: &mut Vec<String>) {
+    let Ok(value) = value.to_str() else { return };
+    for token in value.split(',').map(str::trim) {
+        if !token.is_empty()
+            && !["close", "keep-alive", "upgrade"]
+                .iter()
+                .any(|f| token.eq_ignore_ascii_case(f))
+        {
+            found.push(token.to_ascii_lowercase());
+        }
+    }
 }
 
-/// Which hop-by-hop headers are present, found in one pass over the names; the common case
+/// Which hop-by-hop headers are present, found in one pass over the headers; the common case
 /// (none) then costs no removal at all.
-fn hop_by_hop_present(headers: &http::HeaderMap) -> Vec<String> {
+fn hop_by_hop_present(headers: &HeaderMap) -> Vec<String> {
     let mut found = Vec::new();
-    for name in headers.keys() {
-        let n = name.as_str();
-        if n == "connection" {
-            found.extend(connection_listed(headers));
-        } else if HOP_BY_HOP.contains(&n) {
-            found.push(n.to_string());
+    for (name, value) in headers {
+        if name == http::header::CONNECTION {
+            connection_listed(value, &mut found);
+        } else if HOP_BY_HOP.contains(&name.as_str()) {
+            // A repeated header is listed again; removing it twice is harmless.
+            found.push(name.as_str().to_string());
         }
     }
     found
