@@ -43,9 +43,57 @@ pub fn push_millis(out: &mut String, micros: u64) {
     }
 }
 
+/// Whether any byte is below `limit` or equal to one of `also`, tested eight bytes at a time:
+/// `(x - n) & !x & 0x80` in each byte lane is non-zero exactly when some lane of `x` is below
+/// `n` (the classic "has zero byte" test; bytes equal to `c` become zeros by XOR with `c`).
+/// Exact for every input as long as `limit` is at most 0x80.
+#[inline]
+pub fn any_byte_below_or(bytes: &[u8], limit: u8, also: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        let mut hit = below(w, limit);
+        for &c in also {
+            hit |= below(w ^ (ONES * u64::from(c)), 1);
+        }
+        if hit & HIGHS != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|b| *b < limit || also.contains(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_byte_below_or_matches_the_byte_by_byte_test() {
+        // Every byte value at every position of strings of 1 to 19 bytes, over plain ASCII and
+        // over bytes with the high bit set (where borrows between lanes could mislead), for the
+        // two uses: JSON escapes and header control characters.
+        for (limit, also) in [(0x20, &b"\"\\"[..]), (0x20, &[0x7f][..])] {
+            let naive = |b: &[u8]| b.iter().any(|c| *c < limit || also.contains(c));
+            for len in 1..20 {
+                for fill in [b'a', b'\t', 0x80, 0xff, b' ', b'!'] {
+                    for pos in 0..len {
+                        for v in 0..=255u8 {
+                            let mut s = vec![fill; len];
+                            s[pos] = v;
+                            assert_eq!(
+                                any_byte_below_or(&s, limit, also),
+                                naive(&s),
+                                "limit {limit:#x} also {also:?} len {len} fill {fill:#x} pos {pos} byte {v:#x}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn addresses_match_display() {

@@ -154,8 +154,9 @@ impl Denial {
     /// Adds a header to the denial. Invariant: callers pass visible ASCII (numbers, method
     /// lists, a fixed challenge), so the value is valid; one that is not is left out.
     pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Denial {
-        if let Ok(value) = http::HeaderValue::try_from(value.into()) {
-            self.headers.push((name, value));
+        match http::HeaderValue::try_from(value.into()) {
+            Ok(value) => self.headers.push((name, value)),
+            Err(_) => debug_assert!(false, "denial header {name} is not a valid value"),
         }
         self
     }

@@ -23,16 +23,24 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// Adds the header names one `Connection` value lists (other than the framing tokens Pingora
-/// handles) to `found`. The usual `Connection: keep-alive` adds and allocates nothing.
+/// `Connection` tokens that never remove a header: Pingora's own, and the headers framing and
+/// routing depend on (removing `Content-Length` or `Transfer-Encoding` after Pingora chose the
+/// framing would corrupt the message).
+const KEPT_WHEN_LISTED: &[&str] = &[
+    "close",
+    "keep-alive",
+    "upgrade",
+    "content-length",
+    "transfer-encoding",
+    "host",
+];
+
+/// Adds the header names one `Connection` value lists to `found`, except [`KEPT_WHEN_LISTED`].
+/// The usual `Connection: keep-alive` adds and allocates nothing.
 fn connection_listed(value: &HeaderValue, found: &mut Vec<String>) {
     let Ok(value) = value.to_str() else { return };
     for token in value.split(',').map(str::trim) {
-        if !token.is_empty()
-            && !["close", "keep-alive", "upgrade"]
-                .iter()
-                .any(|f| token.eq_ignore_ascii_case(f))
-        {
+        if !token.is_empty() && !KEPT_WHEN_LISTED.iter().any(|f| token.eq_ignore_ascii_case(f)) {
             found.push(token.to_ascii_lowercase());
         }
     }
@@ -250,7 +258,11 @@ mod tests {
     fn forwarding_headers() {
         let mut req = HeaderMap::new();
         req.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        req.append("connection", HeaderValue::from_static("Keep-Alive, X-Secret-Hop"));
+        req.append(
+            "connection",
+            HeaderValue::from_static("Keep-Alive, X-Secret-Hop, Content-Length"),
+        );
+        req.append("content-length", HeaderValue::from_static("0"));
         req.append("x-secret-hop", HeaderValue::from_static("1"));
         req.append("keep-alive", HeaderValue::from_static("timeout=5"));
         strip_hop_by_hop(&mut req);
@@ -271,6 +283,7 @@ mod tests {
         assert_eq!(req["host"], "internal");
         assert!(req.get("x-secret-hop").is_none());
         assert!(req.get("keep-alive").is_none());
+        assert_eq!(req["content-length"], "0", "framing headers stay");
     }
 
     #[test]
