@@ -32,15 +32,16 @@ pub fn push_millis(out: &mut String, micros: u64) {
     push_u64(out, micros / 1000);
     let frac = micros % 1000;
     if frac != 0 {
-        let digits = [
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ];
-        let len = 3 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+        let digits = three_digits(frac);
+        let len = 3 - digits.iter().rev().take_while(|&&d| d == '0').count();
         out.push('.');
-        out.extend(digits[..len].iter().map(|&d| d as char));
+        out.extend(&digits[..len]);
     }
+}
+
+/// `n` (below 1000) as three decimal digits, zero-padded: fractions of a second.
+pub fn three_digits(n: u64) -> [char; 3] {
+    [n / 100 % 10, n / 10 % 10, n % 10].map(|d| char::from(b'0' + d as u8))
 }
 
 /// Whether any byte is below `limit` or equal to one of `also`, tested eight bytes at a time:

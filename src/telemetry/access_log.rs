@@ -67,9 +67,8 @@ fn push_time(out: &mut String, t: std::time::SystemTime) {
         }
         out.push_str(&c.1);
     });
-    let ms = d.subsec_millis();
     out.push('.');
-    out.extend([ms / 100, ms / 10 % 10, ms % 10].map(|d| char::from(b'0' + d as u8)));
+    out.extend(crate::text::three_digits(d.subsec_millis().into()));
     out.push('Z');
 }
 
