@@ -212,7 +212,8 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
-                let text = self.metrics.render();
+                let mut text = self.metrics.render();
+                crate::telemetry::histogram::render(&mut text);
                 Response::builder()
                     .status(200)
                     .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -18,6 +18,11 @@ pub struct CompiledHeaders {
 }
 
 impl CompiledHeaders {
+    /// The upstream headers removed from every proxied response (`Server`, `X-Powered-By`).
+    pub fn removed(&self) -> &[HeaderName] {
+        &self.remove
+    }
+
     pub fn compile(spec: &SecurityHeadersSpec) -> CompiledHeaders {
         let value = |v: &str| HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""));
         let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
@@ -39,11 +44,12 @@ impl CompiledHeaders {
     }
 }
 
-/// Sets the security headers on a response (`from_upstream`: first removes the headers that
-/// advertise the upstream).
-pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, from_upstream: bool) {
-    if from_upstream {
-        for name in &spec.remove {
+/// Sets the security headers on a response, first removing those of the headers that
+/// advertise the upstream ([`CompiledHeaders::removed`]) that are `present` (bit `i` for the
+/// `i`th, as `forward::strip_hop_by_hop` reports them; 0 for a response the gateway made).
+pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, present: u64) {
+    for (i, name) in spec.remove.iter().enumerate() {
+        if crate::proxy::forward::is_present(present, i) {
             headers.remove(name);
         }
     }

@@ -37,43 +37,66 @@ const KEPT_WHEN_LISTED: &[&str] = &[
 
 /// Adds the header names one `Connection` value lists to `found`, except [`KEPT_WHEN_LISTED`].
 /// The usual `Connection: keep-alive` adds and allocates nothing.
-fn connection_listed(value: &HeaderValue, found: &mut Vec<String>) {
+fn connection_listed(value: &HeaderValue, found: &mut Vec<HeaderName>) {
     let Ok(value) = value.to_str() else { return };
     for token in value.split(',').map(str::trim) {
         if !token.is_empty() && !KEPT_WHEN_LISTED.iter().any(|f| token.eq_ignore_ascii_case(f)) {
-            found.push(token.to_ascii_lowercase());
+            // A token that is no header name names nothing to remove.
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                found.push(name);
+            }
         }
     }
 }
 
-/// Which hop-by-hop headers are present, found in one pass over the headers; the common case
-/// (none) then costs no removal at all.
-fn hop_by_hop_present(headers: &HeaderMap) -> Vec<String> {
+/// The most names [`strip_hop_by_hop`] reports on (one bit each).
+pub const WATCHED_MAX: usize = 32;
+
+/// Removes hop-by-hop headers (from a request on its way upstream, or a response on its way
+/// back), found in one pass over the headers, and reports in the same pass which of `watched`
+/// are present (bit `i` for `watched[i]`; names past [`WATCHED_MAX`] always read as present).
+/// Callers then remove or replace only what is there: a lookup that finds nothing costs as much
+/// as one that does.
+pub fn strip_hop_by_hop<W: std::borrow::Borrow<HeaderName>>(headers: &mut HeaderMap, watched: &[W]) -> u64 {
     let mut found = Vec::new();
-    for (name, value) in headers {
+    let mut present = !0u64 << watched.len().min(WATCHED_MAX);
+    for (name, value) in headers.iter() {
         if name == http::header::CONNECTION {
             connection_listed(value, &mut found);
         } else if HOP_BY_HOP.contains(&name.as_str()) {
             // A repeated header is listed again; removing it twice is harmless.
-            found.push(name.as_str().to_string());
+            found.push(name.clone());
+        } else if let Some(i) = watched.iter().take(WATCHED_MAX).position(|w| w.borrow() == name) {
+            present |= 1 << i;
         }
     }
-    found
+    for name in &found {
+        headers.remove(name);
+    }
+    present
 }
 
-/// Removes hop-by-hop headers (from a request on its way upstream, or a response on its way
-/// back).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in hop_by_hop_present(headers) {
-        headers.remove(&name);
-    }
+/// Whether bit `i` of a [`strip_hop_by_hop`] report is set (0 reports nothing present).
+pub fn is_present(present: u64, i: usize) -> bool {
+    present & (1 << i.min(63)) != 0
 }
 
 /// Removes the caller's API key before the request goes upstream: the key header, and a Bearer
 /// token in `Authorization` that is one of ours. ([`strip_query_param`] takes it out of the
 /// query.)
-pub fn strip_credentials(headers: &mut HeaderMap, access: &crate::config::AccessSpec) {
-    headers.remove(&access.auth_header);
+/// `key_header` and `authorization`: whether the request has them (from [`strip_hop_by_hop`]).
+pub fn strip_credentials(
+    headers: &mut HeaderMap,
+    access: &crate::config::AccessSpec,
+    key_header: bool,
+    authorization: bool,
+) {
+    if key_header {
+        headers.remove(&access.auth_header);
+    }
+    if !authorization {
+        return;
+    }
     let ours = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -255,6 +278,33 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_reports_watched_names() {
+        let mut h = HeaderMap::new();
+        h.append("x-api-key", HeaderValue::from_static("qv_x"));
+        h.append("x-qv-inspection", HeaderValue::from_static("forged"));
+        h.append("connection", HeaderValue::from_static("keep-alive, x-hop"));
+        h.append("x-hop", HeaderValue::from_static("1"));
+        h.append("te", HeaderValue::from_static("trailers"));
+        let names = ["x-api-key", "authorization", "x-api-key-id", "x-qv-inspection"].map(HeaderName::from_static);
+        let present = strip_hop_by_hop(&mut h, &names);
+        let found: Vec<bool> = (0..names.len()).map(|i| is_present(present, i)).collect();
+        assert_eq!(found, [true, false, false, true]);
+        assert!(!h.contains_key("x-hop") && !h.contains_key("te"));
+        assert!(h.contains_key("x-api-key") && h.contains_key("connection"));
+        // Nothing reported for a response the gateway made.
+        assert!(!is_present(0, 0) && !is_present(0, 40));
+        // Past the 32 watched bits every name reads as present (removed unconditionally).
+        let many: Vec<HeaderName> = (0..40)
+            .map(|i| HeaderName::try_from(format!("x-n{i}")).unwrap())
+            .collect();
+        let mut h = HeaderMap::new();
+        h.append("x-n3", HeaderValue::from_static("1"));
+        let present = strip_hop_by_hop(&mut h, &many);
+        assert!(is_present(present, 3) && !is_present(present, 4) && !is_present(present, 31));
+        assert!(is_present(present, 32) && is_present(present, 39));
+    }
+
+    #[test]
     fn forwarding_headers() {
         let mut req = HeaderMap::new();
         req.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
@@ -265,7 +315,7 @@ mod tests {
         req.append("content-length", HeaderValue::from_static("0"));
         req.append("x-secret-hop", HeaderValue::from_static("1"));
         req.append("keep-alive", HeaderValue::from_static("timeout=5"));
-        strip_hop_by_hop(&mut req);
+        strip_hop_by_hop::<HeaderName>(&mut req, &[]);
         apply_forwarding(
             &mut req,
             &Forwarded {

@@ -93,7 +93,7 @@ impl Gateway {
             for (name, value) in extra {
                 h.insert(name, value);
             }
-            security_headers::apply(h, spec, ctx.tls, false)
+            security_headers::apply(h, spec, ctx.tls, 0)
         });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, body).await
@@ -138,7 +138,7 @@ impl Gateway {
         header.insert_header("X-Request-Id", ctx.request_id.header())?;
         let spec = &ctx.policy.unrouted_headers;
         headers::edit_response(&mut header, spec.max_added(), |h| {
-            security_headers::apply(h, spec, ctx.tls, false)
+            security_headers::apply(h, spec, ctx.tls, 0)
         });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, bytes::Bytes::from(body)).await
@@ -211,9 +211,9 @@ impl Ctx {
         let rate = self.filters.rate.as_ref();
         let room = 1 + spec.max_added() + rate.map_or(0, |_| chain::RateHeaders::NAMES.len());
         headers::edit_response(resp, room, |h| {
-            forward::strip_hop_by_hop(h);
+            let present = forward::strip_hop_by_hop(h, spec.removed());
             h.insert(forward::X_REQUEST_ID, self.request_id.header());
-            security_headers::apply(h, spec, self.tls, true);
+            security_headers::apply(h, spec, self.tls, present);
             rate.map_or(Ok(()), |r| r.insert_into(h))
         })
     }
@@ -541,9 +541,18 @@ impl Gateway {
             upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
         };
         // Room for the forwarding headers, the key's id and tier, and an inspection finding.
+        let access = &ctx.policy.config.access;
         headers::edit_request(req, forward::Forwarded::HEADERS + 3, |h| {
-            forward::strip_hop_by_hop(h);
-            forward::strip_credentials(h, &ctx.policy.config.access);
+            let watched = [
+                &access.auth_header,
+                &http::header::AUTHORIZATION,
+                &X_API_KEY_ID,
+                &X_API_KEY_TIER,
+                &X_QV_INSPECTION,
+            ];
+            let present = forward::strip_hop_by_hop(h, &watched);
+            let has = |i| forward::is_present(present, i);
+            forward::strip_credentials(h, access, has(0), has(1));
             // What the gateway tells the upstream is never taken from the client.
             match &ctx.filters.key {
                 Some(key) => {
@@ -551,8 +560,12 @@ impl Gateway {
                     h.insert(X_API_KEY_TIER, key.tier_value.clone());
                 }
                 None => {
-                    h.remove(X_API_KEY_ID);
-                    h.remove(X_API_KEY_TIER);
+                    if has(2) {
+                        h.remove(X_API_KEY_ID);
+                    }
+                    if has(3) {
+                        h.remove(X_API_KEY_TIER);
+                    }
                 }
             }
             match &ctx.filters.finding {
@@ -563,7 +576,9 @@ impl Gateway {
                     h.insert(X_QV_INSPECTION, value);
                 }
                 None => {
-                    h.remove(X_QV_INSPECTION);
+                    if has(4) {
+                        h.remove(X_QV_INSPECTION);
+                    }
                 }
             }
             forward::apply_forwarding(h, &forwarded)

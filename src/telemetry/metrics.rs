@@ -9,16 +9,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use super::histogram::{latency, Latency, LatencyHistogram, LATENCY_BUCKETS};
 use super::stats::{self, RouteStats};
 use crate::policy::Policy;
-
-/// Latency buckets in seconds, from 100 µs to 30 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -27,7 +23,7 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
                 // Invariant: the bucket list above is non-empty, the only error case.
                 .expect("non-empty buckets")
                 .build_recorder();
@@ -62,11 +58,6 @@ fn describe() {
     describe_counter!(
         "quantumvault_requests_total",
         "Requests by route, method and status class"
-    );
-    describe_histogram!(
-        "quantumvault_request_duration_seconds",
-        Unit::Seconds,
-        "Request duration from first byte in to last byte out, by route"
     );
     describe_counter!(
         "quantumvault_upstream_errors_total",
@@ -120,16 +111,6 @@ fn describe() {
     describe_counter!(
         "quantumvault_inspection_oversize_total",
         "Bodies larger than the inspection bound (only the prefix was inspected)"
-    );
-    describe_histogram!(
-        "quantumvault_upstream_duration_seconds",
-        Unit::Seconds,
-        "Upstream share of a request (peer chosen to upstream response header), by route"
-    );
-    describe_histogram!(
-        "quantumvault_gateway_overhead_seconds",
-        Unit::Seconds,
-        "Request duration minus the upstream share, by route (requests that reached an upstream)"
     );
     describe_gauge!(
         "quantumvault_alerts",
@@ -192,9 +173,9 @@ fn class_index(status: u16) -> usize {
 pub struct RouteMetrics {
     route: String,
     requests: Vec<OnceLock<Counter>>,
-    duration: Histogram,
-    upstream: Histogram,
-    overhead: Histogram,
+    duration: Arc<LatencyHistogram>,
+    upstream: Arc<LatencyHistogram>,
+    overhead: Arc<LatencyHistogram>,
     /// The route's sliding windows (shared with the policies before and after a reload).
     pub stats: Arc<RouteStats>,
 }
@@ -204,9 +185,9 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
             requests: (0..METHODS.len() * CLASSES.len()).map(|_| OnceLock::new()).collect(),
-            duration: histogram!("quantumvault_request_duration_seconds", "route" => route.to_string()),
-            upstream: histogram!("quantumvault_upstream_duration_seconds", "route" => route.to_string()),
-            overhead: histogram!("quantumvault_gateway_overhead_seconds", "route" => route.to_string()),
+            duration: latency(Latency::Request, route),
+            upstream: latency(Latency::Upstream, route),
+            overhead: latency(Latency::Overhead, route),
             stats: stats::stats().route(route),
         }
     }
@@ -238,10 +219,9 @@ impl RouteMetrics {
         self.stats.record(end, status, total, upstream);
         if let Some(up) = upstream {
             let up = up.min(total);
-            self.upstream.record(up.as_secs_f64());
-            self.overhead.record((total - up).as_secs_f64());
+            self.upstream.record(up);
+            self.overhead.record(total - up);
         }
-        let seconds = total.as_secs_f64();
         let (m, c) = (method_index(method), class_index(status));
         let counter = self.requests[m * CLASSES.len() + c].get_or_init(|| {
             counter!(
@@ -252,7 +232,7 @@ impl RouteMetrics {
             )
         });
         counter.increment(1);
-        self.duration.record(seconds);
+        self.duration.record(total);
     }
 }
 

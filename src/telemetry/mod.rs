@@ -4,5 +4,6 @@
 pub mod access_log;
 pub mod alerts;
 pub mod errors;
+pub mod histogram;
 pub mod metrics;
 pub mod stats;
