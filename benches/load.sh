@@ -46,7 +46,7 @@ if [ -n "$INSTR" ]; then
       echo "INSTR=1 needs valgrind: sudo apt-get install -y valgrind" >&2; exit 1
     fi
   fi
-  ON_LOAD=""; ON_PROXY="valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%q{CG_OUT} -q"
+  ON_LOAD=""; ON_PROXY="valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes --callgrind-out-file=%q{CG_OUT} -q"
 elif [ -n "$PIN" ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   ON_LOAD="taskset -c 0"; ON_PROXY="taskset -c 1"
 else
@@ -174,17 +174,19 @@ if [ -n "$INSTR" ]; then
     callgrind_control -i off "$3" >/dev/null 2>&1 || { echo "callgrind_control -i off $3 failed" >&2; exit 1; }
     rm -f "$4".*
     callgrind_control -d "$3" >/dev/null 2>&1 || { echo "callgrind_control -d $3 failed" >&2; exit 1; }
-    local n ir dump=
+    local n dump= totals
     for _ in $(seq 50); do dump=$(ls "$4".* 2>/dev/null | head -1) && [ -n "$dump" ] && break; sleep 0.2; done
     [ -n "$dump" ] || { echo "no callgrind dump for $1" >&2; exit 1; }
-    sleep 0.5 # let the dump finish writing
+    sleep 1 # let the dumps (one per thread) finish writing
     n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
-    ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-    [ -n "$n" ] && [ -n "$ir" ] || { echo "could not read the counts for $1" >&2; exit 1; }
-    awk -v ir="$ir" -v n="$n" -v name="$1" 'BEGIN {printf "| %-26s | %12.0f | %10d |\n", name, ir / n, n}'
+    totals=$(for f in "$4".*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done)
+    [ -n "$n" ] && [ -n "$totals" ] || { echo "could not read the counts for $1" >&2; exit 1; }
+    # All threads, and the busiest one alone (with THREADS=1, the worker that serves requests).
+    echo "$totals" | awk -v n="$n" -v name="$1" '{sum += $1; if ($1 > max) max = $1}
+      END {printf "| %-26s | %12.0f | %12.0f | %10d |\n", name, sum / n, max / n, n}'
   }
   echo "scenario=$SCENARIO instructions per request (callgrind, user space), wrk -c8 for $DURATION"
-  printf '| %-26s | %12s | %10s |\n' "proxy" "instr/req" "requests"
+  printf '| %-26s | %12s | %12s | %10s |\n' "proxy" "instr/req" "busiest thr." "requests"
   count_instr "bare Pingora" "$BASE_PORT" "$BASE_PID" "$WORK/bare.cg"
   [ -n "$COMPARE" ] && count_instr "${COMPARE_NAME}" "$GW2_PORT" "$GW2_PID" "$WORK/gw2.cg"
   count_instr "quantumvault ($SCENARIO)" "$GW_PORT" "$GW_PID" "$WORK/gw.cg"

@@ -97,14 +97,33 @@ impl RateHeaders {
     /// (`to_headers`) and on a proxied response (`insert_into`). Invariant: rule names are
     /// validated tokens, so the two lists are always valid header values.
     fn values(&self) -> pingora::Result<[http::HeaderValue; 5]> {
-        let text =
-            |s: &str| http::HeaderValue::from_str(s).or_err(pingora::ErrorType::InvalidHTTPHeader, "rate-limit field");
+        // Written into one buffer that the five values share (one allocation, not five).
+        let mut text = String::with_capacity(3 * 20 + self.policy.len() + self.state.len());
+        let mut ends = [0usize; 5];
+        crate::text::push_u64(&mut text, self.limit);
+        ends[0] = text.len();
+        crate::text::push_u64(&mut text, self.remaining);
+        ends[1] = text.len();
+        crate::text::push_u64(&mut text, self.reset_secs());
+        ends[2] = text.len();
+        text.push_str(&self.policy);
+        ends[3] = text.len();
+        text.push_str(&self.state);
+        ends[4] = text.len();
+        let all = bytes::Bytes::from(text);
+        let mut start = 0;
+        let mut value = |end: usize| {
+            let v = http::HeaderValue::from_maybe_shared(all.slice(start..end))
+                .or_err(pingora::ErrorType::InvalidHTTPHeader, "rate-limit field");
+            start = end;
+            v
+        };
         Ok([
-            self.limit.into(),
-            self.remaining.into(),
-            self.reset_secs().into(),
-            text(&self.policy)?,
-            text(&self.state)?,
+            value(ends[0])?,
+            value(ends[1])?,
+            value(ends[2])?,
+            value(ends[3])?,
+            value(ends[4])?,
         ])
     }
 

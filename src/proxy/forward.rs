@@ -23,6 +23,12 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // Lengths first: most names are ruled out by one comparison.
+    let name = name.as_str();
+    matches!(name.len(), 2 | 7 | 10 | 16 | 18 | 19) && HOP_BY_HOP.contains(&name)
+}
+
 /// `Connection` tokens that never remove a header: Pingora's own, and the headers framing and
 /// routing depend on (removing `Content-Length` or `Transfer-Encoding` after Pingora chose the
 /// framing would corrupt the message).
@@ -38,6 +44,11 @@ const KEPT_WHEN_LISTED: &[&str] = &[
 /// Adds the header names one `Connection` value lists to `found`, except [`KEPT_WHEN_LISTED`].
 /// The usual `Connection: keep-alive` adds and allocates nothing.
 fn connection_listed(value: &HeaderValue, found: &mut Vec<HeaderName>) {
+    // The usual values list nothing to remove.
+    let bytes = value.as_bytes();
+    if bytes.eq_ignore_ascii_case(b"keep-alive") || bytes.eq_ignore_ascii_case(b"close") {
+        return;
+    }
     let Ok(value) = value.to_str() else { return };
     for token in value.split(',').map(str::trim) {
         if !token.is_empty() && !KEPT_WHEN_LISTED.iter().any(|f| token.eq_ignore_ascii_case(f)) {
@@ -63,7 +74,7 @@ pub fn strip_hop_by_hop<W: std::borrow::Borrow<HeaderName>>(headers: &mut Header
     for (name, value) in headers.iter() {
         if name == http::header::CONNECTION {
             connection_listed(value, &mut found);
-        } else if HOP_BY_HOP.contains(&name.as_str()) {
+        } else if is_hop_by_hop(name) {
             // A repeated header is listed again; removing it twice is harmless.
             found.push(name.clone());
         } else if let Some(i) = watched.iter().take(WATCHED_MAX).position(|w| w.borrow() == name) {
@@ -168,12 +179,14 @@ pub fn apply_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) -> Result<()
 
 /// The request's host, lower-case and without port: `Host` for HTTP/1, `:authority` for HTTP/2.
 pub fn request_host(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
-    let raw = req
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
-        .unwrap_or("");
+    let raw = match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    };
     let host = strip_port(raw);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         host.to_ascii_lowercase().into()
@@ -206,8 +219,11 @@ fn strip_port(host: &str) -> &str {
         // [v6]:port
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+    // One pass from the end over the port's digits, if there is a port.
+    let bytes = host.as_bytes();
+    let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    match bytes.len().checked_sub(digits + 1) {
+        Some(colon) if bytes[colon] == b':' => &host[..colon],
         _ => host,
     }
 }
@@ -275,6 +291,11 @@ mod tests {
         assert_eq!(strip_port("Example.com:8080"), "Example.com");
         assert_eq!(strip_port("[::1]:80"), "::1");
         assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("example.com:"), "example.com");
+        assert_eq!(strip_port("a:b"), "a:b");
+        assert_eq!(strip_port("8080"), "8080");
+        assert_eq!(strip_port(""), "");
+        assert_eq!(strip_port("h:1:2"), "h:1");
     }
 
     #[test]
