@@ -273,10 +273,11 @@ pub fn request_id(req: &RequestHeader) -> RequestId {
 /// 128 random bits as 32 lower-case hex digits.
 pub fn new_request_id() -> RequestId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bits = rand::random::<u128>();
+    let bits = rand::random::<u128>().to_be_bytes();
     let mut text = [0u8; 32];
-    for (i, c) in text.iter_mut().enumerate() {
-        *c = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    for (pair, b) in text.chunks_exact_mut(2).zip(bits) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
     // Invariant: hex digits are a valid header value.
     RequestId(HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("")))

@@ -165,7 +165,7 @@ pub struct Ctx {
     /// The socket peer: the hop appended to X-Forwarded-For.
     peer_ip: Option<IpAddr>,
     /// Pool indices already tried by this request (retries go elsewhere).
-    tried: Vec<usize>,
+    tried: crate::upstream::Tried,
     peer: Option<usize>,
     error: Option<GatewayError>,
     /// Set when a filter refused the request.
@@ -243,18 +243,20 @@ impl Ctx {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = Ctx;
+    /// Boxed: Pingora keeps the context inside its per-request future, which it moves a few
+    /// times per request, so a pointer there is cheaper than the whole context.
+    type CTX = Box<Ctx>;
 
-    fn new_ctx(&self) -> Ctx {
+    fn new_ctx(&self) -> Box<Ctx> {
         self.in_flight.increment(1.0);
-        Ctx {
+        Box::new(Ctx {
             policy: self.policy.load_full(),
             route: None,
             request_id: forward::RequestId::none(),
             started: Instant::now(),
             client_ip: None,
             peer_ip: None,
-            tried: Vec::new(),
+            tried: Default::default(),
             peer: None,
             error: None,
             denial: None,
@@ -266,10 +268,10 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             upstream_took: None,
             _in_flight: InFlight(self.in_flight.clone()),
-        }
+        })
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         ctx.request_id = forward::request_id(session.req_header());
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let access = &ctx.policy.config.access;
@@ -328,7 +330,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         end: bool,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         if let (Some(chunk), Some(route)) = (body.as_ref(), ctx.route.as_ref()) {
             if let Err(denial) = validate::body_limit(&mut ctx.body_seen, chunk.len(), route.spec.validation.max_body) {
@@ -339,12 +341,12 @@ impl ProxyHttp for Gateway {
         self.inspect_body_chunk(session, body, end, ctx)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Box<Ctx>) -> Result<Box<HttpPeer>> {
         let Some(route) = ctx.route.clone() else {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
         let pool = &route.pool;
-        let Some(idx) = pool.select(&ctx.tried, now_ms()) else {
+        let Some(idx) = pool.select(ctx.tried.as_slice(), now_ms()) else {
             return Error::e_explain(ErrorType::Custom(NO_PEER), format!("upstream {}", pool.spec.name));
         };
         ctx.tried.push(idx);
@@ -353,7 +355,13 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(pool.http_peer(idx)))
     }
 
-    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Box<Ctx>,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let Some(route) = ctx.route.as_ref() else { return e };
         let pool = &route.pool;
         let (_, kind) = GatewayError::from_pingora(&e);
@@ -361,7 +369,7 @@ impl ProxyHttp for Gateway {
         if let Some(idx) = ctx.peer {
             pool.connect_failed(idx, now_ms());
         }
-        e.set_retry(pool.may_retry(ctx.tried.len(), session.req_header().method.is_idempotent()));
+        e.set_retry(pool.may_retry(ctx.tried.count(), session.req_header().method.is_idempotent()));
         e
     }
 
@@ -373,7 +381,7 @@ impl ProxyHttp for Gateway {
         #[cfg(unix)] _fd: std::os::unix::io::RawFd,
         #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
         _digest: Option<&pingora::protocols::Digest>,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         if let (Some(route), Some(idx)) = (ctx.route.as_ref(), ctx.peer) {
             route.pool.peers[idx].state.record_success();
@@ -385,7 +393,7 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         self.prepare_upstream(session, req, ctx)
     }
@@ -394,17 +402,22 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
+        ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         ctx.upstream_answered();
         Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Box<Ctx>,
+    ) -> Result<()> {
         ctx.finish_proxied_response(resp)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Box<Ctx>) -> FailToProxy {
         if let Some(denial) = ctx.denial.clone() {
             // A filter refused the request mid-stream (the body limit).
             session.set_keepalive(None);
@@ -475,7 +488,7 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<Ctx>) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         let end = Instant::now();
         let elapsed = end.saturating_duration_since(ctx.started);

@@ -167,7 +167,7 @@ impl Gateway {
 
         let idempotent = up_req.method.is_idempotent();
         let (mut up, peer) = loop {
-            let Some(idx) = pool.select(&ctx.tried, now_ms()) else {
+            let Some(idx) = pool.select(ctx.tried.as_slice(), now_ms()) else {
                 metrics::upstream_error(&pool.spec.name, "no_healthy_peer");
                 return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
             };
@@ -185,7 +185,7 @@ impl Gateway {
                     let (err, kind) = GatewayError::from_pingora(&e);
                     metrics::upstream_error(&pool.spec.name, kind);
                     pool.connect_failed(idx, now_ms());
-                    if !pool.may_retry(ctx.tried.len(), idempotent) {
+                    if !pool.may_retry(ctx.tried.count(), idempotent) {
                         return Err(Failure::Gateway(err));
                     }
                 }

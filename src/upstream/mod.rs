@@ -108,6 +108,36 @@ pub struct Peer {
     pub state: Arc<PeerState>,
 }
 
+/// The pool indices one request has tried, in order, kept inline: the gateway chooses at most
+/// 1 + 10 peers (`retries` is at most 10). Pingora may retry a reused connection more often;
+/// such tries are counted but not remembered, so they may land on a peer tried before.
+#[derive(Debug, Default)]
+pub struct Tried {
+    idx: [usize; 11],
+    len: u8,
+    count: u32,
+}
+
+impl Tried {
+    pub fn push(&mut self, i: usize) {
+        if let Some(slot) = self.idx.get_mut(usize::from(self.len)) {
+            *slot = i;
+            self.len += 1;
+        }
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// The remembered indices.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.idx[..usize::from(self.len)]
+    }
+
+    /// How many peers were tried.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+}
+
 #[derive(Debug)]
 pub struct Pool {
     pub spec: UpstreamSpec,
@@ -254,6 +284,17 @@ mod tests {
                 eject_for: Duration::from_secs(10),
             },
         }
+    }
+
+    #[test]
+    fn tried_remembers_eleven_and_counts_all() {
+        let mut t = Tried::default();
+        assert!(t.as_slice().is_empty());
+        for i in 0..14 {
+            t.push(i * 2);
+        }
+        assert_eq!(t.count(), 14);
+        assert_eq!(t.as_slice(), &(0..11).map(|i| i * 2).collect::<Vec<_>>()[..]);
     }
 
     #[test]
