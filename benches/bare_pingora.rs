@@ -66,7 +66,6 @@ fn main() {
     let mut conf = ServerConf::default();
     conf.threads = threads;
     conf.work_stealing = false;
-    conf.fast_timeout_to_tokio_threshold_seconds = Some(0); // as the gateway's (src/server.rs)
     conf.grace_period_seconds = Some(0);
     conf.graceful_shutdown_timeout_seconds = Some(1);
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
