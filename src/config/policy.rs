@@ -85,6 +85,8 @@ struct RawUpstream {
     read_timeout: Duration,
     #[serde(default = "d_read", deserialize_with = "de::duration")]
     write_timeout: Duration,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    idle_timeout: Option<Duration>,
     #[serde(default = "d_retries")]
     retries: u32,
     #[serde(default)]
@@ -541,6 +543,9 @@ pub struct UpstreamSpec {
     pub total_connect_timeout: Option<Duration>,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    /// How long an idle pooled connection is kept (`None`: until the upstream closes it or the
+    /// pool needs the room).
+    pub idle_timeout: Option<Duration>,
     pub retries: u32,
     pub health_check: Option<HealthCheckSpec>,
     pub passive: PassiveSpec,
@@ -1218,6 +1223,12 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
     if u.connect_timeout.is_zero() || u.read_timeout.is_zero() || u.write_timeout.is_zero() {
         return Err(("connect_timeout", "timeouts must be greater than zero".into()));
     }
+    if u.idle_timeout.is_some_and(|t| t.is_zero()) {
+        return Err((
+            "idle_timeout",
+            "must be greater than zero (leave it out to keep idle connections)".into(),
+        ));
+    }
     if let Some(t) = u.total_connect_timeout {
         if t < u.connect_timeout {
             return Err((
@@ -1284,6 +1295,7 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
         total_connect_timeout: u.total_connect_timeout,
         read_timeout: u.read_timeout,
         write_timeout: u.write_timeout,
+        idle_timeout: u.idle_timeout,
         retries: u.retries,
         health_check,
         passive,
@@ -1472,6 +1484,23 @@ mod tests {
         let e = load(&text).unwrap_err();
         assert_eq!(e.0[0].field, "upstreams[0].connect_timeout", "{}", e);
         assert_eq!((e.0[0].line, e.0[0].column), (4, 5));
+    }
+
+    #[test]
+    fn idle_timeout_is_optional_and_positive() {
+        let with = |v: &str| {
+            GOOD.replace(
+                "peers: [\"127.0.0.1:1\"]",
+                &format!("peers: [\"127.0.0.1:1\"]\n    idle_timeout: {v}"),
+            )
+        };
+        assert_eq!(load(GOOD).unwrap().upstreams[0].idle_timeout, None);
+        assert_eq!(
+            load(&with("90s")).unwrap().upstreams[0].idle_timeout,
+            Some(Duration::from_secs(90))
+        );
+        let e = load(&with("0s")).unwrap_err();
+        assert_eq!(e.0[0].field, "upstreams[0].idle_timeout", "{e}");
     }
 
     #[test]

@@ -174,7 +174,9 @@ impl Pool {
         o.total_connection_timeout = spec.total_connect_timeout;
         o.read_timeout = Some(spec.read_timeout);
         o.write_timeout = Some(spec.write_timeout);
-        o.idle_timeout = Some(std::time::Duration::from_secs(60));
+        // None by default: Pingora watches every pooled connection and drops it as soon as the
+        // upstream closes it. A timeout here costs a timer per request (see the README).
+        o.idle_timeout = spec.idle_timeout;
         if let Some(t) = &spec.tls {
             o.verify_cert = t.verify;
             o.verify_hostname = t.verify;
@@ -277,6 +279,7 @@ mod tests {
             total_connect_timeout: None,
             read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),
+            idle_timeout: None,
             retries: 1,
             health_check: None,
             passive: PassiveSpec {
