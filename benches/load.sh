@@ -179,8 +179,11 @@ if [ -n "$INSTR" ]; then
     [ -n "$dump" ] || { echo "no callgrind dump for $1" >&2; exit 1; }
     sleep 1 # let the dumps (one per thread) finish writing
     n=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+    local files
+    files=$(ls "$4".* | wc -l)
     totals=$(for f in "$4".*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done)
-    [ -n "$n" ] && [ -n "$totals" ] || { echo "could not read the counts for $1" >&2; exit 1; }
+    # Every thread's dump must have a total (one still being written would drop out of the sum).
+    [ -n "$n" ] && [ "$(echo "$totals" | grep -c .)" = "$files" ] || { echo "could not read the counts for $1" >&2; exit 1; }
     # All threads, and the busiest one alone (with THREADS=1, the worker that serves requests).
     echo "$totals" | awk -v n="$n" -v name="$1" '{sum += $1; if ($1 > max) max = $1}
       END {printf "| %-26s | %12.0f | %12.0f | %10d |\n", name, sum / n, max / n, n}'

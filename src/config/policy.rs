@@ -1195,6 +1195,23 @@ fn merge_headers(
         if let Some(bad) = remove.iter().find(|r| !valid_name(r)) {
             return Err(("remove".to_string(), format!("{bad:?} is not a header name")));
         }
+        // Framing and the gateway's own response headers are not the upstream's to remove.
+        const MANAGED: [&str; 5] = [
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "x-request-id",
+            "date",
+        ];
+        if let Some(bad) = remove
+            .iter()
+            .find(|r| MANAGED.iter().any(|m| r.eq_ignore_ascii_case(m)))
+        {
+            return Err((
+                "remove".to_string(),
+                format!("{bad:?} is managed by the gateway (framing, or its own header) and cannot be removed"),
+            ));
+        }
         h.remove = remove.iter().map(|r| r.to_ascii_lowercase()).collect();
     }
     Ok(h)
@@ -1450,6 +1467,8 @@ mod tests {
         let e = load(&format!("security_headers:\n  remove: [\"x powered\"]\n{GOOD}")).unwrap_err();
         assert!(e.0[0].field.starts_with("security_headers"), "{e}");
         assert!(e.0[0].message.contains("not a header name"), "{e}");
+        let e = load(&format!("security_headers:\n  remove: [X-Request-Id]\n{GOOD}")).unwrap_err();
+        assert!(e.0[0].message.contains("managed by the gateway"), "{e}");
         assert!(load(&format!("security_headers:\n  remove: [X-Powered-By]\n{GOOD}")).is_ok());
     }
 

@@ -355,6 +355,31 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(pool.http_peer(idx)))
     }
 
+    /// Pingora's default decision (idempotent requests whose body it still holds are retried
+    /// when the connection was a reused one), plus: after a reused connection failed (closed by
+    /// the upstream or by a load balancer or NAT while it sat in the pool), the same peer may
+    /// be chosen again, since the peer itself is fine; a one-peer pool would otherwise have no
+    /// peer left for the retry and answer 502.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Box<Ctx>,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        if client_reused && e.retry() {
+            ctx.tried.forget_last();
+        }
+        e
+    }
+
     fn fail_to_connect(
         &self,
         session: &mut Session,

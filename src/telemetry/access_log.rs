@@ -413,6 +413,39 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_the_margin_is_cut_away_at_the_bound() {
+        let shared = Arc::new(Shared {
+            batch: Mutex::new(Batch::default()),
+            wake: Condvar::new(),
+        });
+        let log = AccessLog {
+            shared: Some(shared.clone()),
+            dropped: metrics::Counter::noop(),
+        };
+        // Fill to just under the point where the margin check refuses lines.
+        let filler = "/".repeat(60_000);
+        while shared.batch.lock().unwrap().size() + LINE_MARGIN + 70_000 <= MAX_BUFFERED {
+            log.log(&entry(&filler, None, None));
+        }
+        let before = {
+            let b = shared.batch.lock().unwrap();
+            (b.lines.len(), b.text.len())
+        };
+        assert!(before.1 + LINE_MARGIN <= MAX_BUFFERED);
+        // Passes the margin check, but would take the batch past the bound: cut away whole.
+        log.log(&entry(&"/".repeat(2 * LINE_MARGIN), None, None));
+        {
+            let b = shared.batch.lock().unwrap();
+            assert_eq!((b.lines.len(), b.text.len()), before);
+        }
+        // A short line still fits.
+        log.log(&entry("/short", None, None));
+        let b = shared.batch.lock().unwrap();
+        assert_eq!(b.lines.len(), before.0 + 1);
+        assert!(b.size() <= MAX_BUFFERED);
+    }
+
+    #[test]
     fn lines_are_valid_json() {
         let e = AccessEntry {
             time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_868_506_123),

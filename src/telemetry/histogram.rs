@@ -20,6 +20,12 @@ pub const LATENCY_BUCKETS: [f64; 17] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The bounds as `le` label values (as the exporter writes them), then `+Inf`.
+const LE: [&str; 18] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+    "2.5", "5", "10", "30", "+Inf",
+];
+
 /// The same bounds in nanoseconds, for the comparisons on the request path.
 const BOUNDS_NS: [u64; 17] = {
     let mut out = [0u64; 17];
@@ -77,7 +83,8 @@ impl LatencyHistogram {
     }
 
     pub fn record(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Clamped (to about 13 days) so the sum cannot wrap.
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).min(1 << 50);
         // Most requests land in the first few buckets, so a scan from the bottom is shortest.
         let i = BOUNDS_NS.iter().position(|&b| ns <= b).unwrap_or(BOUNDS_NS.len());
         self.counts[i].fetch_add(1, Relaxed);
@@ -87,12 +94,8 @@ impl LatencyHistogram {
     /// Writes the series in the Prometheus text format: cumulative buckets, sum, count.
     fn render(&self, name: &str, route_label: &str, out: &mut String) {
         let mut cumulative = 0u64;
-        for (i, c) in self.counts.iter().enumerate() {
+        for (c, le) in self.counts.iter().zip(LE) {
             cumulative += c.load(Relaxed);
-            let le = match LATENCY_BUCKETS.get(i) {
-                Some(b) => b.to_string(),
-                None => "+Inf".to_string(),
-            };
             let _ = writeln!(out, "{name}_bucket{{route=\"{route_label}\",le=\"{le}\"}} {cumulative}");
         }
         let sum = self.sum_ns.load(Relaxed) as f64 / 1e9;
@@ -157,6 +160,9 @@ mod tests {
 
     #[test]
     fn bounds_match_the_published_buckets() {
+        for (b, le) in LATENCY_BUCKETS.iter().zip(LE) {
+            assert_eq!(b.to_string(), le);
+        }
         assert_eq!(BOUNDS_NS[0], 100_000);
         assert_eq!(BOUNDS_NS[3], 1_000_000);
         assert_eq!(BOUNDS_NS[16], 30_000_000_000);

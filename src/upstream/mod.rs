@@ -127,6 +127,12 @@ impl Tried {
         self.count = self.count.saturating_add(1);
     }
 
+    /// Lets the last peer be chosen again (its connection, not the peer, failed). The try
+    /// still counts.
+    pub fn forget_last(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
     /// The remembered indices.
     pub fn as_slice(&self) -> &[usize] {
         &self.idx[..usize::from(self.len)]
@@ -298,6 +304,8 @@ mod tests {
         }
         assert_eq!(t.count(), 14);
         assert_eq!(t.as_slice(), &(0..11).map(|i| i * 2).collect::<Vec<_>>()[..]);
+        t.forget_last();
+        assert_eq!((t.as_slice().len(), t.count()), (10, 14));
     }
 
     #[test]

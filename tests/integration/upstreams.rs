@@ -57,6 +57,63 @@ fn dead_peer_is_ejected_by_health_checks_and_traffic_continues() {
     );
 }
 
+/// An upstream that answers the first request on each connection with keep-alive, then closes
+/// the connection when a second request arrives on it, as a pooled connection that a load
+/// balancer or NAT dropped while it sat idle looks to the proxy.
+fn closes_reused_connections() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        if reserve(l.local_addr().unwrap().port()) {
+            break l;
+        }
+    };
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                // The first request: read its head, answer, keep the connection open.
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "{\"upstream\":\"closer\"}";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                // A second request on this connection: close without answering.
+                let _ = stream.read(&mut buf);
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[test]
+fn a_stale_pooled_connection_is_retried_on_the_same_peer() {
+    let (addr, connections) = closes_reused_connections();
+    let gw = Gateway::start(&policy_one("pool", &[addr], "    retries: 1\n"));
+    let ag = agent();
+    for i in 0..5 {
+        let r = send(&ag, "GET", &gw.url("/"), &[]).unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    // Every request after the first found a pooled connection that failed, and was retried on
+    // a fresh one to the only peer.
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+}
+
 #[test]
 fn connect_failure_retries_on_another_peer() {
     let a = echo("a");
