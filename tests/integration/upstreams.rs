@@ -114,6 +114,69 @@ fn a_stale_pooled_connection_is_retried_on_the_same_peer() {
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 5);
 }
 
+/// An upstream that answers every request with keep-alive and counts the connections the
+/// client (the gateway) closed.
+fn counts_closed_connections() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        if reserve(l.local_addr().unwrap().port()) {
+            break l;
+        }
+    };
+    let addr = listener.local_addr().unwrap();
+    let closed = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = closed.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let body = "{\"upstream\":\"counter\"}";
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                }
+            });
+        }
+    });
+    (addr, closed)
+}
+
+#[test]
+fn idle_timeout_closes_pooled_connections_and_is_off_by_default() {
+    use std::sync::atomic::Ordering;
+    for (extra, expect_closed) in [("    idle_timeout: 500ms\n", true), ("", false)] {
+        let (addr, closed) = counts_closed_connections();
+        let gw = Gateway::start(&policy_one("pool", &[addr], extra));
+        let r = send(&agent(), "GET", &gw.url("/"), &[]).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        // Health checks are off, so the request's connection is the only one.
+        std::thread::sleep(std::time::Duration::from_millis(2_000));
+        assert_eq!(
+            closed.load(Ordering::SeqCst) > 0,
+            expect_closed,
+            "idle_timeout {extra:?}: pooled connection closed?"
+        );
+    }
+}
+
 #[test]
 fn connect_failure_retries_on_another_peer() {
     let a = echo("a");
