@@ -23,12 +23,6 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // Lengths first: most names are ruled out by one comparison.
-    let name = name.as_str();
-    matches!(name.len(), 2 | 7 | 10 | 16 | 18 | 19) && HOP_BY_HOP.contains(&name)
-}
-
 /// `Connection` tokens that never remove a header: Pingora's own, and the headers framing and
 /// routing depend on (removing `Content-Length` or `Transfer-Encoding` after Pingora chose the
 /// framing would corrupt the message).
@@ -74,7 +68,7 @@ pub fn strip_hop_by_hop<W: std::borrow::Borrow<HeaderName>>(headers: &mut Header
     for (name, value) in headers.iter() {
         if name == http::header::CONNECTION {
             connection_listed(value, &mut found);
-        } else if is_hop_by_hop(name) {
+        } else if HOP_BY_HOP.contains(&name.as_str()) {
             // A repeated header is listed again; removing it twice is harmless.
             found.push(name.clone());
         } else if let Some(i) = watched.iter().take(WATCHED_MAX).position(|w| w.borrow() == name) {

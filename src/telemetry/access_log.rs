@@ -387,9 +387,8 @@ mod tests {
         assert_eq!(first["inspection_rule"], 942100);
     }
 
-    #[test]
-    fn a_stalled_writer_cannot_grow_the_batch_past_its_bound() {
-        // No writer thread: nothing drains the batch, as when the disk stalls.
+    /// A log with no writer thread: nothing drains the batch, as when the disk stalls.
+    fn undrained() -> (AccessLog, Arc<Shared>) {
         let shared = Arc::new(Shared {
             batch: Mutex::new(Batch::default()),
             wake: Condvar::new(),
@@ -398,6 +397,12 @@ mod tests {
             shared: Some(shared.clone()),
             dropped: metrics::Counter::noop(),
         };
+        (log, shared)
+    }
+
+    #[test]
+    fn a_stalled_writer_cannot_grow_the_batch_past_its_bound() {
+        let (log, shared) = undrained();
         let path = "/".repeat(1000);
         let long = "/".repeat(LINE_MARGIN * 2);
         for i in 0..20_000 {
@@ -414,14 +419,7 @@ mod tests {
 
     #[test]
     fn a_line_longer_than_the_margin_is_cut_away_at_the_bound() {
-        let shared = Arc::new(Shared {
-            batch: Mutex::new(Batch::default()),
-            wake: Condvar::new(),
-        });
-        let log = AccessLog {
-            shared: Some(shared.clone()),
-            dropped: metrics::Counter::noop(),
-        };
+        let (log, shared) = undrained();
         // Fill to just under the point where the margin check refuses lines.
         let filler = "/".repeat(60_000);
         while shared.batch.lock().unwrap().size() + LINE_MARGIN + 70_000 <= MAX_BUFFERED {

@@ -12,11 +12,15 @@ pub use quantumvault::demo::upstream::EchoServer;
 /// and a port freed for a moment (a gateway restarting) must not go to another test, nor may
 /// the listener and the admin port of one gateway get the same one.
 pub fn free_addr() -> SocketAddr {
+    reserved_listener().local_addr().expect("addr")
+}
+
+/// A loopback listener on a port no other caller in this test process was given.
+pub fn reserved_listener() -> TcpListener {
     loop {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
-        if reserve(addr.port()) {
-            return addr;
+        if reserve(l.local_addr().expect("addr").port()) {
+            return l;
         }
     }
 }

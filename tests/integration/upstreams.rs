@@ -1,6 +1,10 @@
 //! Upstream pools: round robin, active health checks, passive ejection and retries.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::common::*;
 
@@ -57,52 +61,74 @@ fn dead_peer_is_ejected_by_health_checks_and_traffic_continues() {
     );
 }
 
-/// An upstream that answers the first request on each connection with keep-alive, then closes
-/// the connection when a second request arrives on it, as a pooled connection that a load
-/// balancer or NAT dropped while it sat idle looks to the proxy.
-fn closes_reused_connections() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        if reserve(l.local_addr().unwrap().port()) {
-            break l;
-        }
-    };
+/// A hand-written keep-alive upstream on a reserved port: `serve` handles each connection on
+/// a thread of its own, and counts what its test looks for in the shared counter.
+fn raw_upstream(serve: fn(TcpStream, &AtomicUsize)) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = reserved_listener();
     let addr = listener.local_addr().unwrap();
-    let connections = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            counted.fetch_add(1, Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                // The first request: read its head, answer, keep the connection open.
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = "{\"upstream\":\"closer\"}";
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                // A second request on this connection: close without answering.
-                let _ = stream.read(&mut buf);
-            });
+            let Ok(stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || serve(stream, &counter));
         }
     });
-    (addr, connections)
+    (addr, count)
+}
+
+/// Reads until `seen` holds a whole request head and takes it out; false once the client
+/// closed the connection.
+fn read_head(stream: &mut TcpStream, seen: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            seen.drain(..end + 4);
+            return true;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn answer_ok(stream: &mut TcpStream) {
+    let body = "{\"upstream\":\"raw\"}";
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Counts connections; answers the first request on each with keep-alive, then closes the
+/// connection when a second request arrives on it, as a pooled connection that a load
+/// balancer or NAT dropped while it sat idle looks to the proxy.
+fn closes_reused_connections(mut stream: TcpStream, connections: &AtomicUsize) {
+    connections.fetch_add(1, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    if read_head(&mut stream, &mut seen) {
+        answer_ok(&mut stream);
+        // A second request on this connection: close without answering.
+        read_head(&mut stream, &mut seen);
+    }
+}
+
+/// Answers every request with keep-alive; counts the connections the client (the gateway)
+/// closed.
+fn counts_closed_connections(mut stream: TcpStream, closed: &AtomicUsize) {
+    let mut seen = Vec::new();
+    while read_head(&mut stream, &mut seen) {
+        answer_ok(&mut stream);
+    }
+    closed.fetch_add(1, Ordering::SeqCst);
 }
 
 #[test]
 fn a_stale_pooled_connection_is_retried_on_the_same_peer() {
-    let (addr, connections) = closes_reused_connections();
+    let (addr, connections) = raw_upstream(closes_reused_connections);
     let gw = Gateway::start(&policy_one("pool", &[addr], "    retries: 1\n"));
     let ag = agent();
     for i in 0..5 {
@@ -111,59 +137,13 @@ fn a_stale_pooled_connection_is_retried_on_the_same_peer() {
     }
     // Every request after the first found a pooled connection that failed, and was retried on
     // a fresh one to the only peer.
-    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 5);
-}
-
-/// An upstream that answers every request with keep-alive and counts the connections the
-/// client (the gateway) closed.
-fn counts_closed_connections() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        if reserve(l.local_addr().unwrap().port()) {
-            break l;
-        }
-    };
-    let addr = listener.local_addr().unwrap();
-    let closed = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = closed.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let counted = counted.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                loop {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => {
-                            counted.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        let body = "{\"upstream\":\"counter\"}";
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                    }
-                }
-            });
-        }
-    });
-    (addr, closed)
+    assert!(connections.load(Ordering::SeqCst) >= 5);
 }
 
 #[test]
 fn idle_timeout_closes_pooled_connections_and_is_off_by_default() {
-    use std::sync::atomic::Ordering;
     for (extra, expect_closed) in [("    idle_timeout: 500ms\n", true), ("", false)] {
-        let (addr, closed) = counts_closed_connections();
+        let (addr, closed) = raw_upstream(counts_closed_connections);
         let gw = Gateway::start(&policy_one("pool", &[addr], extra));
         let r = send(&agent(), "GET", &gw.url("/"), &[]).unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
