@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod apikey;
 pub mod background;
+pub mod canonical;
 pub mod config;
 pub mod demo;
 pub mod errors;

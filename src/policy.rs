@@ -3,8 +3,10 @@
 //! end, so it never sees half of an old policy and half of a new one.
 //!
 //! Route selection: the most specific host first (exact, then the longest `*.` wildcard, then
-//! routes without hosts), and within that the longest path prefix. Prefixes match bytes, like
-//! nginx `location` and Envoy `prefix`: write `/api/` rather than `/api` to stop at a segment.
+//! routes without hosts), and within that the longest path prefix. Prefixes match the
+//! canonical path's bytes (ignoring ASCII case on `case_insensitive` routes), like nginx
+//! `location` and Envoy `prefix`: write `/api/` rather than `/api` to stop at a segment. A
+//! prefix ending in `/` also matches the path without it (`/api` for `/api/`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -206,12 +208,14 @@ impl Policy {
         })
     }
 
-    /// The route for `host` (lower-case, without port) and `path`.
+    /// The route for `host` and `path`, both canonical ([`crate::canonical`]).
     pub fn route(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
         self.entries
             .iter()
             .find(|e| {
-                e.host.as_ref().is_none_or(|h| h.matches(host)) && path.starts_with(e.route.spec.path_prefix.as_str())
+                let spec = &e.route.spec;
+                e.host.as_ref().is_none_or(|h| h.matches(host))
+                    && crate::canonical::path::under_prefix(path, &spec.path_prefix, spec.case_insensitive)
             })
             .map(|e| &e.route)
     }

@@ -51,6 +51,8 @@ struct RawPolicyFile {
     alerts: Option<RawAlerts>,
     #[serde(default)]
     inspection_rules: Vec<RawInspectionRule>,
+    #[serde(default)]
+    normalization: Option<super::normalization::RawNormalization>,
 }
 
 /// A detection rule of the policy's own, next to the built-in ones.
@@ -193,6 +195,9 @@ struct RawRoute {
     signing: Option<RawSigning>,
     #[serde(default)]
     inspection: Option<RawInspection>,
+    /// Match `path_prefix` ignoring ASCII case (for backends that route that way).
+    #[serde(default)]
+    case_insensitive: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -247,6 +252,8 @@ pub struct RouteSpec {
     pub rate_limits: Vec<String>,
     pub signing: SigningSpec,
     pub inspection: InspectionSpec,
+    /// `path_prefix` matches ignoring ASCII case (the route's or the policy's setting).
+    pub case_insensitive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,6 +566,8 @@ pub struct PolicyConfig {
     pub access: AccessSpec,
     /// Detection rules of the policy's own (`inspection_rules`), added to the built-in ones.
     pub inspection_rules: Vec<crate::inspect::Rule>,
+    /// How the canonical request is made (`normalization`).
+    pub normalization: crate::canonical::NormalizationSpec,
     /// Alert rules: the built-in ones (unless `alerts.builtin: false`) with the policy's own
     /// replacing those of the same name.
     pub alerts: Vec<AlertRule>,
@@ -613,6 +622,13 @@ impl PolicyConfig {
         }
 
         let access = build_access(&parsed, &mut errors);
+        let mut normalization = merged_default(
+            &parsed,
+            "normalization",
+            |r| r.normalization.as_ref(),
+            |_, raw| crate::canonical::NormalizationSpec::try_from(raw),
+            &mut errors,
+        );
 
         // Upstreams first, so routes can refer to pools from any file.
         let mut upstreams = Vec::new();
@@ -659,7 +675,8 @@ impl PolicyConfig {
                 }
                 route_at.insert(r.name.clone(), &src.path);
                 match route_spec(r, &upstream_at, &access.defaults, src, &rule_names) {
-                    Ok(spec) => {
+                    Ok(mut spec) => {
+                        spec.case_insensitive |= normalization.case_insensitive;
                         let mut key_hosts = spec.hosts.clone();
                         key_hosts.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
                         let key = (key_hosts, spec.path_prefix.clone());
@@ -697,7 +714,11 @@ impl PolicyConfig {
             return Err(ConfigErrors(errors));
         }
         let digest = hasher.finalize();
+        // A backend that folds case with Unicode rules reads `ſ` as `s`: refuse such paths
+        // wherever a route matches case-insensitively.
+        normalization.path.reject_case_fold_lookalikes = routes.iter().any(|r| r.case_insensitive);
         Ok(PolicyConfig {
+            normalization,
             routes,
             upstreams,
             access: access.spec,
@@ -1333,10 +1354,17 @@ fn route_spec(
     if !r.path_prefix.starts_with('/') {
         return Err(err("path_prefix", "must start with '/'".into()));
     }
-    if r.path_prefix.contains(['?', '#']) || r.path_prefix.chars().any(|c| c.is_control() || c == ' ') {
+    // Prefixes are compared with canonical paths, so they must be canonical themselves and
+    // spelled with characters that have one spelling only.
+    let plain = r
+        .path_prefix
+        .bytes()
+        .all(|b| b == b'/' || crate::canonical::path::is_unreserved(b));
+    let canonical = crate::canonical::path::canonicalize(r.path_prefix.as_bytes(), &Default::default());
+    if !plain || canonical.as_deref() != Ok(r.path_prefix.as_str()) {
         return Err(err(
             "path_prefix",
-            "must be a plain path (no query, fragment, spaces)".into(),
+            "must be a plain canonical path: letters, digits, '-', '.', '_', '~' and single '/', no '.' or '..' segments".into(),
         ));
     }
     let mut hosts = Vec::new();
@@ -1420,6 +1448,7 @@ fn route_spec(
         rate_limits: r.rate_limits.clone(),
         signing,
         inspection,
+        case_insensitive: r.case_insensitive.unwrap_or(false),
     })
 }
 

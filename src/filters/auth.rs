@@ -20,60 +20,75 @@ fn unauthorized(code: &'static str, message: &'static str, error: Option<&str>) 
     Denial::new(401, code, message).header(http::header::WWW_AUTHENTICATE, challenge)
 }
 
-/// The presented key and where it came from (`Some(param)` for the query string).
-pub fn presented_key(r: &RequestInfo<'_>, query_param: Option<&str>) -> Option<(String, Option<String>)> {
+/// Where a presented key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Header,
+    Bearer,
+    /// The query parameter of this name.
+    Query(String),
+}
+
+/// The token of an `Authorization: Bearer <token>` value: the scheme in any case, then one or
+/// more spaces or tabs (RFC 9110 section 11.4), the token trimmed.
+pub fn bearer_token(value: &[u8]) -> Option<&str> {
+    let value = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim_matches([' ', '\t']);
+    (!token.is_empty()).then_some(token)
+}
+
+/// The presented key and where it came from. Two different keys in the query are refused:
+/// the gateway would check one and a backend might read the other.
+pub fn presented_key(r: &RequestInfo<'_>, query_param: Option<&str>) -> Result<Option<(String, KeySource)>, Denial> {
     let access = &r.policy.config.access;
-    if let Some(v) = r.req.headers.get(&access.auth_header).and_then(|v| v.to_str().ok()) {
-        return Some((v.trim().to_string(), None));
+    if let Some(v) = r.req.headers.get(&access.auth_header) {
+        let key = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+        return Ok(Some((key, KeySource::Header)));
     }
     if access.auth_bearer {
-        if let Some(v) = r
+        if let Some(token) = r
             .req
             .headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| bearer_token(v.as_bytes()))
         {
-            if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
-                return Some((token.trim().to_string(), None));
-            }
+            return Ok(Some((token.to_string(), KeySource::Bearer)));
         }
     }
-    let param = query_param?;
-    let query = r.req.uri.query()?;
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == param).then(|| (percent_decode(v), Some(param.to_string())))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => match (hex_val(bytes.get(i + 1)), hex_val(bytes.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
+    let (Some(param), Some(query)) = (query_param, r.canonical.query.as_deref()) else {
+        return Ok(None);
+    };
+    let mut values = crate::canonical::query::values(query, param);
+    values.dedup();
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(values.pop().map(|v| (v, KeySource::Query(param.to_string())))),
+        _ => Err(
+            Denial::new(400, "bad_request", "the request carries more than one API key").reason("duplicate_credential"),
+        ),
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(b: Option<&u8>) -> Option<u8> {
-    (*b? as char).to_digit(16).map(|d| d as u8)
 }
 
 pub fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// Whether `token` is one of the gateway's keys, so it must not travel upstream or into a log:
+/// it has the `qv_` prefix (any case), or it is a key of the policy (keys need not have the
+/// prefix; revoked and expired keys are still in the policy and count).
+pub fn is_gateway_key(policy: &crate::policy::Policy, token: &[u8]) -> bool {
+    let token = token.trim_ascii();
+    if token.len() >= KEY_PREFIX.len() && token[..KEY_PREFIX.len()].eq_ignore_ascii_case(KEY_PREFIX.as_bytes()) {
+        return true;
+    }
+    !token.is_empty()
+        && policy
+            .keys_by_hash
+            .contains_key(&<[u8; 32]>::from(Sha256::digest(token)))
 }
 
 impl RequestFilter for ApiKeyAuth {
@@ -84,13 +99,16 @@ impl RequestFilter for ApiKeyAuth {
     fn check(&self, r: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
         let Some(route) = r.route else { return Ok(()) };
         let Some(auth) = &route.spec.auth else { return Ok(()) };
-        let Some((key, from_query)) = presented_key(r, auth.query_param.as_deref()) else {
+        let Some((key, source)) = presented_key(r, auth.query_param.as_deref())? else {
             if auth.required {
                 return Err(unauthorized("missing_api_key", "an API key is required", None));
             }
             return Ok(());
         };
-        state.key_query_param = from_query;
+        state.key_from_bearer = source == KeySource::Bearer;
+        if let KeySource::Query(param) = source {
+            state.key_query_param = Some(param);
+        }
         let Some(found) = r.policy.keys_by_hash.get(&hash_key(&key)) else {
             return Err(unauthorized(
                 "invalid_api_key",
@@ -128,7 +146,12 @@ impl RequestFilter for ApiKeyAuth {
                 Denial::new(403, "tier_forbidden", "your plan does not include this route").reason("tier_route"),
             );
         }
-        if tier.methods.as_ref().is_some_and(|m| !m.contains(&r.req.method)) {
+        let overridden = r.canonical.method_override.as_ref();
+        if tier
+            .methods
+            .as_ref()
+            .is_some_and(|m| !m.contains(&r.req.method) || overridden.is_some_and(|o| !m.contains(o)))
+        {
             return Err(
                 Denial::new(403, "tier_forbidden", "your plan does not allow this method").reason("tier_method"),
             );
@@ -142,7 +165,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_query_values() {
-        assert_eq!(percent_decode("qv_ab%2Bc+d%zz%4"), "qv_ab+c d%zz%4");
+    fn bearer_spellings() {
+        assert_eq!(bearer_token(b"Bearer qv_a"), Some("qv_a"));
+        assert_eq!(bearer_token(b"bearer   qv_a "), Some("qv_a"));
+        assert_eq!(bearer_token(b"BEARER\tqv_a"), Some("qv_a"));
+        assert_eq!(bearer_token(b" Bearer qv_a"), Some("qv_a"));
+        assert_eq!(bearer_token(b"Basic qv_a"), None);
+        assert_eq!(bearer_token(b"Bearer"), None);
+        assert_eq!(bearer_token(b"Bearerqv_a"), None);
     }
 }

@@ -20,6 +20,8 @@ use crate::policy::{ApiKey, Policy, Route};
 /// What a filter sees of the request.
 pub struct RequestInfo<'a> {
     pub req: &'a RequestHeader,
+    /// The request's canonical path, host and method override: what every decision uses.
+    pub canonical: &'a crate::canonical::CanonicalRequest,
     pub client_ip: IpAddr,
     pub route: Option<&'a Arc<Route>>,
     pub policy: &'a Policy,
@@ -36,6 +38,8 @@ pub struct FilterState {
     pub key: Option<Arc<ApiKey>>,
     /// The query parameter that carried the key, to strip before forwarding.
     pub key_query_param: Option<String>,
+    /// The key came as an `Authorization` bearer token, which is then not forwarded.
+    pub key_from_bearer: bool,
     pub rate: Option<RateHeaders>,
     /// A finding of request inspection in `detect` mode (forwarded, flagged).
     pub finding: Option<crate::inspect::Finding>,

@@ -130,7 +130,8 @@ impl RequestFilter for Validation {
             );
         }
         if let Some(methods) = &v.methods {
-            if !methods.contains(&req.method) {
+            let overridden = r.canonical.method_override.as_ref();
+            if !methods.contains(&req.method) || overridden.is_some_and(|m| !methods.contains(m)) {
                 return Err(
                     Denial::new(405, "method_not_allowed", "this method is not allowed on this route")
                         .header(http::header::ALLOW, route.allow_header.clone()),

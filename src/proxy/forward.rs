@@ -86,52 +86,6 @@ pub fn is_present(present: u64, i: usize) -> bool {
     present & (1 << i.min(63)) != 0
 }
 
-/// Removes the caller's API key before the request goes upstream: the key header, and a Bearer
-/// token in `Authorization` that is one of ours. ([`strip_query_param`] takes it out of the
-/// query.)
-/// `key_header` and `authorization`: whether the request has them (from [`strip_hop_by_hop`]).
-pub fn strip_credentials(
-    headers: &mut HeaderMap,
-    access: &crate::config::AccessSpec,
-    key_header: bool,
-    authorization: bool,
-) {
-    if key_header {
-        headers.remove(&access.auth_header);
-    }
-    if !authorization {
-        return;
-    }
-    let ours = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer qv_") || v.starts_with("bearer qv_"));
-    if ours {
-        headers.remove(http::header::AUTHORIZATION);
-    }
-}
-
-/// Removes the query parameter that carried the caller's API key.
-pub fn strip_query_param(req: &mut RequestHeader, param: &str) -> Result<()> {
-    if let Some(query) = req.uri.query() {
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|kv| kv.split('=').next() != Some(param))
-            .collect();
-        let path = req.uri.path().to_string();
-        let target = if kept.is_empty() {
-            path
-        } else {
-            format!("{path}?{}", kept.join("&"))
-        };
-        let uri: http::Uri = target
-            .parse()
-            .or_err(ErrorType::InvalidHTTPHeader, "rebuilding the request target")?;
-        req.set_uri(uri);
-    }
-    Ok(())
-}
-
 pub struct Forwarded<'a> {
     /// The hop appended to X-Forwarded-For: the socket peer, whether or not it is trusted.
     pub client_ip: Option<IpAddr>,

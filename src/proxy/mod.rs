@@ -17,6 +17,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
+use crate::canonical::CanonicalRequest;
 use crate::errors::{self, GatewayError, NO_PEER};
 use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
 use crate::filters::{client_ip, security_headers, validate};
@@ -159,6 +160,8 @@ pub struct Ctx {
     /// The policy snapshot this request sees from start to end.
     policy: Arc<Policy>,
     route: Option<Arc<Route>>,
+    /// The request's canonical form ([`crate::canonical`]); default until request_filter.
+    canonical: CanonicalRequest,
     request_id: forward::RequestId,
     started: Instant,
     client_ip: Option<IpAddr>,
@@ -218,6 +221,17 @@ impl Ctx {
         })
     }
 
+    /// The path the access log and error log show: canonical, never the query (which may
+    /// carry a key); for a request refused before it had one, the raw path up to `?`.
+    fn log_path<'a>(&'a self, req: &'a RequestHeader) -> std::borrow::Cow<'a, str> {
+        if !self.canonical.path.is_empty() {
+            return self.canonical.path.as_str().into();
+        }
+        let raw = req.raw_path();
+        let end = raw.iter().position(|&b| b == b'?' || b == b'#').unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end])
+    }
+
     fn peer_label(&self) -> Option<&str> {
         let route = self.route.as_ref()?;
         self.peer.map(|i| route.pool.peers[i].state.label.as_str())
@@ -252,6 +266,7 @@ impl ProxyHttp for Gateway {
         Box::new(Ctx {
             policy: self.policy.load_full(),
             route: None,
+            canonical: CanonicalRequest::default(),
             request_id: forward::RequestId::none(),
             started: Instant::now(),
             client_ip: None,
@@ -271,15 +286,65 @@ impl ProxyHttp for Gateway {
         })
     }
 
+    /// What Pingora's own error log prints of a failed request: the method, the canonical path
+    /// and the host, never the query (Pingora's default prints the raw target with it, which
+    /// may carry an API key).
+    fn request_summary(&self, session: &Session, ctx: &Box<Ctx>) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            ctx.log_path(req),
+            if ctx.canonical.host.is_empty() {
+                "-"
+            } else {
+                ctx.canonical.host.as_str()
+            }
+        )
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         ctx.request_id = forward::request_id(session.req_header());
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let access = &ctx.policy.config.access;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let policy = ctx.policy.clone();
+        let access = &policy.config.access;
+        let norm = &policy.config.normalization;
+        // One canonical request, before anything decides on the request.
+        let trusted_peer = access.trusted_proxies.contains(peer);
+        let canonical = CanonicalRequest::of(session.req_header(), norm).and_then(|mut c| {
+            let owned = [&access.auth_header, &access.client_ip_header];
+            let cleaned = crate::canonical::headers::sanitize(
+                &session.req_header().headers,
+                &norm.headers,
+                trusted_peer,
+                &owned,
+            )?;
+            c.method_override = cleaned.method_override;
+            Ok((c, cleaned.remove))
+        });
+        let remove = match canonical {
+            Ok((c, remove)) => {
+                ctx.canonical = c;
+                remove
+            }
+            Err(e) => {
+                ctx.client_ip = Some(peer);
+                ctx.peer_ip = Some(peer);
+                let denial = Denial::new(400, "bad_request", "")
+                    .with_message(e.to_string())
+                    .reason(e.reason());
+                Box::pin(self.send_denial(session, ctx, denial)).await?;
+                return Ok(true);
+            }
+        };
+        for name in &remove {
+            session.req_header_mut().remove_header(name);
+        }
         let req = session.req_header();
         // The forwarding header is only read when a trusted proxy could have written it.
         let ip = if access.trusted_proxies.is_empty() {
@@ -294,10 +359,10 @@ impl ProxyHttp for Gateway {
         };
         ctx.client_ip = Some(ip);
         ctx.peer_ip = Some(peer);
-        let host = forward::request_host(req);
-        ctx.route = ctx.policy.route(&host, req.uri.path()).cloned();
+        ctx.route = ctx.policy.route(&ctx.canonical.host, &ctx.canonical.path).cloned();
         let info = RequestInfo {
             req,
+            canonical: &ctx.canonical,
             client_ip: ip,
             route: ctx.route.as_ref(),
             policy: &ctx.policy,
@@ -305,7 +370,8 @@ impl ProxyHttp for Gateway {
             now_unix: crate::usage::unix_now(),
             keepalive_off: session.as_downstream().get_keepalive().is_none(),
         };
-        if req.uri.path() == KEY_DIRECTORY_PATH && (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        if ctx.canonical.path == KEY_DIRECTORY_PATH
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
         {
             Box::pin(self.serve_key_directory(session, ctx)).await?;
             return Ok(true);
@@ -550,7 +616,7 @@ impl ProxyHttp for Gateway {
                 client: ctx.client_ip,
                 method: req.method.as_str(),
                 route,
-                path: req.uri.path(),
+                path: &ctx.log_path(req),
                 status,
                 bytes_in: session.body_bytes_read(),
                 bytes_out: session.body_bytes_sent(),
@@ -568,9 +634,33 @@ impl Gateway {
     /// The upstream request: hop-by-hop headers and the caller's credentials out, forwarding
     /// headers and the key's id and tier in. Shared by the proxy path and signing routes.
     fn prepare_upstream(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
-        if let Some(param) = ctx.filters.key_query_param.as_deref() {
-            forward::strip_query_param(req, param)?;
+        let policy = &ctx.policy;
+        // The route's key parameter in every spelling, and any parameter holding a key.
+        let param = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.spec.auth.as_ref())
+            .and_then(|a| a.query_param.as_deref())
+            .map(|p| crate::canonical::query::loose_name(p.as_bytes()));
+        let query = ctx.canonical.query.as_deref();
+        let stripped = query.and_then(|q| {
+            crate::canonical::query::strip(q, |name, value| {
+                param.as_deref() == Some(name) || crate::filters::auth::is_gateway_key(policy, value)
+            })
+        });
+        if ctx.canonical.rewritten || stripped.is_some() {
+            let query = match &stripped {
+                Some(q) => (!q.is_empty()).then_some(q.as_slice()),
+                None => query,
+            };
+            req.set_raw_path(&ctx.canonical.target(query))?;
         }
+        let host_header = match ctx.canonical.host_header.as_deref() {
+            Some(h) if ctx.route.as_ref().is_none_or(|r| r.spec.upstream_host.is_none()) => {
+                Some(HeaderValue::from_str(h).or_err(ErrorType::InvalidHTTPHeader, "Host")?)
+            }
+            _ => None,
+        };
         let forwarded = forward::Forwarded {
             client_ip: ctx.peer_ip,
             proto: if ctx.tls { "https" } else { "http" },
@@ -580,7 +670,7 @@ impl Gateway {
         };
         // Room for the forwarding headers, the key's id and tier, and an inspection finding.
         let access = &ctx.policy.config.access;
-        headers::edit_request(req, forward::Forwarded::HEADERS + 3, |h| {
+        headers::edit_request(req, forward::Forwarded::HEADERS + 4, |h| {
             let watched = [
                 &access.auth_header,
                 &http::header::AUTHORIZATION,
@@ -590,7 +680,23 @@ impl Gateway {
             ];
             let present = forward::strip_hop_by_hop(h, &watched);
             let has = |i| forward::is_present(present, i);
-            forward::strip_credentials(h, access, has(0), has(1));
+            if has(0) {
+                h.remove(&access.auth_header);
+            }
+            if has(1) {
+                let ours = h
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| crate::filters::auth::bearer_token(v.as_bytes()))
+                    .is_some_and(|t| {
+                        ctx.filters.key_from_bearer || crate::filters::auth::is_gateway_key(policy, t.as_bytes())
+                    });
+                if ours {
+                    h.remove(http::header::AUTHORIZATION);
+                }
+            }
+            if let Some(host) = host_header {
+                h.insert(http::header::HOST, host);
+            }
             // What the gateway tells the upstream is never taken from the client.
             match &ctx.filters.key {
                 Some(key) => {
