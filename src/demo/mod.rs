@@ -32,7 +32,7 @@ keys:\n  key_file: master.key\n"
         "signing:\n  enabled: true\n  algorithm: hybrid\ninspection:\n  mode: block\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
 rate_limits:\n  - {{ name: demo-per-client, scope: client_ip, rate: 5, per: 1s, burst: 5 }}\n  - {{ name: standard-per-key, scope: api_key, rate: 100, per: 1m }}\n\
 tiers:\n  - name: standard\n    rate_limits: [standard-per-key]\n    daily_quota: 10000\n\
-routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
+routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    case_insensitive: true\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"
     );
     let path = dir.join("gateway.yaml");
     std::fs::write(&path, gateway)?;
@@ -86,6 +86,8 @@ QuantumVault demo
 Try:
   curl -i {gw}/api/hello?name=world              # proxied; see X-Forwarded-For, X-Request-Id
   curl -i {gw}/private/data                      # 401: an API key is required
+  curl -i --path-as-is {gw}//%70RIVATE/./data     # 401 too: every spelling routes as /private/data
+  curl -i {gw}/private%2fdata                    # 400: an escaped '/' is refused
   curl -i -H 'X-API-Key: {key}' {gw}/private/data   # 200; upstream sees X-Api-Key-Id, never the key
   for i in $(seq 8); do curl -s -o /dev/null -w '%{{http_code}} ' {gw}/limited/; done; echo   # 5 per second: 200 x5, then 429
   curl -s {admin}/usage

@@ -2,6 +2,7 @@
 
 mod access;
 mod alerts;
+mod canonical;
 mod common;
 mod core;
 mod inspect_corpus;
