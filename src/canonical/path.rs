@@ -505,4 +505,86 @@ mod tests {
             }
         }
     }
+
+    /// Property: over random paths built from the pieces that matter (separators, dots and
+    /// their escapes, parameters, escapes of every kind, non-ASCII), under every option set,
+    /// canonicalisation is idempotent; and with escaped slashes not kept, the fully decoded
+    /// canonical path has nothing left to resolve and falls under the same route prefixes as
+    /// the canonical path: the route the gateway chose is the route the upstream resolves.
+    #[test]
+    fn property_idempotent_and_route_stable() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: &[&str] = &[
+            "/", "//", ".", "..", "%2e", "%2E", "%2e%2E", "%2f", "%2F", "%5c", "\\", ";", ";x=1", "a", "B", "private",
+            "pr", "ivate", "%70", "%25", "%2541", "%41", "%C3%A9", "\u{e9}", "%FF", "%C0%AF", "%", "%4", "~", "%7E",
+            "'", "%27", " ", "%20", "%00", "#", "%3B", "%C5%BF", "=", "+",
+        ];
+        const PREFIXES: &[&str] = &["/", "/private/", "/a/", "/private", "/B/a", "/pr"];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let option_sets: Vec<PathOptions> = (0..64)
+            .map(|i: u32| PathOptions {
+                escaped_slashes: [EscapedSlashes::Reject, EscapedSlashes::Decode, EscapedSlashes::Keep]
+                    [(i % 3) as usize],
+                backslashes: if i & 4 == 0 {
+                    Backslashes::Reject
+                } else {
+                    Backslashes::Slash
+                },
+                path_parameters: if i & 8 == 0 {
+                    PathParameters::Reject
+                } else {
+                    PathParameters::Strip
+                },
+                repeated_slashes: if i & 16 == 0 {
+                    RepeatedSlashes::Merge
+                } else {
+                    RepeatedSlashes::Reject
+                },
+                dot_segments: if i & 32 == 0 {
+                    DotSegments::Resolve
+                } else {
+                    DotSegments::Reject
+                },
+                reject_double_encoding: i % 5 != 0,
+                reject_case_fold_lookalikes: i % 7 == 0,
+            })
+            .collect();
+        let mut accepted = 0;
+        for n in 0..40_000 {
+            let mut raw = String::from("/");
+            for _ in 0..rng.gen_range(0..10) {
+                raw.push_str(PIECES[rng.gen_range(0..PIECES.len())]);
+            }
+            let opts = &option_sets[n % option_sets.len()];
+            let Ok(c) = canonicalize(raw.as_bytes(), opts) else {
+                continue;
+            };
+            accepted += 1;
+            assert!(c.is_ascii() && c.starts_with('/'), "{raw:?} -> {c:?}");
+            assert_eq!(
+                canonicalize(c.as_bytes(), opts).as_deref(),
+                Ok(c.as_str()),
+                "not idempotent: {raw:?} {opts:?}"
+            );
+            if opts.escaped_slashes == EscapedSlashes::Keep {
+                continue;
+            }
+            let decoded = crate::canonical::query::decode(c.as_bytes());
+            let segs: Vec<&[u8]> = decoded[1..].split(|&b| b == b'/').collect();
+            for (i, seg) in segs.iter().enumerate() {
+                assert!(!is_dot_segment(seg), "{raw:?} -> {c:?} decodes to a dot segment");
+                assert!(
+                    !seg.is_empty() || i + 1 == segs.len(),
+                    "{raw:?} -> {c:?} decodes to '//'"
+                );
+            }
+            for p in PREFIXES {
+                let x = p.as_bytes();
+                let backend =
+                    decoded.starts_with(x) || (x.len() > 1 && x.ends_with(b"/") && decoded[..] == x[..x.len() - 1]);
+                assert_eq!(under_prefix(&c, p, false), backend, "{raw:?} -> {c:?} under {p}");
+            }
+        }
+        assert!(accepted > 5_000, "the generator reaches accepted paths ({accepted})");
+    }
 }

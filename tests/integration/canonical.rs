@@ -323,6 +323,7 @@ fn bypass_table_is_refused_or_protected() {
         ("//private//data/", "/private/data/"),
         ("/public/%2e%2e/PRIVATE/data?q=%2F", "/PRIVATE/data?q=%2F"),
         ("http://localhost/private/x", "/private/x"),
+        ("/private/data#x", "/private/data"),
     ] {
         let a = send_raw(&s.gw, &request(target, &[h, &auth]));
         assert_eq!(a.status, 200, "{target}: {}", a.text);
