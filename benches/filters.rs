@@ -101,6 +101,23 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let opts = quantumvault::canonical::PathOptions::default();
+    for (name, path) in [
+        ("canonical_path_plain", "/api/v1/users/12345/orders"),
+        (
+            "canonical_path_escaped",
+            "//api/v1/./users/%31%32%33/../12345/orders%20x",
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(quantumvault::canonical::path::canonicalize(
+                    black_box(path.as_bytes()),
+                    &opts,
+                ))
+            })
+        });
+    }
     c.bench_function("api_key_sha256", |b| {
         b.iter(|| {
             black_box(hash_key(
