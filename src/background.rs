@@ -1,6 +1,6 @@
 //! Periodic work for Pingora background services: one loop that waits a period, runs the work
 //! and stops at shutdown, shared by usage flushing, key maintenance, metrics upkeep and alert
-//! evaluation.
+//! evaluation; and the alert evaluator itself.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,6 +23,33 @@ where
             _ = shutdown.changed() => return,
             _ = tick.tick() => work().await,
         }
+    }
+}
+
+/// Evaluates the running policy's alert rules every `interval`.
+pub struct AlertEvaluator {
+    pub runtime: std::sync::Arc<crate::reload::Runtime>,
+    pub interval: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for AlertEvaluator {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        every(self.interval, &mut shutdown, || async {
+            let policy = self.runtime.policy.load_full();
+            let keyring = self.runtime.keyring.load();
+            let live = crate::telemetry::alerts::LiveState {
+                policy: &policy,
+                reload_failed: self.runtime.status().last_error.is_some(),
+                keyring: &keyring,
+            };
+            let observations =
+                crate::telemetry::alerts::observe(&live, &policy.config.alerts, std::time::Instant::now());
+            self.runtime
+                .alerts
+                .evaluate(crate::telemetry::alerts::unix_ms(), &observations);
+        })
+        .await;
     }
 }
 

@@ -10,10 +10,11 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::admin::{AdminApp, KeyMaintenance, MetricsUpkeep, UsageFlusher};
+use crate::background::AlertEvaluator;
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
-use crate::telemetry::alerts::{AlertEvaluator, WebhookSender};
+use crate::telemetry::alerts::WebhookSender;
 use crate::telemetry::{access_log::AccessLog, metrics};
 use crate::upstream::health::HealthChecker;
 

@@ -28,7 +28,6 @@ use sha2::{Digest, Sha256};
 
 use super::stats::{self, Stats, Window};
 use crate::config::alerts::{AlertMetric, AlertRule, Severity};
-use crate::reload::Runtime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -367,10 +366,18 @@ impl AlertEngine {
     }
 }
 
+/// The live state alert rules read besides the statistics.
+pub struct LiveState<'a> {
+    pub policy: &'a crate::policy::Policy,
+    /// The last reload failed (and no later one succeeded).
+    pub reload_failed: bool,
+    pub keyring: &'a crate::kms::keystore::KeyRing,
+}
+
 /// Reads every rule of the running policy against the statistics and the live state.
-pub fn observe<'a>(runtime: &Runtime, rules: &'a [AlertRule], now: Instant) -> Vec<Observation<'a>> {
+pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -> Vec<Observation<'a>> {
     let stats = stats::stats();
-    let policy = runtime.policy.load();
+    let policy = live.policy;
     let mut windows: BTreeMap<Duration, BTreeMap<String, Window>> = BTreeMap::new();
     let mut out = Vec::new();
     let now_unix = crate::usage::unix_now();
@@ -436,15 +443,10 @@ pub fn observe<'a>(runtime: &Runtime, rules: &'a [AlertRule], now: Instant) -> V
             AlertMetric::ConfigReloadFailed => out.push(Observation {
                 rule,
                 labels: BTreeMap::new(),
-                value: Some(if runtime.status().last_error.is_some() {
-                    1.0
-                } else {
-                    0.0
-                }),
+                value: Some(if live.reload_failed { 1.0 } else { 0.0 }),
             }),
             AlertMetric::SigningKeyExpiryDays => {
-                let ring = runtime.keyring.load();
-                for k in &ring.published {
+                for k in &live.keyring.published {
                     if let Some(exp) = k.expires {
                         out.push(Observation {
                             rule,
@@ -520,24 +522,6 @@ pub fn alertmanager_body(n: &Notification, generator_url: &str) -> serde_json::V
         })
         .collect();
     serde_json::Value::Array(list)
-}
-
-/// Evaluates the running policy's rules every `interval` (a Pingora background service).
-pub struct AlertEvaluator {
-    pub runtime: std::sync::Arc<Runtime>,
-    pub interval: Duration,
-}
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for AlertEvaluator {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        crate::background::every(self.interval, &mut shutdown, || async {
-            let policy = self.runtime.policy.load_full();
-            let observations = observe(&self.runtime, &policy.config.alerts, Instant::now());
-            self.runtime.alerts.evaluate(unix_ms(), &observations);
-        })
-        .await;
-    }
 }
 
 /// Delivers alert batches to the Alertmanager-compatible webhook: one attempt plus `retries`,

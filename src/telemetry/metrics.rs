@@ -14,7 +14,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::histogram::{latency, Latency, LatencyHistogram, LATENCY_BUCKETS};
 use super::stats::{self, RouteStats};
-use crate::policy::Policy;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -308,9 +307,9 @@ pub fn started() {
     gauge!("quantumvault_start_time_seconds").set(now);
 }
 
-pub fn record_pool_health(policy: &Policy) {
+pub fn record_pool_health<'a>(pools: impl Iterator<Item = &'a crate::upstream::Pool>) {
     let now = crate::upstream::now_ms();
-    for pool in policy.pools.values() {
+    for pool in pools {
         let name = pool.spec.name.clone();
         gauge!("quantumvault_upstream_peers_healthy", "upstream" => name.clone()).set(pool.healthy_count(now) as f64);
         gauge!("quantumvault_upstream_peers", "upstream" => name).set(pool.peers.len() as f64);

@@ -131,7 +131,7 @@ impl BackgroundService for HealthChecker {
                 }
             }
             checks.retain(|name, _| policy.pools.contains_key(name));
-            crate::telemetry::metrics::record_pool_health(&policy);
+            crate::telemetry::metrics::record_pool_health(policy.pools.values().map(|p| &**p));
         }
     }
 }
