@@ -36,7 +36,7 @@ FLOOR=${FLOOR-}
 INSTR=${INSTR-}
 # PIN=1 pins the load generator and the upstream to CPU 0 and the proxy under test to CPU 1: the
 # proxy's own CPU becomes the bottleneck, so the ratio shows its per-request cost at its
-# harshest. Unpinned (the default), all three share both cores as in NOTES.md's measurements.
+# harshest. Unpinned (the default), all three share both cores, as in the README's figures.
 PIN=${PIN-}
 if [ -n "$INSTR" ]; then
   if ! command -v valgrind >/dev/null; then

@@ -4,25 +4,10 @@
 //! removed before forwarding in every spelling a backend could read as it, and so is any
 //! parameter whose value is one of the policy's keys, whatever its name.
 
-/// Percent-decodes (and reads `+` as a space, as forms do).
+/// Percent-decodes as backends read query strings: `+` as a space, and IIS's `%uXXXX` too
+/// (the inspection normaliser's decoder: one decoder in the crate).
 pub fn decode(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == b'%' && i + 2 < raw.len() {
-            let h = (raw[i + 1] as char).to_digit(16);
-            let l = (raw[i + 2] as char).to_digit(16);
-            if let (Some(h), Some(l)) = (h, l) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    out
+    crate::inspect::normalize::percent_decode(raw, true)
 }
 
 /// A parameter name as the loosest common backend reads it: decoded, leading spaces dropped,
@@ -122,5 +107,6 @@ mod tests {
             vec!["a+b c".to_string(), "d".to_string()]
         );
         assert_eq!(decode(b"%zz%4"), b"%zz%4");
+        assert_eq!(loose_name(b"api%u005Fkey"), b"api_key");
     }
 }

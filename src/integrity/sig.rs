@@ -1,5 +1,6 @@
 //! Signature algorithms and their two independent implementations: aws-lc-rs (the request
-//! path: 3 to 8 times faster, see NOTES.md) and the RustCrypto crates `p256` and `ml-dsa` (the
+//! path: 3 to 8 times faster; one core, 200-byte message: ML-DSA-65 sign 294 us against
+//! 1010 us, ECDSA P-256 sign 32 us against 241 us) and the RustCrypto crates `p256` and `ml-dsa` (the
 //! second implementation tests check against, and the signer of the `rustcrypto-signer`
 //! build).
 //!
