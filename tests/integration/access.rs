@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -329,23 +329,24 @@ fn rate_limit_is_accurate_across_threads_and_survives_reload() {
     let up = echo("u");
     let policy = |extra: &str| {
         format!(
-            "{}rate_limits:\n  - {{ name: per-ip, scope: client_ip, rate: 40, per: 1s, burst: 20 }}\n  - {{ name: slow, scope: route, rate: 2, per: 1h }}\n\
+            "{}rate_limits:\n  - {{ name: per-ip, scope: client_ip, rate: 20, per: 1h, burst: 20 }}\n  - {{ name: slow, scope: route, rate: 2, per: 1h }}\n\
 routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n  - {{ name: s, path_prefix: /slow/, upstream: u, rate_limits: [slow] }}\n{extra}",
             upstream_block(up.addr())
         )
     };
     let gw = Arc::new(Gateway::start(&policy("")));
+    // 8 threads race 200 requests against a burst of 20 that refills one token every 3 minutes:
+    // exactly 20 pass however the requests interleave and however long they take (the
+    // rate limiter's accuracy over time is unit-tested with an injected clock).
     let allowed = Arc::new(AtomicUsize::new(0));
     let denied = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
     let workers: Vec<_> = (0..8)
         .map(|_| {
-            let (gw, allowed, denied, stop) = (gw.clone(), allowed.clone(), denied.clone(), stop.clone());
+            let (gw, allowed, denied) = (gw.clone(), allowed.clone(), denied.clone());
             std::thread::spawn(move || {
                 let ag = agent();
                 let mut bad = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
+                for _ in 0..25 {
                     match send(&ag, "GET", &gw.url("/"), &[]) {
                         Ok(r) if r.status == 200 => {
                             allowed.fetch_add(1, Ordering::Relaxed);
@@ -361,27 +362,14 @@ routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(3));
-    stop.store(true, Ordering::Relaxed);
     let bad: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    let elapsed = started.elapsed().as_secs_f64();
     assert!(bad.is_empty(), "{bad:?}");
-    let (ok, no) = (
-        allowed.load(Ordering::Relaxed) as f64,
-        denied.load(Ordering::Relaxed) as f64,
+    assert_eq!(
+        allowed.load(Ordering::Relaxed),
+        20,
+        "the burst, exactly, across threads"
     );
-    // GCRA allows the burst plus the rate over the time traffic flowed; the clients offered far
-    // more (checked), so the count must sit within 5% of that.
-    let max_expected = 20.0 + 40.0 * elapsed + 1.0;
-    assert!(
-        ok + no > 10.0 * 40.0 * elapsed * 0.5,
-        "offered load too low to test: {ok} + {no} in {elapsed:.2}s"
-    );
-    assert!(ok <= max_expected, "allowed {ok}, at most {max_expected:.0}");
-    assert!(
-        ok >= 0.95 * (20.0 + 40.0 * (elapsed - 0.5)),
-        "allowed {ok} in {elapsed:.2}s"
-    );
+    assert_eq!(denied.load(Ordering::Relaxed), 180);
 
     // Exhaust a slow rule (2 per hour), then reload an unrelated change: the counter is kept.
     let ag = agent();
