@@ -1,6 +1,7 @@
-//! Periodic work for Pingora background services: one loop that waits a period, runs the work
-//! and stops at shutdown, shared by usage flushing, key maintenance, metrics upkeep and alert
-//! evaluation; and the alert evaluator itself.
+//! The gateway's background services (Pingora `BackgroundService`s besides the health checker,
+//! which lives with the pools in `upstream/`): alert evaluation, API-key usage flushing, key
+//! maintenance, metrics upkeep; and the one loop they share, which waits a period, runs the
+//! work and stops at shutdown.
 
 use std::future::Future;
 use std::time::Duration;
@@ -48,6 +49,71 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
             self.runtime
                 .alerts
                 .evaluate(crate::telemetry::alerts::unix_ms(), &observations);
+        })
+        .await;
+    }
+}
+
+/// Persists API-key usage every `interval` and once more when the server shuts down.
+pub struct UsageFlusher {
+    pub runtime: std::sync::Arc<crate::reload::Runtime>,
+    pub interval: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for UsageFlusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        every(self.interval, &mut shutdown, || self.save()).await;
+        self.save().await;
+    }
+}
+
+impl UsageFlusher {
+    async fn save(&self) {
+        let runtime = self.runtime.clone();
+        let saved = tokio::task::spawn_blocking(move || runtime.registries.usage.save()).await;
+        if let Ok(Err(e)) = saved {
+            log::error!("cannot save API-key usage: {e}");
+        }
+    }
+}
+
+/// Re-reads the keystore every `interval`: auto-rotation by age and expiry happens on a
+/// long-running gateway too, not only at start and reload.
+pub struct KeyMaintenance {
+    pub runtime: std::sync::Arc<crate::reload::Runtime>,
+    pub interval: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for KeyMaintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        every(self.interval, &mut shutdown, || async {
+            let runtime = self.runtime.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let policy = runtime.policy.load();
+                crate::reload::load_keyring(&runtime.gateway, &policy.config)
+                    .map(|ring| runtime.keyring.store(std::sync::Arc::new(ring)))
+            })
+            .await;
+            if let Ok(Err(e)) = result {
+                log::error!("key maintenance: {e}; the current keys stay in use");
+            }
+        })
+        .await;
+    }
+}
+
+/// Drains histogram samples into their buckets so memory stays flat between scrapes, and
+/// forgets the statistics of routes that are gone.
+pub struct MetricsUpkeep(pub metrics_exporter_prometheus::PrometheusHandle);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for MetricsUpkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        every(Duration::from_secs(5), &mut shutdown, || async {
+            self.0.run_upkeep();
+            crate::telemetry::stats::stats().prune(std::time::Instant::now());
         })
         .await;
     }

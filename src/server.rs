@@ -9,8 +9,9 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, KeyMaintenance, MetricsUpkeep, UsageFlusher};
+use crate::admin::AdminApp;
 use crate::background::AlertEvaluator;
+use crate::background::{KeyMaintenance, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};

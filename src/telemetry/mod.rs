@@ -1,9 +1,10 @@
-//! Telemetry: Prometheus metrics, sliding-window statistics, alerts, recent errors and the JSON
+//! Telemetry: Prometheus metrics, sliding-window statistics, alerts, health, recent errors and the JSON
 //! access log.
 
 pub mod access_log;
 pub mod alerts;
 pub mod errors;
+pub mod health;
 pub mod histogram;
 pub mod metrics;
 pub mod stats;
