@@ -276,6 +276,14 @@ fn main() -> ExitCode {
             eprintln!("{errors}");
             ExitCode::from(EX_CONFIG)
         }
+        Err(StartError::Runtime(quantumvault::reload::ReloadError::Config(errors))) => {
+            eprintln!("{errors}");
+            ExitCode::from(EX_CONFIG)
+        }
+        Err(StartError::Runtime(e)) => {
+            eprintln!("quantumvault: {e}");
+            ExitCode::FAILURE
+        }
         Err(StartError::Other(msg)) => {
             eprintln!("quantumvault: {msg}");
             ExitCode::FAILURE

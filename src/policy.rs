@@ -64,6 +64,20 @@ struct Entry {
     route: Arc<Route>,
 }
 
+/// Why a validated config could not become a running policy (what validation cannot know:
+/// names that do not resolve, rules that do not compile).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PolicyError {
+    #[error("upstream {pool}: {message}")]
+    Upstream { pool: String, message: String },
+    #[error("api key {key}: {message}")]
+    ApiKey { key: String, message: String },
+    #[error("route {route}: no upstream {upstream}")]
+    NoUpstream { route: String, upstream: String },
+    #[error("inspection rules: {0}")]
+    Inspection(String),
+}
+
 pub struct Policy {
     pub generation: u64,
     pub config: PolicyConfig,
@@ -78,11 +92,11 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn build(config: PolicyConfig, generation: u64, reg: &Registries) -> Result<Policy, String> {
+    pub fn build(config: PolicyConfig, generation: u64, reg: &Registries) -> Result<Policy, PolicyError> {
         let pools = reg
             .peers
             .build_pools(&config.upstreams)
-            .map_err(|(pool, msg)| format!("upstream {pool}: {msg}"))?;
+            .map_err(|(pool, message)| PolicyError::Upstream { pool, message })?;
         let access = &config.access;
         let rule = |name: &str| -> Option<Rule> {
             let spec = access.rate_limits.iter().find(|r| r.name == name)?.clone();
@@ -112,13 +126,15 @@ impl Policy {
         let mut keys_by_hash = HashMap::new();
         for k in &access.api_keys {
             // Invariant: validation checked that every key names an existing tier.
-            let tier = tiers
-                .get(&k.tier)
-                .cloned()
-                .ok_or_else(|| format!("api key {}: no tier {}", k.id, k.tier))?;
+            let tier = tiers.get(&k.tier).cloned().ok_or_else(|| PolicyError::ApiKey {
+                key: k.id.clone(),
+                message: format!("no tier {}", k.tier),
+            })?;
             let value = |v: &str| {
-                http::HeaderValue::from_str(v)
-                    .map_err(|_| format!("api key {}: {v:?} cannot be sent in a header", k.id))
+                http::HeaderValue::from_str(v).map_err(|_| PolicyError::ApiKey {
+                    key: k.id.clone(),
+                    message: format!("{v:?} cannot be sent in a header"),
+                })
             };
             keys_by_hash.insert(
                 k.sha256,
@@ -140,7 +156,10 @@ impl Policy {
             let pool = pools
                 .get(&spec.upstream)
                 .cloned()
-                .ok_or_else(|| format!("route {}: no upstream {}", spec.name, spec.upstream))?;
+                .ok_or_else(|| PolicyError::NoUpstream {
+                    route: spec.name.clone(),
+                    upstream: spec.upstream.clone(),
+                })?;
             let limiters = spec.rate_limits.iter().filter_map(|n| rule(n)).collect();
             let allow_header = spec
                 .validation
@@ -163,7 +182,7 @@ impl Policy {
                     })
                     .clone()
             });
-            let inspector = inspector.transpose()?;
+            let inspector = inspector.transpose().map_err(PolicyError::Inspection)?;
             let route = Arc::new(Route {
                 metrics: RouteMetrics::new(&spec.name),
                 spec: spec.clone(),

@@ -50,11 +50,29 @@ pub struct Runtime {
     reload_lock: Mutex<()>,
 }
 
+/// Why the gateway could not start with, or reload to, a configuration. The running policy
+/// stays when a reload fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// gateway.yaml or a policy file is invalid (every error, with file, line and field).
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// The keystore is missing, cannot be unlocked, or is damaged.
+    #[error("{0}")]
+    Keys(String),
+    #[error(transparent)]
+    Kms(#[from] crate::kms::keystore::KmsError),
+    #[error("{0}")]
+    Usage(String),
+}
+
 impl Runtime {
     /// Builds the first policy (generation 1).
-    pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, String> {
+    pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, ReloadError> {
         let keyring = load_keyring(&gateway, &policy)?;
-        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
+        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json"))).map_err(ReloadError::Usage)?;
         let registries = Registries {
             peers: PeerRegistry::default(),
             limiters: LimiterRegistry::default(),
@@ -84,7 +102,7 @@ impl Runtime {
 
     /// Re-reads gateway.yaml and the policy files and swaps in the new policy.
     /// Returns the new generation, or every error found (the running policy stays).
-    pub fn reload(&self, trigger: &str) -> Result<u64, String> {
+    pub fn reload(&self, trigger: &str) -> Result<u64, ReloadError> {
         let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.try_reload();
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,7 +125,7 @@ impl Runtime {
                 Ok(generation)
             }
             Err(e) => {
-                status.last_error = Some(e.clone());
+                status.last_error = Some(e.to_string());
                 status.failed += 1;
                 metrics::reload(false);
                 log::error!("reload ({trigger}) failed; the running policy stays in force:\n{e}");
@@ -116,10 +134,10 @@ impl Runtime {
         }
     }
 
-    fn try_reload(&self) -> Result<(u64, Vec<&'static str>), String> {
-        let gateway = GatewayConfig::load(&self.gateway.path).map_err(|e| e.to_string())?;
+    fn try_reload(&self) -> Result<(u64, Vec<&'static str>), ReloadError> {
+        let gateway = GatewayConfig::load(&self.gateway.path)?;
         let restart_needed = gateway.restart_needed(&self.gateway);
-        let config = PolicyConfig::load(&gateway).map_err(|e| e.to_string())?;
+        let config = PolicyConfig::load(&gateway)?;
         // Keys changed by `quantumvault keys ...` are picked up here too.
         let keyring = load_keyring(&self.gateway, &config)?;
         let current = self.policy.load();
@@ -135,29 +153,26 @@ impl Runtime {
 
 /// Opens the keystore (if there is one), rotates keys that are due, and returns the key ring.
 /// Signing configured without a keystore is an error, never a silent downgrade.
-pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<KeyRing, String> {
+pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<KeyRing, ReloadError> {
     let k = &gateway.keys;
     let wants_signing = policy.access.signing.enabled || policy.routes.iter().any(|r| r.signing.enabled);
     if !k.keystore.exists() {
         if wants_signing {
-            return Err(format!(
+            return Err(ReloadError::Keys(format!(
                 "response signing is enabled but there is no keystore at {}; create it with `quantumvault keys init --config {}`",
                 k.keystore.display(),
                 gateway.path.display()
-            ));
+            )));
         }
         return Ok(KeyRing::default());
     }
-    let source = MasterSource::from_settings(k.key_file.as_deref(), k.passphrase_file.as_deref(), &k.passphrase_env)
-        .map_err(|e| e.to_string())?;
-    let mut ks = Keystore::open(&k.keystore, &source, Arc::new(SoftwareProvider)).map_err(|e| e.to_string())?;
-    let rotated = ks
-        .auto_rotate(k.rotate_after.map(|d| d.as_secs()), k.lifetime.map(|d| d.as_secs()))
-        .map_err(|e| e.to_string())?;
+    let source = MasterSource::from_settings(k.key_file.as_deref(), k.passphrase_file.as_deref(), &k.passphrase_env)?;
+    let mut ks = Keystore::open(&k.keystore, &source, Arc::new(SoftwareProvider))?;
+    let rotated = ks.auto_rotate(k.rotate_after.map(|d| d.as_secs()), k.lifetime.map(|d| d.as_secs()))?;
     for name in rotated {
         log::info!("key {name}: rotated (age or expiry)");
     }
-    let ring = ks.key_ring().map_err(|e| e.to_string())?;
+    let ring = ks.key_ring()?;
     metrics::key_ring(&ring);
     Ok(ring)
 }

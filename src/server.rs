@@ -24,6 +24,8 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] ConfigErrors),
     #[error("{0}")]
+    Runtime(#[from] crate::reload::ReloadError),
+    #[error("{0}")]
     Other(String),
 }
 
@@ -75,7 +77,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     crate::telemetry::stats::init(gateway.monitoring.resolution, gateway.monitoring.enabled);
     let handle = metrics::install();
     metrics::started();
-    let runtime = Arc::new(Runtime::new(gateway.clone(), policy).map_err(StartError::Other)?);
+    let runtime = Arc::new(Runtime::new(gateway.clone(), policy)?);
     let access_log =
         AccessLog::start(&gateway.access_log).map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
 

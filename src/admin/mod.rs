@@ -167,7 +167,7 @@ impl ServeHttp for AdminApp {
                     }
                     Ok(Err(errors)) => json_response(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        json!({"result": "error", "errors": errors.lines().collect::<Vec<_>>(), "generation": self.runtime.policy.load().generation}),
+                        json!({"result": "error", "errors": errors.to_string().lines().collect::<Vec<_>>(), "generation": self.runtime.policy.load().generation}),
                     ),
                     Err(_) => json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
