@@ -185,7 +185,9 @@ pub fn verify_exchange(
         req_headers: &req_headers,
     };
     let lookup = |kid: &str| keys.iter().find(|(k, _, _)| k == kid).map(|(_, a, p)| (*a, p.clone()));
-    for (label, result) in httpsig::verify(&m, input, signature, &lookup, httpsig::Backend::AwsLc)? {
+    for (label, result) in
+        httpsig::verify(&m, input, signature, &lookup, httpsig::Backend::AwsLc).map_err(|e| e.to_string())?
+    {
         match result {
             Ok(v) => lines.push(format!(
                 "ok   signature {label}: keyid={} alg={}{}",

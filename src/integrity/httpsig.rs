@@ -73,18 +73,48 @@ fn path_and_query(uri: &str) -> (&str, Option<&str>) {
     (if path.is_empty() { "/" } else { path }, query)
 }
 
+/// Why a signature could not be made or checked. The messages name the field or parameter,
+/// never key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpSigError {
+    #[error("the target URI has no authority")]
+    NoAuthority,
+    #[error("derived component {0} is not supported here")]
+    UnsupportedDerived(String),
+    #[error("{0} is not visible ASCII")]
+    NotAscii(String),
+    #[error("covered header {0} is missing")]
+    MissingHeader(String),
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error("{field}: {message}")]
+    Syntax { field: &'static str, message: String },
+    #[error("Signature-Input has no signatures")]
+    NoSignatures,
+    #[error("{0}")]
+    Malformed(String),
+    #[error("unknown keyid {0}")]
+    UnknownKey(String),
+    #[error("alg {alg} does not match key {keyid}")]
+    AlgMismatch { alg: String, keyid: String },
+    #[error("no Signature for this label")]
+    NoSignatureForLabel,
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
 /// The value of one covered component (section 2).
-pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, String> {
+pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, HttpSigError> {
     match (c.name.as_str(), c.req) {
         ("@status", false) => Ok(m.status.to_string()),
         ("@method", true) => Ok(m.req_method.to_string()),
         ("@target-uri", true) => Ok(m.req_target_uri.to_string()),
         ("@authority", true) => authority_of(m.req_target_uri)
             .map(|a| a.to_ascii_lowercase())
-            .ok_or_else(|| "no authority".into()),
+            .ok_or(HttpSigError::NoAuthority),
         ("@path", true) => Ok(path_and_query(m.req_target_uri).0.to_string()),
         ("@query", true) => Ok(format!("?{}", path_and_query(m.req_target_uri).1.unwrap_or(""))),
-        (name, _) if name.starts_with('@') => Err(format!("derived component {} is not supported here", c.serialize())),
+        (name, _) if name.starts_with('@') => Err(HttpSigError::UnsupportedDerived(c.serialize())),
         (name, req) => {
             let headers = if req { m.req_headers } else { m.headers };
             let values: Vec<String> = headers
@@ -93,11 +123,11 @@ pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, String>
                 .map(|v| {
                     v.to_str()
                         .map(|s| s.trim().to_string())
-                        .map_err(|_| format!("{name} is not visible ASCII"))
+                        .map_err(|_| HttpSigError::NotAscii(name.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
             if values.is_empty() {
-                return Err(format!("covered header {name} is missing"));
+                return Err(HttpSigError::MissingHeader(name.to_string()));
             }
             Ok(values.join(", "))
         }
@@ -125,7 +155,7 @@ pub fn params_value(components: &[Component], params: &[(String, Param)]) -> Str
 }
 
 /// The signature base (section 2.5).
-pub fn signature_base(components: &[Component], params: &str, m: &Message<'_>) -> Result<String, String> {
+pub fn signature_base(components: &[Component], params: &str, m: &Message<'_>) -> Result<String, HttpSigError> {
     let mut base = String::new();
     for c in components {
         base.push_str(&c.serialize());
@@ -152,7 +182,7 @@ pub fn sign(
     m: &Message<'_>,
     created: u64,
     nonce: &str,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), HttpSigError> {
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
     for k in keys {
@@ -168,7 +198,10 @@ pub fn sign(
             ],
         );
         let base = signature_base(covered, &params, m)?;
-        let sig = k.signer.sign(base.as_bytes()).map_err(|e| e.to_string())?;
+        let sig = k
+            .signer
+            .sign(base.as_bytes())
+            .map_err(|e| HttpSigError::Sign(e.to_string()))?;
         inputs.push(format!("{}={params}", alg.label()));
         sigs.push(format!("{}=:{}:", alg.label(), B64.encode(sig)));
     }
@@ -199,17 +232,22 @@ pub fn verify(
     signature: &str,
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
-) -> Result<Vec<(String, Result<Verified, String>)>, String> {
-    let inputs =
-        sfv::Parser::parse_dictionary(signature_input.as_bytes()).map_err(|e| format!("Signature-Input: {e}"))?;
-    let sigs = sfv::Parser::parse_dictionary(signature.as_bytes()).map_err(|e| format!("Signature: {e}"))?;
+) -> Result<Vec<(String, Result<Verified, HttpSigError>)>, HttpSigError> {
+    let inputs = sfv::Parser::parse_dictionary(signature_input.as_bytes()).map_err(|e| HttpSigError::Syntax {
+        field: "Signature-Input",
+        message: e.to_string(),
+    })?;
+    let sigs = sfv::Parser::parse_dictionary(signature.as_bytes()).map_err(|e| HttpSigError::Syntax {
+        field: "Signature",
+        message: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for (label, entry) in inputs {
         let result = verify_one(m, &label, entry, &sigs, keys, backend);
         out.push((label, result));
     }
     if out.is_empty() {
-        return Err("Signature-Input has no signatures".into());
+        return Err(HttpSigError::NoSignatures);
     }
     Ok(out)
 }
@@ -221,20 +259,21 @@ fn verify_one(
     sigs: &sfv::Dictionary,
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
-) -> Result<Verified, String> {
+) -> Result<Verified, HttpSigError> {
+    let bad = |m: &str| HttpSigError::Malformed(m.to_string());
     let sfv::ListEntry::InnerList(list) = entry else {
-        return Err("not an inner list".into());
+        return Err(bad("not an inner list"));
     };
     let mut covered = Vec::new();
     for item in &list.items {
         let sfv::BareItem::String(name) = &item.bare_item else {
-            return Err("component is not a string".into());
+            return Err(bad("component is not a string"));
         };
         let mut req = false;
         for (k, v) in &item.params {
             match (k.as_str(), v) {
                 ("req", sfv::BareItem::Boolean(true)) => req = true,
-                _ => return Err(format!("component parameter {k} is not supported")),
+                _ => return Err(bad(&format!("component parameter {k} is not supported"))),
             }
         }
         covered.push(Component {
@@ -248,7 +287,7 @@ fn verify_one(
         let p = match v {
             sfv::BareItem::Integer(i) => Param::Int(*i),
             sfv::BareItem::String(s) => Param::Str(s.clone()),
-            _ => return Err(format!("parameter {k} has an unsupported type")),
+            _ => return Err(bad(&format!("parameter {k} has an unsupported type"))),
         };
         match (k.as_str(), &p) {
             ("keyid", Param::Str(s)) => keyid = Some(s.clone()),
@@ -256,23 +295,23 @@ fn verify_one(
             ("tag", Param::Str(s)) => tag = Some(s.clone()),
             ("created", Param::Int(i)) => created = Some(*i),
             ("nonce" | "expires", _) => {}
-            _ => return Err(format!("unexpected parameter {k}")),
+            _ => return Err(bad(&format!("unexpected parameter {k}"))),
         }
         params.push((k.clone(), p));
     }
-    created.ok_or("no created parameter")?;
-    let keyid = keyid.ok_or("no keyid parameter")?;
-    let (key_alg, public) = keys(&keyid).ok_or_else(|| format!("unknown keyid {keyid}"))?;
+    created.ok_or_else(|| bad("no created parameter"))?;
+    let keyid = keyid.ok_or_else(|| bad("no keyid parameter"))?;
+    let (key_alg, public) = keys(&keyid).ok_or_else(|| HttpSigError::UnknownKey(keyid.clone()))?;
     if let Some(a) = &alg_name {
         if SigAlg::parse(a) != Some(key_alg) {
-            return Err(format!("alg {a} does not match key {keyid}"));
+            return Err(HttpSigError::AlgMismatch { alg: a.clone(), keyid });
         }
     }
     let Some(sfv::ListEntry::Item(sig_item)) = sigs.get(label) else {
-        return Err("no Signature for this label".into());
+        return Err(HttpSigError::NoSignatureForLabel);
     };
     let sfv::BareItem::ByteSeq(sig) = &sig_item.bare_item else {
-        return Err("Signature is not a byte sequence".into());
+        return Err(bad("Signature is not a byte sequence"));
     };
     let base = signature_base(&covered, &params_value(&covered, &params), m)?;
     let ok = match backend {
@@ -280,7 +319,7 @@ fn verify_one(
         Backend::RustCrypto => super::sig::verify_rustcrypto(key_alg, &public, base.as_bytes(), sig),
     };
     if !ok {
-        return Err("signature does not verify".into());
+        return Err(HttpSigError::BadSignature);
     }
     Ok(Verified {
         label: label.to_string(),
