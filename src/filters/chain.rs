@@ -28,8 +28,12 @@ pub struct RequestInfo<'a> {
     /// Monotonic nanoseconds (rate limits) and Unix seconds (expiry, quotas); tests inject both.
     pub now_ns: u64,
     pub now_unix: u64,
-    /// Whether Pingora switched keep-alive off while parsing (see `validate`).
+    /// Whether Pingora switched keep-alive off while parsing (see `validate`); false during
+    /// shutdown, when it switches it off for every request.
     pub keepalive_off: bool,
+    /// A request body follows the header: a length above zero, chunked framing, or an HTTP/2
+    /// HEADERS frame without END_STREAM (no length needed there).
+    pub body_follows: bool,
 }
 
 /// What filters learn and later phases use.

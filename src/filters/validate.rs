@@ -81,7 +81,10 @@ impl HeaderScan<'_> {
     /// before any filter runs (RFC 9112 section 6.3: Transfer-Encoding wins, Content-Length is
     /// removed, the connection closes after the response), so the header is gone by the time we
     /// look. What remains is its trace: an HTTP/1.1 request with Transfer-Encoding that did not
-    /// ask to close has had keep-alive switched off. `keepalive_off` is that state.
+    /// ask to close has had keep-alive switched off. `keepalive_off` is that state; the proxy
+    /// passes it as false while the process shuts down, when Pingora switches keep-alive off on
+    /// every request (so a chunked upload then is not mistaken for this; Pingora has framed it by
+    /// Transfer-Encoding alone and closes the connection after it either way).
     fn had_content_length_with_transfer_encoding(&self, req: &RequestHeader, keepalive_off: bool) -> bool {
         req.version == http::Version::HTTP_11 && self.transfer_encoding && !self.asks_close && keepalive_off
     }
@@ -142,7 +145,7 @@ impl RequestFilter for Validation {
             return Err(Denial::new(413, "body_too_large", "the request body is too large"));
         }
         if let Some(types) = &v.content_types {
-            if scan.has_body() {
+            if scan.has_body() || r.body_follows {
                 let media = req
                     .headers
                     .get(http::header::CONTENT_TYPE)

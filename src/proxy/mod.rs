@@ -62,6 +62,7 @@ impl Gateway {
         if denial.status == 404 {
             ctx.error = Some(GatewayError::NoRoute);
         }
+        drain_h2_body(session).await;
         let result = self
             .write_gateway_response(
                 session,
@@ -146,6 +147,26 @@ impl Gateway {
     }
 }
 
+/// Before an HTTP/2 request is refused, reads (and drops) the rest of its body, up to 256 KiB
+/// or one second: a refusal sent while the client is still sending makes Pingora reset the
+/// stream, and clients (curl among them) then report a stream error instead of the answer.
+/// Past the bound the refusal goes out anyway.
+async fn drain_h2_body(session: &mut Session) {
+    if session.req_header().version != http::Version::HTTP_2 || session.is_body_done() {
+        return;
+    }
+    let drain = async {
+        let mut read = 0usize;
+        while read < 256 * 1024 {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+}
+
 /// Decrements the in-flight gauge however the request ends.
 pub struct InFlight(metrics::Gauge);
 
@@ -176,6 +197,8 @@ pub struct Ctx {
     filters: FilterState,
     tls: bool,
     body_seen: u64,
+    /// Upstream attempts so far (peer choices; a retry to the same peer counts too).
+    attempts: u32,
     /// Request body held for inspection until it is complete (or over the route's bound).
     inspect_buf: Option<bytes::BytesMut>,
     /// The body was inspected (or passed the bound) and is streaming through.
@@ -188,6 +211,19 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A new upstream attempt. On a retry Pingora replays the body it buffered through the
+    /// body phase again, from the start: the body count and the inspection hold start over
+    /// too, or a retried body would count twice against `max_body` and a body held when the
+    /// first attempt failed would be forwarded with its first part twice.
+    fn begin_attempt(&mut self) {
+        self.attempts += 1;
+        if self.attempts > 1 {
+            self.body_seen = 0;
+            self.inspect_buf = None;
+            self.inspect_done = false;
+        }
+    }
+
     /// A peer is about to be tried (the first try starts the upstream clock).
     fn upstream_begin(&mut self) {
         self.upstream_started.get_or_insert_with(Instant::now);
@@ -278,6 +314,7 @@ impl ProxyHttp for Gateway {
             filters: FilterState::default(),
             tls: false,
             body_seen: 0,
+            attempts: 0,
             inspect_buf: None,
             inspect_done: false,
             upstream_started: None,
@@ -345,6 +382,7 @@ impl ProxyHttp for Gateway {
         for name in &remove {
             session.req_header_mut().remove_header(name);
         }
+        let body_follows = !session.is_body_empty();
         let req = session.req_header();
         // The forwarding header is only read when a trusted proxy could have written it.
         let ip = if access.trusted_proxies.is_empty() {
@@ -368,7 +406,8 @@ impl ProxyHttp for Gateway {
             policy: &ctx.policy,
             now_ns: crate::filters::rate_limit_clock_at(ctx.started),
             now_unix: crate::usage::unix_now(),
-            keepalive_off: session.as_downstream().get_keepalive().is_none(),
+            keepalive_off: session.as_downstream().get_keepalive().is_none() && !session.is_process_shutting_down(),
+            body_follows,
         };
         if ctx.canonical.path == KEY_DIRECTORY_PATH
             && (req.method == http::Method::GET || req.method == http::Method::HEAD)
@@ -418,6 +457,7 @@ impl ProxyHttp for Gateway {
         ctx.tried.push(idx);
         ctx.peer = Some(idx);
         ctx.upstream_begin();
+        ctx.begin_attempt();
         Ok(Box::new(pool.http_peer(idx)))
     }
 

@@ -164,6 +164,24 @@ impl Gateway {
         }
         self.prepare_upstream(session, &mut up_req, ctx)
             .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
+        // A body without a length (HTTP/2 DATA frames, or an HTTP/1.0 client) goes out chunked:
+        // Pingora's HTTP/1 client frames a request with neither Content-Length nor
+        // Transfer-Encoding as empty, and the body would be lost.
+        if !session.is_body_empty()
+            && !up_req.headers.contains_key(http::header::CONTENT_LENGTH)
+            && !up_req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        {
+            up_req
+                .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+        }
+        // A held, signed response cannot be a protocol switch, so this hop does not offer one:
+        // `Upgrade` and `Connection` are hop-by-hop (RFC 9110 7.6.1, 7.8) and an intermediary
+        // that does not take the upgrade removes them; the upstream answers the plain request,
+        // and that answer is signed. (The headers `Connection` named are already gone, as on
+        // the proxy path.) Pingora's connector writes its own keep-alive `Connection`.
+        up_req.remove_header(&http::header::UPGRADE);
+        up_req.remove_header(&http::header::CONNECTION);
 
         let idempotent = up_req.method.is_idempotent();
         let (mut up, peer) = loop {

@@ -235,3 +235,142 @@ fn unloadable_trust_store_is_a_clear_start_error() {
         "{stderr}"
     );
 }
+
+/// Runs curl with `stdin` piped in (an upload of unknown length with `-T -`).
+fn curl_stdin(args: &[&str], stdin: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Signing routes and proxy routes treat requests alike: an HTTP/2 body without a length
+/// arrives whole, the `content_types` allowlist applies to it, and headers named in
+/// `Connection` are removed. (`Upgrade` is the one difference, and documented: a signing route
+/// cannot hold a protocol switch, so it does not offer it upstream.)
+#[test]
+fn signing_and_proxy_routes_treat_requests_alike() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let (cert, key, ca) = (
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem"),
+        certs.path().join("ca.pem"),
+    );
+    let up = echo("u");
+    let key_file = certs.path().join("master.key");
+    std::fs::write(&key_file, "5b".repeat(32)).unwrap();
+    let policy = format!(
+        "upstreams:\n  - {{ name: u, peers: [\"{}\"] }}\n\
+routes:\n\
+  - {{ name: signed, path_prefix: /signed/, upstream: u, signing: {{ enabled: true, algorithm: ecdsa-p256 }} }}\n\
+  - {{ name: plain, path_prefix: /plain/, upstream: u }}\n\
+  - {{ name: signed-typed, path_prefix: /signed-typed/, upstream: u, signing: {{ enabled: true, algorithm: ecdsa-p256 }}, validation: {{ content_types: [application/json] }} }}\n\
+  - {{ name: plain-typed, path_prefix: /plain-typed/, upstream: u, validation: {{ content_types: [application/json] }} }}\n",
+        up.addr()
+    );
+    let extra = format!("keys:\n  key_file: {}\n", key_file.display());
+    let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
+        with_tls_listener(conf, &cert, &key);
+        let out = Command::new(bin())
+            .args(["keys", "init", "--config"])
+            .arg(conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    });
+    let port = gw.listen.port().to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = |p: &str| format!("https://localhost:{port}{p}");
+    let ca_arg = ca.to_str().unwrap();
+    let body = vec![b'a'; 70_000];
+    let body_json = |r: &str| -> serde_json::Value {
+        let (_, b) = r.split_once("\r\n\r\n").unwrap_or(("", ""));
+        serde_json::from_str(b).unwrap_or(serde_json::Value::Null)
+    };
+    for route in ["/signed/", "/plain/"] {
+        // HTTP/2 upload of unknown length: DATA frames, no content-length.
+        let r = curl_stdin(
+            &[
+                "--http2",
+                "--cacert",
+                ca_arg,
+                "--resolve",
+                &resolve,
+                "-X",
+                "POST",
+                "-T",
+                "-",
+                &url(&format!("{route}up")),
+            ],
+            &body,
+        );
+        assert!(r.starts_with("HTTP/2 200"), "{route}: {r}");
+        assert_eq!(
+            body_json(&r)["body_bytes"],
+            70_000,
+            "{route}: the body arrived whole: {r}"
+        );
+        if route == "/signed/" {
+            assert!(r.to_ascii_lowercase().contains("\nsignature: "), "{r}");
+        }
+    }
+    for route in ["/signed-typed/", "/plain-typed/"] {
+        let r = curl_stdin(
+            &[
+                "--http2",
+                "--cacert",
+                ca_arg,
+                "--resolve",
+                &resolve,
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: text/plain",
+                "-T",
+                "-",
+                &url(&format!("{route}up")),
+            ],
+            b"hello",
+        );
+        assert!(
+            r.starts_with("HTTP/2 415"),
+            "{route}: the allowlist applies to bodies without a length: {r}"
+        );
+    }
+    for route in ["/signed/", "/plain/"] {
+        let r = curl(&[
+            "--http1.1",
+            "--cacert",
+            ca_arg,
+            "--resolve",
+            &resolve,
+            "-H",
+            "Connection: keep-alive, X-Secret",
+            "-H",
+            "X-Secret: 1",
+            "-H",
+            "Keep-Alive: timeout=5",
+            &url(&format!("{route}hop")),
+        ]);
+        assert!(r.starts_with("HTTP/1.1 200"), "{route}: {r}");
+        let headers = &body_json(&r)["headers"];
+        assert!(
+            headers.get("x-secret").is_none(),
+            "{route}: a Connection-listed header reached the upstream: {r}"
+        );
+        assert!(headers.get("keep-alive").is_none(), "{route}: {r}");
+    }
+}

@@ -197,3 +197,71 @@ fn non_idempotent_requests_are_not_retried() {
     );
     assert!(statuses.contains(&200), "{statuses:?}");
 }
+
+/// Bodies the recording upstream received, one per answered request.
+static RECEIVED: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// As `closes_reused_connections`, reading each first request's Content-Length body and
+/// recording it before it answers.
+fn records_bodies_and_closes_reused(mut stream: TcpStream, connections: &AtomicUsize) {
+    connections.fetch_add(1, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .unwrap_or(0);
+            while seen.len() < end + 4 + len {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            RECEIVED.lock().unwrap().push(seen[end + 4..end + 4 + len].to_vec());
+            seen.drain(..end + 4 + len);
+            answer_ok(&mut stream);
+            // The next request on this connection: close without answering.
+            let mut rest = Vec::new();
+            read_head(&mut stream, &mut rest);
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A PUT whose pooled connection turns out dead is retried with its body replayed: the body
+/// reaches the upstream once, byte for byte, and the replay neither counts twice against the
+/// route's body limit (600 bytes under a 1,000-byte limit) nor duplicates what inspection held.
+#[test]
+fn a_retried_request_forwards_its_body_once() {
+    let (addr, connections) = raw_upstream(records_bodies_and_closes_reused);
+    let policy = format!(
+        "upstreams:\n  - name: pool\n    peers: [\"{addr}\"]\n    retries: 1\n\
+routes:\n  - name: all\n    path_prefix: /\n    upstream: pool\n    validation: {{ max_body: 1000 }}\n    inspection: {{ mode: block }}\n"
+    );
+    let gw = Gateway::start(&policy);
+    let body = format!("{{\"note\":\"{}\"}}", "x".repeat(589));
+    assert_eq!(body.len(), 600);
+    for i in 0..4 {
+        let req = format!(
+            "PUT /item HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 600\r\nConnection: close\r\n\r\n{body}"
+        );
+        let answer = raw(gw.listen, req.as_bytes());
+        assert_eq!(status_of(&answer), 200, "request {i}: {answer}");
+    }
+    assert!(
+        connections.load(Ordering::SeqCst) >= 4,
+        "the requests after the first were retried"
+    );
+    let received = RECEIVED.lock().unwrap();
+    assert_eq!(received.len(), 4);
+    for r in received.iter() {
+        assert_eq!(r, body.as_bytes(), "the upstream received the body once, intact");
+    }
+}
