@@ -323,7 +323,8 @@ pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], e
         if found.is_some() {
             return found;
         }
-        covered |= declared == Kind::Form;
+        // A declared form that does not look like one (`1' OR '1'='1`) is in doubt.
+        covered |= declared == Kind::Form && looks_like_form(text);
     }
     if is(Kind::Multipart) {
         let mut candidates = param_values(ct, "boundary");
@@ -665,6 +666,13 @@ mod tests {
         // Declared as a form, sent as JSON: walked as JSON too.
         let f = found(Some("application/x-www-form-urlencoded"), json).unwrap();
         assert_eq!(f.class, Class::Sqli);
+        // Declared a form, but no form: raw text too (the pairs split the payload apart).
+        assert_eq!(
+            found(Some("application/x-www-form-urlencoded"), SQLI.as_bytes())
+                .unwrap()
+                .location,
+            "body"
+        );
         // Declared JSON, sent as a form.
         assert!(found(Some("application/json"), b"q=1%27%20OR%20%271%27%3D%271").is_some());
         // Benign bodies of each kind pass.

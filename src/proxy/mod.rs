@@ -335,7 +335,12 @@ impl ProxyHttp for Gateway {
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
             }
         }
-        self.inspect_body_chunk(session, body, end, ctx)
+        self.inspect_body_chunk(session, body, end, ctx)?;
+        // A held chunk leaves nothing to send yet; `None` would tell Pingora the body ended.
+        if !end && body.is_none() {
+            *body = Some(bytes::Bytes::new());
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Box<Ctx>) -> Result<Box<HttpPeer>> {
