@@ -497,3 +497,30 @@ fn bodies_over_the_bound_are_refused_cleanly_or_passed_when_configured() {
         "{metrics}"
     );
 }
+
+/// In detect mode a body finding cannot reach the upstream in `X-QV-Inspection`: Pingora has
+/// written the upstream request header before the body phase runs. It is in the metric and the
+/// access log, and the body is forwarded whole.
+#[test]
+fn detect_mode_body_findings_are_counted_and_logged() {
+    let (_up, gw) = body_gateway();
+    let body = format!(r#"{{"q":"{SQLI}"}}"#);
+    let resp = post(&gw, "/watch/x", "Content-Type: text/plain\r\n", body.as_bytes());
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    let echoed = json_of(&resp);
+    assert_eq!(echoed["body_bytes"], body.len());
+    assert!(echoed["headers"].get("x-qv-inspection").is_none(), "{echoed}");
+    let metrics = get(&gw.admin_url("/metrics")).body;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("quantumvault_inspection_findings_total{route=\"watch\",class=\"sqli\"")
+                && l.contains("action=\"detect\"")
+        ),
+        "{metrics}"
+    );
+    gw.wait_for(5, "access log", || {
+        std::fs::read_to_string(gw.path("access.log"))
+            .unwrap_or_default()
+            .contains("inspection_rule")
+    });
+}
