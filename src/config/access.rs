@@ -188,9 +188,12 @@ pub struct RawInspection {
     pub mode: Option<String>,
     #[serde(default)]
     pub paranoia: Option<u8>,
-    /// Bodies are inspected up to this size.
+    /// Bodies are inspected up to this size (after decompression).
     #[serde(default, deserialize_with = "de::opt_byte_size")]
     pub max_body: Option<u64>,
+    /// A body over `max_body`: `refuse` (413, the default) or `pass` (its tail uninspected).
+    #[serde(default)]
+    pub oversize: Option<String>,
     /// Rule ids switched off (the false-positive workflow).
     #[serde(default)]
     pub disabled_rules: Option<Vec<u32>>,

@@ -263,12 +263,23 @@ pub enum InspectionMode {
     Block,
 }
 
+/// What happens to a body larger than `inspection.max_body` (compressed or decompressed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// 413: nothing reaches the upstream uninspected.
+    Refuse,
+    /// The prefix is inspected, the rest streams through (counted in
+    /// `quantumvault_inspection_oversize_total`).
+    Pass,
+}
+
 /// Request inspection of a route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InspectionSpec {
     pub mode: InspectionMode,
     pub paranoia: u8,
     pub max_body: u64,
+    pub oversize: Oversize,
     pub disabled_rules: Vec<u32>,
     pub exclude_params: Vec<String>,
 }
@@ -279,6 +290,7 @@ impl Default for InspectionSpec {
             mode: InspectionMode::Off,
             paranoia: 1,
             max_body: 1 << 20,
+            oversize: Oversize::Refuse,
             disabled_rules: Vec::new(),
             exclude_params: Vec::new(),
         }
@@ -303,6 +315,13 @@ fn merge_inspection(base: &InspectionSpec, raw: &RawInspection) -> Result<Inspec
     }
     if let Some(m) = raw.max_body {
         s.max_body = m;
+    }
+    if let Some(o) = &raw.oversize {
+        s.oversize = match o.as_str() {
+            "refuse" => Oversize::Refuse,
+            "pass" => Oversize::Pass,
+            other => return Err(("oversize".into(), format!("{other:?} is not one of refuse, pass"))),
+        };
     }
     if let Some(d) = &raw.disabled_rules {
         // Ids are checked against the built-in and the policy's own rules once all files are read.
@@ -1557,6 +1576,19 @@ mod tests {
         assert!(e.0[0].message.contains("not host:port"), "{e}");
         let e = load(&GOOD.replace("path_prefix: /", "path_prefix: [1]")).unwrap_err();
         assert!(e.0[0].message.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn inspection_oversize_defaults_to_refuse_and_is_checked() {
+        let p = load(&format!("inspection:\n  mode: block\n{GOOD}")).unwrap();
+        assert_eq!(p.routes[0].inspection.oversize, Oversize::Refuse);
+        let p = load(&format!("inspection:\n  mode: block\n  oversize: pass\n{GOOD}")).unwrap();
+        assert_eq!(p.routes[0].inspection.oversize, Oversize::Pass);
+        let e = load(&format!("inspection:\n  oversize: drop\n{GOOD}")).unwrap_err();
+        assert_eq!(e.0[0].field, "inspection.oversize", "{e}");
+        assert!(e.0[0].message.contains("not one of refuse, pass"), "{e}");
+        let e = load(&format!("inspection:\n  over_size: pass\n{GOOD}")).unwrap_err();
+        assert!(e.0[0].message.contains("unknown field `over_size`"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,24 @@
 //! Request inspection in the filter chain: path, query, headers and cookies here; bodies in the
-//! proxy's body phase ([`inspect_body`]). `block` answers 403 naming the rule id and class
+//! proxy's body phase ([`body_chunk`]). `block` answers 403 naming the rule id and class
 //! (never echoing the payload); `detect` forwards with `X-QV-Inspection` and counts.
+//!
+//! Whatever the mode, a request the gateway cannot inspect is refused on an inspected route
+//! rather than passed unseen: a `Content-Encoding` other than gzip or deflate (415), a charset
+//! whose ASCII range is not ASCII (415), two `Content-Type` fields (400), a body that does not
+//! decode (400), and, unless `inspection.oversize` is `pass`, a body over `inspection.max_body`
+//! before or after decompression (413).
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::RequestHeader;
 
 use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
-use crate::config::policy::InspectionMode;
+use crate::config::policy::{InspectionMode, InspectionSpec, Oversize};
+use crate::inspect::body::{self, BodyError};
 use crate::inspect::extract::{inspect, RequestView};
 use crate::inspect::Finding;
+use crate::policy::Route;
 
 pub struct Inspection;
 
@@ -19,6 +32,18 @@ pub fn blocked(f: &Finding) -> Denial {
         ))
 }
 
+/// The refusal of a body the gateway cannot inspect.
+fn refused(e: BodyError) -> Denial {
+    let (status, code, reason) = match e {
+        BodyError::UnsupportedEncoding => (415, "unsupported_content_encoding", "inspection_encoding"),
+        BodyError::UnsupportedCharset => (415, "unsupported_charset", "inspection_charset"),
+        BodyError::AmbiguousContentType => (400, "ambiguous_content_type", "inspection_content_type"),
+        BodyError::TooLarge => (413, "body_too_large", "inspection_oversize"),
+        BodyError::Corrupt => (400, "invalid_content_encoding", "inspection_encoding"),
+    };
+    Denial::new(status, code, "").with_message(e.to_string()).reason(reason)
+}
+
 pub fn record(route: &str, f: &Finding, action: &'static str) {
     metrics::counter!(
         "quantumvault_inspection_findings_total",
@@ -30,6 +55,61 @@ pub fn record(route: &str, f: &Finding, action: &'static str) {
     .increment(1);
 }
 
+/// The request's one `Content-Type` (read lossily), or a refusal when it has two: the gateway
+/// and the application could each pick a different one.
+fn content_type(req: &RequestHeader) -> Result<Option<Cow<'_, str>>, BodyError> {
+    let mut values = req.headers.get_all(http::header::CONTENT_TYPE).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(BodyError::AmbiguousContentType);
+    }
+    Ok(first.map(|v| String::from_utf8_lossy(v.as_bytes())))
+}
+
+fn codings(req: &RequestHeader) -> Result<Vec<body::Coding>, BodyError> {
+    body::content_codings(
+        req.headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// What refuses a body before any of it is read: how it is encoded and typed, and a declared
+/// length over the bound. A request that says it has no body (`Content-Length: 0`, or HTTP/1
+/// without a length or chunking) is not refused for its encoding.
+fn check_body_headers(req: &RequestHeader, spec: &InspectionSpec) -> Result<(), BodyError> {
+    let length = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let no_body = length == Some(0)
+        || (length.is_none()
+            && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+            && req.version < http::Version::HTTP_2);
+    if no_body {
+        return Ok(());
+    }
+    codings(req)?;
+    if let Some(ct) = content_type(req)? {
+        body::charset(&ct)?;
+    }
+    if length.is_some_and(|n| n > spec.max_body) && spec.oversize == Oversize::Refuse {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(())
+}
+
+/// Every header as text: non-ASCII bytes (obs-text, Latin-1 or UTF-8 alike) read lossily as
+/// U+FFFD, so a value is never skipped for holding one.
+fn header_values(req: &RequestHeader) -> Vec<(&str, Cow<'_, str>)> {
+    req.headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+        .collect()
+}
+
 impl RequestFilter for Inspection {
     fn name(&self) -> &'static str {
         "inspection"
@@ -39,21 +119,19 @@ impl RequestFilter for Inspection {
         let Some(route) = r.route else { return Ok(()) };
         let Some(insp) = &route.inspector else { return Ok(()) };
         let spec = &route.spec.inspection;
-        let raw = std::str::from_utf8(r.req.raw_path()).unwrap_or("");
+        check_body_headers(r.req, spec).map_err(refused)?;
+        // Non-ASCII bytes are read lossily (U+FFFD), never a reason to skip a value: the
+        // application may decode them as Latin-1 or UTF-8, and the ASCII around them is the same.
+        let raw = String::from_utf8_lossy(r.req.raw_path());
         let (path, query) = match raw.split_once('?') {
             Some((p, q)) => (p, Some(q)),
-            None => (raw, None),
+            None => (raw.as_ref(), None),
         };
-        let headers: Vec<(&str, &str)> = r
-            .req
-            .headers
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-            .collect();
+        let values = header_values(r.req);
         let view = RequestView {
             path,
             query,
-            headers,
+            headers: values.iter().map(|(k, v)| (*k, v.as_ref())).collect(),
             content_type: None,
             body: None,
             exclude: &spec.exclude_params,
@@ -71,5 +149,195 @@ impl RequestFilter for Inspection {
             }
             InspectionMode::Off => Ok(()),
         }
+    }
+}
+
+/// A request body on its way through the body phase.
+#[derive(Default)]
+pub struct BodyHold {
+    /// Held until the body is complete (or over the bound).
+    buf: BytesMut,
+    /// Inspected (or passed over the bound): the rest streams through.
+    done: bool,
+    /// Over the bound with `oversize: refuse`: the rest is read and dropped, and the refusal
+    /// answered at the end, so the client is not reset while it is still sending.
+    refusing: Option<Denial>,
+}
+
+/// Holds the request body of an inspected route until it is complete (up to the route's
+/// `inspection.max_body`), decompresses and inspects it, then releases it upstream in one
+/// piece, as it came (still compressed). A finding blocks (`Err`) or, in `detect` mode, is
+/// kept in `finding`. Over the bound the body is refused, or with `oversize: pass` its prefix
+/// is inspected and the rest streams through (counted).
+pub fn body_chunk(
+    route: &Route,
+    req: &RequestHeader,
+    hold: &mut BodyHold,
+    finding: &mut Option<Finding>,
+    body: &mut Option<Bytes>,
+    end: bool,
+) -> Result<(), Denial> {
+    let Some(insp) = route.inspector.as_ref() else {
+        return Ok(());
+    };
+    if hold.done {
+        return Ok(());
+    }
+    let spec = &route.spec.inspection;
+    if let Some(denial) = &hold.refusing {
+        *body = None;
+        return if end { Err(denial.clone()) } else { Ok(()) };
+    }
+    if let Some(chunk) = body.take() {
+        hold.buf.extend_from_slice(&chunk);
+    }
+    let max = spec.max_body;
+    let over = hold.buf.len() as u64 > max;
+    if over && spec.oversize == Oversize::Refuse {
+        hold.buf = BytesMut::new();
+        hold.refusing = Some(refused(BodyError::TooLarge));
+        return body_chunk(route, req, hold, finding, body, end);
+    }
+    if !end && !over {
+        return Ok(()); // hold
+    }
+    let held = std::mem::take(&mut hold.buf).freeze();
+    hold.done = true;
+    let prefix = &held[..held.len().min(max as usize)];
+    let mut oversize = over;
+    let codings = codings(req).map_err(refused)?;
+    let decoded: Cow<'_, [u8]> = if codings.is_empty() {
+        Cow::Borrowed(prefix)
+    } else {
+        match body::decode(prefix, &codings, max) {
+            Ok(d) => Cow::Owned(d),
+            Err((_, BodyError::TooLarge)) if spec.oversize == Oversize::Refuse => {
+                return Err(refused(BodyError::TooLarge));
+            }
+            Err((mut partial, BodyError::TooLarge)) => {
+                oversize = true;
+                partial.truncate(max as usize);
+                Cow::Owned(partial)
+            }
+            // A prefix cut at the bound ends mid-stream: what decoded so far is inspected.
+            Err((partial, _)) if over => Cow::Owned(partial),
+            Err((_, e)) => return Err(refused(e)),
+        }
+    };
+    if oversize {
+        crate::telemetry::metrics::unsigned_inspection_oversize(&route.spec.name);
+    }
+    let ct = content_type(req).map_err(refused)?;
+    if let Some(f) = body::inspect_body(insp, ct.as_deref(), &decoded, &spec.exclude_params) {
+        match spec.mode {
+            InspectionMode::Block => {
+                record(&route.spec.name, &f, "block");
+                return Err(blocked(&f));
+            }
+            _ => {
+                record(&route.spec.name, &f, "detect");
+                finding.get_or_insert(f);
+            }
+        }
+    }
+    *body = (!held.is_empty()).then_some(held);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &[u8])]) -> RequestHeader {
+        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+        for (name, value) in headers {
+            req.append_header(name.to_string(), http::HeaderValue::from_bytes(value).unwrap())
+                .unwrap();
+        }
+        req
+    }
+
+    fn spec(max_body: u64, oversize: Oversize) -> InspectionSpec {
+        InspectionSpec {
+            mode: InspectionMode::Block,
+            max_body,
+            oversize,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn header_values_with_non_ascii_bytes_are_inspected() {
+        let insp = crate::inspect::Inspector::new(1, &[]);
+        for value in [b"id=' OR '1'='1\xe9".as_slice(), "id=' OR '1'='1é".as_bytes()] {
+            let req = request(&[("Cookie", value), ("X-Note", &value[3..])]);
+            let values = header_values(&req);
+            assert_eq!(values.len(), 2);
+            for (name, v) in &values {
+                let view = RequestView {
+                    path: "/",
+                    query: None,
+                    headers: vec![(name, v.as_ref())],
+                    content_type: None,
+                    body: None,
+                    exclude: &[],
+                };
+                let f = inspect(&insp, &view).unwrap_or_else(|| panic!("{name}: {v}"));
+                assert_eq!(f.class, crate::inspect::Class::Sqli);
+            }
+        }
+    }
+
+    #[test]
+    fn body_headers_that_cannot_be_inspected_are_refused() {
+        let s = spec(100, Oversize::Refuse);
+        let check = |h: &[(&str, &[u8])]| check_body_headers(&request(h), &s).err();
+        let len: (&str, &[u8]) = ("Content-Length", b"10");
+        assert_eq!(check(&[len, ("Content-Encoding", b"GZIP")]), None);
+        assert_eq!(check(&[len, ("Content-Encoding", b"deflate")]), None);
+        assert_eq!(
+            check(&[len, ("Content-Encoding", b"br")]),
+            Some(BodyError::UnsupportedEncoding)
+        );
+        assert_eq!(
+            check(&[("Transfer-Encoding", b"chunked"), ("Content-Encoding", b"zstd")]),
+            Some(BodyError::UnsupportedEncoding)
+        );
+        // No body: the encoding does not matter.
+        assert_eq!(check(&[("Content-Encoding", b"br")]), None);
+        assert_eq!(check(&[("Content-Length", b"0"), ("Content-Encoding", b"br")]), None);
+        assert_eq!(
+            check(&[
+                len,
+                ("Content-Type", b"text/plain"),
+                ("Content-Type", b"application/json")
+            ]),
+            Some(BodyError::AmbiguousContentType)
+        );
+        assert_eq!(
+            check(&[
+                len,
+                ("Content-Type", b"application/x-www-form-urlencoded; charset=ibm037")
+            ]),
+            Some(BodyError::UnsupportedCharset)
+        );
+        assert_eq!(check(&[("Content-Length", b"101")]), Some(BodyError::TooLarge));
+        let pass = spec(100, Oversize::Pass);
+        assert_eq!(
+            check_body_headers(&request(&[("Content-Length", b"101")]), &pass),
+            Ok(())
+        );
+        // An unsupported encoding is refused in detect mode too: it cannot be inspected.
+        let detect = InspectionSpec {
+            mode: InspectionMode::Detect,
+            ..spec(100, Oversize::Pass)
+        };
+        assert_eq!(
+            check_body_headers(&request(&[len, ("Content-Encoding", b"x-foo")]), &detect),
+            Err(BodyError::UnsupportedEncoding)
+        );
+        let d = refused(BodyError::UnsupportedEncoding);
+        assert_eq!((d.status, d.code), (415, "unsupported_content_encoding"));
+        assert_eq!(refused(BodyError::TooLarge).status, 413);
     }
 }

@@ -35,7 +35,7 @@ pub struct RequestView<'a> {
     pub exclude: &'a [String],
 }
 
-fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
+pub(super) fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
@@ -44,7 +44,7 @@ fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 /// Walks a JSON document value by value as it parses, without building it: every string (key
 /// or value) goes to `check` in document order, borrowed from the body when it has no escapes;
 /// values under an excluded key are skipped unread. Parsing stops at the first finding.
-mod json_walk {
+pub(super) mod json_walk {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
     use crate::inspect::Finding;
@@ -167,7 +167,7 @@ mod json_walk {
 
 /// JSON string escapes decoded anywhere in `text` (`\uXXXX`, with lone surrogates as U+FFFD,
 /// and the one-letter escapes); everything else is kept as it is.
-fn json_unescape_lossy(text: &str) -> String {
+pub(super) fn json_unescape_lossy(text: &str) -> String {
     if !text.contains('\\') {
         return text.to_string();
     }
@@ -236,48 +236,7 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
             return Some(f);
         }
     }
-    let body = r.body?;
-    let ct = r.content_type.unwrap_or("").to_ascii_lowercase();
-    if ct.contains("json") {
-        if let Some(found) = json_walk::walk(body, r.exclude, |s| insp.check(s, false, "json")) {
-            return found;
-        }
-        // Not JSON to serde_json (cut at the inspection bound, or a number or escape that other
-        // parsers accept but this one refuses): inspect the whole body as text, with JSON's
-        // string escapes decoded so `\u0027` cannot hide a quote. Exclusions cannot apply here.
-        return insp.check(&json_unescape_lossy(&String::from_utf8_lossy(body)), false, "body");
-    }
-    let text = String::from_utf8_lossy(body);
-    if ct.starts_with("application/x-www-form-urlencoded") {
-        return pairs(&text)
-            .filter(|(k, _)| !r.exclude.iter().any(|e| e == k))
-            .find_map(|(k, v)| insp.check(k, true, "form").or_else(|| insp.check(v, true, "form")));
-    }
-    if ct.starts_with("multipart/form-data") {
-        // The boundary is case-sensitive: take it from the original header.
-        let orig = r.content_type.unwrap_or("");
-        let boundary = ct.find("boundary=").map(|i| {
-            orig[i + 9..]
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"')
-                .to_string()
-        });
-        if let Some(b) = boundary.filter(|b| !b.is_empty()) {
-            let delim = format!("--{b}");
-            for part in text.split(delim.as_str()) {
-                let content = part.split_once("\r\n\r\n").map(|(_, c)| c).unwrap_or("");
-                let content = content.strip_suffix("\r\n").unwrap_or(content);
-                if let Some(f) = insp.check(content, false, "multipart") {
-                    return Some(f);
-                }
-            }
-        }
-        return None;
-    }
-    None
+    super::body::inspect_body(insp, r.content_type, r.body?, r.exclude)
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! header injection, detected on normalised values the way a web application firewall does.
 //! The gateway detects and blocks or flags; it never rewrites a payload.
 //!
-//! What is inspected: the path, query parameter names and values, selected headers, cookies,
-//! and bodies (JSON walked value by value, form-urlencoded, multipart form fields).
+//! What is inspected: the path, query parameter names and values, selected headers, cookies
+//! (non-ASCII bytes read lossily, never skipped), and bodies ([`body`]: decompressed, sniffed,
+//! JSON walked value by value, form-urlencoded, multipart part headers and contents, XML, and
+//! raw text whenever the structure is in doubt).
 
+pub mod body;
 pub mod extract;
 pub mod normalize;
 pub mod rules;

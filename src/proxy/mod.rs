@@ -20,7 +20,7 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::canonical::CanonicalRequest;
 use crate::errors::{self, GatewayError, NO_PEER};
 use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
-use crate::filters::{client_ip, security_headers, validate};
+use crate::filters::{client_ip, inspection, security_headers, validate};
 use crate::kms::keystore::KeyRing;
 use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
@@ -200,9 +200,7 @@ pub struct Ctx {
     /// Upstream attempts so far (peer choices; a retry to the same peer counts too).
     attempts: u32,
     /// Request body held for inspection until it is complete (or over the route's bound).
-    inspect_buf: Option<bytes::BytesMut>,
-    /// The body was inspected (or passed the bound) and is streaming through.
-    inspect_done: bool,
+    inspect_body: inspection::BodyHold,
     /// When the first upstream peer was chosen, and how long after that its response header
     /// arrived: the upstream's share of the request, apart from gateway overhead.
     upstream_started: Option<Instant>,
@@ -219,8 +217,7 @@ impl Ctx {
         self.attempts += 1;
         if self.attempts > 1 {
             self.body_seen = 0;
-            self.inspect_buf = None;
-            self.inspect_done = false;
+            self.inspect_body = Default::default();
         }
     }
 
@@ -315,8 +312,7 @@ impl ProxyHttp for Gateway {
             tls: false,
             body_seen: 0,
             attempts: 0,
-            inspect_buf: None,
-            inspect_done: false,
+            inspect_body: Default::default(),
             upstream_started: None,
             upstream_took: None,
             _in_flight: InFlight(self.in_flight.clone()),
@@ -443,7 +439,12 @@ impl ProxyHttp for Gateway {
                 return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
             }
         }
-        self.inspect_body_chunk(session, body, end, ctx)
+        self.inspect_body_chunk(session, body, end, ctx)?;
+        // A held chunk leaves nothing to send yet; `None` would tell Pingora the body ended.
+        if !end && body.is_none() {
+            *body = Some(bytes::Bytes::new());
+        }
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Box<Ctx>) -> Result<Box<HttpPeer>> {
@@ -771,9 +772,8 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Holds the request body of an inspected route until it is complete (up to the route's
-    /// `inspection.max_body`), inspects it, then releases it upstream in one piece. Over the
-    /// bound, the prefix is inspected and the rest streams through (flagged in the metric).
+    /// The body phase of inspection ([`inspection::body_chunk`]); a refusal is answered by
+    /// `fail_to_proxy` (or, on signing routes, by `proxy_signed`) from `ctx.denial`.
     pub(crate) fn inspect_body_chunk(
         &self,
         session: &Session,
@@ -781,64 +781,15 @@ impl Gateway {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(route) = ctx.route.clone() else { return Ok(()) };
-        let Some(insp) = route.inspector.as_ref() else {
-            return Ok(());
-        };
-        let spec = &route.spec.inspection;
-        let ct = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let lct = ct.to_ascii_lowercase();
-        if !(lct.contains("json")
-            || lct.starts_with("application/x-www-form-urlencoded")
-            || lct.starts_with("multipart/form-data"))
+        let Some(route) = ctx.route.as_ref() else { return Ok(()) };
+        let hold = &mut ctx.inspect_body;
+        if let Err(denial) =
+            inspection::body_chunk(route, session.req_header(), hold, &mut ctx.filters.finding, body, end)
         {
-            return Ok(());
+            let status = denial.status;
+            ctx.denial = Some(denial);
+            return Error::e_explain(ErrorType::HTTPStatus(status), "request body refused by inspection");
         }
-        if ctx.inspect_done {
-            return Ok(());
-        }
-        let buf = ctx.inspect_buf.get_or_insert_with(bytes::BytesMut::new);
-        if let Some(chunk) = body.take() {
-            buf.extend_from_slice(&chunk);
-        }
-        let over = buf.len() as u64 > spec.max_body;
-        if !end && !over {
-            return Ok(()); // hold
-        }
-        let held = ctx.inspect_buf.take().unwrap_or_default().freeze();
-        let inspected = &held[..held.len().min(spec.max_body as usize)];
-        if over {
-            crate::telemetry::metrics::unsigned_inspection_oversize(&route.spec.name);
-        }
-        let view = crate::inspect::extract::RequestView {
-            path: "",
-            query: None,
-            headers: Vec::new(),
-            content_type: Some(&ct),
-            body: Some(inspected),
-            exclude: &spec.exclude_params,
-        };
-        if let Some(f) = crate::inspect::extract::inspect(insp, &view) {
-            match spec.mode {
-                crate::config::policy::InspectionMode::Block => {
-                    crate::filters::inspection::record(&route.spec.name, &f, "block");
-                    ctx.denial = Some(crate::filters::inspection::blocked(&f));
-                    return Error::e_explain(ErrorType::HTTPStatus(403), "request body blocked by inspection");
-                }
-                _ => {
-                    crate::filters::inspection::record(&route.spec.name, &f, "detect");
-                    ctx.filters.finding.get_or_insert(f);
-                }
-            }
-        }
-        ctx.inspect_done = true;
-        *body = (!held.is_empty()).then_some(held);
         Ok(())
     }
 }
