@@ -127,6 +127,9 @@ pub struct RawRateLimit {
     pub burst: Option<u64>,
     #[serde(default)]
     pub max_tracked: Option<usize>,
+    /// `client_ip` scope: IPv6 clients are grouped by this prefix length (default 64).
+    #[serde(default)]
+    pub ipv6_prefix: Option<u8>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -466,13 +466,35 @@ pub struct RateLimitSpec {
     pub per: Duration,
     pub burst: u64,
     pub max_tracked: usize,
+    /// `client_ip` scope: IPv6 clients share one bucket per prefix of this length. A single
+    /// client usually holds a whole /64 (SLAAC, privacy addresses), so counting /128s would
+    /// give it 2^64 buckets.
+    pub ipv6_prefix: u8,
 }
 
 impl RateLimitSpec {
+    /// The bucket key of a client address under the `client_ip` scope: IPv4 (and IPv4-mapped
+    /// IPv6, `::ffff:a.b.c.d`) as the address, other IPv6 as its `ipv6_prefix` network.
+    pub fn client_key(&self, ip: std::net::IpAddr, out: &mut Vec<u8>) {
+        match ip {
+            std::net::IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => out.extend_from_slice(&v4.octets()),
+                None => {
+                    let bits = u128::from(v6);
+                    let prefix = u32::from(self.ipv6_prefix.clamp(1, 128));
+                    let masked = bits & (u128::MAX << (128 - prefix));
+                    out.extend_from_slice(&masked.to_be_bytes());
+                }
+            },
+        }
+    }
+
     /// Identity of the limiter's state: a reload that keeps these keeps the counters.
     pub fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{:?}|{}|{}",
+            "{}|{}|{}|{}|{:?}|{}|{}",
+            self.ipv6_prefix,
             self.name,
             self.scope.as_str(),
             self.rate,
@@ -994,6 +1016,10 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                 errors.push(src.error(&at("per"), "must be longer than zero"));
             } else if r.burst == Some(0) {
                 errors.push(src.error(&at("burst"), "must be at least 1"));
+            } else if r.ipv6_prefix.is_some_and(|p| !(1..=128).contains(&p)) {
+                errors.push(src.error(&at("ipv6_prefix"), "must be a prefix length from 1 to 128"));
+            } else if r.ipv6_prefix.is_some() && r.scope != Scope::ClientIp {
+                errors.push(src.error(&at("ipv6_prefix"), "applies to the client_ip scope only"));
             } else {
                 rate_limits.push(RateLimitSpec {
                     name: r.name.clone(),
@@ -1002,6 +1028,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                     per: r.per,
                     burst: r.burst.unwrap_or(r.rate),
                     max_tracked: r.max_tracked.unwrap_or(1 << 20).max(1024),
+                    ipv6_prefix: r.ipv6_prefix.unwrap_or(64),
                 });
             }
         }

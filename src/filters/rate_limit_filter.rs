@@ -32,10 +32,7 @@ impl RequestFilter for RateLimit {
         for rule in route.limiters.iter().chain(tier_rules.iter()) {
             key_buf.clear();
             match rule.spec.scope {
-                Scope::ClientIp => match r.client_ip {
-                    std::net::IpAddr::V4(v4) => key_buf.extend_from_slice(&v4.octets()),
-                    std::net::IpAddr::V6(v6) => key_buf.extend_from_slice(&v6.octets()),
-                },
+                Scope::ClientIp => rule.spec.client_key(r.client_ip, &mut key_buf),
                 Scope::Route => key_buf.extend_from_slice(route.spec.name.as_bytes()),
                 Scope::ApiKey | Scope::ApiKeyRoute => {
                     let Some(key) = &state.key else { continue };
@@ -73,5 +70,40 @@ impl RequestFilter for RateLimit {
             state.rate = Some(headers);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::access::Scope;
+    use crate::config::RateLimitSpec;
+
+    fn key(spec: &RateLimitSpec, ip: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        spec.client_key(ip.parse().unwrap(), &mut out);
+        out
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_prefix() {
+        let mut spec = RateLimitSpec {
+            name: "r".into(),
+            scope: Scope::ClientIp,
+            rate: 1,
+            per: std::time::Duration::from_secs(1),
+            burst: 1,
+            max_tracked: 1024,
+            ipv6_prefix: 64,
+        };
+        assert_eq!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:3::1"));
+        assert_eq!(key(&spec, "::ffff:10.0.0.1"), key(&spec, "10.0.0.1"));
+        assert_ne!(key(&spec, "10.0.0.1"), key(&spec, "10.0.0.2"));
+        spec.ipv6_prefix = 128;
+        assert_ne!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:2::2"));
+        spec.ipv6_prefix = 48;
+        assert_eq!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:ffff::1"));
+        spec.ipv6_prefix = 1;
+        assert_eq!(key(&spec, "2001::1"), key(&spec, "7fff::1"));
     }
 }

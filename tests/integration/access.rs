@@ -466,3 +466,35 @@ routes:
     let r = get(&gw.url("/nowhere"));
     assert_eq!((r.status, r.header("x-frame-options")), (404, Some("SAMEORIGIN")));
 }
+
+/// IPv6 clients (here behind a trusted proxy) share one `client_ip` bucket per /64 by
+/// default; another /64 has its own; an IPv4-mapped address counts as the IPv4 address.
+#[test]
+fn ipv6_clients_are_limited_per_prefix() {
+    let up = echo("u");
+    let policy = format!(
+        "{}client_ip:\n  trusted_proxies: [\"127.0.0.1/32\"]\n\
+rate_limits:\n  - {{ name: per-ip, scope: client_ip, rate: 2, per: 1h }}\n  - {{ name: per-host, scope: client_ip, rate: 2, per: 1h, ipv6_prefix: 128 }}\n\
+routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n  - {{ name: h, path_prefix: /host/, upstream: u, rate_limits: [per-host] }}\n",
+        upstream_block(up.addr())
+    );
+    let gw = Gateway::start(&policy);
+    let ag = agent();
+    let from = |path: &str, ip: &str| {
+        send(&ag, "GET", &gw.url(path), &[("X-Forwarded-For", ip)])
+            .unwrap()
+            .status
+    };
+    assert_eq!(from("/", "2001:db8:1:2::1"), 200);
+    assert_eq!(from("/", "2001:db8:1:2::beef"), 200);
+    assert_eq!(from("/", "2001:db8:1:2:ffff::9"), 429, "the same /64 shares the bucket");
+    assert_eq!(from("/", "2001:db8:1:3::1"), 200, "another /64 has its own");
+    assert_eq!(from("/", "10.0.0.1"), 200);
+    assert_eq!(from("/", "::ffff:10.0.0.1"), 200);
+    assert_eq!(from("/", "10.0.0.1"), 429, "IPv4-mapped counts as the IPv4 address");
+    // ipv6_prefix: 128 counts each address.
+    assert_eq!(from("/host/", "2001:db8:9::1"), 200);
+    assert_eq!(from("/host/", "2001:db8:9::1"), 200);
+    assert_eq!(from("/host/", "2001:db8:9::2"), 200);
+    assert_eq!(from("/host/", "2001:db8:9::1"), 429);
+}
