@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
 
 pub struct ApiKeyAuth;
 

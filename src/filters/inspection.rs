@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 
-use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
 use crate::config::policy::{InspectionMode, InspectionSpec, Oversize};
 use crate::inspect::body::{self, BodyError};
 use crate::inspect::extract::{inspect, RequestView};

@@ -1,6 +1,6 @@
 //! IP allow and deny lists, global then per route. Deny wins; an absent allow list allows all.
 
-use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
 
 pub struct IpFilter;
 

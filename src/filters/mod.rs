@@ -9,6 +9,7 @@ pub mod ipset;
 pub mod quota;
 pub mod rate_limit;
 pub mod rate_limit_filter;
+pub mod request;
 pub mod security_headers;
 pub mod validate;
 

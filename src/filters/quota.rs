@@ -1,7 +1,7 @@
 //! Daily and monthly request quotas of the caller's tier (UTC calendar days and months),
 //! counted in the key's usage record so they survive restarts.
 
-use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
 use crate::usage::QuotaExceeded;
 
 pub struct Quota;

@@ -6,8 +6,8 @@
 //! Scopes: `client_ip`, `route`, `api_key` and `api_key_route`. The key scopes only count
 //! authenticated requests; give anonymous traffic a `client_ip` rule.
 
-use super::chain::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
 use super::rate_limit::Decision;
+use super::request::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
 use crate::config::access::Scope;
 
 pub struct RateLimit;

@@ -4,7 +4,7 @@
 
 use pingora::http::RequestHeader;
 
-use super::chain::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
 
 pub struct Validation;
 

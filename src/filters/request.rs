@@ -1,0 +1,218 @@
+//! What the request-header filters share: the request as they see it ([`RequestInfo`]), what
+//! they learn for later phases ([`FilterState`]), how they refuse ([`Denial`]), the trait they
+//! implement ([`RequestFilter`]) and the rate-limit response fields. The list of filters, in
+//! order, is in [`super::chain`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use pingora::OrErr;
+
+use crate::policy::{ApiKey, Policy, Route};
+
+/// What a filter sees of the request.
+pub struct RequestInfo<'a> {
+    pub req: &'a RequestHeader,
+    /// The request's canonical path, host and method override: what every decision uses.
+    pub canonical: &'a crate::canonical::CanonicalRequest,
+    pub client_ip: IpAddr,
+    pub route: Option<&'a Arc<Route>>,
+    pub policy: &'a Policy,
+    /// Monotonic nanoseconds (rate limits) and Unix seconds (expiry, quotas); tests inject both.
+    pub now_ns: u64,
+    pub now_unix: u64,
+    /// Whether Pingora switched keep-alive off while parsing (see `validate`); false during
+    /// shutdown, when it switches it off for every request.
+    pub keepalive_off: bool,
+    /// A request body follows the header: a length above zero, chunked framing, or an HTTP/2
+    /// HEADERS frame without END_STREAM (no length needed there).
+    pub body_follows: bool,
+}
+
+/// What filters learn and later phases use.
+#[derive(Default)]
+pub struct FilterState {
+    pub key: Option<Arc<ApiKey>>,
+    /// The query parameter that carried the key, to strip before forwarding.
+    pub key_query_param: Option<String>,
+    /// The key came as an `Authorization` bearer token, which is then not forwarded.
+    pub key_from_bearer: bool,
+    pub rate: Option<RateHeaders>,
+    /// A finding of request inspection in `detect` mode (forwarded, flagged).
+    pub finding: Option<crate::inspect::Finding>,
+}
+
+/// Rate-limit response fields: the strictest rule plus every rule that applied.
+#[derive(Debug, Clone, Default)]
+pub struct RateHeaders {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: Duration,
+    /// RateLimit-Policy: `"name";q=..;w=..` items, comma-separated.
+    pub policy: String,
+    /// RateLimit: `"name";r=..;t=..` items, comma-separated.
+    pub state: String,
+}
+
+impl RateHeaders {
+    /// No rule yet (`remaining` at its maximum), with room for the usual two or three rules'
+    /// items so the lists are not regrown while they are written.
+    pub fn new() -> RateHeaders {
+        RateHeaders {
+            remaining: u64::MAX,
+            policy: String::with_capacity(128),
+            state: String::with_capacity(128),
+            ..Default::default()
+        }
+    }
+
+    /// Adds one rule's items to the two list fields.
+    pub fn push_rule(&mut self, policy_item: &str, name: &str, remaining: u64, reset_secs: u64) {
+        if !self.policy.is_empty() {
+            self.policy.push_str(", ");
+            self.state.push_str(", ");
+        }
+        self.policy.push_str(policy_item);
+        self.state.push('"');
+        self.state.push_str(name);
+        self.state.push_str("\";r=");
+        crate::text::push_u64(&mut self.state, remaining);
+        self.state.push_str(";t=");
+        crate::text::push_u64(&mut self.state, reset_secs);
+    }
+
+    fn reset_secs(&self) -> u64 {
+        self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
+    }
+
+    /// The five fields' names.
+    pub const NAMES: [http::HeaderName; 5] = [
+        http::HeaderName::from_static("x-ratelimit-limit"),
+        http::HeaderName::from_static("x-ratelimit-remaining"),
+        http::HeaderName::from_static("x-ratelimit-reset"),
+        http::HeaderName::from_static("ratelimit-policy"),
+        http::HeaderName::from_static("ratelimit"),
+    ];
+
+    /// The five fields' values, in the order of [`Self::NAMES`]: on a denial's headers
+    /// (`to_headers`) and on a proxied response (`insert_into`). Invariant: rule names are
+    /// validated tokens, so the two lists are always valid header values.
+    fn values(&self) -> pingora::Result<[http::HeaderValue; 5]> {
+        // Written into one buffer that the five values share (one allocation, not five).
+        let mut text = String::with_capacity(3 * 20 + self.policy.len() + self.state.len());
+        let mut ends = [0usize; 5];
+        crate::text::push_u64(&mut text, self.limit);
+        ends[0] = text.len();
+        crate::text::push_u64(&mut text, self.remaining);
+        ends[1] = text.len();
+        crate::text::push_u64(&mut text, self.reset_secs());
+        ends[2] = text.len();
+        text.push_str(&self.policy);
+        ends[3] = text.len();
+        text.push_str(&self.state);
+        ends[4] = text.len();
+        let all = bytes::Bytes::from(text);
+        let mut start = 0;
+        let mut value = |end: usize| {
+            let v = http::HeaderValue::from_maybe_shared(all.slice(start..end))
+                .or_err(pingora::ErrorType::InvalidHTTPHeader, "rate-limit field");
+            start = end;
+            v
+        };
+        Ok([
+            value(ends[0])?,
+            value(ends[1])?,
+            value(ends[2])?,
+            value(ends[3])?,
+            value(ends[4])?,
+        ])
+    }
+
+    pub fn to_headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        self.values()
+            .map(|values| Self::NAMES.into_iter().zip(values).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn insert_into(&self, headers: &mut http::HeaderMap) -> pingora::Result<()> {
+        for (name, value) in Self::NAMES.into_iter().zip(self.values()?) {
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub status: u16,
+    /// Stable code in the JSON body.
+    pub code: &'static str,
+    pub message: std::borrow::Cow<'static, str>,
+    /// Which filter and rule decided: the `reason` label and the access log's outcome.
+    pub reason: String,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl Denial {
+    pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
+        Denial {
+            status,
+            code,
+            message: message.into(),
+            reason: code.to_string(),
+            headers: Vec::new(),
+        }
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Denial {
+        self.reason = reason.into();
+        self
+    }
+    pub fn with_message(mut self, message: String) -> Denial {
+        self.message = message.into();
+        self
+    }
+    /// Adds a header to the denial. Invariant: callers pass visible ASCII (numbers, method
+    /// lists, a fixed challenge), so the value is valid; one that is not is left out.
+    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Denial {
+        match http::HeaderValue::try_from(value.into()) {
+            Ok(value) => self.headers.push((name, value)),
+            Err(_) => debug_assert!(false, "denial header {name} is not a valid value"),
+        }
+        self
+    }
+}
+
+pub trait RequestFilter: Sync {
+    fn name(&self) -> &'static str;
+    fn check(&self, req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_fields_list_every_rule() {
+        let mut h = RateHeaders {
+            limit: 10,
+            remaining: 0,
+            reset: Duration::from_millis(2500),
+            ..Default::default()
+        };
+        h.push_rule("\"per-ip\";q=100;w=1", "per-ip", 99, 1);
+        h.push_rule("\"per-key\";q=10;w=60", "per-key", 0, 3);
+        let mut resp = http::HeaderMap::new();
+        h.insert_into(&mut resp).unwrap();
+        let get = |n: &str| resp.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(get("ratelimit-policy"), "\"per-ip\";q=100;w=1, \"per-key\";q=10;w=60");
+        assert_eq!(get("ratelimit"), "\"per-ip\";r=99;t=1, \"per-key\";r=0;t=3");
+        assert_eq!(get("x-ratelimit-limit"), "10");
+        assert_eq!(get("x-ratelimit-remaining"), "0");
+        assert_eq!(get("x-ratelimit-reset"), "3");
+        let listed = h.to_headers();
+        assert_eq!(listed[4].0, "ratelimit");
+        assert_eq!(listed[4].1.to_str().unwrap(), get("ratelimit"));
+    }
+}
