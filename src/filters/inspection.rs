@@ -248,14 +248,7 @@ pub fn body_chunk(
 mod tests {
     use super::*;
 
-    fn request(headers: &[(&str, &[u8])]) -> RequestHeader {
-        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
-        for (name, value) in headers {
-            req.append_header(name.to_string(), http::HeaderValue::from_bytes(value).unwrap())
-                .unwrap();
-        }
-        req
-    }
+    use crate::filters::request::test_request as request;
 
     fn spec(max_body: u64, oversize: Oversize) -> InspectionSpec {
         InspectionSpec {

@@ -189,6 +189,17 @@ pub trait RequestFilter: Sync {
     fn check(&self, req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial>;
 }
 
+/// A POST request with `headers`, for the filters' unit tests.
+#[cfg(test)]
+pub(crate) fn test_request(headers: &[(&str, &[u8])]) -> RequestHeader {
+    let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+    for (name, value) in headers {
+        req.append_header(name.to_string(), http::HeaderValue::from_bytes(value).unwrap())
+            .unwrap();
+    }
+    req
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -186,14 +186,7 @@ mod tests {
         assert!(!has_control("obs-text \u{e9}".as_bytes()));
     }
 
-    fn request(headers: &[(&str, &[u8])]) -> RequestHeader {
-        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
-        for (name, value) in headers {
-            req.append_header(name.to_string(), http::HeaderValue::from_bytes(value).unwrap())
-                .unwrap();
-        }
-        req
-    }
+    use crate::filters::request::test_request as request;
 
     fn reason(req: &RequestHeader) -> Option<String> {
         HeaderScan::of(req).check_framing().err().map(|d| d.reason)

@@ -125,24 +125,6 @@ pub fn apply_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) -> Result<()
     Ok(())
 }
 
-/// The request's host, lower-case and without port: `Host` for HTTP/1, `:authority` for HTTP/2.
-pub fn request_host(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
-    let raw = match req.uri.authority() {
-        Some(a) => a.as_str(),
-        None => req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
-    };
-    let host = strip_port(raw);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        host.to_ascii_lowercase().into()
-    } else {
-        host.into()
-    }
-}
-
 /// The host as received, with its port.
 pub fn request_authority(req: &RequestHeader) -> &str {
     req.headers
@@ -159,20 +141,6 @@ pub fn forwarded_host(req: &RequestHeader) -> Option<HeaderValue> {
         // Only a text Host is passed on, as before (opaque bytes fall back to the authority).
         Some(h) if h.to_str().is_ok() => Some(h.clone()),
         _ => req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    // One pass from the end over the port's digits, if there is a port.
-    let bytes = host.as_bytes();
-    let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-    match bytes.len().checked_sub(digits + 1) {
-        Some(colon) if bytes[colon] == b':' => &host[..colon],
-        _ => host,
     }
 }
 
@@ -234,18 +202,6 @@ pub fn new_request_id() -> RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_parsing() {
-        assert_eq!(strip_port("Example.com:8080"), "Example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("example.com:"), "example.com");
-        assert_eq!(strip_port("a:b"), "a:b");
-        assert_eq!(strip_port("8080"), "8080");
-        assert_eq!(strip_port(""), "");
-        assert_eq!(strip_port("h:1:2"), "h:1");
-    }
 
     #[test]
     fn one_pass_reports_watched_names() {

@@ -291,6 +291,17 @@ pub fn policy_one(upstream: &str, peers: &[SocketAddr], extra_upstream: &str) ->
     )
 }
 
+/// Creates the keystore for the gateway.yaml at `conf` with `quantumvault keys init` (a
+/// `start_with_pre` hook: the keystore must exist before a signing gateway starts).
+pub fn keys_init(conf: &Path) {
+    let out = Command::new(bin())
+        .args(["keys", "init", "--config"])
+        .arg(conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 pub fn run_check(config: &Path) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(["check", "--config"])

@@ -93,12 +93,7 @@ routes:
     std::fs::write(&key_file, "7a".repeat(32)).unwrap();
     let extra = format!("keys:\n  key_file: {}\n  lifetime: 30d\n", key_file.display());
     let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
-        let out = Command::new(bin())
-            .args(["keys", "init", "--config"])
-            .arg(conf)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keys_init(conf);
     });
     let ag = agent();
     for path in [

@@ -40,12 +40,7 @@ fn signing_gateway(policy: &str) -> Gateway {
     let extra = format!("keys:\n  key_file: {}\n", key_file.display());
     // The keystore must exist before start; write the config, init, then start.
     let gw = Gateway::start_with_pre(policy, &extra, |gateway_yaml| {
-        let out = Command::new(bin())
-            .args(["keys", "init", "--config"])
-            .arg(gateway_yaml)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keys_init(gateway_yaml);
     });
     std::mem::forget(dir); // the key file must outlive the gateway; the OS temp dir is cleaned later
     gw

@@ -71,16 +71,7 @@ fn with_tls_listener(conf: &Path, cert: &Path, key: &Path) {
 }
 
 fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "-i", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl is installed by scripts/test.sh");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    curl_stdin(args, b"")
 }
 
 #[test]
@@ -284,12 +275,7 @@ routes:\n\
     let extra = format!("keys:\n  key_file: {}\n", key_file.display());
     let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
         with_tls_listener(conf, &cert, &key);
-        let out = Command::new(bin())
-            .args(["keys", "init", "--config"])
-            .arg(conf)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        keys_init(conf);
     });
     let port = gw.listen.port().to_string();
     let resolve = format!("localhost:{port}:127.0.0.1");
