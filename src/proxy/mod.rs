@@ -39,8 +39,6 @@ pub struct Gateway {
     keyring: Arc<ArcSwap<KeyRing>>,
     access_log: AccessLog,
     in_flight: metrics::Gauge,
-    /// Upstream connections of signing routes (the proxy path has Pingora's own).
-    connector: pingora::connectors::http::Connector,
 }
 
 impl Gateway {
@@ -50,7 +48,6 @@ impl Gateway {
             keyring,
             access_log,
             in_flight: crate::telemetry::metrics::in_flight(),
-            connector: pingora::connectors::http::Connector::new(None),
         }
     }
 }
@@ -107,7 +104,8 @@ impl Gateway {
             .as_ref()
             .map(|r| &r.spec.signing)
             .unwrap_or(&ctx.policy.config.access.signing);
-        if !spec.enabled {
+        // A signing route's subrequest leaves signing to its parent, which signs what it relays.
+        if !spec.enabled || ctx.subrequest.is_some() {
             return;
         }
         let ring = self.keyring.load();
@@ -124,6 +122,10 @@ impl Gateway {
             .await?;
         if !head_only && !body.is_empty() {
             session.write_response_body(Some(body), true).await?;
+        }
+        if session.subrequest_ctx.is_some() {
+            // A subrequest's response ends with an explicit `Done` for the parent.
+            session.downstream_session.finish_body().await?;
         }
         Ok(())
     }
@@ -205,10 +207,42 @@ pub struct Ctx {
     /// arrived: the upstream's share of the request, apart from gateway overhead.
     upstream_started: Option<Instant>,
     upstream_took: Option<std::time::Duration>,
-    _in_flight: InFlight,
+    /// Set while this context runs a signing route's subrequest ([`signed`]).
+    subrequest: Option<signed::Slot>,
+    _in_flight: Option<InFlight>,
 }
 
 impl Ctx {
+    fn new(policy: Arc<Policy>, in_flight: Option<InFlight>) -> Ctx {
+        Ctx {
+            policy,
+            route: None,
+            canonical: CanonicalRequest::default(),
+            request_id: forward::RequestId::none(),
+            started: Instant::now(),
+            client_ip: None,
+            peer_ip: None,
+            tried: Default::default(),
+            peer: None,
+            error: None,
+            denial: None,
+            filters: FilterState::default(),
+            tls: false,
+            body_seen: 0,
+            attempts: 0,
+            inspect_body: Default::default(),
+            upstream_started: None,
+            upstream_took: None,
+            subrequest: None,
+            _in_flight: in_flight,
+        }
+    }
+
+    /// What stays behind while the request's context is lent to a signing subrequest.
+    fn placeholder(&self) -> Ctx {
+        Ctx::new(self.policy.clone(), None)
+    }
+
     /// A new upstream attempt. On a retry Pingora replays the body it buffered through the
     /// body phase again, from the start: the body count and the inspection hold start over
     /// too, or a retried body would count twice against `max_body` and a body held when the
@@ -296,27 +330,22 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> Box<Ctx> {
         self.in_flight.increment(1.0);
-        Box::new(Ctx {
-            policy: self.policy.load_full(),
-            route: None,
-            canonical: CanonicalRequest::default(),
-            request_id: forward::RequestId::none(),
-            started: Instant::now(),
-            client_ip: None,
-            peer_ip: None,
-            tried: Default::default(),
-            peer: None,
-            error: None,
-            denial: None,
-            filters: FilterState::default(),
-            tls: false,
-            body_seen: 0,
-            attempts: 0,
-            inspect_body: Default::default(),
-            upstream_started: None,
-            upstream_took: None,
-            _in_flight: InFlight(self.in_flight.clone()),
-        })
+        Box::new(Ctx::new(
+            self.policy.load_full(),
+            Some(InFlight(self.in_flight.clone())),
+        ))
+    }
+
+    /// A signing route's subrequest takes over its parent's context here, before any phase
+    /// reads the request ([`signed`]).
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<()> {
+        signed::adopt_parent(session, ctx);
+        Ok(())
+    }
+
+    /// Signing routes run the proxy path as a subrequest; subrequests spawn none.
+    fn allow_spawning_subrequest(&self, _session: &Session, ctx: &Box<Ctx>) -> bool {
+        ctx.subrequest.is_none()
     }
 
     /// What Pingora's own error log prints of a failed request: the method, the canonical path
@@ -337,6 +366,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
+        if ctx.subrequest.is_some() {
+            // The parent ran the request phase; the subrequest carries on from upstream_peer.
+            return Ok(false);
+        }
         ctx.request_id = forward::request_id(session.req_header());
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let peer = session
@@ -621,6 +654,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<Ctx>) {
+        if signed::return_to_parent(ctx) {
+            return; // the parent logs the request once, with what its client saw
+        }
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         let end = Instant::now();
         let elapsed = end.saturating_duration_since(ctx.started);
@@ -709,6 +745,7 @@ impl Gateway {
             request_id: &ctx.request_id,
             upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
         };
+        let signs = ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled);
         // Room for the forwarding headers, the key's id and tier, and an inspection finding.
         let access = &ctx.policy.config.access;
         headers::edit_request(req, forward::Forwarded::HEADERS + 4, |h| {
@@ -765,6 +802,13 @@ impl Gateway {
                         h.remove(X_QV_INSPECTION);
                     }
                 }
+            }
+            if signs {
+                // A held, signed response cannot be a protocol switch, so this hop offers none:
+                // `Upgrade` and `Connection` are hop-by-hop (RFC 9110 7.6.1, 7.8); the headers
+                // `Connection` named are already gone. Pingora writes its own keep-alive.
+                h.remove(http::header::UPGRADE);
+                h.remove(http::header::CONNECTION);
             }
             forward::apply_forwarding(h, &forwarded)
         })?

@@ -1,21 +1,34 @@
-//! Signed responses. A header whose value depends on the whole body (Content-Digest, a
-//! signature) cannot be added on Pingora's normal proxy path: the response header is on the
-//! wire before any body filter runs. So on a signing route the gateway fetches the response
-//! itself in `request_filter` with Pingora's HTTP connector and connection pool (same peer
-//! selection, retries, passive ejection and timeouts as the proxy path), holds the body up to
-//! `max_hold`, hashes it, signs, and writes the response. Above the bound, or for streaming
-//! media types, the response is passed through unsigned with `Integrity-Status: unsigned;
-//! reason=...` and counted, never silently.
+//! Signed responses: hold the body, digest, sign, write. Nothing else of the proxy is here.
+//!
+//! A header whose value depends on the whole body (Content-Digest, a signature) cannot be added
+//! on Pingora's normal proxy path: the response header is on the wire before any body filter
+//! runs. So a signing route runs the normal proxy path as a Pingora *subrequest*: the request's
+//! [`Ctx`] moves into the subrequest, which runs every phase after `request_filter` exactly as an
+//! unsigned route does (peer choice, retries including the reused-connection rule, passive
+//! ejection, timeouts, the body limit and body inspection, the upstream request edit, the
+//! response edit, error answers). Its response comes back here as Pingora `HttpTask`s; this
+//! module holds the body up to `max_hold`, hashes it, signs and writes the response, and the
+//! context moves back for the access log. Above the bound, or for streaming media types, the
+//! response is passed through unsigned with `Integrity-Status: unsigned; reason=...` and
+//! counted, never silently.
+//!
+//! Why a subrequest and not a fetch with Pingora's connector: the connector path had to restate
+//! peer selection, retries, framing and header cleanup, and its copy drifted (a stale pooled
+//! connection was retried on the proxy path only). The subrequest costs a task, two channels and
+//! a re-read of the request head; the README's benchmark shows what that costs per request.
 //!
 //! HEAD, 204 and 304 carry no content, so their signature covers no `content-digest`.
 //! The digest is over the bytes sent: an upstream that compresses (Content-Encoding) is
 //! hashed compressed; the gateway itself does not compress.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::HttpTask;
+use pingora::proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
 use pingora::proxy::Session;
 
 use super::{forward, Ctx, Gateway};
@@ -25,7 +38,6 @@ use crate::integrity::digest;
 use crate::integrity::httpsig::{self, Component, Message, SigningKeyRef};
 use crate::kms::keystore::KeyRing;
 use crate::telemetry::metrics;
-use crate::upstream::now_ms;
 
 /// `scheme://authority/path?query` as the client addressed it.
 pub fn target_uri(req: &RequestHeader, tls: bool) -> String {
@@ -107,246 +119,345 @@ fn no_content(method: &http::Method, status: u16) -> bool {
     *method == http::Method::HEAD || status == 204 || status == 304 || (100..200).contains(&status)
 }
 
-enum Failure {
-    Gateway(GatewayError),
-    /// The client went away or broke the request: nothing to answer.
-    Downstream,
+/// What a signing route's request hands its subrequest, and gets back when the subrequest ends.
+#[derive(Default)]
+pub(super) struct Handoff {
+    /// The request's context: moved in by the parent, taken by the subrequest's first phase,
+    /// put back by its last (`logging`).
+    ctx: Option<Ctx>,
+    /// The request head as the gateway's request phase left it (headers removed, framing for
+    /// HTTP/2): Pingora builds the subrequest from the client's raw head, so the subrequest
+    /// swaps this in before any phase reads it.
+    header: Option<RequestHeader>,
+}
+
+pub(super) type Slot = Arc<Mutex<Handoff>>;
+
+/// In a subrequest's first phase: takes over the parent's context and request head. Returns
+/// false for ordinary requests.
+pub(super) fn adopt_parent(session: &mut Session, ctx: &mut Ctx) -> bool {
+    let Some(slot) = session
+        .subrequest_ctx
+        .as_ref()
+        .and_then(|s| s.user_ctx())
+        .and_then(|u| u.downcast_ref::<Slot>())
+        .cloned()
+    else {
+        return false;
+    };
+    let (parent, header) = {
+        let mut h = slot.lock().unwrap_or_else(|e| e.into_inner());
+        (h.ctx.take(), h.header.take())
+    };
+    if let Some(parent) = parent {
+        // The subrequest's own fresh context is dropped here (with its in-flight count).
+        *ctx = parent;
+    }
+    if let Some(header) = header {
+        *session.req_header_mut() = header;
+    }
+    ctx.subrequest = Some(slot);
+    true
+}
+
+/// In a subrequest's last phase: gives the context back to the parent.
+pub(super) fn return_to_parent(ctx: &mut Ctx) -> bool {
+    let Some(slot) = ctx.subrequest.take() else {
+        return false;
+    };
+    let placeholder = ctx.placeholder();
+    let state = std::mem::replace(ctx, placeholder);
+    slot.lock().unwrap_or_else(|e| e.into_inner()).ctx = Some(state);
+    true
+}
+
+/// How the subrequest's response came back.
+enum Fetched {
+    /// Whole and held: sign it and write it.
+    Held(Box<ResponseHeader>, Bytes),
+    /// Passed through unsigned, already written.
+    Streamed,
+    /// No complete response (the upstream failed after its header, or the subrequest never
+    /// answered).
+    Incomplete { streamed: bool },
+    /// The client went away or broke its request body.
+    ClientGone,
 }
 
 impl Gateway {
-    /// Fetches, holds, signs and writes the response of a signing route.
-    pub(super) async fn proxy_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        match self.fetch_and_sign(session, ctx).await {
-            Ok(()) => Ok(()),
-            Err(Failure::Gateway(err)) => {
+    /// Runs a signing route's request through the proxy path as a subrequest, then signs and
+    /// writes its response. The context is back in `ctx` when this returns.
+    pub(super) async fn proxy_signed(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<()> {
+        let Some(route) = ctx.route.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "signing without a route");
+        };
+        let tls = ctx.tls;
+        let slot: Slot = Arc::default();
+        let prepared = {
+            if session.subrequest_spawner.is_none() {
+                return Error::e_explain(ErrorType::InternalError, "subrequests not enabled");
+            }
+            let mut header = session.req_header().clone();
+            // An HTTP/2 body without a length: the subrequest reads a body only when the head
+            // frames one, so it is framed as chunked (as it goes upstream anyway).
+            let unframed = header.version == http::Version::HTTP_2
+                && !session.is_body_empty()
+                && !header.headers.contains_key(http::header::CONTENT_LENGTH);
+            if unframed {
+                header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            }
+            // Pingora parses the subrequest from the parent's head as HTTP/1 text; an HTTP/2
+            // head is written out as HTTP/1.1 with a Host for that parse only. The subrequest
+            // then works on `header` (still HTTP/2, so Pingora converts it as on the proxy path).
+            let wire = (header.version == http::Version::HTTP_2).then(|| {
+                let mut w = header.clone();
+                w.set_version(http::Version::HTTP_11);
+                if !w.headers.contains_key(http::header::HOST) {
+                    if let Some(a) = w.uri.authority().map(|a| a.as_str().to_string()) {
+                        let _ = w.insert_header(http::header::HOST, a);
+                    }
+                }
+                w
+            });
+            {
+                let mut h = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let placeholder = ctx.placeholder();
+                h.ctx = Some(std::mem::replace(&mut **ctx, placeholder));
+                h.header = Some(header);
+            }
+            let sub_ctx = SubrequestCtx::builder()
+                .body_mode(BodyMode::ExpectBody)
+                .user_ctx(Box::new(slot.clone()))
+                .build();
+            match wire {
+                Some(w) => {
+                    let original = std::mem::replace(session.req_header_mut(), w);
+                    let spawner = session.subrequest_spawner.as_ref().expect("checked above");
+                    let made = spawner.create_subrequest(&session.downstream_session, sub_ctx);
+                    *session.req_header_mut() = original;
+                    made
+                }
+                None => {
+                    let spawner = session.subrequest_spawner.as_ref().expect("checked above");
+                    spawner.create_subrequest(&session.downstream_session, sub_ctx)
+                }
+            }
+        };
+        let (sub, handle) = prepared;
+        let join = tokio::spawn(sub.run());
+        let fetched = self
+            .relay(session, handle, &route.spec.signing, ctx.request_id.as_str())
+            .await;
+        // The handle is gone: a subrequest still waiting on the client or on us ends now.
+        let _ = join.await;
+        let state = slot.lock().unwrap_or_else(|e| e.into_inner()).ctx.take();
+        match state {
+            Some(state) => **ctx = state,
+            None => log::error!(
+                "request {}: the signing subrequest lost the request context",
+                ctx.request_id
+            ),
+        }
+        match fetched {
+            Fetched::Held(resp, body) => self.write_signed(session, ctx, resp, body, tls).await,
+            Fetched::Streamed => Ok(()),
+            Fetched::ClientGone => Error::e_explain(ErrorType::ReadError, "client request failed"),
+            Fetched::Incomplete { streamed: true } => {
                 session.set_keepalive(None);
-                if session.response_written().is_some() {
-                    ctx.error = Some(err);
-                    return Error::e_explain(ErrorType::WriteError, "upstream failed after the response started");
-                }
-                if let Some(denial) = ctx.denial.take() {
-                    // The body limit, found while streaming the request.
-                    return self.send_denial(session, ctx, denial).await;
-                }
+                Error::e_explain(ErrorType::WriteError, "upstream failed after the response started")
+            }
+            Fetched::Incomplete { streamed: false } => {
+                // Held, so nothing is on the wire yet: a clean error instead of a cut response.
+                session.set_keepalive(None);
+                let err = match ctx.error {
+                    Some(e) if e != GatewayError::BadRequest => e,
+                    _ => GatewayError::UpstreamUnavailable,
+                };
                 ctx.error = Some(err);
-                ctx.record_error(err, "signed_route");
+                drain_body(session).await;
                 self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new())
                     .await
             }
-            Err(Failure::Downstream) => Error::e_explain(ErrorType::ReadError, "client request failed"),
         }
     }
 
-    async fn fetch_and_sign(&self, session: &mut Session, ctx: &mut Ctx) -> std::result::Result<(), Failure> {
-        let Some(route) = ctx.route.clone() else {
-            return Err(Failure::Gateway(GatewayError::Internal));
-        };
-        let pool = &route.pool;
-        let mut up_req = session.req_header().clone();
-        // The upstream speaks HTTP/1.1 with origin-form targets, whatever the client spoke.
-        up_req.set_version(http::Version::HTTP_11);
-        if let Some(pq) = up_req.uri.path_and_query().cloned() {
-            if up_req.uri.authority().is_some() {
-                if !up_req.headers.contains_key(http::header::HOST) {
-                    let host = up_req
-                        .uri
-                        .authority()
-                        .map(|a| a.as_str().to_string())
-                        .unwrap_or_default();
-                    up_req
-                        .insert_header(http::header::HOST, host)
-                        .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
-                }
-                if let Ok(u) = pq.as_str().parse::<http::Uri>() {
-                    up_req.set_uri(u);
-                }
-            }
-        }
-        self.prepare_upstream(session, &mut up_req, ctx)
-            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
-        // A body without a length (HTTP/2 DATA frames, or an HTTP/1.0 client) goes out chunked:
-        // Pingora's HTTP/1 client frames a request with neither Content-Length nor
-        // Transfer-Encoding as empty, and the body would be lost.
-        if !session.is_body_empty()
-            && !up_req.headers.contains_key(http::header::CONTENT_LENGTH)
-            && !up_req.headers.contains_key(http::header::TRANSFER_ENCODING)
-        {
-            up_req
-                .insert_header(http::header::TRANSFER_ENCODING, "chunked")
-                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-        }
-        // A held, signed response cannot be a protocol switch, so this hop does not offer one:
-        // `Upgrade` and `Connection` are hop-by-hop (RFC 9110 7.6.1, 7.8) and an intermediary
-        // that does not take the upgrade removes them; the upstream answers the plain request,
-        // and that answer is signed. (The headers `Connection` named are already gone, as on
-        // the proxy path.) Pingora's connector writes its own keep-alive `Connection`.
-        up_req.remove_header(&http::header::UPGRADE);
-        up_req.remove_header(&http::header::CONNECTION);
-
-        let idempotent = up_req.method.is_idempotent();
-        let (mut up, peer) = loop {
-            let Some(idx) = pool.select(ctx.tried.as_slice(), now_ms()) else {
-                metrics::upstream_error(&pool.spec.name, "no_healthy_peer");
-                return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
-            };
-            ctx.tried.push(idx);
-            ctx.peer = Some(idx);
-            ctx.upstream_begin();
-            let peer = pool.http_peer(idx);
-            match self.connector.get_http_session(&peer).await {
-                Ok((s, _reused)) => {
-                    pool.peers[idx].state.record_success();
-                    break (s, peer);
-                }
-                Err(mut e) => {
-                    e.as_up();
-                    let (err, kind) = GatewayError::from_pingora(&e);
-                    metrics::upstream_error(&pool.spec.name, kind);
-                    pool.connect_failed(idx, now_ms());
-                    if !pool.may_retry(ctx.tried.count(), idempotent) {
-                        return Err(Failure::Gateway(err));
-                    }
-                }
-            }
-        };
-        let upstream_err = |mut e: Box<Error>| {
-            // Errors of this connection are the upstream's, whatever the lower layer marked.
-            e.as_up();
-            let (err, kind) = GatewayError::from_pingora(&e);
-            metrics::upstream_error(&pool.spec.name, kind);
-            Failure::Gateway(if err == GatewayError::BadRequest {
-                GatewayError::UpstreamUnavailable
-            } else {
-                err
-            })
-        };
-        up.set_read_timeout(Some(pool.spec.read_timeout));
-        up.set_write_timeout(Some(pool.spec.write_timeout));
-        up.write_request_header(Box::new(up_req)).await.map_err(upstream_err)?;
-        if !session.is_body_empty() {
-            loop {
-                match session.read_request_body().await {
-                    Ok(Some(chunk)) => {
-                        let max = route.spec.validation.max_body;
-                        if let Err(d) = crate::filters::validate::body_limit(&mut ctx.body_seen, chunk.len(), max) {
-                            ctx.denial = Some(d);
-                            return Err(Failure::Gateway(GatewayError::BadRequest));
-                        }
-                        let mut b = Some(chunk);
-                        self.inspect_body_chunk(session, &mut b, false, ctx)
-                            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
-                        if let Some(b) = b {
-                            up.write_request_body(b, false).await.map_err(upstream_err)?;
-                        }
-                    }
-                    Ok(None) => {
-                        let mut rest = None;
-                        self.inspect_body_chunk(session, &mut rest, true, ctx)
-                            .map_err(|_| Failure::Gateway(GatewayError::BadRequest))?;
-                        if let Some(b) = rest {
-                            up.write_request_body(b, false).await.map_err(upstream_err)?;
-                        }
-                        break;
-                    }
-                    Err(_) => return Err(Failure::Downstream),
-                }
-            }
-        }
-        up.finish_request_body().await.map_err(upstream_err)?;
-        loop {
-            up.read_response_header().await.map_err(upstream_err)?;
-            let status = up.response_header().map(|r| r.status.as_u16()).unwrap_or(0);
-            if !(100..200).contains(&status) || status == 101 {
-                break;
-            }
-        }
-        ctx.upstream_answered();
-        let Some(mut resp) = up.response_header().cloned() else {
-            return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
-        };
-        if resp.status.as_u16() == 101 {
-            // Protocol upgrades cannot be held and signed; they belong on unsigned routes.
-            return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
-        }
-        let status = resp.status.as_u16();
+    /// Feeds the client's body to the subrequest when it asks, and collects its response:
+    /// held, or streamed through unsigned (a streaming type, or over `max_hold`).
+    async fn relay(
+        &self,
+        session: &mut Session,
+        handle: pingora::protocols::http::subrequest::server::SubrequestHandle,
+        spec: &SigningSpec,
+        request_id: &str,
+    ) -> Fetched {
+        let pingora::protocols::http::subrequest::server::SubrequestHandle {
+            tx,
+            mut rx,
+            subreq_wants_body: mut wants,
+            subreq_proxy_error: mut proxy_error,
+        } = handle;
         let method = session.req_header().method.clone();
-        let spec = &route.spec.signing;
-        let media = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default();
-
+        let mut wants_body = false;
+        let mut wants_closed = false;
+        let mut client_done = session.is_body_done();
+        let mut pending: Option<HttpTask> = None;
+        let mut resp: Option<Box<ResponseHeader>> = None;
         let mut held = BytesMut::new();
-        let mut unsigned_reason = None;
-        if no_content(&method, status) {
-            while up.read_response_body().await.map_err(upstream_err)?.is_some() {}
-        } else if spec.stream_types.iter().any(|t| *t == media) {
-            unsigned_reason = Some("stream");
-        } else {
-            while let Some(chunk) = up.read_response_body().await.map_err(upstream_err)? {
-                if held.len() as u64 + chunk.len() as u64 > spec.max_hold {
-                    held.extend_from_slice(&chunk);
-                    unsigned_reason = Some("too-large");
-                    break;
+        let mut streaming = false;
+        let mut ended = false;
+        let mut failed = false;
+        loop {
+            tokio::select! {
+                task = rx.recv() => {
+                    let Some(task) = task else { break };
+                    match task {
+                        HttpTask::Header(h, end) => {
+                            let status = h.status.as_u16();
+                            if (100..200).contains(&status) && status != 101 {
+                                continue; // 100 Continue, 103: not passed on by a held response
+                            }
+                            if status == 101 {
+                                // A protocol switch cannot be held and signed (the upstream
+                                // request offers none); treat it as a broken answer.
+                                failed = true;
+                                continue;
+                            }
+                            ended |= end;
+                            let media = h
+                                .headers
+                                .get(http::header::CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+                                .unwrap_or_default();
+                            let stream = !no_content(&method, status)
+                                && spec.stream_types.iter().any(|t| *t == media);
+                            resp = Some(h);
+                            if stream {
+                                metrics::unsigned("stream");
+                                if !self.start_stream(session, &mut resp, &mut held, "stream", ended).await {
+                                    return Fetched::ClientGone;
+                                }
+                                streaming = true;
+                            }
+                        }
+                        HttpTask::Body(data, end) => {
+                            ended |= end;
+                            let Some(chunk) = data else { continue };
+                            if streaming {
+                                if session.write_response_body(Some(chunk), false).await.is_err() {
+                                    return Fetched::ClientGone;
+                                }
+                                continue;
+                            }
+                            held.extend_from_slice(&chunk);
+                            if held.len() as u64 > spec.max_hold && resp.is_some() {
+                                metrics::unsigned("too_large");
+                                if !self.start_stream(session, &mut resp, &mut held, "too-large", false).await {
+                                    return Fetched::ClientGone;
+                                }
+                                streaming = true;
+                            }
+                        }
+                        HttpTask::Done => ended = true,
+                        HttpTask::Failed(_) => failed = true,
+                        // Trailers are not carried by a held response; upgraded bytes cannot occur.
+                        HttpTask::Trailer(_) => {}
+                        HttpTask::UpgradedBody(..) => failed = true,
+                    }
                 }
-                held.extend_from_slice(&chunk);
-            }
-        }
-
-        ctx.finish_proxied_response(&mut resp)
-            .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-
-        if let Some(reason) = unsigned_reason {
-            // Stream the rest unsigned, and say so.
-            metrics::unsigned(if reason == "stream" { "stream" } else { "too_large" });
-            resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}"))
-                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
-            session
-                .write_response_header(Box::new(resp), false)
-                .await
-                .map_err(|_| Failure::Downstream)?;
-            if !held.is_empty() {
-                session
-                    .write_response_body(Some(held.freeze()), false)
-                    .await
-                    .map_err(|_| Failure::Downstream)?;
-            }
-            loop {
-                match up.read_response_body().await {
-                    Ok(Some(chunk)) => session
-                        .write_response_body(Some(chunk), false)
-                        .await
-                        .map_err(|_| Failure::Downstream)?,
-                    Ok(None) => break,
-                    // Mid-stream upstream failure: close the stream rather than end it cleanly.
-                    Err(e) => return Err(upstream_err(e)),
+                r = &mut wants, if !wants_body && !wants_closed => {
+                    if r.is_ok() { wants_body = true } else { wants_closed = true }
+                }
+                permit = tx.reserve(), if pending.is_some() => {
+                    match permit {
+                        Ok(p) => p.send(pending.take().expect("checked")),
+                        // The subrequest stopped reading (it answered already).
+                        Err(_) => { pending = None; client_done = true; }
+                    }
+                }
+                chunk = session.read_request_body(), if wants_body && pending.is_none() && !client_done => {
+                    match chunk {
+                        Ok(Some(b)) => {
+                            client_done = session.is_body_done();
+                            pending = Some(HttpTask::Body(Some(b), client_done));
+                        }
+                        Ok(None) => {
+                            client_done = true;
+                            pending = Some(HttpTask::Body(None, true));
+                        }
+                        Err(e) => {
+                            log::debug!("request {request_id}: client body failed: {e}");
+                            return Fetched::ClientGone;
+                        }
+                    }
                 }
             }
-            session
-                .write_response_body(None, true)
-                .await
-                .map_err(|_| Failure::Downstream)?;
-            self.connector
-                .release_http_session(up, &peer, peer.options.idle_timeout)
-                .await;
-            return Ok(());
         }
+        // The subrequest ended. Pingora marks the end of a response body with `Done`; a response
+        // without one (HEAD, 204, 304) is complete when the subrequest ended without an error.
+        if !ended && resp.is_some() && proxy_error.try_recv().is_err() {
+            ended = true;
+        }
+        match resp {
+            _ if streaming && (failed || !ended) => Fetched::Incomplete { streamed: true },
+            _ if streaming => match session.write_response_body(None, true).await {
+                Ok(()) => Fetched::Streamed,
+                Err(_) => Fetched::ClientGone,
+            },
+            Some(r) if ended && !failed => Fetched::Held(r, held.freeze()),
+            _ => Fetched::Incomplete { streamed: false },
+        }
+    }
 
-        // The whole response is here: release the upstream connection, then sign and send.
-        if up.response_done() {
-            self.connector
-                .release_http_session(up, &peer, peer.options.idle_timeout)
-                .await;
+    /// Switches a held response to streaming: its header (marked unsigned) and what is held go
+    /// out now. False if the client is gone.
+    async fn start_stream(
+        &self,
+        session: &mut Session,
+        resp: &mut Option<Box<ResponseHeader>>,
+        held: &mut BytesMut,
+        reason: &str,
+        end: bool,
+    ) -> bool {
+        let Some(mut r) = resp.take() else { return false };
+        if r.insert_header("Integrity-Status", format!("unsigned; reason={reason}"))
+            .is_err()
+        {
+            return false;
         }
-        let body: Bytes = held.freeze();
-        resp.remove_header(&http::header::TRANSFER_ENCODING);
+        if session.write_response_header(r, end).await.is_err() {
+            return false;
+        }
+        if !held.is_empty() {
+            let chunk = held.split().freeze();
+            if session.write_response_body(Some(chunk), false).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Signs a whole response and writes it.
+    async fn write_signed(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        mut resp: Box<ResponseHeader>,
+        body: Bytes,
+        tls: bool,
+    ) -> Result<()> {
+        let method = session.req_header().method.clone();
+        let status = resp.status.as_u16();
         let content = !no_content(&method, status);
         if content {
-            resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
-                .map_err(|_| Failure::Gateway(GatewayError::Internal))?;
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         }
+        let spec = ctx
+            .route
+            .as_ref()
+            .map(|r| &r.spec.signing)
+            .unwrap_or(&ctx.policy.config.access.signing);
         let ring = self.keyring.load();
         if let Err(reason) = sign_response(
             &mut resp,
@@ -354,23 +465,27 @@ impl Gateway {
             spec,
             &ring,
             session.req_header(),
-            ctx.tls,
+            tls,
         ) {
             log::error!("request {}: response not signed ({reason})", ctx.request_id);
             metrics::unsigned("signing_failed");
             let _ = resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));
         }
+        if status >= 400 {
+            session.set_keepalive(None);
+            drain_body(session).await;
+        }
         let end = !content || body.is_empty();
-        session
-            .write_response_header(Box::new(resp), end)
-            .await
-            .map_err(|_| Failure::Downstream)?;
+        session.write_response_header(resp, end).await?;
         if !end {
-            session
-                .write_response_body(Some(body), true)
-                .await
-                .map_err(|_| Failure::Downstream)?;
+            session.write_response_body(Some(body), true).await?;
         }
         Ok(())
     }
+}
+
+/// Before an answer to a request whose body the subrequest did not read to the end (a
+/// refusal): on HTTP/2 the rest is read and dropped, within bounds ([`super::drain_h2_body`]).
+async fn drain_body(session: &mut Session) {
+    super::drain_h2_body(session).await;
 }

@@ -5,6 +5,7 @@ mod alerts;
 mod canonical;
 mod common;
 mod core;
+mod engines;
 mod inspect_corpus;
 mod inspection;
 mod monitoring;

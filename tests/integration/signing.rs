@@ -33,13 +33,19 @@ routes:
 }
 
 /// A gateway whose keystore is sealed with a key file, initialised with `keys init`.
-fn signing_gateway(policy: &str) -> Gateway {
+pub(crate) fn signing_gateway(policy: &str) -> Gateway {
+    signing_gateway_with(policy, |_| {})
+}
+
+/// As `signing_gateway`, running `pre` with the gateway.yaml path first (a TLS listener, ...).
+pub(crate) fn signing_gateway_with(policy: &str, pre: impl FnOnce(&Path)) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("master.key");
     std::fs::write(&key_file, hex_key()).unwrap();
     let extra = format!("keys:\n  key_file: {}\n", key_file.display());
     // The keystore must exist before start; write the config, init, then start.
     let gw = Gateway::start_with_pre(policy, &extra, |gateway_yaml| {
+        pre(gateway_yaml);
         keys_init(gateway_yaml);
     });
     std::mem::forget(dir); // the key file must outlive the gateway; the OS temp dir is cleaned later
@@ -102,14 +108,14 @@ impl Captured {
     }
 }
 
-fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> PathBuf {
+pub(crate) fn write_json(dir: &Path, name: &str, v: &serde_json::Value) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     p
 }
 
 /// `quantumvault verify --exchange`: exit code and output.
-fn qv_verify(exchange: &Path, jwks: &Path) -> (i32, String) {
+pub(crate) fn qv_verify(exchange: &Path, jwks: &Path) -> (i32, String) {
     let out = Command::new(bin())
         .args(["verify", "--exchange"])
         .arg(exchange)
