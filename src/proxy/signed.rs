@@ -323,12 +323,7 @@ impl Gateway {
                                 continue;
                             }
                             ended |= end;
-                            let media = h
-                                .headers
-                                .get(http::header::CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-                                .unwrap_or_default();
+                            let media = crate::text::media_type_of(&h.headers);
                             let stream = !no_content(&method, status)
                                 && spec.stream_types.iter().any(|t| *t == media);
                             resp = Some(h);
