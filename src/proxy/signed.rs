@@ -259,7 +259,10 @@ impl Gateway {
             ),
         }
         match fetched {
-            Fetched::Held(resp, body) => self.write_signed(session, ctx, resp, body, tls).await,
+            Fetched::Held(resp, body) => {
+                self.write_signed(session, ctx, resp, body, &route.spec.signing, tls)
+                    .await
+            }
             Fetched::Streamed => Ok(()),
             Fetched::ClientGone => Error::e_explain(ErrorType::ReadError, "client request failed"),
             Fetched::Incomplete { streamed: true } => {
@@ -274,7 +277,7 @@ impl Gateway {
                     _ => GatewayError::UpstreamUnavailable,
                 };
                 ctx.error = Some(err);
-                drain_body(session).await;
+                super::drain_h2_body(session).await;
                 self.write_gateway_response(session, ctx, err.status(), err.code(), err.message(), Vec::new())
                     .await
             }
@@ -439,6 +442,7 @@ impl Gateway {
         ctx: &mut Ctx,
         mut resp: Box<ResponseHeader>,
         body: Bytes,
+        spec: &SigningSpec,
         tls: bool,
     ) -> Result<()> {
         let method = session.req_header().method.clone();
@@ -448,11 +452,6 @@ impl Gateway {
             resp.remove_header(&http::header::TRANSFER_ENCODING);
             resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         }
-        let spec = ctx
-            .route
-            .as_ref()
-            .map(|r| &r.spec.signing)
-            .unwrap_or(&ctx.policy.config.access.signing);
         let ring = self.keyring.load();
         if let Err(reason) = sign_response(
             &mut resp,
@@ -468,7 +467,7 @@ impl Gateway {
         }
         if status >= 400 {
             session.set_keepalive(None);
-            drain_body(session).await;
+            super::drain_h2_body(session).await;
         }
         let end = !content || body.is_empty();
         session.write_response_header(resp, end).await?;
@@ -477,10 +476,4 @@ impl Gateway {
         }
         Ok(())
     }
-}
-
-/// Before an answer to a request whose body the subrequest did not read to the end (a
-/// refusal): on HTTP/2 the rest is read and dropped, within bounds ([`super::drain_h2_body`]).
-async fn drain_body(session: &mut Session) {
-    super::drain_h2_body(session).await;
 }

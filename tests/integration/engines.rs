@@ -180,17 +180,6 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Seen> {
 }
 
 /// Turns the harness's plain listener (the second line of gateway.yaml) into a TLS one.
-fn tls_listener(conf: &Path, certs: &Path) {
-    let text = std::fs::read_to_string(conf).unwrap();
-    let listen_line = text.lines().nth(1).unwrap().to_string();
-    let tls = format!(
-        "{listen_line}\n    tls: {{cert: {}, key: {}}}\n",
-        certs.join("cert.pem").display(),
-        certs.join("key.pem").display()
-    );
-    std::fs::write(conf, text.replacen(&format!("{listen_line}\n"), &tls, 1)).unwrap();
-}
-
 /// What curl got: status, headers (names lower-cased) and body.
 struct CurlResponse {
     status: u16,
@@ -329,7 +318,9 @@ routes:
 "#,
         up.addr
     );
-    let gw = signing_gateway_with(&policy, |conf| tls_listener(conf, certs.path()));
+    let gw = signing_gateway_with(&policy, |conf| {
+        crate::tls::with_tls_listener(conf, &certs.path().join("cert.pem"), &certs.path().join("key.pem"))
+    });
     // Several DATA frames' worth, more than the retry buffer holds.
     let body = pattern(200_000);
     for prefix in ["/plain/", "/signed/"] {

@@ -58,7 +58,7 @@ pub(crate) fn make_certs(dir: &Path) {
 }
 
 /// Turns the harness's plain listener in `conf` into a TLS one with `cert` and `key`.
-fn with_tls_listener(conf: &Path, cert: &Path, key: &Path) {
+pub(crate) fn with_tls_listener(conf: &Path, cert: &Path, key: &Path) {
     let text = std::fs::read_to_string(conf).unwrap();
     // The second line is the listener: `  - address: 127.0.0.1:PORT`.
     let listen_line = text.lines().nth(1).unwrap().to_string();
@@ -261,8 +261,6 @@ fn signing_and_proxy_routes_treat_requests_alike() {
         certs.path().join("ca.pem"),
     );
     let up = echo("u");
-    let key_file = certs.path().join("master.key");
-    std::fs::write(&key_file, "5b".repeat(32)).unwrap();
     let policy = format!(
         "upstreams:\n  - {{ name: u, peers: [\"{}\"] }}\n\
 routes:\n\
@@ -272,11 +270,7 @@ routes:\n\
   - {{ name: plain-typed, path_prefix: /plain-typed/, upstream: u, validation: {{ content_types: [application/json] }} }}\n",
         up.addr()
     );
-    let extra = format!("keys:\n  key_file: {}\n", key_file.display());
-    let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
-        with_tls_listener(conf, &cert, &key);
-        keys_init(conf);
-    });
+    let gw = crate::signing::signing_gateway_with(&policy, |conf| with_tls_listener(conf, &cert, &key));
     let port = gw.listen.port().to_string();
     let resolve = format!("localhost:{port}:127.0.0.1");
     let url = |p: &str| format!("https://localhost:{port}{p}");
