@@ -191,7 +191,9 @@ impl Gateway {
         let Some(route) = ctx.route.clone() else {
             return Error::e_explain(ErrorType::InternalError, "signing without a route");
         };
+        // What the parent still needs while the context is lent out.
         let tls = ctx.tls;
+        let request_id = ctx.request_id.clone();
         let slot: Slot = Arc::default();
         let prepared = {
             if session.subrequest_spawner.is_none() {
@@ -229,34 +231,25 @@ impl Gateway {
                 .body_mode(BodyMode::ExpectBody)
                 .user_ctx(Box::new(slot.clone()))
                 .build();
-            match wire {
-                Some(w) => {
-                    let original = std::mem::replace(session.req_header_mut(), w);
-                    let spawner = session.subrequest_spawner.as_ref().expect("checked above");
-                    let made = spawner.create_subrequest(&session.downstream_session, sub_ctx);
-                    *session.req_header_mut() = original;
-                    made
-                }
-                None => {
-                    let spawner = session.subrequest_spawner.as_ref().expect("checked above");
-                    spawner.create_subrequest(&session.downstream_session, sub_ctx)
-                }
+            let original = wire.map(|w| std::mem::replace(session.req_header_mut(), w));
+            let spawner = session.subrequest_spawner.as_ref().expect("checked above");
+            let made = spawner.create_subrequest(&session.downstream_session, sub_ctx);
+            if let Some(original) = original {
+                *session.req_header_mut() = original;
             }
+            made
         };
         let (sub, handle) = prepared;
         let join = tokio::spawn(sub.run());
         let fetched = self
-            .relay(session, handle, &route.spec.signing, ctx.request_id.as_str())
+            .relay(session, handle, &route.spec.signing, request_id.as_str())
             .await;
         // The handle is gone: a subrequest still waiting on the client or on us ends now.
         let _ = join.await;
         let state = slot.lock().unwrap_or_else(|e| e.into_inner()).ctx.take();
         match state {
             Some(state) => **ctx = state,
-            None => log::error!(
-                "request {}: the signing subrequest lost the request context",
-                ctx.request_id
-            ),
+            None => log::error!("request {request_id}: the signing subrequest lost the request context"),
         }
         match fetched {
             Fetched::Held(resp, body) => {
