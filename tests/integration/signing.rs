@@ -519,3 +519,35 @@ fn inspection_on_a_signing_route_blocks_bodies_and_signs_the_refusal() {
     let echoed: serde_json::Value = serde_json::from_slice(&ok.body).unwrap();
     assert_eq!(echoed["body_bytes"], 21);
 }
+
+/// An upstream that sends its header and then breaks off mid-body. On a signing route the
+/// response is held, so nothing is on the wire yet: the client gets a clean, signed 502 instead
+/// of a cut 200. (An unsigned route has already sent the 200 and can only cut the stream.)
+#[test]
+fn an_upstream_that_breaks_mid_body_gets_a_clean_signed_502() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten b");
+            // Dropped here: 90 bytes of the promised 100 never come.
+        }
+    });
+    let gw = signing_gateway(&signing_policy(addr, ""));
+    let c = capture("GET", &gw.url("/api/cut"), &[], None);
+    assert_eq!(c.status, 502, "{}", String::from_utf8_lossy(&c.body));
+    let body: serde_json::Value = serde_json::from_slice(&c.body).expect("a JSON error body");
+    assert_eq!(body["error"], "upstream_unavailable", "{body}");
+    assert!(c.header("signature").is_some(), "the 502 is signed: {:?}", c.headers);
+    assert!(c.header("content-digest").is_some());
+    // The same upstream on an unsigned route: the 200 is already out, so the stream is cut.
+    let plain = agent().get(&gw.url("/plain/cut")).call().expect("the header arrives");
+    assert_eq!(plain.status(), 200);
+    let mut rest = Vec::new();
+    assert!(plain.into_reader().read_to_end(&mut rest).is_err() || rest.len() < 100);
+}
