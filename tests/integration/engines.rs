@@ -540,6 +540,10 @@ routes:
                 r.body
             );
         }
+        // Pingora puts an upstream connection back in its pool just after the response has gone
+        // to the client, so a request sent at once may find the pool empty and open a fresh
+        // connection (seen on a loaded 2-core machine). Give the releases time to land.
+        std::thread::sleep(std::time::Duration::from_millis(200));
         // The third goes to a on its pooled connection, which a reads whole and drops; PUT is
         // idempotent and the body is held, so the gateway tries again.
         let path = format!("{prefix}put");
