@@ -10,6 +10,7 @@ mod de;
 pub mod error;
 pub mod gateway;
 mod locate;
+mod names;
 pub mod normalization;
 pub mod policy;
 

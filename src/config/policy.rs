@@ -16,8 +16,9 @@ use super::access::{
 };
 use super::alerts::{AlertRule, RawAlerts};
 use super::de;
-use super::error::{ConfigErrors, SourceFile};
+use super::error::{ConfigErrors, FieldError, SourceFile};
 use super::gateway::GatewayConfig;
+use super::names::{self, check_name, Names, NAME_RULE};
 use crate::filters::ipset::{parse_cidr, parse_list_file, IpSet};
 
 #[derive(Debug, Deserialize, Default)]
@@ -673,49 +674,30 @@ impl PolicyConfig {
 
         // Upstreams first, so routes can refer to pools from any file.
         let mut upstreams = Vec::new();
-        let mut upstream_at: HashMap<String, (&Path, usize)> = HashMap::new();
-        for (src, raw) in &parsed {
-            for (i, u) in raw.upstreams.iter().enumerate() {
-                let at = |f: &str| format!("upstreams[{i}].{f}");
-                if let Some((file, _)) = upstream_at.get(&u.name) {
-                    errors.push(src.error(
-                        &at("name"),
-                        format!(
-                            "duplicate upstream name {:?} (first defined in {})",
-                            u.name,
-                            file.display()
-                        ),
-                    ));
-                    continue;
-                }
-                upstream_at.insert(u.name.clone(), (&src.path, i));
-                match upstream_spec(u) {
-                    Ok(spec) => upstreams.push(spec),
-                    Err((field, msg)) => errors.push(src.error(&at(field), msg)),
-                }
+        let mut upstream_names = Names::new(names::UPSTREAM);
+        for (src, i, u) in names::located(&parsed, |r| &r.upstreams) {
+            let at = |f: &str| format!("upstreams[{i}].{f}");
+            if let Err(m) = upstream_names.claim(&u.name, &src.path) {
+                errors.push(src.error(&at("name"), m));
+                continue;
+            }
+            match upstream_spec(u) {
+                Ok(spec) => upstreams.push(spec),
+                Err((field, msg)) => errors.push(src.error(&at(field), msg)),
             }
         }
 
-        let rule_names: Vec<&str> = access.spec.rate_limits.iter().map(|r| r.name.as_str()).collect();
         let mut routes = Vec::new();
-        let mut route_at: HashMap<String, &Path> = HashMap::new();
+        let mut route_names = Names::new(names::ROUTE);
         let mut match_keys: HashMap<(Vec<HostPattern>, String), String> = HashMap::new();
         for (src, raw) in &parsed {
             for (i, r) in raw.routes.iter().enumerate() {
                 let at = |f: &str| format!("routes[{i}].{f}");
-                if let Some(file) = route_at.get(&r.name) {
-                    errors.push(src.error(
-                        &at("name"),
-                        format!(
-                            "duplicate route name {:?} (first defined in {})",
-                            r.name,
-                            file.display()
-                        ),
-                    ));
+                if let Err(m) = route_names.claim(&r.name, &src.path) {
+                    errors.push(src.error(&at("name"), m));
                     continue;
                 }
-                route_at.insert(r.name.clone(), &src.path);
-                match route_spec(r, &upstream_at, &access.defaults, src, &rule_names) {
+                match route_spec(r, &upstream_names, &access.defaults, src, &access.rate_limit_names) {
                     Ok(mut spec) => {
                         spec.case_insensitive |= normalization.case_insensitive;
                         let mut key_hosts = spec.hosts.clone();
@@ -742,8 +724,11 @@ impl PolicyConfig {
         for (src, raw) in &parsed {
             for (i, t) in raw.tiers.iter().enumerate() {
                 for (j, r) in t.routes.iter().flatten().enumerate() {
-                    if r != "*" && !route_at.contains_key(r) {
-                        errors.push(src.error(&format!("tiers[{i}].routes[{j}]"), format!("no route named {r:?}")));
+                    if r == "*" {
+                        continue;
+                    }
+                    if let Err(m) = route_names.resolve(r) {
+                        errors.push(src.error(&format!("tiers[{i}].routes[{j}]"), m));
                     }
                 }
             }
@@ -780,6 +765,7 @@ fn build_inspection_rules(
     use crate::inspect::rules::{check_pattern, Class, Rule};
     let builtin_ids = crate::inspect::rules::builtin_ids();
     let mut out: Vec<Rule> = Vec::new();
+    let mut ids: Names<u32> = Names::new(names::INSPECTION_RULE);
     for (src, raw) in parsed {
         for (i, r) in raw.inspection_rules.iter().enumerate() {
             let at = |f: &str| format!("inspection_rules[{i}].{f}");
@@ -793,8 +779,8 @@ fn build_inspection_rules(
                 ));
                 continue;
             }
-            if out.iter().any(|o| o.id == r.id) {
-                errors.push(src.error(&at("id"), format!("duplicate inspection rule id {}", r.id)));
+            if let Err(m) = ids.check_unique(&r.id) {
+                errors.push(src.error(&at("id"), m));
                 continue;
             }
             let Some(class) = Class::parse(&r.class) else {
@@ -809,6 +795,7 @@ fn build_inspection_rules(
                 errors.push(src.error(&at("pattern"), e));
                 continue;
             }
+            ids.insert(r.id, &src.path);
             out.push(Rule {
                 id: r.id,
                 class,
@@ -854,15 +841,15 @@ fn build_alerts(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
         .iter()
         .all(|(_, raw)| raw.alerts.as_ref().is_none_or(|a| a.builtin));
     let mut own: Vec<AlertRule> = Vec::new();
+    let mut own_names = Names::new(names::ALERT_RULE);
     for (src, raw) in parsed {
         let Some(alerts) = &raw.alerts else { continue };
         for (i, r) in alerts.rules.iter().enumerate() {
             match super::alerts::rule(r) {
-                Ok(rule) if own.iter().any(|o| o.name == rule.name) => errors.push(src.error(
-                    &format!("alerts.rules[{i}].name"),
-                    format!("duplicate alert rule name {:?}", rule.name),
-                )),
-                Ok(rule) => own.push(rule),
+                Ok(rule) => match own_names.claim(&rule.name, &src.path) {
+                    Ok(()) => own.push(rule),
+                    Err(m) => errors.push(src.error(&format!("alerts.rules[{i}].name"), m)),
+                },
                 Err((field, msg)) => errors.push(src.error(&format!("alerts.rules[{i}].{field}"), msg)),
             }
         }
@@ -879,9 +866,11 @@ fn build_alerts(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     rules
 }
 
-struct BuiltAccess {
+struct BuiltAccess<'a> {
     spec: AccessSpec,
     defaults: RouteDefaults,
+    /// The rate limits routes may name.
+    rate_limit_names: Names<'a>,
 }
 
 /// Global defaults a route's own settings are merged onto.
@@ -940,7 +929,10 @@ fn merged_default<'a, T: Default, R: 'a>(
     }
 }
 
-fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super::ConfigError>) -> BuiltAccess {
+fn build_access<'a>(
+    parsed: &'a [(&'a SourceFile, RawPolicyFile)],
+    errors: &mut Vec<super::ConfigError>,
+) -> BuiltAccess<'a> {
     let mut trusted = IpSet::default();
     let mut client_ip_header = http::HeaderName::from_static("x-forwarded-for");
     if let Some((src, c)) = singleton(parsed, "client_ip", |r| r.client_ip.as_ref(), errors) {
@@ -1001,14 +993,15 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     }
 
     let mut rate_limits: Vec<RateLimitSpec> = Vec::new();
+    let mut rate_limit_names = Names::new(names::RATE_LIMIT);
     for (src, raw) in parsed {
         for (i, r) in raw.rate_limits.iter().enumerate() {
             let at = |f: &str| format!("rate_limits[{i}].{f}");
-            if rate_limits.iter().any(|x| x.name == r.name) {
-                errors.push(src.error(&at("name"), format!("duplicate rate limit name {:?}", r.name)));
+            if let Err(m) = rate_limit_names.check_unique(&r.name) {
+                errors.push(src.error(&at("name"), m));
                 continue;
             }
-            if !valid_name(&r.name) {
+            if !names::valid_name(&r.name) {
                 errors.push(src.error(&at("name"), NAME_RULE));
             } else if r.rate == 0 {
                 errors.push(src.error(&at("rate"), "must be at least 1"));
@@ -1021,6 +1014,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             } else if r.ipv6_prefix.is_some() && r.scope != Scope::ClientIp {
                 errors.push(src.error(&at("ipv6_prefix"), "applies to the client_ip scope only"));
             } else {
+                rate_limit_names.insert(r.name.clone(), &src.path);
                 rate_limits.push(RateLimitSpec {
                     name: r.name.clone(),
                     scope: r.scope,
@@ -1035,28 +1029,17 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     }
 
     let mut tiers: Vec<TierSpec> = Vec::new();
+    let mut tier_names = Names::new(names::TIER);
     for (src, raw) in parsed {
         for (i, t) in raw.tiers.iter().enumerate() {
             let at = |f: &str| format!("tiers[{i}].{f}");
             // The tier travels to the upstream in X-Api-Key-Tier and names metrics.
-            if !valid_name(&t.name) {
-                errors.push(src.error(&at("name"), NAME_RULE));
+            if let Err(m) = check_name(&t.name).and_then(|()| tier_names.check_unique(&t.name)) {
+                errors.push(src.error(&at("name"), m));
                 continue;
             }
-            if tiers.iter().any(|x| x.name == t.name) {
-                errors.push(src.error(&at("name"), format!("duplicate tier name {:?}", t.name)));
-                continue;
-            }
-            if let Some((j, missing)) = t
-                .rate_limits
-                .iter()
-                .enumerate()
-                .find(|(_, n)| !rate_limits.iter().any(|r| &r.name == *n))
-            {
-                errors.push(src.error(
-                    &format!("tiers[{i}].rate_limits[{j}]"),
-                    format!("no rate limit named {missing:?}"),
-                ));
+            if let Err((j, m)) = rate_limit_names.resolve_all(&t.rate_limits) {
+                errors.push(src.error(&format!("tiers[{i}].rate_limits[{j}]"), m));
                 continue;
             }
             let methods = match t.methods.as_ref().map(|m| parse_methods(m)).transpose() {
@@ -1067,6 +1050,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                 }
             };
             let routes = t.routes.clone().filter(|r| !r.iter().any(|x| x == "*"));
+            tier_names.insert(t.name.clone(), &src.path);
             tiers.push(TierSpec {
                 name: t.name.clone(),
                 rate_limits: t.rate_limits.clone(),
@@ -1079,20 +1063,17 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
     }
 
     let mut api_keys: Vec<ApiKeySpec> = Vec::new();
+    let mut key_ids = Names::new(names::API_KEY);
     for (src, raw) in parsed {
         for (i, k) in raw.api_keys.iter().enumerate() {
             let at = |f: &str| format!("api_keys[{i}].{f}");
             // The id travels to the upstream in X-Api-Key-Id and names the key in /usage/{id}.
-            if !valid_name(&k.id) {
-                errors.push(src.error(&at("id"), NAME_RULE));
+            if let Err(m) = check_name(&k.id).and_then(|()| key_ids.check_unique(&k.id)) {
+                errors.push(src.error(&at("id"), m));
                 continue;
             }
-            if api_keys.iter().any(|x| x.id == k.id) {
-                errors.push(src.error(&at("id"), format!("duplicate API key id {:?}", k.id)));
-                continue;
-            }
-            if !tiers.iter().any(|t| t.name == k.tier) {
-                errors.push(src.error(&at("tier"), format!("no tier named {:?}", k.tier)));
+            if let Err(m) = tier_names.resolve(&k.tier) {
+                errors.push(src.error(&at("tier"), m));
                 continue;
             }
             let mut sha = [0u8; 32];
@@ -1117,6 +1098,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
                     }
                 },
             };
+            key_ids.insert(k.id.clone(), &src.path);
             api_keys.push(ApiKeySpec {
                 id: k.id.clone(),
                 name: k.name.clone(),
@@ -1151,6 +1133,7 @@ fn build_access(parsed: &[(&SourceFile, RawPolicyFile)], errors: &mut Vec<super:
             signing,
             inspection,
         },
+        rate_limit_names,
     }
 }
 
@@ -1259,7 +1242,7 @@ fn merge_headers(
         h.hsts = hsts.clone();
     }
     if let Some(remove) = &raw.remove {
-        if let Some(bad) = remove.iter().find(|r| !valid_name(r)) {
+        if let Some(bad) = remove.iter().find(|r| !names::valid_name(r)) {
             return Err(("remove".to_string(), format!("{bad:?} is not a header name")));
         }
         // Framing and the gateway's own response headers are not the upstream's to remove.
@@ -1284,18 +1267,8 @@ fn merge_headers(
     Ok(h)
 }
 
-const NAME_RULE: &str = "names use letters, digits, '-' and '_' (at most 64)";
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-type FieldError = (&'static str, String);
-
-fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
-    if !valid_name(&u.name) {
-        return Err(("name", NAME_RULE.into()));
-    }
+fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, (&'static str, String)> {
+    check_name(&u.name).map_err(|m| ("name", m))?;
     if u.peers.is_empty() {
         return Err(("peers", "an upstream needs at least one peer".into()));
     }
@@ -1388,15 +1361,13 @@ fn upstream_spec(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
 
 fn route_spec(
     r: &RawRoute,
-    upstreams: &HashMap<String, (&Path, usize)>,
+    upstreams: &Names,
     defaults: &RouteDefaults,
     src: &SourceFile,
-    rule_names: &[&str],
-) -> Result<RouteSpec, (String, String)> {
+    rate_limits: &Names,
+) -> Result<RouteSpec, FieldError> {
     let err = |f: &str, m: String| (f.to_string(), m);
-    if !valid_name(&r.name) {
-        return Err(err("name", NAME_RULE.into()));
-    }
+    check_name(&r.name).map_err(|m| err("name", m))?;
     if !r.path_prefix.starts_with('/') {
         return Err(err("path_prefix", "must start with '/'".into()));
     }
@@ -1417,14 +1388,7 @@ fn route_spec(
     for h in &r.hosts {
         hosts.push(HostPattern::parse(h).map_err(|m| err("hosts", m))?);
     }
-    if !upstreams.contains_key(&r.upstream) {
-        let mut known: Vec<&String> = upstreams.keys().collect();
-        known.sort();
-        return Err(err(
-            "upstream",
-            format!("no upstream named {:?} (defined: {known:?})", r.upstream),
-        ));
-    }
+    upstreams.resolve(&r.upstream).map_err(|m| err("upstream", m))?;
     if let Some(h) = &r.upstream_host {
         if h.is_empty() || h.chars().any(|c| c.is_control() || c == ' ') {
             return Err(err("upstream_host", "must be a host name".into()));
@@ -1475,11 +1439,9 @@ fn route_spec(
         None => defaults.inspection.clone(),
         Some(raw) => merge_inspection(&defaults.inspection, raw).map_err(|(f, m)| (format!("inspection.{f}"), m))?,
     };
-    for (i, name) in r.rate_limits.iter().enumerate() {
-        if !rule_names.contains(&name.as_str()) {
-            return Err((format!("rate_limits[{i}]"), format!("no rate limit named {name:?}")));
-        }
-    }
+    rate_limits
+        .resolve_all(&r.rate_limits)
+        .map_err(|(i, m)| (format!("rate_limits[{i}]"), m))?;
     Ok(RouteSpec {
         name: r.name.clone(),
         hosts,
