@@ -169,7 +169,7 @@ impl Policy {
                 .unwrap_or_default();
             let security_headers = CompiledHeaders::compile(&spec.security_headers);
             let insp = &spec.inspection;
-            let inspector = (insp.mode != crate::config::policy::InspectionMode::Off).then(|| {
+            let inspector = (insp.mode != crate::config::inspection::InspectionMode::Off).then(|| {
                 inspectors
                     .entry((insp.paranoia, insp.disabled_rules.clone()))
                     .or_insert_with(|| {

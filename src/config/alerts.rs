@@ -26,6 +26,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::de;
+use super::error::{ConfigError, SourceFile};
+use super::names::{self, Names};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -391,4 +393,36 @@ pub fn rule(raw: &RawAlertRule) -> Result<AlertRule, (&'static str, String)> {
         labels: raw.labels.clone(),
         description: raw.description.clone().unwrap_or_default(),
     })
+}
+
+/// The built-in alert rules, replaced by name or switched off by the policy's `alerts` blocks
+/// (which may sit in several files; rule names are unique across them).
+pub(super) fn build<'a>(
+    blocks: impl Iterator<Item = (&'a SourceFile, &'a RawAlerts)> + Clone,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<AlertRule> {
+    let builtin = blocks.clone().all(|(_, a)| a.builtin);
+    let mut own: Vec<AlertRule> = Vec::new();
+    let mut own_names = Names::new(names::ALERT_RULE);
+    for (src, alerts) in blocks {
+        for (i, r) in alerts.rules.iter().enumerate() {
+            match rule(r) {
+                Ok(rule) => match own_names.claim(&rule.name, &src.path) {
+                    Ok(()) => own.push(rule),
+                    Err(m) => errors.push(src.error(&format!("alerts.rules[{i}].name"), m)),
+                },
+                Err((field, msg)) => errors.push(src.error(&format!("alerts.rules[{i}].{field}"), msg)),
+            }
+        }
+    }
+    let mut rules: Vec<AlertRule> = if builtin {
+        builtin_rules()
+            .into_iter()
+            .filter(|b| !own.iter().any(|o| o.name == b.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    rules.extend(own);
+    rules
 }

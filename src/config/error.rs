@@ -30,6 +30,11 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// An error in one field of a block, before it is located: the field's path below the block
+/// (`max_headers`, `headers.untrusted_remove[2]`) and the message. The caller, which knows the
+/// file and where the block sits, turns it into a [`ConfigError`] with [`SourceFile::error`].
+pub type FieldError = (String, String);
+
 /// Every error found in one load; a load reports all of them, not only the first.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigErrors(pub Vec<ConfigError>);

@@ -9,13 +9,23 @@ pub mod alerts;
 mod de;
 pub mod error;
 pub mod gateway;
+pub mod inspection;
 mod locate;
+mod names;
 pub mod normalization;
 pub mod policy;
+pub mod routes;
+pub mod security_headers;
+pub mod signing;
+pub mod upstreams;
+pub mod validation;
 
+pub use access::{AccessSpec, ApiKeySpec, RateLimitSpec, TierSpec};
 pub use error::{ConfigError, ConfigErrors};
 pub use gateway::{AccessLogTarget, GatewayConfig};
-pub use policy::{AccessSpec, ApiKeySpec, HostPattern, PolicyConfig, RateLimitSpec, RouteSpec, TierSpec, UpstreamSpec};
+pub use policy::PolicyConfig;
+pub use routes::{HostPattern, RouteSpec};
+pub use upstreams::UpstreamSpec;
 
 /// Loads `gateway.yaml` and every policy it names: what `quantumvault check` validates.
 pub fn load_all(path: &std::path::Path) -> Result<(GatewayConfig, PolicyConfig), ConfigErrors> {

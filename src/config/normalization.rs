@@ -20,6 +20,7 @@
 
 use serde::Deserialize;
 
+use super::error::FieldError;
 use crate::canonical::headers::{MethodOverride, Underscores};
 use crate::canonical::path::{Backslashes, DotSegments, EscapedSlashes, PathOptions, PathParameters, RepeatedSlashes};
 use crate::canonical::NormalizationSpec;
@@ -90,9 +91,6 @@ pub enum RawDoubleEncoding {
     Reject,
     Allow,
 }
-
-/// A conversion error: the field below `normalization` and the message.
-pub type FieldError = (String, String);
 
 impl TryFrom<&RawNormalization> for NormalizationSpec {
     type Error = FieldError;

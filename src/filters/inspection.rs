@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 
 use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
-use crate::config::policy::{InspectionMode, InspectionSpec, Oversize};
+use crate::config::inspection::{InspectionMode, InspectionSpec, Oversize};
 use crate::inspect::body::{self, BodyError};
 use crate::inspect::extract::{inspect, RequestView};
 use crate::inspect::Finding;

@@ -5,7 +5,7 @@
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::policy::SecurityHeadersSpec;
+use crate::config::security_headers::SecurityHeadersSpec;
 
 /// A route's headers, compiled once per policy: parsed names and validated values, so the
 /// response path neither parses nor allocates them.

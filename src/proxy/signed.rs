@@ -32,7 +32,7 @@ use pingora::proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
 use pingora::proxy::Session;
 
 use super::{forward, Ctx, Gateway};
-use crate::config::policy::SigningSpec;
+use crate::config::signing::SigningSpec;
 use crate::errors::GatewayError;
 use crate::integrity::digest;
 use crate::integrity::httpsig::{self, Component, Message, SigningKeyRef};

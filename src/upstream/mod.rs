@@ -273,7 +273,7 @@ impl PeerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::policy::PassiveSpec;
+    use crate::config::upstreams::PassiveSpec;
     use std::time::Duration;
 
     fn spec(peers: &[&str]) -> UpstreamSpec {

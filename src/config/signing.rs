@@ -1,0 +1,89 @@
+//! The `signing` block (policy-wide, and per route onto it): which responses are signed, with
+//! which algorithms and digest. A route's block is merged onto the policy-wide one, so the
+//! conversion is `merge` (base plus raw block) rather than a `TryFrom`.
+
+use serde::Deserialize;
+
+use super::de;
+use super::error::FieldError;
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `ecdsa-p256`, `ml-dsa-65` or `hybrid` (both, under two labels).
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// `sha-256` (default), `sha-512`, `sha3-256` or `blake3`.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Responses are held (and signed) up to this size.
+    #[serde(default, deserialize_with = "de::opt_byte_size")]
+    pub max_hold: Option<u64>,
+    /// Media types that stream (never held): passed unsigned with `Integrity-Status`.
+    #[serde(default)]
+    pub stream_types: Option<Vec<String>>,
+}
+
+/// Response signing of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSpec {
+    pub enabled: bool,
+    pub algorithms: Vec<crate::integrity::sig::SigAlg>,
+    pub digest: crate::integrity::digest::DigestAlg,
+    pub max_hold: u64,
+    pub stream_types: Vec<String>,
+}
+
+impl Default for SigningSpec {
+    fn default() -> Self {
+        SigningSpec {
+            enabled: false,
+            algorithms: vec![
+                crate::integrity::sig::SigAlg::EcdsaP256,
+                crate::integrity::sig::SigAlg::MlDsa65,
+            ],
+            digest: crate::integrity::digest::DigestAlg::Sha256,
+            max_hold: 8 << 20,
+            stream_types: vec!["text/event-stream".into()],
+        }
+    }
+}
+
+/// `raw` merged onto `base`; errors name the field below `signing`.
+pub(super) fn merge(base: &SigningSpec, raw: &RawSigning) -> Result<SigningSpec, FieldError> {
+    use crate::integrity::sig::SigAlg;
+    let mut s = base.clone();
+    if let Some(e) = raw.enabled {
+        s.enabled = e;
+    }
+    if let Some(a) = &raw.algorithm {
+        s.algorithms = match a.as_str() {
+            "ecdsa-p256" => vec![SigAlg::EcdsaP256],
+            "ml-dsa-65" => vec![SigAlg::MlDsa65],
+            "hybrid" => vec![SigAlg::EcdsaP256, SigAlg::MlDsa65],
+            other => {
+                return Err((
+                    "algorithm".into(),
+                    format!("{other:?} is not one of ecdsa-p256, ml-dsa-65, hybrid"),
+                ))
+            }
+        };
+    }
+    if let Some(d) = &raw.digest {
+        s.digest = crate::integrity::digest::DigestAlg::parse(d).ok_or_else(|| {
+            (
+                "digest".to_string(),
+                format!("{d:?} is not one of sha-256, sha-512, sha3-256, blake3"),
+            )
+        })?;
+    }
+    if let Some(m) = raw.max_hold {
+        s.max_hold = m;
+    }
+    if let Some(t) = &raw.stream_types {
+        s.stream_types = t.iter().map(|t| t.to_ascii_lowercase()).collect();
+    }
+    Ok(s)
+}
