@@ -16,7 +16,7 @@ impl RequestFilter for Quota {
         let tier = &key.tier.spec;
         match key
             .usage
-            .consume_quota(tier.daily_quota, tier.monthly_quota, r.now_unix)
+            .consume_quota(tier.daily_quota, tier.monthly_quota, r.now.unix_secs)
         {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -43,7 +43,7 @@ impl RequestFilter for RateLimit {
                     }
                 }
             }
-            match rule.limiter.check(key_buf.as_slice(), r.now_ns) {
+            match rule.limiter.check(key_buf.as_slice(), r.now.mono_ns()) {
                 Decision::Allow { remaining, reset } => {
                     headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, secs_ceil(reset));
                     if remaining < headers.remaining {

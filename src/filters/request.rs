@@ -20,9 +20,9 @@ pub struct RequestInfo<'a> {
     pub client_ip: IpAddr,
     pub route: Option<&'a Arc<Route>>,
     pub policy: &'a Policy,
-    /// Monotonic nanoseconds (rate limits) and Unix seconds (expiry, quotas); tests inject both.
-    pub now_ns: u64,
-    pub now_unix: u64,
+    /// The request's one reading of the clock ([`crate::clock`]): monotonic for rate limits,
+    /// Unix seconds for expiry and quotas. Tests take it from a manual clock.
+    pub now: crate::clock::Now,
     /// Whether Pingora switched keep-alive off while parsing (see `validate`); false during
     /// shutdown, when it switches it off for every request.
     pub keepalive_off: bool,

@@ -11,21 +11,19 @@
 //! The digest is over the bytes sent: an upstream that compresses (Content-Encoding) is
 //! hashed compressed; the gateway itself does not compress.
 
-use std::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{forward, Ctx, Gateway};
+use crate::clock::mono_ms;
 use crate::config::policy::SigningSpec;
 use crate::errors::GatewayError;
 use crate::integrity::digest;
 use crate::integrity::httpsig::{self, Component, Message, SigningKeyRef};
 use crate::kms::keystore::KeyRing;
 use crate::telemetry::metrics;
-use crate::upstream::now_ms;
 
 /// `scheme://authority/path?query` as the client addressed it.
 pub fn target_uri(req: &RequestHeader, tls: bool) -> String {
@@ -69,11 +67,11 @@ pub fn sign_response(
     covered.push(Component::req("@target-uri"));
     let target = target_uri(req, tls);
     let nonce = hex::encode(rand::random::<[u8; 12]>());
-    let created = crate::usage::unix_now();
+    let created = crate::clock::unix_now();
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
     for s in signers {
-        let started = Instant::now();
+        let started = crate::clock::instant();
         let keys = [SigningKeyRef {
             keyid: &s.keyid,
             signer: s.signer.as_ref(),
@@ -185,7 +183,7 @@ impl Gateway {
 
         let idempotent = up_req.method.is_idempotent();
         let (mut up, peer) = loop {
-            let Some(idx) = pool.select(ctx.tried.as_slice(), now_ms()) else {
+            let Some(idx) = pool.select(ctx.tried.as_slice(), mono_ms()) else {
                 metrics::upstream_error(&pool.spec.name, "no_healthy_peer");
                 return Err(Failure::Gateway(GatewayError::UpstreamUnavailable));
             };
@@ -202,7 +200,7 @@ impl Gateway {
                     e.as_up();
                     let (err, kind) = GatewayError::from_pingora(&e);
                     metrics::upstream_error(&pool.spec.name, kind);
-                    pool.connect_failed(idx, now_ms());
+                    pool.connect_failed(idx, mono_ms());
                     if !pool.may_retry(ctx.tried.count(), idempotent) {
                         return Err(Failure::Gateway(err));
                     }
