@@ -8,13 +8,10 @@
 
 use super::rate_limit::Decision;
 use super::request::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
+use crate::clock::ceil_secs;
 use crate::config::access::Scope;
 
 pub struct RateLimit;
-
-fn secs_ceil(d: std::time::Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
 
 impl RequestFilter for RateLimit {
     fn name(&self) -> &'static str {
@@ -45,7 +42,7 @@ impl RequestFilter for RateLimit {
             }
             match rule.limiter.check(key_buf.as_slice(), r.now.mono_ns()) {
                 Decision::Allow { remaining, reset } => {
-                    headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, secs_ceil(reset));
+                    headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, ceil_secs(reset));
                     if remaining < headers.remaining {
                         headers.remaining = remaining;
                         headers.limit = rule.spec.rate;
@@ -53,13 +50,13 @@ impl RequestFilter for RateLimit {
                     }
                 }
                 Decision::Deny { retry_after, reset } => {
-                    headers.push_rule(&rule.policy_item, &rule.spec.name, 0, secs_ceil(reset));
+                    headers.push_rule(&rule.policy_item, &rule.spec.name, 0, ceil_secs(reset));
                     headers.limit = rule.spec.rate;
                     headers.remaining = 0;
                     headers.reset = reset;
                     let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
                         .reason(format!("rate_limit:{}", rule.spec.name))
-                        .header(http::header::RETRY_AFTER, secs_ceil(retry_after).max(1).to_string());
+                        .header(http::header::RETRY_AFTER, ceil_secs(retry_after).max(1).to_string());
                     d.headers.extend(headers.to_headers());
                     state.rate = Some(headers);
                     return Err(d);

@@ -83,10 +83,6 @@ impl RateHeaders {
         crate::text::push_u64(&mut self.state, reset_secs);
     }
 
-    fn reset_secs(&self) -> u64 {
-        self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
-    }
-
     /// The five fields' names.
     pub const NAMES: [http::HeaderName; 5] = [
         http::HeaderName::from_static("x-ratelimit-limit"),
@@ -107,7 +103,7 @@ impl RateHeaders {
         ends[0] = text.len();
         crate::text::push_u64(&mut text, self.remaining);
         ends[1] = text.len();
-        crate::text::push_u64(&mut text, self.reset_secs());
+        crate::text::push_u64(&mut text, crate::clock::ceil_secs(self.reset));
         ends[2] = text.len();
         text.push_str(&self.policy);
         ends[3] = text.len();
