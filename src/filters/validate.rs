@@ -146,12 +146,7 @@ impl RequestFilter for Validation {
         }
         if let Some(types) = &v.content_types {
             if scan.has_body() || r.body_follows {
-                let media = req
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-                    .unwrap_or_default();
+                let media = crate::text::media_type_of(&req.headers);
                 if !types.iter().any(|t| *t == media) {
                     return Err(Denial::new(
                         415,

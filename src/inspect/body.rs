@@ -298,7 +298,7 @@ fn sniff(text: &str) -> Kind {
 /// The first finding in a body. `content_type` is the request's (one value, as sent).
 pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], exclude: &[String]) -> Option<Finding> {
     let ct = content_type.unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = crate::text::media_type(ct);
     // An unsupported charset is refused before the body phase; here it reads as ASCII.
     let text = to_text(body, charset(ct).unwrap_or(Charset::AsciiCompatible));
     let text = text.as_ref();

@@ -269,12 +269,7 @@ impl Gateway {
         let status = resp.status.as_u16();
         let method = session.req_header().method.clone();
         let spec = &route.spec.signing;
-        let media = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let media = crate::text::media_type_of(&resp.headers);
 
         let mut held = BytesMut::new();
         let mut unsigned_reason = None;
