@@ -390,17 +390,7 @@ impl ProxyHttp for Gateway {
         }
         let body_follows = !session.is_body_empty();
         let req = session.req_header();
-        // The forwarding header is only read when a trusted proxy could have written it.
-        let ip = if access.trusted_proxies.is_empty() {
-            peer
-        } else {
-            let forwarded = req
-                .headers
-                .get_all(&access.client_ip_header)
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            client_ip::resolve(peer, forwarded, &access.trusted_proxies)
-        };
+        let ip = client_ip::of_request(peer, &req.headers, &access.client_ip_header, &access.trusted_proxies);
         ctx.client_ip = Some(ip);
         ctx.peer_ip = Some(peer);
         ctx.route = ctx.policy.route(&ctx.canonical.host, &ctx.canonical.path).cloned();
