@@ -244,22 +244,23 @@ impl Policy {
     }
 }
 
+/// The policy of YAML `text`, with registries of its own (fresh rate limits and usage), for
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_policy(text: &str) -> Policy {
+    let src = crate::config::error::SourceFile::from_text(std::path::Path::new("p.yaml"), text.to_string());
+    let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
+    let reg = Registries {
+        peers: PeerRegistry::default(),
+        limiters: LimiterRegistry::default(),
+        usage: UsageStore::open(None).unwrap(),
+    };
+    Policy::build(cfg, 1, &reg).expect("builds")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::error::SourceFile;
-    use std::path::Path;
-
-    fn policy(text: &str) -> Policy {
-        let src = SourceFile::from_text(Path::new("p.yaml"), text.to_string());
-        let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
-        let reg = Registries {
-            peers: PeerRegistry::default(),
-            limiters: LimiterRegistry::default(),
-            usage: UsageStore::open(None).unwrap(),
-        };
-        Policy::build(cfg, 1, &reg).expect("builds")
-    }
+    use super::test_policy as policy;
 
     #[test]
     fn longest_prefix_and_host_specificity() {
