@@ -258,6 +258,21 @@ pub(crate) fn test_policy(text: &str) -> Policy {
     Policy::build(cfg, 1, &reg).expect("builds")
 }
 
+/// An `api_keys` entry of YAML for unit tests: key `id` of `tier`, its hash `n` 32 times.
+#[cfg(test)]
+pub(crate) fn test_key_entry(id: &str, tier: &str, n: u8) -> String {
+    format!(
+        "  - {{ id: {id}, name: t, tier: {tier}, sha256: \"{}\", created: '2026-01-01T00:00:00Z' }}\n",
+        hex::encode([n; 32])
+    )
+}
+
+/// The key `id` of policy `p`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_key(p: &Policy, id: &str) -> Option<Arc<ApiKey>> {
+    p.keys_by_hash.values().find(|k| k.spec.id == id).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_policy as policy;

@@ -41,19 +41,13 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::filters::request::{denial_header, test_check, test_request_to};
-    use crate::policy::{test_policy, Policy};
+    use crate::policy::{test_key, test_key_entry as key, test_policy, Policy};
 
     /// 2026-11-28 (day 20785), 01:00 UTC.
     const NOV_28_0100: u64 = 20_785 * 86_400 + 3600;
     const DEC_01: u64 = 20_788 * 86_400;
 
     fn policy() -> Policy {
-        let key = |id: &str, tier: &str, n: u8| {
-            format!(
-                "  - {{ id: {id}, name: t, tier: {tier}, sha256: \"{}\", created: '2026-01-01T00:00:00Z' }}\n",
-                hex::encode([n; 32])
-            )
-        };
         test_policy(&format!(
             "upstreams:\n  - {{ name: u, peers: [\"127.0.0.1:9\"] }}\n\
              tiers:\n  - {{ name: metered, daily_quota: 3, monthly_quota: 5 }}\n  - {{ name: daily, daily_quota: 1 }}\n  - {{ name: free }}\n\
@@ -69,7 +63,7 @@ mod tests {
     /// One request of key `id` through the quota filter at `clock`'s time.
     fn check(p: &Policy, id: &str, clock: &ManualClock) -> Result<(), Denial> {
         let mut state = FilterState {
-            key: p.keys_by_hash.values().find(|k| k.spec.id == id).cloned(),
+            key: test_key(p, id),
             ..Default::default()
         };
         let req = test_request_to("GET", "/", &[]);
@@ -77,7 +71,7 @@ mod tests {
     }
 
     fn counts(p: &Policy, id: &str) -> (u64, u64) {
-        let key = p.keys_by_hash.values().find(|k| k.spec.id == id).unwrap();
+        let key = test_key(p, id).unwrap();
         let q = key.usage.snapshot().quota;
         (q.day_count, q.month_count)
     }

@@ -78,15 +78,9 @@ mod tests {
     use crate::clock::{Clock, ManualClock};
     use crate::config::RateLimitSpec;
     use crate::filters::request::{denial_header, test_check, test_request_to};
-    use crate::policy::{test_policy, Policy};
+    use crate::policy::{test_key, test_key_entry, test_policy, Policy};
 
     fn policy() -> Policy {
-        let key = |id: &str, tier: &str, n: u8| {
-            format!(
-                "  - {{ id: {id}, name: t, tier: {tier}, sha256: \"{}\", created: '2026-01-01T00:00:00Z' }}\n",
-                hex::encode([n; 32])
-            )
-        };
         test_policy(&format!(
             r#"upstreams:
   - {{ name: u, peers: ["127.0.0.1:9"] }}
@@ -110,9 +104,9 @@ api_keys:
   - {{ name: a, path_prefix: /a/, upstream: u }}
   - {{ name: b, path_prefix: /b/, upstream: u }}
 "#,
-            key("k1", "gold", 1),
-            key("k2", "gold", 2),
-            key("p1", "pair", 3),
+            test_key_entry("k1", "gold", 1),
+            test_key_entry("k2", "gold", 2),
+            test_key_entry("p1", "pair", 3),
         ))
     }
 
@@ -125,7 +119,7 @@ api_keys:
         key: Option<&str>,
     ) -> (Result<(), Denial>, FilterState) {
         let mut state = FilterState {
-            key: key.map(|id| p.keys_by_hash.values().find(|k| k.spec.id == id).unwrap().clone()),
+            key: key.map(|id| test_key(p, id).unwrap()),
             ..Default::default()
         };
         let req = test_request_to("GET", path, &[]);
