@@ -74,7 +74,7 @@ pub fn create(path: &Path, name: &str, tier: &str, expires: Option<&str>) -> Res
         name: name.to_string(),
         tier: tier.to_string(),
         sha256: hex::encode(hash_key(&key)),
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        created: humantime::format_rfc3339_seconds(crate::clock::system_time()).to_string(),
         expires: expires.map(str::to_string),
         revoked: false,
     });

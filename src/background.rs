@@ -44,11 +44,8 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
                 reload_failed: self.runtime.status().last_error.is_some(),
                 keyring: &keyring,
             };
-            let observations =
-                crate::telemetry::alerts::observe(&live, &policy.config.alerts, std::time::Instant::now());
-            self.runtime
-                .alerts
-                .evaluate(crate::telemetry::alerts::unix_ms(), &observations);
+            let observations = crate::telemetry::alerts::observe(&live, &policy.config.alerts, crate::clock::instant());
+            self.runtime.alerts.evaluate(crate::clock::unix_ms(), &observations);
         })
         .await;
     }
@@ -113,7 +110,7 @@ impl pingora::services::background::BackgroundService for MetricsUpkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         every(Duration::from_secs(5), &mut shutdown, || async {
             self.0.run_upkeep();
-            crate::telemetry::stats::stats().prune(std::time::Instant::now());
+            crate::telemetry::stats::stats().prune(crate::clock::instant());
         })
         .await;
     }

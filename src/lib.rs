@@ -11,6 +11,7 @@ pub mod admin;
 pub mod apikey;
 pub mod background;
 pub mod canonical;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod errors;

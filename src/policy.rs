@@ -244,22 +244,38 @@ impl Policy {
     }
 }
 
+/// The policy of YAML `text`, with registries of its own (fresh rate limits and usage), for
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_policy(text: &str) -> Policy {
+    let src = crate::config::error::SourceFile::from_text(std::path::Path::new("p.yaml"), text.to_string());
+    let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
+    let reg = Registries {
+        peers: PeerRegistry::default(),
+        limiters: LimiterRegistry::default(),
+        usage: UsageStore::open(None).unwrap(),
+    };
+    Policy::build(cfg, 1, &reg).expect("builds")
+}
+
+/// An `api_keys` entry of YAML for unit tests: key `id` of `tier`, its hash `n` 32 times.
+#[cfg(test)]
+pub(crate) fn test_key_entry(id: &str, tier: &str, n: u8) -> String {
+    format!(
+        "  - {{ id: {id}, name: t, tier: {tier}, sha256: \"{}\", created: '2026-01-01T00:00:00Z' }}\n",
+        hex::encode([n; 32])
+    )
+}
+
+/// The key `id` of policy `p`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_key(p: &Policy, id: &str) -> Option<Arc<ApiKey>> {
+    p.keys_by_hash.values().find(|k| k.spec.id == id).cloned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::error::SourceFile;
-    use std::path::Path;
-
-    fn policy(text: &str) -> Policy {
-        let src = SourceFile::from_text(Path::new("p.yaml"), text.to_string());
-        let cfg = PolicyConfig::from_sources(&[src]).expect("valid policy");
-        let reg = Registries {
-            peers: PeerRegistry::default(),
-            limiters: LimiterRegistry::default(),
-            usage: UsageStore::open(None).unwrap(),
-        };
-        Policy::build(cfg, 1, &reg).expect("builds")
-    }
+    use super::test_policy as policy;
 
     #[test]
     fn longest_prefix_and_host_specificity() {

@@ -87,7 +87,7 @@ impl Runtime {
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registries,
             keyring: Arc::new(ArcSwap::from_pointee(keyring)),
-            started: SystemTime::now(),
+            started: crate::clock::system_time(),
             status: Mutex::new(ReloadStatus {
                 generation: 1,
                 ..Default::default()
@@ -106,7 +106,7 @@ impl Runtime {
         let _serial = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = self.try_reload();
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        status.last_reload = Some(SystemTime::now());
+        status.last_reload = Some(crate::clock::system_time());
         status.last_trigger = Some(trigger.to_string());
         match result {
             Ok((generation, restart_needed)) => {

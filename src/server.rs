@@ -91,7 +91,12 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(runtime.policy.clone(), runtime.keyring.clone(), access_log),
+        Gateway::new(
+            runtime.policy.clone(),
+            runtime.keyring.clone(),
+            access_log,
+            Arc::new(crate::clock::SystemClock),
+        ),
         "quantumvault proxy",
     );
     for l in &gateway.listeners {

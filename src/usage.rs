@@ -175,13 +175,6 @@ pub fn days_from_month_index(idx: u64) -> u64 {
     (era * 146_097 + doe - 719_468) as u64
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[derive(Serialize, Deserialize)]
 struct UsageFile {
     version: u32,

@@ -100,7 +100,7 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/stats") => json_response(
                 StatusCode::OK,
-                crate::telemetry::stats::stats().report(std::time::Instant::now()),
+                crate::telemetry::stats::stats().report(crate::clock::instant()),
             ),
             (Method::GET, "/alerts") => {
                 let (alerts, history) = self.runtime.alerts.snapshot();
@@ -135,7 +135,7 @@ impl ServeHttp for AdminApp {
                 match self
                     .runtime
                     .alerts
-                    .acknowledge(&id, crate::telemetry::alerts::unix_ms(), &by, &comment)
+                    .acknowledge(&id, crate::clock::unix_ms(), &by, &comment)
                 {
                     AckResult::Acknowledged => {
                         log::info!("alert {id} acknowledged by {by}");
@@ -188,7 +188,7 @@ impl ServeHttp for AdminApp {
             }
             (Method::GET, "/keys") => {
                 let ring = self.runtime.keyring.load();
-                let now = crate::usage::unix_now();
+                let now = crate::clock::unix_now();
                 let primary: Vec<&str> = ring.signers.iter().map(|s| s.keyid.as_str()).collect();
                 let keys: Vec<_> = ring
                     .published

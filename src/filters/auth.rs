@@ -127,7 +127,7 @@ impl RequestFilter for ApiKeyAuth {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            if r.now_unix >= exp {
+            if r.now.unix_secs >= exp {
                 return Err(unauthorized(
                     "expired_api_key",
                     "the API key has expired",

@@ -51,6 +51,17 @@ pub fn resolve<'a>(peer: IpAddr, header_values: impl Iterator<Item = &'a str>, t
     client
 }
 
+/// The client address of a request from socket peer `peer`: `header` (the policy's
+/// `client_ip.header`) is only read when a trusted proxy could have written it. Values that are
+/// not visible ASCII are skipped.
+pub fn of_request(peer: IpAddr, headers: &http::HeaderMap, header: &http::HeaderName, trusted: &IpSet) -> IpAddr {
+    if trusted.is_empty() {
+        return peer;
+    }
+    let forwarded = headers.get_all(header).iter().filter_map(|v| v.to_str().ok());
+    resolve(peer, forwarded, trusted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,7 +248,230 @@ pub fn body_chunk(
 mod tests {
     use super::*;
 
-    use crate::filters::request::test_request as request;
+    use crate::clock::{Clock, ManualClock};
+    use crate::filters::request::{test_check, test_request as request, test_request_to};
+    use crate::policy::{test_policy, Policy};
+
+    fn policy() -> Policy {
+        test_policy(
+            r#"upstreams:
+  - { name: u, peers: ["127.0.0.1:9"] }
+routes:
+  - { name: block, path_prefix: /block/, upstream: u, inspection: { mode: block, max_body: 64 } }
+  - { name: detect, path_prefix: /detect/, upstream: u, inspection: { mode: detect, max_body: 64 } }
+  - { name: pass, path_prefix: /pass/, upstream: u, inspection: { mode: block, max_body: 64, oversize: pass } }
+  - { name: off, path_prefix: /off/, upstream: u, inspection: { mode: off } }
+"#,
+        )
+    }
+
+    const SQLI_QUERY: &str = "q=1%27%20OR%20%271%27=%271";
+    const XSS: &[u8] = b"<script>alert(1)</script>";
+
+    /// The header phase of inspection on `method target` with `headers`.
+    fn check(p: &Policy, target: &str, headers: &[(&str, &[u8])]) -> (Result<(), Denial>, FilterState) {
+        let req = test_request_to("GET", target, headers);
+        let mut state = FilterState::default();
+        let now = ManualClock::at_unix(0).now();
+        let r = test_check(&Inspection, p, &req, "192.0.2.1".parse().unwrap(), now, &mut state);
+        (r, state)
+    }
+
+    fn route<'a>(p: &'a Policy, name: &str) -> &'a Route {
+        p.routes.iter().find(|r| r.spec.name == name).unwrap()
+    }
+
+    /// Feeds `chunks` of a POST body with `headers` through the body phase of route `name`:
+    /// what each call returned and what it let through.
+    fn feed(
+        p: &Policy,
+        name: &str,
+        headers: &[(&str, &[u8])],
+        chunks: &[&[u8]],
+    ) -> (Vec<Result<Option<Bytes>, Denial>>, Option<Finding>) {
+        let req = request(headers);
+        let mut hold = BodyHold::default();
+        let mut finding = None;
+        let out = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut body = Some(Bytes::copy_from_slice(c));
+                body_chunk(
+                    route(p, name),
+                    &req,
+                    &mut hold,
+                    &mut finding,
+                    &mut body,
+                    i + 1 == chunks.len(),
+                )
+                .map(|()| body)
+            })
+            .collect();
+        (out, finding)
+    }
+
+    fn json() -> (&'static str, &'static [u8]) {
+        ("Content-Type", b"application/json")
+    }
+
+    #[test]
+    fn benign_requests_pass_the_header_phase() {
+        let p = policy();
+        for target in [
+            "/block/search?q=rock+%26+roll+O%27Brien",
+            "/block/a/b",
+            "/detect/x?id=42",
+        ] {
+            let (r, state) = check(&p, target, &[("X-Note", b"drop by at 5"), ("Cookie", b"sid=abc")]);
+            assert!(r.is_ok(), "{target}");
+            assert!(state.finding.is_none(), "{target}");
+        }
+    }
+
+    #[test]
+    fn attacks_in_query_header_and_cookie_are_blocked() {
+        let p = policy();
+        let (r, state) = check(&p, &format!("/block/?{SQLI_QUERY}"), &[]);
+        let d = r.unwrap_err();
+        assert_eq!((d.status, d.code), (403, "request_blocked"));
+        assert_eq!(d.reason, "inspection:942100");
+        assert_eq!(d.message, "blocked by inspection rule 942100 (sqli)");
+        assert!(state.finding.is_none());
+        let d = check(&p, "/block/", &[("X-Note", XSS)]).0.unwrap_err();
+        assert_eq!(
+            (d.reason.as_str(), d.message.as_ref()),
+            ("inspection:941100", "blocked by inspection rule 941100 (xss)")
+        );
+        let d = check(&p, "/block/", &[("Cookie", b"id=1' OR '1'='1")]).0.unwrap_err();
+        assert!(d.message.ends_with("(sqli)"), "{}", d.message);
+        // The payload is never echoed.
+        assert!(!d.message.contains("OR"));
+    }
+
+    #[test]
+    fn detect_mode_forwards_with_the_finding_and_off_inspects_nothing() {
+        let p = policy();
+        let (r, state) = check(&p, &format!("/detect/?{SQLI_QUERY}"), &[]);
+        assert!(r.is_ok());
+        let f = state.finding.expect("finding");
+        assert_eq!(
+            (f.rule_id, f.class, f.location),
+            (942100, crate::inspect::Class::Sqli, "query")
+        );
+        let (r, state) = check(&p, &format!("/off/?{SQLI_QUERY}"), &[("X-Note", XSS)]);
+        assert!(r.is_ok() && state.finding.is_none());
+        assert!(route(&p, "off").inspector.is_none());
+    }
+
+    #[test]
+    fn the_header_phase_refuses_what_it_cannot_inspect() {
+        let p = policy();
+        let refusal = |route: &str, headers: &[(&str, &[u8])]| {
+            check(&p, route, headers).0.err().map(|d| (d.status, d.code, d.reason))
+        };
+        let len: (&str, &[u8]) = ("Content-Length", b"10");
+        assert_eq!(
+            refusal("/block/", &[len, ("Content-Encoding", b"br")]),
+            Some((415, "unsupported_content_encoding", "inspection_encoding".into()))
+        );
+        assert_eq!(
+            refusal("/detect/", &[len, ("Content-Encoding", b"br")]),
+            Some((415, "unsupported_content_encoding", "inspection_encoding".into())),
+            "detect mode too"
+        );
+        assert_eq!(
+            refusal("/block/", &[("Content-Length", b"65")]),
+            Some((413, "body_too_large", "inspection_oversize".into()))
+        );
+        assert_eq!(refusal("/block/", &[("Content-Length", b"64")]), None);
+        assert_eq!(refusal("/pass/", &[("Content-Length", b"65")]), None);
+        assert_eq!(refusal("/off/", &[len, ("Content-Encoding", b"br")]), None);
+    }
+
+    #[test]
+    fn bodies_are_held_whole_then_released() {
+        let p = policy();
+        let (out, finding) = feed(&p, "block", &[json()], &[b"{\"name\":\"O'Brien\",", b"\"n\":1}"]);
+        assert_eq!(out[0].as_ref().unwrap(), &None, "held");
+        assert_eq!(
+            out[1].as_ref().unwrap().as_deref(),
+            Some(&b"{\"name\":\"O'Brien\",\"n\":1}"[..])
+        );
+        assert!(finding.is_none());
+        // A route that does not inspect lets chunks through untouched.
+        let (out, _) = feed(&p, "off", &[json()], &[b"{\"a\":", b"\"<script>\"}"]);
+        assert_eq!(out[0].as_ref().unwrap().as_deref(), Some(&b"{\"a\":"[..]));
+    }
+
+    #[test]
+    fn attacks_in_bodies_are_blocked_or_flagged() {
+        let p = policy();
+        let body: &[u8] = b"{\"bio\":\"<script>alert(1)</script>\"}";
+        let (out, _) = feed(&p, "block", &[json()], &[&body[..10], &body[10..]]);
+        assert!(out[0].is_ok());
+        let d = out[1].as_ref().unwrap_err();
+        assert_eq!(
+            (d.status, d.code, d.reason.as_str()),
+            (403, "request_blocked", "inspection:941100")
+        );
+        // A form, and an attack split across chunks.
+        let form = [("Content-Type", b"application/x-www-form-urlencoded".as_slice())];
+        let (out, _) = feed(&p, "block", &form, &[b"q=1' OR ", b"'1'='1"]);
+        assert!(out[1].as_ref().unwrap_err().message.ends_with("(sqli)"));
+        // Detect: forwarded whole, the finding kept.
+        let (out, finding) = feed(&p, "detect", &[json()], &[body]);
+        assert_eq!(out[0].as_ref().unwrap().as_deref(), Some(body));
+        let f = finding.expect("finding");
+        assert_eq!((f.rule_id, f.class), (941100, crate::inspect::Class::Xss));
+        // Compressed: inspected decompressed, forwarded as it came.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, body).unwrap();
+        let gz = gz.finish().unwrap();
+        let (out, _) = feed(&p, "block", &[json(), ("Content-Encoding", b"gzip")], &[&gz]);
+        assert_eq!(out[0].as_ref().unwrap_err().reason, "inspection:941100");
+        let (out, finding) = feed(&p, "detect", &[json(), ("Content-Encoding", b"gzip")], &[&gz]);
+        assert_eq!(out[0].as_ref().unwrap().as_deref(), Some(&gz[..]));
+        assert!(finding.is_some());
+        let (out, _) = feed(&p, "block", &[json(), ("Content-Encoding", b"gzip")], &[b"not gzip"]);
+        let d = out[0].as_ref().unwrap_err();
+        assert_eq!((d.status, d.code), (400, "invalid_content_encoding"));
+    }
+
+    #[test]
+    fn oversize_bodies_are_refused_at_the_end_or_passed_with_the_prefix_inspected() {
+        let p = policy();
+        let chunk = [b'a'; 40];
+        // Refuse: over the bound the rest is read and dropped, and 413 answered at the end.
+        let (out, _) = feed(&p, "block", &[], &[&chunk, &chunk, &chunk]);
+        assert_eq!(out[0].as_ref().unwrap(), &None);
+        assert_eq!(out[1].as_ref().unwrap(), &None, "dropped, not forwarded");
+        let d = out[2].as_ref().unwrap_err();
+        assert_eq!(
+            (d.status, d.code, d.reason.as_str()),
+            (413, "body_too_large", "inspection_oversize")
+        );
+        // Decompressing past the bound is refused too.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &[b'a'; 1000]).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 64);
+        let (out, _) = feed(&p, "block", &[("Content-Encoding", b"gzip")], &[&gz]);
+        assert_eq!(out[0].as_ref().unwrap_err().status, 413);
+        // Pass: the held prefix is inspected and released, the rest streams through.
+        let (out, _) = feed(&p, "pass", &[], &[&chunk, &chunk, &chunk]);
+        assert_eq!(out[0].as_ref().unwrap(), &None);
+        assert_eq!(out[1].as_ref().unwrap().as_ref().map(|b| b.len()), Some(80));
+        assert_eq!(out[2].as_ref().unwrap().as_deref(), Some(&chunk[..]));
+        let (out, _) = feed(&p, "pass", &[("Content-Encoding", b"gzip")], &[&gz]);
+        assert_eq!(out[0].as_ref().unwrap().as_deref(), Some(&gz[..]));
+        // ... and an attack in the prefix is still blocked.
+        let mut attack = b"q=1' OR '1'='1&x=".to_vec();
+        attack.resize(100, b'a');
+        let form = [("Content-Type", b"application/x-www-form-urlencoded".as_slice())];
+        let (out, _) = feed(&p, "pass", &form, &[&attack]);
+        assert_eq!(out[0].as_ref().unwrap_err().status, 403);
+    }
 
     fn spec(max_body: u64, oversize: Oversize) -> InspectionSpec {
         InspectionSpec {

@@ -12,11 +12,3 @@ pub mod rate_limit_filter;
 pub mod request;
 pub mod security_headers;
 pub mod validate;
-
-/// Monotonic nanoseconds for rate limiting (process-local clock) at `t`: the request's start,
-/// so the request path reads the clock once.
-pub fn rate_limit_clock_at(t: std::time::Instant) -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    t.saturating_duration_since(*START.get_or_init(std::time::Instant::now))
-        .as_nanos() as u64
-}

@@ -20,9 +20,9 @@ pub struct RequestInfo<'a> {
     pub client_ip: IpAddr,
     pub route: Option<&'a Arc<Route>>,
     pub policy: &'a Policy,
-    /// Monotonic nanoseconds (rate limits) and Unix seconds (expiry, quotas); tests inject both.
-    pub now_ns: u64,
-    pub now_unix: u64,
+    /// The request's one reading of the clock ([`crate::clock`]): monotonic for rate limits,
+    /// Unix seconds for expiry and quotas. Tests take it from a manual clock.
+    pub now: crate::clock::Now,
     /// Whether Pingora switched keep-alive off while parsing (see `validate`); false during
     /// shutdown, when it switches it off for every request.
     pub keepalive_off: bool,
@@ -83,10 +83,6 @@ impl RateHeaders {
         crate::text::push_u64(&mut self.state, reset_secs);
     }
 
-    fn reset_secs(&self) -> u64 {
-        self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0)
-    }
-
     /// The five fields' names.
     pub const NAMES: [http::HeaderName; 5] = [
         http::HeaderName::from_static("x-ratelimit-limit"),
@@ -107,7 +103,7 @@ impl RateHeaders {
         ends[0] = text.len();
         crate::text::push_u64(&mut text, self.remaining);
         ends[1] = text.len();
-        crate::text::push_u64(&mut text, self.reset_secs());
+        crate::text::push_u64(&mut text, crate::clock::ceil_secs(self.reset));
         ends[2] = text.len();
         text.push_str(&self.policy);
         ends[3] = text.len();
@@ -192,12 +188,62 @@ pub trait RequestFilter: Sync {
 /// A POST request with `headers`, for the filters' unit tests.
 #[cfg(test)]
 pub(crate) fn test_request(headers: &[(&str, &[u8])]) -> RequestHeader {
-    let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+    build_test_request("POST", "/", headers)
+}
+
+#[cfg(test)]
+fn build_test_request(method: &str, target: &str, headers: &[(&str, &[u8])]) -> RequestHeader {
+    let mut req = RequestHeader::build(method, target.as_bytes(), None).unwrap();
     for (name, value) in headers {
         req.append_header(name.to_string(), http::HeaderValue::from_bytes(value).unwrap())
             .unwrap();
     }
     req
+}
+
+/// A request of `method` for `target` (path and query) with `headers`, and `Host: gw.test`
+/// unless they name a host, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_request_to(method: &str, target: &str, headers: &[(&str, &[u8])]) -> RequestHeader {
+    let mut req = build_test_request(method, target, headers);
+    if !req.headers.contains_key(http::header::HOST) {
+        req.insert_header(http::header::HOST, "gw.test").unwrap();
+    }
+    req
+}
+
+/// Runs `filter` on `req` from `client_ip` at the clock reading `now`, routed by its canonical
+/// host and path as the proxy routes it, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_check(
+    filter: &dyn RequestFilter,
+    policy: &Policy,
+    req: &RequestHeader,
+    client_ip: IpAddr,
+    now: crate::clock::Now,
+    state: &mut FilterState,
+) -> Result<(), Denial> {
+    let canonical = crate::canonical::CanonicalRequest::of(req, &policy.config.normalization).expect("canonical");
+    let info = RequestInfo {
+        req,
+        canonical: &canonical,
+        client_ip,
+        route: policy.route(&canonical.host, &canonical.path),
+        policy,
+        now,
+        keepalive_off: false,
+        body_follows: false,
+    };
+    filter.check(&info, state)
+}
+
+/// The value of header `name` in a denial's headers, for unit tests.
+#[cfg(test)]
+pub(crate) fn denial_header<'a>(d: &'a Denial, name: &str) -> Option<&'a str> {
+    d.headers
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .and_then(|(_, v)| v.to_str().ok())
 }
 
 #[cfg(test)]

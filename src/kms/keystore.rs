@@ -274,10 +274,6 @@ fn open(master: &MasterKey, sealed: &Sealed, aad: &[u8]) -> Option<Zeroizing<Vec
         .map(Zeroizing::new)
 }
 
-pub fn now_unix() -> u64 {
-    crate::usage::unix_now()
-}
-
 impl Keystore {
     /// Creates a new keystore with the gateway's signing keys (ECDSA P-256 and ML-DSA-65).
     /// Refuses to touch an existing file.
@@ -418,7 +414,7 @@ impl Keystore {
             }
         };
         let sealed = seal(&self.master, &material, &aad(name, version, alg))?;
-        let now = now_unix();
+        let now = crate::clock::unix_now();
         self.file.keys[idx].versions.push(VersionRecord {
             version,
             state: KeyState::Active,
@@ -490,7 +486,7 @@ impl Keystore {
                 "{name} is a signing key; its material never leaves the provider"
             )));
         }
-        let now = now_unix();
+        let now = crate::clock::unix_now();
         let v = k
             .versions
             .iter()
@@ -537,7 +533,7 @@ impl Keystore {
         let v = self.version_mut(name, version)?;
         v.state = KeyState::Destroyed;
         v.sealed = None;
-        v.destroyed_at = Some(now_unix());
+        v.destroyed_at = Some(crate::clock::unix_now());
         self.save()
     }
 
@@ -555,7 +551,7 @@ impl Keystore {
 
     /// Rotates signing keys whose primary is older than `rotate_after` or expired.
     pub fn auto_rotate(&mut self, rotate_after: Option<u64>, lifetime: Option<u64>) -> Result<Vec<String>, KmsError> {
-        let now = now_unix();
+        let now = crate::clock::unix_now();
         let mut rotated = Vec::new();
         let names: Vec<String> = self.file.keys.iter().map(|k| k.name.clone()).collect();
         for name in names {
@@ -587,7 +583,7 @@ impl Keystore {
 
     /// The key ring for the proxy: the primary signer per algorithm and every published key.
     pub fn key_ring(&self) -> Result<KeyRing, KmsError> {
-        let now = now_unix();
+        let now = crate::clock::unix_now();
         let mut ring = KeyRing::default();
         for k in &self.file.keys {
             let Some(sig_alg) = k.alg.sig() else { continue };

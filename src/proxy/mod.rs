@@ -18,13 +18,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::canonical::CanonicalRequest;
+use crate::clock::{mono_ms, Clock};
 use crate::errors::{self, GatewayError, NO_PEER};
 use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
 use crate::filters::{client_ip, inspection, security_headers, validate};
 use crate::kms::keystore::KeyRing;
 use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
-use crate::upstream::now_ms;
 
 /// What the upstream learns of the caller's key and of a finding in `detect` mode.
 const X_API_KEY_ID: HeaderName = HeaderName::from_static("x-api-key-id");
@@ -39,15 +39,24 @@ pub struct Gateway {
     keyring: Arc<ArcSwap<KeyRing>>,
     access_log: AccessLog,
     in_flight: metrics::Gauge,
+    /// Read once per request (in `new_ctx`): [`crate::clock::SystemClock`] in the server. The
+    /// end of a request (latency, access-log time) is read from the system clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl Gateway {
-    pub fn new(policy: Arc<ArcSwap<Policy>>, keyring: Arc<ArcSwap<KeyRing>>, access_log: AccessLog) -> Gateway {
+    pub fn new(
+        policy: Arc<ArcSwap<Policy>>,
+        keyring: Arc<ArcSwap<KeyRing>>,
+        access_log: AccessLog,
+        clock: Arc<dyn Clock>,
+    ) -> Gateway {
         Gateway {
             policy,
             keyring,
             access_log,
             in_flight: crate::telemetry::metrics::in_flight(),
+            clock,
         }
     }
 }
@@ -186,7 +195,8 @@ pub struct Ctx {
     /// The request's canonical form ([`crate::canonical`]); default until request_filter.
     canonical: CanonicalRequest,
     request_id: forward::RequestId,
-    started: Instant,
+    /// The clock read once as the request starts: its latency and every filter's decision.
+    started: crate::clock::Now,
     client_ip: Option<IpAddr>,
     /// The socket peer: the hop appended to X-Forwarded-For.
     peer_ip: Option<IpAddr>,
@@ -213,13 +223,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn new(policy: Arc<Policy>, in_flight: Option<InFlight>) -> Ctx {
+    fn new(policy: Arc<Policy>, in_flight: Option<InFlight>, started: crate::clock::Now) -> Ctx {
         Ctx {
             policy,
             route: None,
             canonical: CanonicalRequest::default(),
             request_id: forward::RequestId::none(),
-            started: Instant::now(),
+            started,
             client_ip: None,
             peer_ip: None,
             tried: Default::default(),
@@ -240,7 +250,7 @@ impl Ctx {
 
     /// What stays behind while the request's context is lent to a signing subrequest.
     fn placeholder(&self) -> Ctx {
-        Ctx::new(self.policy.clone(), None)
+        Ctx::new(self.policy.clone(), None, self.started)
     }
 
     /// A new upstream attempt. On a retry Pingora replays the body it buffered through the
@@ -257,7 +267,7 @@ impl Ctx {
 
     /// A peer is about to be tried (the first try starts the upstream clock).
     fn upstream_begin(&mut self) {
-        self.upstream_started.get_or_insert_with(Instant::now);
+        self.upstream_started.get_or_insert_with(crate::clock::instant);
     }
 
     /// The upstream's response header arrived.
@@ -307,7 +317,7 @@ impl Ctx {
     /// Adds this request's gateway-side error to `/errors`.
     fn record_error(&self, err: GatewayError, kind: &'static str) {
         crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
-            time_ms: crate::telemetry::alerts::unix_ms(),
+            time_ms: crate::clock::unix_ms(),
             route: self
                 .route
                 .as_ref()
@@ -333,6 +343,7 @@ impl ProxyHttp for Gateway {
         Box::new(Ctx::new(
             self.policy.load_full(),
             Some(InFlight(self.in_flight.clone())),
+            self.clock.now(),
         ))
     }
 
@@ -413,17 +424,7 @@ impl ProxyHttp for Gateway {
         }
         let body_follows = !session.is_body_empty();
         let req = session.req_header();
-        // The forwarding header is only read when a trusted proxy could have written it.
-        let ip = if access.trusted_proxies.is_empty() {
-            peer
-        } else {
-            let forwarded = req
-                .headers
-                .get_all(&access.client_ip_header)
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            client_ip::resolve(peer, forwarded, &access.trusted_proxies)
-        };
+        let ip = client_ip::of_request(peer, &req.headers, &access.client_ip_header, &access.trusted_proxies);
         ctx.client_ip = Some(ip);
         ctx.peer_ip = Some(peer);
         ctx.route = ctx.policy.route(&ctx.canonical.host, &ctx.canonical.path).cloned();
@@ -433,8 +434,7 @@ impl ProxyHttp for Gateway {
             client_ip: ip,
             route: ctx.route.as_ref(),
             policy: &ctx.policy,
-            now_ns: crate::filters::rate_limit_clock_at(ctx.started),
-            now_unix: crate::usage::unix_now(),
+            now: ctx.started,
             keepalive_off: session.as_downstream().get_keepalive().is_none() && !session.is_process_shutting_down(),
             body_follows,
         };
@@ -485,7 +485,7 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
         let pool = &route.pool;
-        let Some(idx) = pool.select(ctx.tried.as_slice(), now_ms()) else {
+        let Some(idx) = pool.select(ctx.tried.as_slice(), mono_ms()) else {
             return Error::e_explain(ErrorType::Custom(NO_PEER), format!("upstream {}", pool.spec.name));
         };
         ctx.tried.push(idx);
@@ -532,7 +532,7 @@ impl ProxyHttp for Gateway {
         let (_, kind) = GatewayError::from_pingora(&e);
         crate::telemetry::metrics::upstream_error(&pool.spec.name, kind);
         if let Some(idx) = ctx.peer {
-            pool.connect_failed(idx, now_ms());
+            pool.connect_failed(idx, mono_ms());
         }
         e.set_retry(pool.may_retry(ctx.tried.count(), session.req_header().method.is_idempotent()));
         e
@@ -658,8 +658,8 @@ impl ProxyHttp for Gateway {
             return; // the parent logs the request once, with what its client saw
         }
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
-        let end = Instant::now();
-        let elapsed = end.saturating_duration_since(ctx.started);
+        let end = crate::clock::instant();
+        let elapsed = end.saturating_duration_since(ctx.started.instant);
         let req = session.req_header();
         let metrics = match ctx.route.as_ref() {
             Some(r) => &r.metrics,
@@ -676,7 +676,7 @@ impl ProxyHttp for Gateway {
                 ctx.denial.is_some(),
                 session.body_bytes_read() as u64,
                 session.body_bytes_sent() as u64,
-                crate::usage::unix_now(),
+                crate::clock::unix_now(),
             );
         }
         if self.access_log.enabled() {
@@ -688,7 +688,7 @@ impl ProxyHttp for Gateway {
             };
             let route = route_name;
             self.access_log.log(&AccessEntry {
-                time: std::time::SystemTime::now(),
+                time: crate::clock::system_time(),
                 request_id: ctx.request_id.as_str(),
                 client: ctx.client_ip,
                 method: req.method.as_str(),

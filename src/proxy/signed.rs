@@ -22,7 +22,6 @@
 //! hashed compressed; the gateway itself does not compress.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -81,11 +80,11 @@ pub fn sign_response(
     covered.push(Component::req("@target-uri"));
     let target = target_uri(req, tls);
     let nonce = hex::encode(rand::random::<[u8; 12]>());
-    let created = crate::usage::unix_now();
+    let created = crate::clock::unix_now();
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
     for s in signers {
-        let started = Instant::now();
+        let started = crate::clock::instant();
         let keys = [SigningKeyRef {
             keyid: &s.keyid,
             signer: s.signer.as_ref(),

@@ -122,14 +122,6 @@ pub struct Notification {
     pub resend_every_ms: u64,
 }
 
-/// Unix time in milliseconds: what alert times are.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn alert_id(rule: &str, labels: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
@@ -380,7 +372,7 @@ pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -
     let policy = live.policy;
     let mut windows: BTreeMap<Duration, BTreeMap<String, Window>> = BTreeMap::new();
     let mut out = Vec::new();
-    let now_unix = crate::usage::unix_now();
+    let now_unix = crate::clock::unix_now();
     for rule in rules {
         let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -425,7 +417,7 @@ pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -
                 }
             }
             AlertMetric::UpstreamHealthyPeers | AlertMetric::UpstreamHealthyRatio => {
-                let now_ms = crate::upstream::now_ms();
+                let now_ms = crate::clock::mono_ms();
                 for (name, pool) in &policy.pools {
                     let healthy = pool.healthy_count(now_ms) as f64;
                     let value = if rule.metric == AlertMetric::UpstreamHealthyPeers {

@@ -5,8 +5,8 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::json;
 
+use crate::clock::mono_ms;
 use crate::reload::Runtime;
-use crate::upstream::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HealthStatus {
@@ -98,7 +98,7 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
         reasons.push(format!("restart needed for: {}", reload.restart_needed.join(", ")));
     }
     let policy = runtime.policy.load();
-    let now = now_ms();
+    let now = mono_ms();
     let mut upstreams = serde_json::Map::new();
     let mut names: Vec<&String> = policy.pools.keys().collect();
     names.sort();

@@ -264,7 +264,7 @@ pub fn policy_loaded(generation: u64, hash: &str, previous_hash: Option<&str>) {
 
 /// Age of every published signing key version.
 pub fn key_ring(ring: &crate::kms::keystore::KeyRing) {
-    let now = crate::usage::unix_now();
+    let now = crate::clock::unix_now();
     for k in &ring.published {
         gauge!("quantumvault_signing_key_age_seconds", "keyid" => k.keyid.clone())
             .set(now.saturating_sub(k.created) as f64);
@@ -286,7 +286,7 @@ pub fn signed(alg: &'static str, started: Instant) {
 }
 
 pub fn signing_failed(alg: &'static str) {
-    stats::stats().signed(alg, Instant::now(), Err(()));
+    stats::stats().signed(alg, crate::clock::instant(), Err(()));
     counter!("quantumvault_signing_failures_total", "alg" => alg).increment(1);
 }
 
@@ -300,7 +300,7 @@ pub fn unsigned_inspection_oversize(route: &str) {
 }
 
 pub fn started() {
-    let now = std::time::SystemTime::now()
+    let now = crate::clock::system_time()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
@@ -308,7 +308,7 @@ pub fn started() {
 }
 
 pub fn record_pool_health<'a>(pools: impl Iterator<Item = &'a crate::upstream::Pool>) {
-    let now = crate::upstream::now_ms();
+    let now = crate::clock::mono_ms();
     for pool in pools {
         let name = pool.spec.name.clone();
         gauge!("quantumvault_upstream_peers_healthy", "upstream" => name.clone()).set(pool.healthy_count(now) as f64);

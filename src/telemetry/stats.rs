@@ -467,7 +467,7 @@ impl Stats {
         Stats {
             resolution,
             slots: (MAX_WINDOW.as_secs() / resolution) as usize + 1,
-            epoch: Instant::now(),
+            epoch: crate::clock::instant(),
             enabled: AtomicBool::new(true),
             routes: Mutex::new(HashMap::new()),
             signing: Mutex::new(HashMap::new()),

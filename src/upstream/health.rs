@@ -76,7 +76,7 @@ impl BackgroundService for HealthChecker {
                 _ = tick.tick() => {}
             }
             let policy = self.policy.load_full();
-            let now = Instant::now();
+            let now = crate::clock::instant();
             for pool in policy.pools.values() {
                 let Some(spec) = pool.spec.health_check.as_ref() else {
                     continue;

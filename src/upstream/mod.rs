@@ -11,15 +11,8 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use crate::config::UpstreamSpec;
-
-/// Milliseconds on a process-local monotonic clock. Tests pass their own `now` instead.
-pub fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
 
 /// Health of one peer, shared across policy snapshots.
 #[derive(Debug)]
