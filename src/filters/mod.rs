@@ -1,11 +1,11 @@
-//! Request filters, one module each, run in the order of [`chain::CHAIN`]; response headers in
-//! [`security_headers`].
+//! The gateway's filters, one module each. [`phases`] declares one trait per Pingora phase and
+//! lists the filters of each, in the order they run; `proxy/` calls those lists.
 pub mod auth;
-pub mod chain;
 pub mod client_ip;
 pub mod inspection;
 pub mod ip_filter;
 pub mod ipset;
+pub mod phases;
 pub mod quota;
 pub mod rate_limit;
 pub mod rate_limit_filter;

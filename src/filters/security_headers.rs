@@ -44,12 +44,34 @@ impl CompiledHeaders {
     }
 }
 
-/// Sets the security headers on a response, first removing those of the headers that
-/// advertise the upstream ([`CompiledHeaders::removed`]) that are `present` (bit `i` for the
-/// `i`th, as `forward::strip_hop_by_hop` reports them; 0 for a response the gateway made).
-pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, present: u64) {
+/// Which of the headers that advertise the upstream ([`CompiledHeaders::removed`]) a response
+/// carries, noted while the proxy strips its hop-by-hop headers. Past the 64th configured name
+/// every name counts as present (removed unconditionally).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Removed(u64);
+
+impl Removed {
+    /// A response the gateway made: none of them.
+    pub const NONE: Removed = Removed(0);
+
+    /// Notes `name` if it is one of `spec`'s removed headers.
+    #[inline]
+    pub fn note(&mut self, spec: &CompiledHeaders, name: &HeaderName) {
+        if let Some(i) = spec.remove.iter().take(64).position(|r| r == name) {
+            self.0 |= 1 << i;
+        }
+    }
+
+    fn has(self, i: usize) -> bool {
+        i >= 64 || self.0 & (1 << i) != 0
+    }
+}
+
+/// Sets the security headers on a response, first removing the headers that advertise the
+/// upstream that it carries (`present`).
+pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, present: Removed) {
     for (i, name) in spec.remove.iter().enumerate() {
-        if crate::proxy::forward::is_present(present, i) {
+        if present.has(i) {
             headers.remove(name);
         }
     }
@@ -65,6 +87,22 @@ pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, present
                 spec.replace_upstream,
             );
         }
+    }
+}
+
+/// The security headers as a response edit ([`super::phases::RESPONSE`]).
+pub struct SecurityHeaders;
+
+impl super::phases::ResponseEdit for SecurityHeaders {
+    fn name(&self) -> &'static str {
+        "security_headers"
+    }
+    fn adds(&self, resp: &super::phases::ResponseInfo<'_>) -> usize {
+        resp.headers.max_added()
+    }
+    fn edit(&self, resp: &super::phases::ResponseInfo<'_>, headers: &mut HeaderMap) -> pingora::Result<()> {
+        apply(headers, resp.headers, resp.tls, resp.removed);
+        Ok(())
     }
 }
 

@@ -54,36 +54,25 @@ fn connection_listed(value: &HeaderValue, found: &mut Vec<HeaderName>) {
     }
 }
 
-/// The most names [`strip_hop_by_hop`] reports on (one bit each).
-pub const WATCHED_MAX: usize = 32;
-
 /// Removes hop-by-hop headers (from a request on its way upstream, or a response on its way
-/// back), found in one pass over the headers, and reports in the same pass which of `watched`
-/// are present (bit `i` for `watched[i]`; names past [`WATCHED_MAX`] always read as present).
-/// Callers then remove or replace only what is there: a lookup that finds nothing costs as much
-/// as one that does.
-pub fn strip_hop_by_hop<W: std::borrow::Borrow<HeaderName>>(headers: &mut HeaderMap, watched: &[W]) -> u64 {
+/// back), found in one pass over the headers, and shows every other header's name to `note` in
+/// the same pass. Callers note which of the headers they own are there and then remove or
+/// replace only those: a lookup that finds nothing costs as much as one that does.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, mut note: impl FnMut(&HeaderName)) {
     let mut found = Vec::new();
-    let mut present = !0u64 << watched.len().min(WATCHED_MAX);
     for (name, value) in headers.iter() {
         if name == http::header::CONNECTION {
             connection_listed(value, &mut found);
         } else if HOP_BY_HOP.contains(&name.as_str()) {
             // A repeated header is listed again; removing it twice is harmless.
             found.push(name.clone());
-        } else if let Some(i) = watched.iter().take(WATCHED_MAX).position(|w| w.borrow() == name) {
-            present |= 1 << i;
+        } else {
+            note(name);
         }
     }
     for name in &found {
         headers.remove(name);
     }
-    present
-}
-
-/// Whether bit `i` of a [`strip_hop_by_hop`] report is set (0 reports nothing present).
-pub fn is_present(present: u64, i: usize) -> bool {
-    present & (1 << i.min(63)) != 0
 }
 
 pub struct Forwarded<'a> {
@@ -204,30 +193,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_pass_reports_watched_names() {
+    fn one_pass_shows_the_other_names() {
         let mut h = HeaderMap::new();
         h.append("x-api-key", HeaderValue::from_static("qv_x"));
         h.append("x-qv-inspection", HeaderValue::from_static("forged"));
         h.append("connection", HeaderValue::from_static("keep-alive, x-hop"));
         h.append("x-hop", HeaderValue::from_static("1"));
         h.append("te", HeaderValue::from_static("trailers"));
-        let names = ["x-api-key", "authorization", "x-api-key-id", "x-qv-inspection"].map(HeaderName::from_static);
-        let present = strip_hop_by_hop(&mut h, &names);
-        let found: Vec<bool> = (0..names.len()).map(|i| is_present(present, i)).collect();
-        assert_eq!(found, [true, false, false, true]);
+        let mut seen = Vec::new();
+        strip_hop_by_hop(&mut h, |n| seen.push(n.as_str().to_string()));
+        assert_eq!(seen, ["x-api-key", "x-qv-inspection", "x-hop"]);
         assert!(!h.contains_key("x-hop") && !h.contains_key("te"));
         assert!(h.contains_key("x-api-key") && h.contains_key("connection"));
-        // Nothing reported for a response the gateway made.
-        assert!(!is_present(0, 0) && !is_present(0, 40));
-        // Past the 32 watched bits every name reads as present (removed unconditionally).
-        let many: Vec<HeaderName> = (0..40)
-            .map(|i| HeaderName::try_from(format!("x-n{i}")).unwrap())
-            .collect();
-        let mut h = HeaderMap::new();
-        h.append("x-n3", HeaderValue::from_static("1"));
-        let present = strip_hop_by_hop(&mut h, &many);
-        assert!(is_present(present, 3) && !is_present(present, 4) && !is_present(present, 31));
-        assert!(is_present(present, 32) && is_present(present, 39));
     }
 
     #[test]
@@ -241,7 +218,7 @@ mod tests {
         req.append("content-length", HeaderValue::from_static("0"));
         req.append("x-secret-hop", HeaderValue::from_static("1"));
         req.append("keep-alive", HeaderValue::from_static("timeout=5"));
-        strip_hop_by_hop::<HeaderName>(&mut req, &[]);
+        strip_hop_by_hop(&mut req, |_| {});
         apply_forwarding(
             &mut req,
             &Forwarded {

@@ -20,16 +20,13 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::canonical::CanonicalRequest;
 use crate::clock::{mono_ms, Clock};
 use crate::errors::{self, GatewayError, NO_PEER};
-use crate::filters::chain::{self, Denial, FilterState, RequestInfo};
-use crate::filters::{client_ip, inspection, security_headers, validate};
+use crate::filters::phases::{self, Denial, FilterState, RequestInfo};
+use crate::filters::{client_ip, security_headers};
 use crate::kms::keystore::KeyRing;
 use crate::policy::{Policy, Route};
 use crate::telemetry::access_log::{AccessEntry, AccessLog};
 
 /// What the upstream learns of the caller's key and of a finding in `detect` mode.
-const X_API_KEY_ID: HeaderName = HeaderName::from_static("x-api-key-id");
-const X_API_KEY_TIER: HeaderName = HeaderName::from_static("x-api-key-tier");
-const X_QV_INSPECTION: HeaderName = HeaderName::from_static("x-qv-inspection");
 
 /// Where the public key directory is served on the proxy listeners.
 pub const KEY_DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-directory";
@@ -101,7 +98,7 @@ impl Gateway {
             for (name, value) in extra {
                 h.insert(name, value);
             }
-            security_headers::apply(h, spec, ctx.tls, 0)
+            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
         });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, body).await
@@ -151,7 +148,7 @@ impl Gateway {
         header.insert_header("X-Request-Id", ctx.request_id.header())?;
         let spec = &ctx.policy.unrouted_headers;
         headers::edit_response(&mut header, spec.max_added(), |h| {
-            security_headers::apply(h, spec, ctx.tls, 0)
+            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
         });
         self.sign_if_configured(session, ctx, &mut header, &body);
         self.write_whole(session, header, bytes::Bytes::from(body)).await
@@ -208,11 +205,10 @@ pub struct Ctx {
     denial: Option<Denial>,
     filters: FilterState,
     tls: bool,
-    body_seen: u64,
     /// Upstream attempts so far (peer choices; a retry to the same peer counts too).
     attempts: u32,
-    /// Request body held for inspection until it is complete (or over the route's bound).
-    inspect_body: inspection::BodyHold,
+    /// What the body filters keep between chunks ([`phases::BodyState`]).
+    body: phases::BodyState,
     /// When the first upstream peer was chosen, and how long after that its response header
     /// arrived: the upstream's share of the request, apart from gateway overhead.
     upstream_started: Option<Instant>,
@@ -238,9 +234,8 @@ impl Ctx {
             denial: None,
             filters: FilterState::default(),
             tls: false,
-            body_seen: 0,
             attempts: 0,
-            inspect_body: Default::default(),
+            body: Default::default(),
             upstream_started: None,
             upstream_took: None,
             subrequest: None,
@@ -260,8 +255,7 @@ impl Ctx {
     fn begin_attempt(&mut self) {
         self.attempts += 1;
         if self.attempts > 1 {
-            self.body_seen = 0;
-            self.inspect_body = Default::default();
+            self.body = Default::default();
         }
     }
 
@@ -288,13 +282,17 @@ impl Ctx {
     /// rate-limit fields.
     fn finish_proxied_response(&self, resp: &mut ResponseHeader) -> Result<()> {
         let spec = self.security_headers();
-        let rate = self.filters.rate.as_ref();
-        let room = 1 + spec.max_added() + rate.map_or(0, |_| chain::RateHeaders::NAMES.len());
+        let mut edit = phases::ResponseInfo {
+            filters: &self.filters,
+            headers: spec,
+            tls: self.tls,
+            removed: security_headers::Removed::NONE,
+        };
+        let room = 1 + phases::response_adds(&edit);
         headers::edit_response(resp, room, |h| {
-            let present = forward::strip_hop_by_hop(h, spec.removed());
+            forward::strip_hop_by_hop(h, |name| edit.removed.note(spec, name));
             h.insert(forward::X_REQUEST_ID, self.request_id.header());
-            security_headers::apply(h, spec, self.tls, present);
-            rate.map_or(Ok(()), |r| r.insert_into(h))
+            phases::response(&edit, h)
         })
     }
 
@@ -444,7 +442,7 @@ impl ProxyHttp for Gateway {
             Box::pin(self.serve_key_directory(session, ctx)).await?;
             return Ok(true);
         }
-        match chain::run(&info, &mut ctx.filters) {
+        match phases::request(&info, &mut ctx.filters) {
             Ok(()) => {
                 if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
                     Box::pin(self.proxy_signed(session, ctx)).await?;
@@ -466,13 +464,14 @@ impl ProxyHttp for Gateway {
         end: bool,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
-        if let (Some(chunk), Some(route)) = (body.as_ref(), ctx.route.as_ref()) {
-            if let Err(denial) = validate::body_limit(&mut ctx.body_seen, chunk.len(), route.spec.validation.max_body) {
+        if let Some(route) = ctx.route.as_ref() {
+            let found = &mut ctx.filters;
+            if let Err(denial) = phases::body(route, session.req_header(), &mut ctx.body, found, body, end) {
+                let status = denial.status;
                 ctx.denial = Some(denial);
-                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
+                return Error::e_explain(ErrorType::HTTPStatus(status), "request body refused");
             }
         }
-        self.inspect_body_chunk(session, body, end, ctx)?;
         // A held chunk leaves nothing to send yet; `None` would tell Pingora the body ended.
         if !end && body.is_none() {
             *body = Some(bytes::Bytes::new());
@@ -712,19 +711,8 @@ impl Gateway {
     /// headers and the key's id and tier in. Shared by the proxy path and signing routes.
     fn prepare_upstream(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
         let policy = &ctx.policy;
-        // The route's key parameter in every spelling, and any parameter holding a key.
-        let param = ctx
-            .route
-            .as_ref()
-            .and_then(|r| r.spec.auth.as_ref())
-            .and_then(|a| a.query_param.as_deref())
-            .map(|p| crate::canonical::query::loose_name(p.as_bytes()));
         let query = ctx.canonical.query.as_deref();
-        let stripped = query.and_then(|q| {
-            crate::canonical::query::strip(q, |name, value| {
-                param.as_deref() == Some(name) || crate::filters::auth::is_gateway_key(policy, value)
-            })
-        });
+        let stripped = query.and_then(|q| crate::filters::auth::strip_query_key(policy, ctx.route.as_deref(), q));
         if ctx.canonical.rewritten || stripped.is_some() {
             let query = match &stripped {
                 Some(q) => (!q.is_empty()).then_some(q.as_slice()),
@@ -746,63 +734,19 @@ impl Gateway {
             upstream_host: ctx.route.as_ref().and_then(|r| r.spec.upstream_host.as_deref()),
         };
         let signs = ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled);
-        // Room for the forwarding headers, the key's id and tier, and an inspection finding.
-        let access = &ctx.policy.config.access;
-        headers::edit_request(req, forward::Forwarded::HEADERS + 4, |h| {
-            let watched = [
-                &access.auth_header,
-                &http::header::AUTHORIZATION,
-                &X_API_KEY_ID,
-                &X_API_KEY_TIER,
-                &X_QV_INSPECTION,
-            ];
-            let present = forward::strip_hop_by_hop(h, &watched);
-            let has = |i| forward::is_present(present, i);
-            if has(0) {
-                h.remove(&access.auth_header);
-            }
-            if has(1) {
-                let ours = h
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| crate::filters::auth::bearer_token(v.as_bytes()))
-                    .is_some_and(|t| {
-                        ctx.filters.key_from_bearer || crate::filters::auth::is_gateway_key(policy, t.as_bytes())
-                    });
-                if ours {
-                    h.remove(http::header::AUTHORIZATION);
-                }
-            }
+        let auth_header = &ctx.policy.config.access.auth_header;
+        headers::edit_request(req, forward::Forwarded::HEADERS + phases::UPSTREAM_ADDS, |h| {
+            let mut present = phases::Present::default();
+            forward::strip_hop_by_hop(h, |name| present.note(name, auth_header));
             if let Some(host) = host_header {
                 h.insert(http::header::HOST, host);
             }
-            // What the gateway tells the upstream is never taken from the client.
-            match &ctx.filters.key {
-                Some(key) => {
-                    h.insert(X_API_KEY_ID, key.id_value.clone());
-                    h.insert(X_API_KEY_TIER, key.tier_value.clone());
-                }
-                None => {
-                    if has(2) {
-                        h.remove(X_API_KEY_ID);
-                    }
-                    if has(3) {
-                        h.remove(X_API_KEY_TIER);
-                    }
-                }
-            }
-            match &ctx.filters.finding {
-                Some(f) => {
-                    let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
-                    let value =
-                        HeaderValue::try_from(finding).or_err(ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
-                    h.insert(X_QV_INSPECTION, value);
-                }
-                None => {
-                    if has(4) {
-                        h.remove(X_QV_INSPECTION);
-                    }
-                }
-            }
+            let edit = phases::UpstreamInfo {
+                policy,
+                filters: &ctx.filters,
+                present,
+            };
+            phases::upstream(&edit, h)?;
             if signs {
                 // A held, signed response cannot be a protocol switch, so this hop offers none:
                 // `Upgrade` and `Connection` are hop-by-hop (RFC 9110 7.6.1, 7.8); the headers
@@ -812,28 +756,5 @@ impl Gateway {
             }
             forward::apply_forwarding(h, &forwarded)
         })?
-    }
-}
-
-impl Gateway {
-    /// The body phase of inspection ([`inspection::body_chunk`]); a refusal is answered by
-    /// `fail_to_proxy` (or, on signing routes, by `proxy_signed`) from `ctx.denial`.
-    pub(crate) fn inspect_body_chunk(
-        &self,
-        session: &Session,
-        body: &mut Option<bytes::Bytes>,
-        end: bool,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let Some(route) = ctx.route.as_ref() else { return Ok(()) };
-        let hold = &mut ctx.inspect_body;
-        if let Err(denial) =
-            inspection::body_chunk(route, session.req_header(), hold, &mut ctx.filters.finding, body, end)
-        {
-            let status = denial.status;
-            ctx.denial = Some(denial);
-            return Error::e_explain(ErrorType::HTTPStatus(status), "request body refused by inspection");
-        }
-        Ok(())
     }
 }
