@@ -11,8 +11,9 @@
 #   INSTR=1 DURATION=6s benches/load.sh  # instructions per request under callgrind, not timing
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
-# gateway.yaml edited by that sed expression, measured in the same alternating rounds, and its figures and the
-# gateway/second-gateway ratio are printed too.
+# gateway.yaml edited by that sed expression (and its policy files by COMPARE_POLICY_SED, if set),
+# measured in the same alternating rounds, and its figures and the gateway/second-gateway ratio
+# are printed too.
 #
 # Traffic goes to 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -54,6 +55,7 @@ else
 fi
 UP_PORT=18900; BASE_PORT=18901; GW_PORT=18902; ADMIN_PORT=18903; GW2_PORT=18904; ADMIN2_PORT=18905
 COMPARE_SED=''
+COMPARE_POLICY_SED=''
 COMPARE_NAME=
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -141,6 +143,7 @@ elif [ -n "$COMPARE_SED" ]; then
   cp -r "$WORK/gw" "$WORK/gw2"
   sed -i "s/127.0.0.1:$GW_PORT/127.0.0.1:$GW2_PORT/; s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$ADMIN2_PORT/" "$WORK/gw2/gateway.yaml"
   sed -i "$COMPARE_SED" "$WORK/gw2/gateway.yaml"
+  if [ -n "$COMPARE_POLICY_SED" ]; then sed -i "$COMPARE_POLICY_SED" "$WORK/gw2/policies/"*.yaml; fi
   CG_OUT=$WORK/gw2.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
   PORTS="$PORTS $GW2_PORT"
 fi
