@@ -17,5 +17,8 @@ echo "== independent RFC 9421 verifier (Python http-message-signatures + cryptog
 PY=$(bash tests/interop/setup.sh | tail -n1)
 "$PY" tests/interop/selftest.py | tail -n 3
 
+echo "== independent batch (Merkle) signature verifier (Python stdlib + cryptography) self-test"
+"$PY" tests/interop/selftest_batch.py | tail -n 3
+
 echo "== cargo test (release build, shared by unit and integration tests)"
 cargo test --release --locked 2>&1

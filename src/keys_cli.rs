@@ -192,7 +192,7 @@ pub fn verify_exchange(
             Ok(v) => lines.push(format!(
                 "ok   signature {label}: keyid={} alg={}{}",
                 v.keyid,
-                v.alg.name(),
+                v.batch.map(|b| b.name()).unwrap_or(v.alg.name()),
                 v.tag.map(|t| format!(" tag={t}")).unwrap_or_default()
             )),
             Err(e) => {

@@ -96,6 +96,10 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
             runtime.keyring.clone(),
             access_log,
             Arc::new(crate::clock::SystemClock),
+            Arc::new(crate::integrity::batcher::Batcher::new(
+                gateway.signing_batch.clone(),
+                runtime.keyring.clone(),
+            )),
         ),
         "quantumvault proxy",
     );

@@ -32,6 +32,47 @@ struct RawGateway {
     keys: RawKeys,
     #[serde(default)]
     monitoring: RawMonitoring,
+    #[serde(default)]
+    signing_batch: RawSigningBatch,
+}
+
+/// The batch signer's threads and batch bounds (`signing_batch:`; see
+/// `crate::integrity::batcher`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigningBatch {
+    #[serde(default = "d_batch_leaves")]
+    max_leaves: u32,
+    #[serde(default = "d_batch_wait", deserialize_with = "de::duration")]
+    max_wait: Duration,
+    #[serde(default = "d_batch_threads")]
+    threads: usize,
+    #[serde(default = "d_batch_queue")]
+    queue: usize,
+}
+
+impl Default for RawSigningBatch {
+    fn default() -> Self {
+        RawSigningBatch {
+            max_leaves: d_batch_leaves(),
+            max_wait: d_batch_wait(),
+            threads: d_batch_threads(),
+            queue: d_batch_queue(),
+        }
+    }
+}
+
+fn d_batch_leaves() -> u32 {
+    crate::integrity::batcher::BatchSettings::default().max_leaves
+}
+fn d_batch_wait() -> Duration {
+    crate::integrity::batcher::BatchSettings::default().max_wait
+}
+fn d_batch_threads() -> usize {
+    crate::integrity::batcher::BatchSettings::default().threads
+}
+fn d_batch_queue() -> usize {
+    crate::integrity::batcher::BatchSettings::default().queue
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,6 +343,7 @@ pub struct GatewayConfig {
     pub usage_flush_interval: Duration,
     pub keys: KeysConfig,
     pub monitoring: MonitoringConfig,
+    pub signing_batch: crate::integrity::batcher::BatchSettings,
 }
 
 impl GatewayConfig {
@@ -469,6 +511,25 @@ impl GatewayConfig {
                 resend_every: w.resend_every,
             }),
         };
+        let b = &raw.signing_batch;
+        if b.max_leaves == 0 || b.max_leaves > crate::integrity::merkle::MAX_LEAVES {
+            errors.push(file.error("signing_batch.max_leaves", "between 1 and 65536"));
+        }
+        if b.max_wait > Duration::from_secs(1) {
+            errors.push(file.error("signing_batch.max_wait", "at most 1s"));
+        }
+        if b.threads == 0 || b.threads > 64 {
+            errors.push(file.error("signing_batch.threads", "between 1 and 64"));
+        }
+        if b.queue < b.max_leaves as usize {
+            errors.push(file.error("signing_batch.queue", "at least max_leaves"));
+        }
+        let signing_batch = crate::integrity::batcher::BatchSettings {
+            max_leaves: b.max_leaves,
+            max_wait: b.max_wait,
+            threads: b.threads,
+            queue: b.queue,
+        };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -488,6 +549,7 @@ impl GatewayConfig {
             usage_flush_interval: raw.usage.flush_interval.max(Duration::from_millis(100)),
             keys,
             monitoring,
+            signing_batch,
         })
     }
 
@@ -537,6 +599,9 @@ impl GatewayConfig {
         }
         if self.monitoring != running.monitoring {
             out.push("monitoring");
+        }
+        if self.signing_batch != running.signing_batch {
+            out.push("signing_batch");
         }
         out
     }

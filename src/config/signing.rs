@@ -24,6 +24,14 @@ pub struct RawSigning {
     /// Media types that stream (never held): passed unsigned with `Integrity-Status`.
     #[serde(default)]
     pub stream_types: Option<Vec<String>>,
+    /// `inline` (one signature per response and algorithm) or `batch` (one per batch; see
+    /// `docs/batch-signing.md`).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// In batch mode, also an inline `ecdsa-p256-sha256` signature for clients that know only
+    /// RFC 9421's registered algorithms.
+    #[serde(default)]
+    pub inline_ecdsa: Option<bool>,
 }
 
 /// Response signing of a route.
@@ -34,6 +42,9 @@ pub struct SigningSpec {
     pub digest: crate::integrity::digest::DigestAlg,
     pub max_hold: u64,
     pub stream_types: Vec<String>,
+    /// `Some` in batch mode: the batch algorithm of `algorithms`.
+    pub batch: Option<crate::integrity::batch::BatchAlg>,
+    pub inline_ecdsa: bool,
 }
 
 impl Default for SigningSpec {
@@ -47,6 +58,8 @@ impl Default for SigningSpec {
             digest: crate::integrity::digest::DigestAlg::Sha256,
             max_hold: 8 << 20,
             stream_types: vec!["text/event-stream".into()],
+            batch: None,
+            inline_ecdsa: false,
         }
     }
 }
@@ -84,6 +97,25 @@ pub(super) fn merge(base: &SigningSpec, raw: &RawSigning) -> Result<SigningSpec,
     }
     if let Some(t) = &raw.stream_types {
         s.stream_types = t.iter().map(|t| t.to_ascii_lowercase()).collect();
+    }
+    let batch = match raw.mode.as_deref() {
+        None => s.batch.is_some(),
+        Some("inline") => false,
+        Some("batch") => true,
+        Some(other) => return Err(("mode".into(), format!("{other:?} is not one of inline, batch"))),
+    };
+    // Invariant: every configurable algorithm set has a batch algorithm.
+    s.batch = batch
+        .then(|| crate::integrity::batch::BatchAlg::of(&s.algorithms))
+        .flatten();
+    if let Some(i) = raw.inline_ecdsa {
+        s.inline_ecdsa = i;
+    }
+    if s.inline_ecdsa && s.batch.is_some() && !s.algorithms.contains(&crate::integrity::sig::SigAlg::EcdsaP256) {
+        return Err((
+            "inline_ecdsa".into(),
+            "needs an algorithm with ECDSA (ecdsa-p256 or hybrid)".into(),
+        ));
     }
     Ok(s)
 }

@@ -29,7 +29,7 @@ log:\n  access_log: stdout\nshutdown:\n  grace_period: 1s\n  graceful_shutdown_t
 keys:\n  key_file: master.key\n"
     );
     let policy = format!(
-        "signing:\n  enabled: true\n  algorithm: hybrid\ninspection:\n  mode: block\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
+        "signing:\n  enabled: true\n  algorithm: hybrid\n  mode: batch\ninspection:\n  mode: block\nupstreams:\n  - name: echo\n    peers: [\"{upstream}\"]\n    connect_timeout: 1s\n    read_timeout: 5s\n    health_check:\n      path: /healthz\n      interval: 2s\n\
 rate_limits:\n  - {{ name: demo-per-client, scope: client_ip, rate: 5, per: 1s, burst: 5 }}\n  - {{ name: standard-per-key, scope: api_key, rate: 100, per: 1m }}\n\
 tiers:\n  - name: standard\n    rate_limits: [standard-per-key]\n    daily_quota: 10000\n\
 routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: private\n    path_prefix: /private/\n    upstream: echo\n    case_insensitive: true\n    auth: {{ required: true, query_param: api_key }}\n  - name: limited\n    path_prefix: /limited/\n    upstream: echo\n    rate_limits: [demo-per-client]\n  - name: default\n    path_prefix: /\n    upstream: echo\n"

@@ -101,6 +101,8 @@ pub enum HttpSigError {
     NoSignatureForLabel,
     #[error("signature does not verify")]
     BadSignature,
+    #[error("{0}")]
+    Batch(#[from] super::batch::BatchError),
 }
 
 /// The value of one covered component (section 2).
@@ -213,7 +215,10 @@ pub fn sign(
 pub struct Verified {
     pub label: String,
     pub keyid: String,
+    /// The algorithm (for a batch signature, its first root signature's).
     pub alg: SigAlg,
+    /// Set for a batch signature (`docs/batch-signing.md`).
+    pub batch: Option<super::batch::BatchAlg>,
     pub tag: Option<String>,
     pub covered: Vec<Component>,
 }
@@ -301,6 +306,29 @@ fn verify_one(
     }
     created.ok_or_else(|| bad("no created parameter"))?;
     let keyid = keyid.ok_or_else(|| bad("no keyid parameter"))?;
+    if let Some(batch) = alg_name.as_deref().and_then(super::batch::BatchAlg::parse) {
+        let Some(sfv::ListEntry::Item(sig_item)) = sigs.get(label) else {
+            return Err(HttpSigError::NoSignatureForLabel);
+        };
+        let sfv::BareItem::ByteSeq(bytes) = &sig_item.bare_item else {
+            return Err(bad("Signature is not a byte sequence"));
+        };
+        let value = super::batch::Value::decode(bytes)?;
+        let base = signature_base(&covered, &params_value(&covered, &params), m)?;
+        let check = |a: SigAlg, public: &[u8], msg: &[u8], sig: &[u8]| match backend {
+            Backend::AwsLc => super::sig::verify_aws_lc(a, public, msg, sig),
+            Backend::RustCrypto => super::sig::verify_rustcrypto(a, public, msg, sig),
+        };
+        super::batch::verify(batch, base.as_bytes(), &value, keys, &check)?;
+        return Ok(Verified {
+            label: label.to_string(),
+            keyid,
+            alg: batch.algorithms()[0],
+            batch: Some(batch),
+            tag,
+            covered,
+        });
+    }
     let (key_alg, public) = keys(&keyid).ok_or_else(|| HttpSigError::UnknownKey(keyid.clone()))?;
     if let Some(a) = &alg_name {
         if SigAlg::parse(a) != Some(key_alg) {
@@ -325,6 +353,7 @@ fn verify_one(
         label: label.to_string(),
         keyid,
         alg: key_alg,
+        batch: None,
         tag,
         covered,
     })

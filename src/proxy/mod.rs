@@ -39,6 +39,8 @@ pub struct Gateway {
     /// Read once per request (in `new_ctx`): [`crate::clock::SystemClock`] in the server. The
     /// end of a request (latency, access-log time) is read from the system clock.
     clock: Arc<dyn Clock>,
+    /// Signs the batches of routes in batch mode ([`crate::integrity::batcher`]).
+    batcher: Arc<crate::integrity::batcher::Batcher>,
 }
 
 impl Gateway {
@@ -47,6 +49,7 @@ impl Gateway {
         keyring: Arc<ArcSwap<KeyRing>>,
         access_log: AccessLog,
         clock: Arc<dyn Clock>,
+        batcher: Arc<crate::integrity::batcher::Batcher>,
     ) -> Gateway {
         Gateway {
             policy,
@@ -54,6 +57,7 @@ impl Gateway {
             access_log,
             in_flight: crate::telemetry::metrics::in_flight(),
             clock,
+            batcher,
         }
     }
 }
@@ -100,11 +104,11 @@ impl Gateway {
             }
             security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
         });
-        self.sign_if_configured(session, ctx, &mut header, &body);
+        self.sign_if_configured(session, ctx, &mut header, &body).await;
         self.write_whole(session, header, body).await
     }
 
-    fn sign_if_configured(&self, session: &Session, ctx: &Ctx, header: &mut ResponseHeader, body: &[u8]) {
+    async fn sign_if_configured(&self, session: &Session, ctx: &Ctx, header: &mut ResponseHeader, body: &[u8]) {
         let spec = ctx
             .route
             .as_ref()
@@ -114,8 +118,7 @@ impl Gateway {
         if !spec.enabled || ctx.subrequest.is_some() {
             return;
         }
-        let ring = self.keyring.load();
-        if let Err(reason) = signed::sign_response(header, Some(body), spec, &ring, session.req_header(), ctx.tls) {
+        if let Err(reason) = self.sign(header, Some(body), spec, session.req_header(), ctx.tls).await {
             crate::telemetry::metrics::unsigned("signing_failed");
             let _ = header.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));
         }
@@ -150,7 +153,7 @@ impl Gateway {
         headers::edit_response(&mut header, spec.max_added(), |h| {
             security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
         });
-        self.sign_if_configured(session, ctx, &mut header, &body);
+        self.sign_if_configured(session, ctx, &mut header, &body).await;
         self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
 }

@@ -23,6 +23,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -53,19 +54,13 @@ pub fn target_uri(req: &RequestHeader, tls: bool) -> String {
     format!("{}://{authority}{path}", if tls { "https" } else { "http" })
 }
 
-/// Adds Content-Digest (when there is content), Signature-Input and Signature to `resp`.
-pub fn sign_response(
+/// Adds Content-Digest (when there is content) to `resp` and returns the components the
+/// gateway's signatures cover (see [`httpsig`]).
+fn covered_components(
     resp: &mut ResponseHeader,
     body: Option<&[u8]>,
     spec: &SigningSpec,
-    ring: &KeyRing,
-    req: &RequestHeader,
-    tls: bool,
-) -> Result<(), &'static str> {
-    let signers: Vec<_> = spec.algorithms.iter().filter_map(|a| ring.signer(*a)).collect();
-    if signers.len() != spec.algorithms.len() {
-        return Err("no-key");
-    }
+) -> Result<Vec<Component>, &'static str> {
     let mut covered = vec![Component::new("@status")];
     if let Some(b) = body {
         let value = digest::header_value(spec.digest, &spec.digest.digest(b));
@@ -78,8 +73,28 @@ pub fn sign_response(
     covered.push(Component::new("x-request-id"));
     covered.push(Component::req("@method"));
     covered.push(Component::req("@target-uri"));
-    let target = target_uri(req, tls);
-    let nonce = hex::encode(rand::random::<[u8; 12]>());
+    Ok(covered)
+}
+
+fn new_nonce() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}
+
+/// Inline signatures, one label per algorithm of `algs`: the `Signature-Input` and `Signature`
+/// members.
+fn sign_inline(
+    resp: &ResponseHeader,
+    covered: &[Component],
+    algs: &[crate::integrity::sig::SigAlg],
+    ring: &KeyRing,
+    req: &RequestHeader,
+    target: &str,
+) -> Result<(Vec<String>, Vec<String>), &'static str> {
+    let signers: Vec<_> = algs.iter().filter_map(|a| ring.signer(*a)).collect();
+    if signers.len() != algs.len() {
+        return Err("no-key");
+    }
+    let nonce = new_nonce();
     let created = crate::clock::unix_now();
     let mut inputs = Vec::new();
     let mut sigs = Vec::new();
@@ -93,10 +108,10 @@ pub fn sign_response(
             status: resp.status.as_u16(),
             headers: &resp.headers,
             req_method: req.method.as_str(),
-            req_target_uri: &target,
+            req_target_uri: target,
             req_headers: &req.headers,
         };
-        match httpsig::sign(&keys, &covered, &m, created, &nonce) {
+        match httpsig::sign(&keys, covered, &m, created, &nonce) {
             Ok((i, sg)) => {
                 metrics::signed(s.signer.alg().name(), started);
                 inputs.push(i);
@@ -108,11 +123,110 @@ pub fn sign_response(
             }
         }
     }
+    Ok((inputs, sigs))
+}
+
+/// Adds Content-Digest (when there is content), Signature-Input and Signature to `resp`,
+/// signing inline (for tests and tools; the proxy signs through [`Gateway::sign`]).
+pub fn sign_response(
+    resp: &mut ResponseHeader,
+    body: Option<&[u8]>,
+    spec: &SigningSpec,
+    ring: &KeyRing,
+    req: &RequestHeader,
+    tls: bool,
+) -> Result<(), &'static str> {
+    let covered = covered_components(resp, body, spec)?;
+    let target = target_uri(req, tls);
+    let (inputs, sigs) = sign_inline(resp, &covered, &spec.algorithms, ring, req, &target)?;
     resp.insert_header("Signature-Input", inputs.join(", "))
         .map_err(|_| "header")?;
     resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
     Ok(())
 }
+
+impl Gateway {
+    /// Signs `resp` as `spec` says: inline, or in batch mode through the batch signer (waiting
+    /// for its batch), with an inline ECDSA label beside the batch label if configured.
+    pub(super) async fn sign(
+        &self,
+        resp: &mut ResponseHeader,
+        body: Option<&[u8]>,
+        spec: &SigningSpec,
+        req: &RequestHeader,
+        tls: bool,
+    ) -> Result<(), &'static str> {
+        let Some(alg) = spec.batch else {
+            let ring = self.keyring.load();
+            return sign_response(resp, body, spec, &ring, req, tls);
+        };
+        let covered = covered_components(resp, body, spec)?;
+        let target = target_uri(req, tls);
+        let (mut inputs, mut sigs) = if spec.inline_ecdsa {
+            let ring = self.keyring.load();
+            sign_inline(
+                resp,
+                &covered,
+                &[crate::integrity::sig::SigAlg::EcdsaP256],
+                &ring,
+                req,
+                &target,
+            )?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        // A key rotation between the base and the batch: the base names the new key next time.
+        let mut tries = 0;
+        let (params, salt, proof) = loop {
+            tries += 1;
+            let keyid = {
+                let ring = self.keyring.load();
+                let first = alg.algorithms()[0];
+                ring.signer(first).ok_or("no-key")?.keyid.clone()
+            };
+            let params = httpsig::params_value(
+                &covered,
+                &[
+                    ("created".into(), httpsig::Param::Int(crate::clock::unix_now() as i64)),
+                    ("keyid".into(), httpsig::Param::Str(keyid.clone())),
+                    ("alg".into(), httpsig::Param::Str(alg.name().into())),
+                    ("nonce".into(), httpsig::Param::Str(new_nonce())),
+                    ("tag".into(), httpsig::Param::Str(BATCH_TAG.into())),
+                ],
+            );
+            let base = {
+                let m = Message {
+                    status: resp.status.as_u16(),
+                    headers: &resp.headers,
+                    req_method: req.method.as_str(),
+                    req_target_uri: &target,
+                    req_headers: &req.headers,
+                };
+                httpsig::signature_base(&covered, &params, &m).map_err(|_| "signature-base")?
+            };
+            let salt: [u8; 16] = rand::random();
+            let leaf = crate::integrity::merkle::leaf(&salt, base.as_bytes());
+            match self.batcher.sign(alg, leaf, &keyid).await {
+                Ok(proof) => break (params, salt, proof),
+                Err(crate::integrity::batcher::BatchSignError::KeyChanged) if tries < 3 => continue,
+                Err(crate::integrity::batcher::BatchSignError::NoKey(_)) => return Err("no-key"),
+                Err(_) => return Err("signing-failed"),
+            }
+        };
+        let value = crate::integrity::batch::encode(&proof.batch, proof.index, &salt, &proof.path);
+        inputs.push(format!("{BATCH_LABEL}={params}"));
+        sigs.push(format!("{BATCH_LABEL}=:{}:", B64.encode(value)));
+        resp.insert_header("Signature-Input", inputs.join(", "))
+            .map_err(|_| "header")?;
+        resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
+        Ok(())
+    }
+}
+
+/// The label and `tag` of batch signatures.
+pub const BATCH_LABEL: &str = "sig-batch";
+pub const BATCH_TAG: &str = "quantumvault-batch";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn no_content(method: &http::Method, status: u16) -> bool {
     *method == http::Method::HEAD || status == 204 || status == 304 || (100..200).contains(&status)
@@ -444,15 +558,10 @@ impl Gateway {
             resp.remove_header(&http::header::TRANSFER_ENCODING);
             resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         }
-        let ring = self.keyring.load();
-        if let Err(reason) = sign_response(
-            &mut resp,
-            content.then_some(&body[..]),
-            spec,
-            &ring,
-            session.req_header(),
-            tls,
-        ) {
+        if let Err(reason) = self
+            .sign(&mut resp, content.then_some(&body[..]), spec, session.req_header(), tls)
+            .await
+        {
             log::error!("request {}: response not signed ({reason})", ctx.request_id);
             metrics::unsigned("signing_failed");
             let _ = resp.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));

@@ -17,13 +17,21 @@ use super::stats::{self, RouteStats};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Batch sizes: powers of two up to the largest batch.
+const BATCH_BUCKETS: [f64; 17] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+    65536.0,
+];
+
 /// Installs the global recorder once and returns the handle that renders `/metrics`.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
-                // Invariant: the bucket list above is non-empty, the only error case.
+                // Invariant: the bucket lists here are non-empty, the only error case.
+                .expect("non-empty buckets")
+                .set_buckets_for_metric(Matcher::Full("quantumvault_batch_leaves".into()), &BATCH_BUCKETS)
                 .expect("non-empty buckets")
                 .build_recorder();
             let handle = recorder.handle();
@@ -125,6 +133,24 @@ fn describe() {
         "Time to sign one response, by algorithm"
     );
     describe_counter!("quantumvault_signing_failures_total", "Signing failures, by algorithm");
+    describe_histogram!(
+        "quantumvault_batch_leaves",
+        "Responses per signed batch, by batch algorithm"
+    );
+    describe_histogram!(
+        "quantumvault_batch_wait_seconds",
+        Unit::Seconds,
+        "Time from a response's leaf arriving to its batch being signed"
+    );
+    describe_counter!("quantumvault_batches_total", "Signed batches, by batch algorithm");
+    describe_counter!(
+        "quantumvault_batch_backpressure_total",
+        "Responses that waited for room in the batch signer's queue"
+    );
+    describe_counter!(
+        "quantumvault_batch_signer_busy_microseconds_total",
+        "Time the batch signer threads spent signing (utilisation = rate / 1e6 / threads)"
+    );
     describe_counter!(
         "quantumvault_unsigned_responses_total",
         "Responses on signing routes passed unsigned, by reason"
@@ -283,6 +309,42 @@ pub fn signed(alg: &'static str, started: Instant) {
     stats::stats().signed(alg, started + took, Ok(took));
     counter!("quantumvault_signatures_total", "alg" => alg).increment(1);
     histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(took.as_secs_f64());
+}
+
+/// A response waited for room in the batch signer's queue (backpressure).
+pub fn batch_backpressure(alg: &'static str) {
+    counter!("quantumvault_batch_backpressure_total", "alg" => alg).increment(1);
+}
+
+/// Time a batch signer thread spent signing (its utilisation is the rate of this counter).
+pub fn batch_signer_busy(alg: &'static str, took: std::time::Duration) {
+    counter!("quantumvault_batch_signer_busy_microseconds_total", "alg" => alg).increment(took.as_micros() as u64);
+}
+
+/// The batch signer's per-batch figures, for one algorithm.
+pub struct BatchMetrics {
+    size: metrics::Histogram,
+    wait: metrics::Histogram,
+    batches: Counter,
+}
+
+impl BatchMetrics {
+    pub fn of(alg: &'static str) -> BatchMetrics {
+        BatchMetrics {
+            size: histogram!("quantumvault_batch_leaves", "alg" => alg),
+            wait: histogram!("quantumvault_batch_wait_seconds", "alg" => alg),
+            batches: counter!("quantumvault_batches_total", "alg" => alg),
+        }
+    }
+    /// A batch of `n` leaves was signed.
+    pub fn size(&self, n: usize) {
+        self.batches.increment(1);
+        self.size.record(n as f64);
+    }
+    /// A leaf waited `d` from its arrival to its batch's signing.
+    pub fn waited(&self, d: std::time::Duration) {
+        self.wait.record(d.as_secs_f64());
+    }
 }
 
 pub fn signing_failed(alg: &'static str) {

@@ -2,6 +2,7 @@
 
 mod access;
 mod alerts;
+mod batch;
 mod canonical;
 mod common;
 mod core;

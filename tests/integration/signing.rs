@@ -63,7 +63,7 @@ pub struct Captured {
     pub body: Vec<u8>,
 }
 
-fn capture(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Captured {
+pub(crate) fn capture(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Captured {
     let mut req = agent().request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -100,7 +100,7 @@ fn capture(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>
 }
 
 impl Captured {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -133,7 +133,7 @@ pub(crate) fn qv_verify(exchange: &Path, jwks: &Path) -> (i32, String) {
     )
 }
 
-fn interop_python() -> PathBuf {
+pub(crate) fn interop_python() -> PathBuf {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -152,7 +152,7 @@ fn interop_python() -> PathBuf {
 }
 
 /// The independent verifier: exit code and output.
-fn py_verify(exchange: &Path, jwks: &Path, extra: &[&str]) -> (i32, String) {
+pub(crate) fn py_verify(exchange: &Path, jwks: &Path, extra: &[&str]) -> (i32, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(interop_python())
         .arg(root.join("tests/interop/verify.py"))

@@ -1,0 +1,270 @@
+//! Batch (Merkle) signatures end to end (`docs/batch-signing.md`): responses of one batch share
+//! its root signatures, each verifies with `quantumvault verify` and with the independent
+//! Python verifier (`tests/interop/verify_batch.py`, written from the spec alone), and every
+//! kind of tampering fails in both.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use quantumvault::integrity::batch::Value;
+use serde_json::json;
+
+use crate::common::*;
+use crate::signing::{capture, interop_python, qv_verify, signing_gateway_with, write_json, Captured};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn batch_policy(up: std::net::SocketAddr) -> String {
+    format!(
+        r#"signing:
+  enabled: true
+  algorithm: hybrid
+  mode: batch
+upstreams:
+  - {{ name: u, peers: ["{up}"] }}
+routes:
+  - {{ name: api, path_prefix: /api/, upstream: u }}
+  - {{ name: ecdsa, path_prefix: /ecdsa/, upstream: u, signing: {{ algorithm: ecdsa-p256 }} }}
+  - {{ name: compat, path_prefix: /compat/, upstream: u, signing: {{ inline_ecdsa: true }} }}
+  - {{ name: inline, path_prefix: /inline/, upstream: u, signing: {{ mode: inline }} }}
+"#
+    )
+}
+
+/// A batch gateway whose signer waits up to 500 ms to fill batches of 4.
+fn batch_gateway(up: std::net::SocketAddr) -> Gateway {
+    signing_gateway_with(&batch_policy(up), |yaml| {
+        let mut text = std::fs::read_to_string(yaml).unwrap();
+        text.push_str("signing_batch:\n  max_leaves: 4\n  max_wait: 500ms\n  threads: 1\n");
+        std::fs::write(yaml, text).unwrap();
+    })
+}
+
+/// The independent batch verifier: exit code and output.
+fn py_verify_batch(exchange: &Path, jwks: &Path) -> (i32, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(interop_python())
+        .arg(root.join("tests/interop/verify_batch.py"))
+        .arg(exchange)
+        .arg(jwks)
+        .arg("--require-digest")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The `sig-batch` member of a captured response's `Signature`, decoded.
+fn batch_value(c: &Captured) -> Value {
+    let sig = c.header("signature").expect("Signature");
+    let member = sig
+        .split(", ")
+        .find_map(|m| m.strip_prefix("sig-batch=:"))
+        .expect("a sig-batch member");
+    Value::decode(&B64.decode(member.trim_end_matches(':')).unwrap()).unwrap()
+}
+
+/// `exchange` with its `sig-batch` value replaced by `v`.
+fn with_value(exchange: &serde_json::Value, v: &Value) -> serde_json::Value {
+    let mut t = exchange.clone();
+    for h in t["response"]["headers"].as_array_mut().unwrap() {
+        if h[0].as_str().unwrap().eq_ignore_ascii_case("signature") {
+            let kept: Vec<String> = h[1]
+                .as_str()
+                .unwrap()
+                .split(", ")
+                .filter(|m| !m.starts_with("sig-batch="))
+                .map(str::to_string)
+                .chain([format!("sig-batch=:{}:", B64.encode(v.encode()))])
+                .collect();
+            h[1] = json!(kept.join(", "));
+        }
+    }
+    t
+}
+
+/// `exchange` with `f` applied to its response header `name`'s value.
+fn with_header(exchange: &serde_json::Value, name: &str, f: impl Fn(&str) -> String) -> serde_json::Value {
+    let mut t = exchange.clone();
+    for h in t["response"]["headers"].as_array_mut().unwrap() {
+        if h[0].as_str().unwrap().eq_ignore_ascii_case(name) {
+            h[1] = json!(f(h[1].as_str().unwrap()));
+        }
+    }
+    t
+}
+
+#[test]
+fn batch_signed_responses_verify_independently_and_tampering_fails() {
+    let up = echo("u");
+    let gw = batch_gateway(up.addr());
+    let work = tempfile::tempdir().unwrap();
+    let jwks: serde_json::Value = get(&gw.url("/.well-known/http-message-signatures-directory")).json();
+    let jwks_path = write_json(work.path(), "jwks.json", &jwks);
+
+    // An idle signer signs a lone response at once.
+    let first = capture("GET", &gw.url("/api/first"), &[], None);
+    assert_eq!(first.status, 200);
+    assert!(first
+        .header("signature-input")
+        .unwrap()
+        .contains("alg=\"merkle-hybrid-ml-dsa-65-ecdsa-p256\""));
+    assert_eq!(batch_value(&first).batch.size, 1);
+
+    // Right after, the signer is busy: four concurrent responses fill one batch.
+    let url = gw.url("/api/items?id=");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let url = format!("{url}{i}");
+            std::thread::spawn(move || capture("GET", &url, &[], None))
+        })
+        .collect();
+    let batch: Vec<Captured> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let values: Vec<Value> = batch.iter().map(batch_value).collect();
+    let ids: std::collections::HashSet<[u8; 16]> = values.iter().map(|v| v.batch.id).collect();
+    assert!(
+        ids.len() < 4,
+        "four concurrent responses within max_wait share a batch: {:?}",
+        values.iter().map(|v| (v.batch.size, v.index)).collect::<Vec<_>>()
+    );
+    let mut all = vec![first];
+    all.extend(batch);
+    for (i, c) in all.iter().enumerate() {
+        let ex = write_json(work.path(), &format!("ex{i}.json"), &c.exchange);
+        let (code, out) = qv_verify(&ex, &jwks_path);
+        assert_eq!(code, 0, "quantumvault verify: {out}");
+        assert!(out.contains("alg=merkle-hybrid-ml-dsa-65-ecdsa-p256"), "{out}");
+        let (code, out) = py_verify_batch(&ex, &jwks_path);
+        assert_eq!(code, 0, "independent batch verifier: {out}");
+    }
+
+    // Tampering, on a response from a batch of more than one.
+    let c = all
+        .iter()
+        .find(|c| batch_value(c).batch.size > 1)
+        .expect("a shared batch");
+    let v = batch_value(c);
+    let mut tampered: Vec<(&str, serde_json::Value)> = Vec::new();
+    let mut body = c.body.clone();
+    body[2] ^= 0x01;
+    let mut t = c.exchange.clone();
+    t["response"]["body_b64"] = json!(B64.encode(&body));
+    tampered.push(("body byte", t));
+    let mut t = c.exchange.clone();
+    t["response"]["status"] = json!(201);
+    tampered.push(("status", t));
+    tampered.push((
+        "covered header",
+        with_header(&c.exchange, "x-request-id", |_| "other".into()),
+    ));
+    let mut t = c.exchange.clone();
+    t["request"]["url"] = json!(gw.url("/api/items?id=9"));
+    tampered.push(("request target", t));
+    let mut t = c.exchange.clone();
+    t["request"]["method"] = json!("DELETE");
+    tampered.push(("request method", t));
+    let mut x = v.clone();
+    x.index = (x.index + 1) % x.batch.size;
+    tampered.push(("leaf index", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.index = x.batch.size;
+    tampered.push(("leaf index past the tree", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.path[0][5] ^= 1;
+    tampered.push(("path", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.path.pop();
+    tampered.push(("short path", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.salt[0] ^= 1;
+    tampered.push(("salt", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.size += 1;
+    tampered.push(("tree size", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.time_ms += 1;
+    tampered.push(("batch time", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.sigs[0].sig[10] ^= 1;
+    tampered.push(("ECDSA root signature", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.sigs[1].sig[10] ^= 1;
+    tampered.push(("ML-DSA root signature", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.sigs.pop();
+    tampered.push(("ML-DSA half stripped", with_value(&c.exchange, &x)));
+    let relabelled = with_header(&with_value(&c.exchange, &x), "signature-input", |s| {
+        s.replace("merkle-hybrid-ml-dsa-65-ecdsa-p256", "merkle-ecdsa-p256-sha256")
+    });
+    tampered.push(("relabelled hybrid -> ecdsa, ML-DSA stripped", relabelled));
+    let mut x = v.clone();
+    x.batch.sigs.remove(0);
+    tampered.push(("ECDSA half stripped", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.sigs.swap(0, 1);
+    tampered.push(("root signatures swapped", with_value(&c.exchange, &x)));
+    let mut x = v.clone();
+    x.batch.sigs[0].keyid = x.batch.sigs[1].keyid.clone();
+    tampered.push(("ECDSA signature named with the ML-DSA key", with_value(&c.exchange, &x)));
+    // Another response's proof (another leaf of the same root) for this response.
+    let other = all
+        .iter()
+        .map(batch_value)
+        .find(|o| o.batch.id == v.batch.id && o.index != v.index)
+        .expect("a sibling");
+    tampered.push(("a sibling's proof", with_value(&c.exchange, &other)));
+    for (what, t) in tampered {
+        let ex = write_json(work.path(), "tampered.json", &t);
+        let (code, out) = qv_verify(&ex, &jwks_path);
+        assert_eq!(code, 1, "{what}: quantumvault verify must fail: {out}");
+        let (code, out) = py_verify_batch(&ex, &jwks_path);
+        assert_eq!(code, 1, "{what}: the independent verifier must fail: {out}");
+    }
+
+    // ECDSA batches, the compatibility label beside the batch label, and inline routes.
+    let e = capture("GET", &gw.url("/ecdsa/x"), &[], None);
+    assert!(e
+        .header("signature-input")
+        .unwrap()
+        .contains("alg=\"merkle-ecdsa-p256-sha256\""));
+    assert_eq!(batch_value(&e).batch.sigs.len(), 1);
+    let compat = capture("GET", &gw.url("/compat/x"), &[], None);
+    let input = compat.header("signature-input").unwrap();
+    assert!(
+        input.starts_with("sig-ecdsa=") && input.contains("sig-batch="),
+        "{input}"
+    );
+    let inline = capture("GET", &gw.url("/inline/x"), &[], None);
+    assert!(!inline.header("signature-input").unwrap().contains("sig-batch"));
+    for (name, c) in [("ecdsa", &e), ("compat", &compat), ("inline", &inline)] {
+        let ex = write_json(work.path(), &format!("{name}.json"), &c.exchange);
+        let (code, out) = qv_verify(&ex, &jwks_path);
+        assert_eq!(code, 0, "{name}: {out}");
+        if name != "inline" {
+            let (code, out) = py_verify_batch(&ex, &jwks_path);
+            assert_eq!(code, 0, "{name}: independent batch verifier: {out}");
+        }
+    }
+    // The compatibility label verifies with the standard-only verifier as well.
+    let ex = write_json(work.path(), "compat.json", &compat.exchange);
+    let (code, out) = crate::signing::py_verify(&ex, &jwks_path, &["--label", "sig-ecdsa"]);
+    assert_eq!(code, 0, "standard RFC 9421 verifier on the compatibility label: {out}");
+
+    // The batch metrics are exported.
+    let metrics = get(&gw.admin_url("/metrics")).body;
+    for name in [
+        "quantumvault_batch_leaves_bucket",
+        "quantumvault_batch_wait_seconds_bucket",
+        "quantumvault_batches_total",
+        "quantumvault_batch_signer_busy_microseconds_total",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics");
+    }
+}
