@@ -81,6 +81,9 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let access_log =
         AccessLog::start(&gateway.access_log).map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
 
+    let anchor = Arc::new(
+        crate::integrity::anchor::AnchorLog::open(&gateway.data_dir).map_err(|e| StartError::Other(e.to_string()))?,
+    );
     let conf = server_conf(&gateway);
     let opt = Opt {
         upgrade,
@@ -99,7 +102,9 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
             Arc::new(crate::integrity::batcher::Batcher::new(
                 gateway.signing_batch.clone(),
                 runtime.keyring.clone(),
+                anchor.clone(),
             )),
+            anchor.clone(),
         ),
         "quantumvault proxy",
     );

@@ -68,6 +68,9 @@ pub enum BatchSignError {
     /// between the response's signature base and its batch): build the base again.
     #[error("the signing key changed")]
     KeyChanged,
+    /// The batch was signed but could not be written to the anchor log.
+    #[error("the anchor log could not be written")]
+    AnchorFailed,
 }
 
 struct Job {
@@ -86,6 +89,9 @@ struct Lane {
 /// The batch signer of the process: one lane (queue and threads) per batch algorithm in use.
 pub struct Batcher {
     settings: BatchSettings,
+    /// Where signed batches are logged before their responses are released; `None` only in
+    /// unit tests.
+    anchor: Option<Arc<super::anchor::AnchorWriter>>,
     keyring: Arc<ArcSwap<KeyRing>>,
     permits: Arc<Semaphore>,
     lanes: Mutex<Vec<(BatchAlg, Arc<Lane>)>>,
@@ -94,15 +100,31 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new(settings: BatchSettings, keyring: Arc<ArcSwap<KeyRing>>) -> Batcher {
+    /// A batch signer that logs every batch on `log` (its instance id and sequence continue
+    /// the log's) before releasing its responses.
+    pub fn new(settings: BatchSettings, keyring: Arc<ArcSwap<KeyRing>>, log: Arc<super::anchor::AnchorLog>) -> Batcher {
+        let instance = log.instance();
+        let sequence = log.next_sequence();
+        let anchor = Some(Arc::new(super::anchor::AnchorWriter::start(log)));
+        Batcher::build(settings, keyring, anchor, instance, sequence)
+    }
+
+    fn build(
+        settings: BatchSettings,
+        keyring: Arc<ArcSwap<KeyRing>>,
+        anchor: Option<Arc<super::anchor::AnchorWriter>>,
+        instance: [u8; 8],
+        sequence: u64,
+    ) -> Batcher {
         let permits = Arc::new(Semaphore::new(settings.queue.max(1)));
         Batcher {
             settings,
+            anchor,
             keyring,
             permits,
             lanes: Mutex::new(Vec::new()),
-            instance: rand::random(),
-            sequence: Default::default(),
+            instance,
+            sequence: Arc::new(sequence.into()),
         }
     }
 
@@ -120,6 +142,7 @@ impl Batcher {
         for i in 0..self.settings.threads.max(1) {
             let worker = Worker {
                 alg,
+                anchor: self.anchor.clone(),
                 rx: rx.clone(),
                 keyring: self.keyring.clone(),
                 settings: self.settings.clone(),
@@ -167,6 +190,7 @@ impl Batcher {
 
 struct Worker {
     alg: BatchAlg,
+    anchor: Option<Arc<super::anchor::AnchorWriter>>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     keyring: Arc<ArcSwap<KeyRing>>,
     settings: BatchSettings,
@@ -236,15 +260,28 @@ impl Worker {
         let m = crate::telemetry::metrics::BatchMetrics::of(self.alg.label());
         m.size(leaves.len());
         match result {
-            Ok((batch, paths)) => {
+            Ok((batch, block, paths)) => {
+                let payload = self.anchor.as_ref().map(|_| super::anchor::payload(&block, &batch));
                 let batch = Arc::new(batch);
-                for (i, (job, path)) in jobs.into_iter().zip(paths).enumerate() {
-                    m.waited(started.saturating_duration_since(job.arrived));
-                    let _ = job.reply.send(Ok(Proof {
-                        batch: batch.clone(),
-                        index: i as u32,
-                        path,
-                    }));
+                let release = move |logged: Result<u64, ()>| {
+                    for (i, (job, path)) in jobs.into_iter().zip(paths).enumerate() {
+                        m.waited(started.saturating_duration_since(job.arrived));
+                        let _ = job.reply.send(match logged {
+                            Ok(_) => Ok(Proof {
+                                batch: batch.clone(),
+                                index: i as u32,
+                                path,
+                            }),
+                            Err(()) => Err(BatchSignError::AnchorFailed),
+                        });
+                    }
+                };
+                match (&self.anchor, payload) {
+                    (Some(a), Some(payload)) => a.submit(super::anchor::Pending {
+                        payload,
+                        release: Box::new(release),
+                    }),
+                    _ => release(Ok(0)),
                 }
             }
             Err(e) => {
@@ -255,7 +292,8 @@ impl Worker {
         }
     }
 
-    fn sign_leaves(&self, ring: &KeyRing, leaves: &[Hash]) -> Result<(Batch, Vec<Vec<Hash>>), BatchSignError> {
+    /// The signed batch, its TBS and every leaf's path.
+    fn sign_leaves(&self, ring: &KeyRing, leaves: &[Hash]) -> Result<(Batch, Vec<u8>, Vec<Vec<Hash>>), BatchSignError> {
         let mut signers = Vec::new();
         for a in self.alg.algorithms() {
             signers.push(ring.signer(*a).ok_or(BatchSignError::NoKey(a.name()))?);
@@ -291,6 +329,7 @@ impl Worker {
                 size,
                 sigs,
             },
+            block,
             paths,
         ))
     }
@@ -332,7 +371,7 @@ mod tests {
             threads: 1,
             queue: 64,
         };
-        let b = Arc::new(Batcher::new(settings, keyring.clone()));
+        let b = Arc::new(Batcher::build(settings, keyring.clone(), None, [1; 8], 0));
         let keys = |kid: &str| {
             let r = keyring.load();
             r.signers

@@ -17,6 +17,14 @@ pub fn leaf(salt: &[u8; 16], base: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// `H(0x00 || data)`: an RFC 6962 leaf (the anchor log's records).
+pub fn leaf_of(data: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
 /// `H(0x01 || left || right)`.
 pub fn node(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
@@ -75,6 +83,34 @@ fn build(leaves: &[Hash], offset: usize, paths: &mut [Vec<Hash>]) -> Hash {
         p.push(left);
     }
     node(&left, &right)
+}
+
+/// The root of `leaves` and the audit path of leaf `index` alone (RFC 9162 §2.1.3.1).
+pub fn root_and_path(leaves: &[Hash], index: usize) -> Option<(Hash, Vec<Hash>)> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut path = Vec::new();
+    let r = path_of(leaves, index, &mut path);
+    Some((r, path))
+}
+
+fn path_of(leaves: &[Hash], index: usize, path: &mut Vec<Hash>) -> Hash {
+    if leaves.len() == 1 {
+        return leaves[0];
+    }
+    let k = split(leaves.len());
+    if index < k {
+        let left = path_of(&leaves[..k], index, path);
+        let right = root(&leaves[k..]).expect("non-empty");
+        path.push(right);
+        node(&left, &right)
+    } else {
+        let right = path_of(&leaves[k..], index - k, path);
+        let left = root(&leaves[..k]).expect("non-empty");
+        path.push(left);
+        node(&left, &right)
+    }
 }
 
 /// The root that `leaf` at `index` of a tree of `size` leaves proves with `path` (RFC 9162
@@ -142,6 +178,7 @@ mod tests {
             assert_eq!(Some(r), root(&l));
             for (i, p) in paths.iter().enumerate() {
                 assert_eq!(root_from_path(&l[i], i as u32, n as u32, p), Some(r), "n={n} i={i}");
+                assert_eq!(root_and_path(&l, i), Some((r, p.clone())), "n={n} i={i}");
             }
         }
     }

@@ -5,6 +5,7 @@
 pub mod forward;
 pub mod headers;
 pub mod signed;
+mod wellknown;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,6 +31,9 @@ use crate::telemetry::access_log::{AccessEntry, AccessLog};
 
 /// Where the public key directory is served on the proxy listeners.
 pub const KEY_DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-directory";
+/// `{BATCH_PATH}{batch id in hex}`: a signed batch from the anchor log, with its inclusion in
+/// the log's tree.
+pub const BATCH_PATH: &str = "/.well-known/http-batch-sig/v1/batch/";
 
 pub struct Gateway {
     policy: Arc<ArcSwap<Policy>>,
@@ -41,6 +45,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     /// Signs the batches of routes in batch mode ([`crate::integrity::batcher`]).
     batcher: Arc<crate::integrity::batcher::Batcher>,
+    /// Every signed batch, served at [`BATCH_PATH`] ([`crate::integrity::anchor`]).
+    anchor: Arc<crate::integrity::anchor::AnchorLog>,
 }
 
 impl Gateway {
@@ -50,6 +56,7 @@ impl Gateway {
         access_log: AccessLog,
         clock: Arc<dyn Clock>,
         batcher: Arc<crate::integrity::batcher::Batcher>,
+        anchor: Arc<crate::integrity::anchor::AnchorLog>,
     ) -> Gateway {
         Gateway {
             policy,
@@ -58,6 +65,7 @@ impl Gateway {
             in_flight: crate::telemetry::metrics::in_flight(),
             clock,
             batcher,
+            anchor,
         }
     }
 }
@@ -137,24 +145,6 @@ impl Gateway {
             session.downstream_session.finish_body().await?;
         }
         Ok(())
-    }
-
-    /// The JWKS of every active and retired signing key, cacheable for five minutes.
-    async fn serve_key_directory(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        let ring = self.keyring.load();
-        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
-            .or_err(ErrorType::InternalError, "jwks")?;
-        let mut header = ResponseHeader::build_no_case(200, Some(5))?;
-        header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
-        header.insert_header("Cache-Control", "public, max-age=300")?;
-        header.insert_header("Content-Length", body.len().to_string())?;
-        header.insert_header("X-Request-Id", ctx.request_id.header())?;
-        let spec = &ctx.policy.unrouted_headers;
-        headers::edit_response(&mut header, spec.max_added(), |h| {
-            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
-        });
-        self.sign_if_configured(session, ctx, &mut header, &body).await;
-        self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
 }
 
@@ -443,6 +433,12 @@ impl ProxyHttp for Gateway {
             && (req.method == http::Method::GET || req.method == http::Method::HEAD)
         {
             Box::pin(self.serve_key_directory(session, ctx)).await?;
+            return Ok(true);
+        }
+        if ctx.canonical.path.starts_with(BATCH_PATH)
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        {
+            Box::pin(self.serve_batch(session, ctx)).await?;
             return Ok(true);
         }
         match phases::request(&info, &mut ctx.filters) {

@@ -210,6 +210,7 @@ impl Gateway {
                 Ok(proof) => break (params, salt, proof),
                 Err(crate::integrity::batcher::BatchSignError::KeyChanged) if tries < 3 => continue,
                 Err(crate::integrity::batcher::BatchSignError::NoKey(_)) => return Err("no-key"),
+                Err(crate::integrity::batcher::BatchSignError::AnchorFailed) => return Err("anchor-failed"),
                 Err(_) => return Err("signing-failed"),
             }
         };

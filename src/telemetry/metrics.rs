@@ -50,6 +50,7 @@ pub fn install() -> PrometheusHandle {
             }
             for result in ["ok", "error"] {
                 counter!("quantumvault_config_reloads_total", "result" => result).increment(0);
+                counter!("quantumvault_anchor_appends_total", "result" => result).increment(0);
             }
             gauge!("quantumvault_config_last_reload_success").set(1.0);
             for result in ["ok", "error", "dropped"] {
@@ -143,6 +144,15 @@ fn describe() {
         "Time from a response's leaf arriving to its batch being signed"
     );
     describe_counter!("quantumvault_batches_total", "Signed batches, by batch algorithm");
+    describe_counter!(
+        "quantumvault_anchor_appends_total",
+        "Signed batches appended to the anchor log, by result (ok, error)"
+    );
+    describe_histogram!(
+        "quantumvault_anchor_latency_seconds",
+        Unit::Seconds,
+        "Time to append and fdatasync one group of signed batches"
+    );
     describe_counter!(
         "quantumvault_batch_backpressure_total",
         "Responses that waited for room in the batch signer's queue"
@@ -309,6 +319,17 @@ pub fn signed(alg: &'static str, started: Instant) {
     stats::stats().signed(alg, started + took, Ok(took));
     counter!("quantumvault_signatures_total", "alg" => alg).increment(1);
     histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(took.as_secs_f64());
+}
+
+/// `n` signed batches were appended to the anchor log and made durable.
+pub fn anchored(n: usize, started: Instant) {
+    counter!("quantumvault_anchor_appends_total", "result" => "ok").increment(n as u64);
+    histogram!("quantumvault_anchor_latency_seconds").record(started.elapsed().as_secs_f64());
+}
+
+/// `n` signed batches could not be written to the anchor log (their responses go unsigned).
+pub fn anchor_failed(n: usize) {
+    counter!("quantumvault_anchor_appends_total", "result" => "error").increment(n as u64);
 }
 
 /// A response waited for room in the batch signer's queue (backpressure).

@@ -3,6 +3,7 @@
 //! Python verifier (`tests/interop/verify_batch.py`, written from the spec alone), and every
 //! kind of tampering fails in both.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -267,4 +268,129 @@ fn batch_signed_responses_verify_independently_and_tampering_fails() {
     ] {
         assert!(metrics.contains(name), "{name} in /metrics");
     }
+}
+
+/// Under load, the gateway is killed with SIGKILL 20 times and restarted on the same data
+/// directory. Every batch root that reached a client in a response must be in the anchor log
+/// afterwards, with the same root signatures, and the log's inclusion proof of it must hold.
+#[test]
+fn every_released_root_survives_sigkill_in_the_anchor_log() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let up = echo("u");
+    let mut gw = signing_gateway_with(&batch_policy(up.addr()), |_| {});
+    let released: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let mut total_batches = std::collections::HashSet::new();
+    for round in 0..20 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let (stop, released, url) = (stop.clone(), released.clone(), gw.url("/api/load"));
+                std::thread::spawn(move || {
+                    let ag = ureq::AgentBuilder::new()
+                        .timeout(std::time::Duration::from_secs(5))
+                        .build();
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        // A response that arrived whole: its batch was released to a client.
+                        let Ok(r) = ag.get(&format!("{url}?c={c}&n={n}")).call() else {
+                            continue;
+                        };
+                        let Some(sig) = r.header("signature").map(str::to_string) else {
+                            continue;
+                        };
+                        let mut body = Vec::new();
+                        if r.into_reader().read_to_end(&mut body).is_err() {
+                            continue;
+                        }
+                        if let Some(m) = sig.split(", ").find_map(|m| m.strip_prefix("sig-batch=:")) {
+                            let v = Value::decode(&B64.decode(m.trim_end_matches(':')).unwrap()).unwrap();
+                            released.lock().unwrap().push(v);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Let some responses through, then kill mid-load (the count decides, not a clock).
+        let want = released.lock().unwrap().len() + 20 + round;
+        gw.wait_for(30, "responses under load", || released.lock().unwrap().len() >= want);
+        gw.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.join().unwrap();
+        }
+        gw.spawn();
+    }
+    let released = released.lock().unwrap().clone();
+    assert!(released.len() >= 400, "{} responses", released.len());
+    for v in &released {
+        total_batches.insert(v.batch.id);
+    }
+    // Every released batch is in the log (served back after the last restart), with the root
+    // signatures the clients saw, and its inclusion proof in the log's tree holds.
+    for id in &total_batches {
+        let v = released.iter().find(|v| &v.batch.id == id).unwrap();
+        let r = get(&gw.url(&format!("/.well-known/http-batch-sig/v1/batch/{}", hex::encode(id))));
+        assert_eq!(r.status, 200, "batch {} released but not in the log", hex::encode(id));
+        let e = r.json();
+        let sigs: Vec<Vec<u8>> = e["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| B64.decode(s["sig"].as_str().unwrap()).unwrap())
+            .collect();
+        let seen: Vec<Vec<u8>> = v.batch.sigs.iter().map(|s| s.sig.clone()).collect();
+        assert!(
+            sigs == seen,
+            "batch {}: the log holds other root signatures than the response had",
+            hex::encode(id)
+        );
+        let tbs = B64.decode(e["tbs"].as_str().unwrap()).unwrap();
+        assert_eq!(&tbs[88..104], id);
+        let mut record = Vec::new();
+        record.extend_from_slice(&(tbs.len() as u16).to_be_bytes());
+        record.extend_from_slice(&tbs);
+        record.push(v.batch.sigs.len() as u8);
+        for s in &v.batch.sigs {
+            record.push(quantumvault::integrity::batch::code(s.alg));
+            record.push(s.keyid.len() as u8);
+            record.extend_from_slice(s.keyid.as_bytes());
+            record.extend_from_slice(&(s.sig.len() as u16).to_be_bytes());
+            record.extend_from_slice(&s.sig);
+        }
+        let leaf = quantumvault::integrity::merkle::leaf_of(&record);
+        let path: Vec<[u8; 32]> = e["log"]["inclusion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+            .collect();
+        let root: [u8; 32] = B64
+            .decode(e["log"]["root"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let index = e["log_index"].as_u64().unwrap() as u32;
+        let size = e["log"]["size"].as_u64().unwrap() as u32;
+        assert_eq!(
+            quantumvault::integrity::merkle::root_from_path(&leaf, index, size, &path),
+            Some(root),
+            "inclusion of batch {} in the log",
+            hex::encode(id)
+        );
+    }
+    // Batch ids stay unique across restarts (the sequence continues after the log's last).
+    assert_eq!(total_batches.len(), {
+        let mut ids: Vec<_> = released
+            .iter()
+            .map(|v| (v.batch.id, v.batch.sigs[0].sig.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    });
+    // An unknown batch is a clean 404.
+    let r = get(&gw.url(&format!("/.well-known/http-batch-sig/v1/batch/{}", "00".repeat(16))));
+    assert_eq!(r.status, 404);
 }

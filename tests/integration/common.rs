@@ -221,6 +221,14 @@ policies:\n  - policies\nreload:\n  debounce: 100ms\n{extra_gateway_yaml}"
         assert!(ok, "kill -{sig}");
     }
 
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Rewrites the policy file the way an editor does (write a temp file, rename over).
     pub fn write_policy(&self, text: &str) {
         let tmp = self.path("policies/.main.yaml.swp");

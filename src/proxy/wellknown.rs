@@ -1,0 +1,71 @@
+//! What every proxy listener serves itself under `/.well-known/`: the key directory (JWKS) and
+//! the anchor log's signed batches.
+
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::{headers, Ctx, Gateway, BATCH_PATH};
+use crate::filters::phases::Denial;
+use crate::filters::security_headers;
+
+impl Gateway {
+    /// The JWKS of every active and retired signing key, cacheable for five minutes.
+    pub(super) async fn serve_key_directory(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let ring = self.keyring.load();
+        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
+            .or_err(ErrorType::InternalError, "jwks")?;
+        let mut header = ResponseHeader::build_no_case(200, Some(5))?;
+        header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
+        header.insert_header("Cache-Control", "public, max-age=300")?;
+        header.insert_header("Content-Length", body.len().to_string())?;
+        header.insert_header("X-Request-Id", ctx.request_id.header())?;
+        let spec = &ctx.policy.unrouted_headers;
+        headers::edit_response(&mut header, spec.max_added(), |h| {
+            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
+        });
+        self.sign_if_configured(session, ctx, &mut header, &body).await;
+        self.write_whole(session, header, bytes::Bytes::from(body)).await
+    }
+
+    /// A logged batch as JSON: its TBS and root signatures (what a detached verifier needs),
+    /// its log index and its inclusion proof in the log's current tree. 404 for an unknown id.
+    pub(super) async fn serve_batch(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let id = ctx.canonical.path[BATCH_PATH.len()..].to_string();
+        let entry = hex::decode(&id)
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .and_then(|b| self.anchor.entry(&b));
+        let Some(e) = entry else {
+            let d = Denial::new(404, "no_batch", "no batch with this id in the anchor log");
+            return Box::pin(self.send_denial(session, ctx, d)).await;
+        };
+        let (size, root, path) = self.anchor.inclusion(e.index).unwrap_or_default();
+        let body = serde_json::json!({
+            "batch_id": id,
+            "log_index": e.index,
+            "tbs": b64.encode(&e.tbs),
+            "signatures": e.sigs.iter().map(|s| serde_json::json!({
+                "code": crate::integrity::batch::code(s.alg),
+                "alg": s.alg.name(),
+                "keyid": s.keyid,
+                "sig": b64.encode(&s.sig),
+            })).collect::<Vec<_>>(),
+            "log": {"size": size, "root": b64.encode(root), "inclusion": path.iter().map(|h| b64.encode(h)).collect::<Vec<_>>()},
+        });
+        let body = serde_json::to_vec_pretty(&body).or_err(ErrorType::InternalError, "batch")?;
+        let mut header = ResponseHeader::build_no_case(200, Some(5))?;
+        header.insert_header("Content-Type", "application/json")?;
+        // A batch never changes; the log's inclusion part grows, so only briefly cacheable.
+        header.insert_header("Cache-Control", "public, max-age=60")?;
+        header.insert_header("Content-Length", body.len().to_string())?;
+        header.insert_header("X-Request-Id", ctx.request_id.header())?;
+        let spec = &ctx.policy.unrouted_headers;
+        headers::edit_response(&mut header, spec.max_added(), |h| {
+            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
+        });
+        self.write_whole(session, header, bytes::Bytes::from(body)).await
+    }
+}
