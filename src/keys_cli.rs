@@ -185,8 +185,9 @@ pub fn verify_exchange(
         req_headers: &req_headers,
     };
     let lookup = |kid: &str| keys.iter().find(|(k, _, _)| k == kid).map(|(_, a, p)| (*a, p.clone()));
-    for (label, result) in
-        httpsig::verify(&m, input, signature, &lookup, httpsig::Backend::AwsLc).map_err(|e| e.to_string())?
+    let fetch = |id: &[u8; 16]| fetch_batch(&ex.request.url, id);
+    for (label, result) in httpsig::verify_with(&m, input, signature, &lookup, httpsig::Backend::AwsLc, &fetch)
+        .map_err(|e| e.to_string())?
     {
         match result {
             Ok(v) => lines.push(format!(
@@ -202,6 +203,46 @@ pub fn verify_exchange(
         }
     }
     Ok((lines, ok))
+}
+
+/// The root signatures of detached batch `id`, from the batch document at the request URL's
+/// origin (`docs/batch-signing.md` §6.1).
+fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity::batch::RootSig>, String> {
+    use base64::Engine;
+    let uri: http::Uri = request_url
+        .parse()
+        .map_err(|_| format!("bad request URL {request_url}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!("request URL {request_url} has no origin"));
+    };
+    let url = format!("{scheme}://{authority}{}{}", crate::proxy::BATCH_PATH, hex::encode(id));
+    let text = ureq::get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .call()
+        .map_err(|e| format!("fetching {url}: {e}"))?
+        .into_string()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))?;
+    let list = doc["signatures"]
+        .as_array()
+        .ok_or_else(|| format!("{url}: no signatures"))?;
+    list.iter()
+        .map(|s| {
+            let alg = match s["code"].as_u64() {
+                Some(1) => crate::integrity::sig::SigAlg::EcdsaP256,
+                Some(2) => crate::integrity::sig::SigAlg::MlDsa65,
+                _ => return Err(format!("{url}: unknown signature code")),
+            };
+            let keyid = s["keyid"]
+                .as_str()
+                .ok_or_else(|| format!("{url}: no keyid"))?
+                .to_string();
+            let sig = base64::engine::general_purpose::STANDARD
+                .decode(s["sig"].as_str().unwrap_or_default())
+                .map_err(|_| format!("{url}: sig is not base64"))?;
+            Ok(crate::integrity::batch::RootSig { alg, keyid, sig })
+        })
+        .collect()
 }
 
 /// Fetches `url` (plain HTTP) and builds the exchange.

@@ -32,6 +32,10 @@ pub struct RawSigning {
     /// RFC 9421's registered algorithms.
     #[serde(default)]
     pub inline_ecdsa: Option<bool>,
+    /// In batch mode, leave the root signatures out of each response; clients fetch them once
+    /// per batch from `/.well-known/http-batch-sig/v1/batch/{id}` (`docs/batch-signing.md` §6.1).
+    #[serde(default)]
+    pub detached: Option<bool>,
 }
 
 /// Response signing of a route.
@@ -45,6 +49,7 @@ pub struct SigningSpec {
     /// `Some` in batch mode: the batch algorithm of `algorithms`.
     pub batch: Option<crate::integrity::batch::BatchAlg>,
     pub inline_ecdsa: bool,
+    pub detached: bool,
 }
 
 impl Default for SigningSpec {
@@ -60,6 +65,7 @@ impl Default for SigningSpec {
             stream_types: vec!["text/event-stream".into()],
             batch: None,
             inline_ecdsa: false,
+            detached: false,
         }
     }
 }
@@ -110,6 +116,12 @@ pub(super) fn merge(base: &SigningSpec, raw: &RawSigning) -> Result<SigningSpec,
         .flatten();
     if let Some(i) = raw.inline_ecdsa {
         s.inline_ecdsa = i;
+    }
+    if let Some(d) = raw.detached {
+        s.detached = d;
+    }
+    if s.detached && s.batch.is_none() {
+        return Err(("detached".into(), "needs mode: batch".into()));
     }
     if s.inline_ecdsa && s.batch.is_some() && !s.algorithms.contains(&crate::integrity::sig::SigAlg::EcdsaP256) {
         return Err((

@@ -117,18 +117,24 @@ pub fn tbs(alg: BatchAlg, id: &[u8; 16], time_ms: u64, size: u32, signers: &[(Si
 /// One response's signature value (§6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
+    /// In the detached form (§6.1) `batch.sigs` is empty: they are fetched once per batch.
     pub batch: Batch,
     pub index: u32,
     pub salt: [u8; 16],
     pub path: Vec<Hash>,
+    pub detached: bool,
 }
 
-/// The signature value (§6) of leaf `index` of `batch`.
-pub fn encode(b: &Batch, index: u32, salt: &[u8; 16], path: &[Hash]) -> Vec<u8> {
+/// The flags byte of the detached form.
+const DETACHED: u8 = 1;
+
+/// The signature value (§6) of leaf `index` of `batch`; `detached` leaves the root signatures
+/// out (§6.1).
+pub fn encode(b: &Batch, index: u32, salt: &[u8; 16], path: &[Hash], detached: bool) -> Vec<u8> {
     let sigs: usize = b.sigs.iter().map(|s| 4 + s.keyid.len() + s.sig.len()).sum();
-    let mut out = Vec::with_capacity(52 + 32 * path.len() + sigs);
+    let mut out = Vec::with_capacity(52 + 32 * path.len() + if detached { 0 } else { sigs });
     out.push(VERSION);
-    out.push(0);
+    out.push(if detached { DETACHED } else { 0 });
     out.extend_from_slice(&b.id);
     out.extend_from_slice(&b.time_ms.to_be_bytes());
     out.extend_from_slice(&b.size.to_be_bytes());
@@ -137,6 +143,10 @@ pub fn encode(b: &Batch, index: u32, salt: &[u8; 16], path: &[Hash]) -> Vec<u8> 
     out.push(path.len() as u8);
     for p in path {
         out.extend_from_slice(p);
+    }
+    if detached {
+        out.push(0);
+        return out;
     }
     out.push(b.sigs.len() as u8);
     for s in &b.sigs {
@@ -151,7 +161,7 @@ pub fn encode(b: &Batch, index: u32, salt: &[u8; 16], path: &[Hash]) -> Vec<u8> 
 
 impl Value {
     pub fn encode(&self) -> Vec<u8> {
-        encode(&self.batch, self.index, &self.salt, &self.path)
+        encode(&self.batch, self.index, &self.salt, &self.path, self.detached)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Value, BatchError> {
@@ -159,9 +169,11 @@ impl Value {
         if r.u8()? != VERSION {
             return Err(BatchError::Format("unknown version"));
         }
-        if r.u8()? != 0 {
-            return Err(BatchError::Format("unknown flags"));
-        }
+        let detached = match r.u8()? {
+            0 => false,
+            DETACHED => true,
+            _ => return Err(BatchError::Format("unknown flags")),
+        };
         let id: [u8; 16] = r.take(16)?.try_into().expect("16 bytes");
         let time_ms = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
         let size = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes"));
@@ -176,6 +188,9 @@ impl Value {
             path.push(r.take(32)?.try_into().expect("32 bytes"));
         }
         let count = r.u8()? as usize;
+        if detached && count != 0 {
+            return Err(BatchError::Format("a detached value carries root signatures"));
+        }
         let mut sigs = Vec::with_capacity(count);
         for _ in 0..count {
             let alg = alg_of_code(r.u8()?).ok_or(BatchError::Format("unknown signature code"))?;
@@ -200,6 +215,7 @@ impl Value {
             index,
             salt,
             path,
+            detached,
         })
     }
 }
@@ -232,20 +248,35 @@ pub enum BatchError {
     UnknownKey(String),
     #[error("root signature by {0:?} does not verify")]
     BadSignature(String),
+    #[error("detached batch signature: {0}")]
+    Detached(String),
 }
+
+/// Fetches the root signatures of a detached batch (§6.1) by its id.
+pub type Fetch<'a> = &'a dyn Fn(&[u8; 16]) -> Result<Vec<RootSig>, String>;
 
 /// Verifies `value` for a response whose RFC 9421 signature base is `base` under `alg`
 /// (§8 steps 3-7); `keys` resolves a key id to its algorithm and public key, `check` verifies
-/// one signature.
+/// one signature, `fetch` gets a detached value's root signatures.
 pub fn verify(
     alg: BatchAlg,
     base: &[u8],
     value: &Value,
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     check: &dyn Fn(SigAlg, &[u8], &[u8], &[u8]) -> bool,
+    fetch: Fetch<'_>,
 ) -> Result<(), BatchError> {
     let leaf = merkle::leaf(&value.salt, base);
-    let b = &value.batch;
+    let fetched;
+    let b = if value.detached {
+        fetched = Batch {
+            sigs: fetch(&value.batch.id).map_err(BatchError::Detached)?,
+            ..value.batch.clone()
+        };
+        &fetched
+    } else {
+        &value.batch
+    };
     let root = merkle::root_from_path(&leaf, value.index, b.size, &value.path).ok_or(BatchError::Proof)?;
     let got: Vec<SigAlg> = b.sigs.iter().map(|s| s.alg).collect();
     if got != alg.algorithms() {
@@ -289,6 +320,7 @@ mod tests {
             index: 3,
             salt: [1; 16],
             path: vec![[2; 32], [3; 32]],
+            detached: false,
         };
         let bytes = v.encode();
         assert_eq!(Value::decode(&bytes), Ok(v.clone()));
@@ -299,8 +331,16 @@ mod tests {
             assert!(Value::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         let mut flags = bytes.clone();
-        flags[1] = 1;
+        flags[1] = 2;
         assert_eq!(Value::decode(&flags), Err(BatchError::Format("unknown flags")));
+        flags[1] = 1;
+        assert!(Value::decode(&flags).is_err(), "a detached value with signatures");
+        let detached = Value {
+            detached: true,
+            ..v.clone()
+        };
+        let d = Value::decode(&detached.encode()).unwrap();
+        assert!(d.detached && d.batch.sigs.is_empty());
     }
 
     #[test]
@@ -313,6 +353,14 @@ mod tests {
             _ => None,
         };
         let check = |a: SigAlg, public: &[u8], msg: &[u8], s: &[u8]| sig::verify_aws_lc(a, public, msg, s);
+        let none = |_: &[u8; 16]| Err::<Vec<RootSig>, String>("not detached".into());
+        let verify = |alg,
+                      base: &[u8],
+                      v: &Value,
+                      keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
+                      check: &dyn Fn(SigAlg, &[u8], &[u8], &[u8]) -> bool| {
+            super::verify(alg, base, v, keys, check, &none)
+        };
         let bases: Vec<Vec<u8>> = (0..6)
             .map(|i| format!("\"@status\": 200\nbase {i}").into_bytes())
             .collect();
@@ -345,6 +393,7 @@ mod tests {
                 index: i as u32,
                 salt: salts[i],
                 path: paths[i].clone(),
+                detached: false,
             };
             let v = Value::decode(&v.encode()).unwrap();
             assert_eq!(verify(BatchAlg::Hybrid, &bases[i], &v, &keys, &check), Ok(()));
@@ -372,6 +421,29 @@ mod tests {
             let mut swapped = v.clone();
             swapped.batch.sigs.swap(0, 1);
             assert!(verify(BatchAlg::Hybrid, &bases[i], &swapped, &keys, &check).is_err());
+            // Detached: the signatures come from the fetched document.
+            let d = Value::decode(
+                &Value {
+                    detached: true,
+                    ..v.clone()
+                }
+                .encode(),
+            )
+            .unwrap();
+            let doc = |id: &[u8; 16]| {
+                if *id == batch.id {
+                    Ok(batch.sigs.clone())
+                } else {
+                    Err("unknown".to_string())
+                }
+            };
+            assert_eq!(
+                super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &doc),
+                Ok(())
+            );
+            let half = |_: &[u8; 16]| Ok(batch.sigs[..1].to_vec());
+            assert!(super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &half).is_err());
+            assert!(super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &none).is_err());
         }
     }
 }

@@ -411,8 +411,10 @@ mod tests {
                 index: p.index,
                 salt,
                 path: p.path,
+                detached: false,
             };
-            assert_eq!(batch::verify(BatchAlg::Hybrid, &base, &v, &keys, &check), Ok(()));
+            let none = |_: &[u8; 16]| Err("not detached".to_string());
+            assert_eq!(batch::verify(BatchAlg::Hybrid, &base, &v, &keys, &check, &none), Ok(()));
         }
         assert_eq!(ids.len(), 1);
         // After a rotation, a leaf whose base names the old key is sent back to be rebuilt.

@@ -238,6 +238,19 @@ pub fn verify(
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
 ) -> Result<Vec<(String, Result<Verified, HttpSigError>)>, HttpSigError> {
+    let none = |_: &[u8; 16]| Err("no batch document source".to_string());
+    verify_with(m, signature_input, signature, keys, backend, &none)
+}
+
+/// As [`verify`], with `fetch` getting the root signatures of detached batch signatures.
+pub fn verify_with(
+    m: &Message<'_>,
+    signature_input: &str,
+    signature: &str,
+    keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
+    backend: Backend,
+    fetch: super::batch::Fetch<'_>,
+) -> Result<Vec<(String, Result<Verified, HttpSigError>)>, HttpSigError> {
     let inputs = sfv::Parser::parse_dictionary(signature_input.as_bytes()).map_err(|e| HttpSigError::Syntax {
         field: "Signature-Input",
         message: e.to_string(),
@@ -248,7 +261,7 @@ pub fn verify(
     })?;
     let mut out = Vec::new();
     for (label, entry) in inputs {
-        let result = verify_one(m, &label, entry, &sigs, keys, backend);
+        let result = verify_one(m, &label, entry, &sigs, keys, backend, fetch);
         out.push((label, result));
     }
     if out.is_empty() {
@@ -264,6 +277,7 @@ fn verify_one(
     sigs: &sfv::Dictionary,
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     backend: Backend,
+    fetch: super::batch::Fetch<'_>,
 ) -> Result<Verified, HttpSigError> {
     let bad = |m: &str| HttpSigError::Malformed(m.to_string());
     let sfv::ListEntry::InnerList(list) = entry else {
@@ -319,7 +333,7 @@ fn verify_one(
             Backend::AwsLc => super::sig::verify_aws_lc(a, public, msg, sig),
             Backend::RustCrypto => super::sig::verify_rustcrypto(a, public, msg, sig),
         };
-        super::batch::verify(batch, base.as_bytes(), &value, keys, &check)?;
+        super::batch::verify(batch, base.as_bytes(), &value, keys, &check, fetch)?;
         return Ok(Verified {
             label: label.to_string(),
             keyid,

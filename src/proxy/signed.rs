@@ -214,7 +214,7 @@ impl Gateway {
                 Err(_) => return Err("signing-failed"),
             }
         };
-        let value = crate::integrity::batch::encode(&proof.batch, proof.index, &salt, &proof.path);
+        let value = crate::integrity::batch::encode(&proof.batch, proof.index, &salt, &proof.path, spec.detached);
         inputs.push(format!("{BATCH_LABEL}={params}"));
         sigs.push(format!("{BATCH_LABEL}=:{}:", B64.encode(value)));
         resp.insert_header("Signature-Input", inputs.join(", "))

@@ -29,6 +29,7 @@ routes:
   - {{ name: ecdsa, path_prefix: /ecdsa/, upstream: u, signing: {{ algorithm: ecdsa-p256 }} }}
   - {{ name: compat, path_prefix: /compat/, upstream: u, signing: {{ inline_ecdsa: true }} }}
   - {{ name: inline, path_prefix: /inline/, upstream: u, signing: {{ mode: inline }} }}
+  - {{ name: detached, path_prefix: /detached/, upstream: u, signing: {{ detached: true }} }}
 "#
     )
 }
@@ -253,6 +254,38 @@ fn batch_signed_responses_verify_independently_and_tampering_fails() {
             assert_eq!(code, 0, "{name}: independent batch verifier: {out}");
         }
     }
+    // The detached form: no root signatures in the response; verifiers fetch them once per
+    // batch from the gateway's /.well-known/http-batch-sig/v1/batch/{id}.
+    let d = capture("GET", &gw.url("/detached/x"), &[], None);
+    let dv = batch_value(&d);
+    assert!(dv.detached && dv.batch.sigs.is_empty());
+    let attached = batch_value(&all[0]);
+    assert!(
+        d.header("signature").unwrap().len() + 4000 < all[0].header("signature").unwrap().len(),
+        "the detached value is about 4 KB smaller ({} against {} bytes)",
+        d.header("signature").unwrap().len(),
+        all[0].header("signature").unwrap().len()
+    );
+    assert!(!attached.detached);
+    let ex = write_json(work.path(), "detached.json", &d.exchange);
+    let (code, out) = qv_verify(&ex, &jwks_path);
+    assert_eq!(code, 0, "detached: {out}");
+    let (code, out) = py_verify_batch(&ex, &jwks_path);
+    assert_eq!(code, 0, "detached, independent verifier: {out}");
+    let mut other = dv.clone();
+    other.batch.id[15] ^= 1;
+    let t = with_value(&d.exchange, &other);
+    let ex = write_json(work.path(), "detached-other.json", &t);
+    assert_eq!(qv_verify(&ex, &jwks_path).0, 1, "a batch id the log does not have");
+    assert_eq!(py_verify_batch(&ex, &jwks_path).0, 1);
+    let mut full = attached.encode();
+    full[1] = 1;
+    let t = with_header(&d.exchange, "signature", |_| {
+        format!("sig-batch=:{}:", B64.encode(&full))
+    });
+    let ex = write_json(work.path(), "detached-with-sigs.json", &t);
+    assert_eq!(qv_verify(&ex, &jwks_path).0, 1, "a detached value carrying signatures");
+
     // The compatibility label verifies with the standard-only verifier as well.
     let ex = write_json(work.path(), "compat.json", &compat.exchange);
     let (code, out) = crate::signing::py_verify(&ex, &jwks_path, &["--label", "sig-ecdsa"]);

@@ -21,7 +21,13 @@ d) batches of 1, 2, 3, 5, 8, 13 and 100 realistic responses for each of the
    three merkle algorithms: every leaf must verify (library; the CLI in and out
    of process);
 e) tampering: every case must fail, most at a named check;
-f) usage errors (exit 2).
+f) usage errors (exit 2);
+g) the detached form (section 6.1): batches signed with flags 0x01 and a batch
+   document per batch; every leaf verifies with the document given to the
+   library, via the CLI's --batch FILE, and fetched from a local http.server at
+   the request's origin; tampered documents and values, served errors (404,
+   malformed JSON, timeout, refused connection) fail; an altered served tbs
+   does not matter.
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ import base64
 import contextlib
 import copy
 import hashlib
+import http.server
 import io
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -244,12 +253,15 @@ class Batch:
 
 
 def sign_batch(items, alg, keys: Keys, *, seq=1, label=LABEL, created=None, expires=None, keyid_param=None,
-               root_override=None, prepare=None, inline_ecdsa=False) -> Batch:
-    """Sign a list of unsigned exchanges as one batch; returns a Batch with signed exchanges."""
+               root_override=None, prepare=None, inline_ecdsa=False, detached=False) -> Batch:
+    """Sign a list of unsigned exchanges as one batch; returns a Batch with signed exchanges.
+
+    detached: section 6.1, the values have flags 0x01 and no root signatures;
+    b.document is the batch document that carries them."""
     codes = SPEC_ALGS[alg]
     created = int(time.time()) - 2 if created is None else created
     b = Batch()
-    b.alg, b.size, b.keys = alg, len(items), keys
+    b.alg, b.size, b.keys, b.detached, b.seq = alg, len(items), keys, detached, seq
     b.batch_id = bytes.fromhex("5156474154455701") + seq.to_bytes(8, "big")  # instance id || sequence
     b.batch_time_ms = int(time.time() * 1000)
     keyid_param = keyid_param or KIDS[codes[0]]
@@ -269,10 +281,11 @@ def sign_batch(items, alg, keys: Keys, *, seq=1, label=LABEL, created=None, expi
     b.tbs = ref_tbs(alg, b.batch_id, b.batch_time_ms, b.size, b.signers, root_override or b.root)
     b.sigs = [(c, KIDS[c], keys.sign(c, b.tbs)) for c in codes]
     b.paths = [ref_path(i, b.leaves) for i in range(b.size)]
+    b.document = ref_document(b)
     b.exchanges = []
     for i, ex in enumerate(items):
         ex = copy.deepcopy(ex)
-        value = ref_value(b.batch_id, b.batch_time_ms, b.size, i, b.salts[i], b.paths[i], b.sigs)
+        value = value_of(b, i)
         si, sig = f"{label}={b.params[i]}", f"{label}=:{_b64(value)}:"
         if inline_ecdsa:
             params, base = inline_ecdsa_prepare(ex, created)
@@ -291,9 +304,22 @@ def inline_ecdsa_prepare(ex, created):
     return params, base
 
 
+def ref_document(b: Batch) -> dict:
+    """The batch document of section 6.1. Its log part stands for a one-entry anchor log
+    (log_index 0, root = H(0x00 || TBS)); a verifier uses none of it, nor the tbs."""
+    return {
+        "batch_id": b.batch_id.hex(),
+        "log_index": 0,
+        "tbs": _b64(b.tbs),
+        "signatures": [{"code": c, "keyid": kid, "sig": _b64(sig)} for c, kid, sig in b.sigs],
+        "log": {"size": 1, "root": _b64(H(b"\x00" + b.tbs)), "inclusion": []},
+    }
+
+
 def value_of(b: Batch, i: int, **over) -> bytes:
     fields = dict(batch_id=b.batch_id, batch_time_ms=b.batch_time_ms, tree_size=b.size, leaf_index=i,
-                  salt=b.salts[i], path=list(b.paths[i]), sigs=list(b.sigs))
+                  salt=b.salts[i], path=list(b.paths[i]), sigs=[] if b.detached else list(b.sigs),
+                  flags=1 if b.detached else 0)
     fields.update(over)
     return ref_value(**fields)
 
@@ -516,12 +542,37 @@ def test_layouts():
         ("trailing byte", raw + b"\x00"),
         ("version 0", b"\x00" + raw[1:]),
         ("version 2", b"\x02" + raw[1:]),
-        ("flags 0x01", raw[:1] + b"\x01" + raw[2:]),
+        ("flags 0x01 (detached) with count 2", raw[:1] + b"\x01" + raw[2:]),
+        ("flags 0x02", raw[:1] + b"\x02" + raw[2:]),
+        ("flags 0x03", raw[:1] + b"\x03" + raw[2:]),
         ("flags 0x80", raw[:1] + b"\x80" + raw[2:]),
         ("non-ASCII keyid", raw.replace(ECDSA_KID.encode(), b"\xff" + ECDSA_KID.encode()[1:])),
         ("sig_len past the end", raw[:-3309 - 2] + (3310).to_bytes(2, "big") + raw[-3309:]),
     ):
         expect(raises(lambda: vb.decode_value(data), vb.BatchFormatError), f"decode_value rejects {what}")
+
+    # The detached form (section 6.1): flags 0x01, count 0.
+    draw = ref_value(bid, ms, 13, 6, b"\x5a" * 16, path, [], flags=1)
+    dv = vb.decode_value(draw)
+    expect(dv.detached is True and dv.flags == 1 and dv.signatures == [] and dv.path == path and dv.leaf_index == 6
+           and v.detached is False, "decode_value: flags 0x01 with count 0 is detached, without signatures")
+    built = vb.BatchValue(batch_id=bid, batch_time_ms=ms, tree_size=13, leaf_index=6, salt=b"\x5a" * 16, path=path,
+                          detached=True)
+    expect(vb.encode_value(dv) == draw and vb.encode_value(built) == draw,
+           "encode_value(decode_value(detached)) == detached; detached=True sets flag 0x01")
+    for what, data in (
+        ("flags 0x01 with count 1", ref_value(bid, ms, 13, 6, b"\x5a" * 16, path, sigs[:1], flags=1)),
+        ("flags 0x02 with count 0", ref_value(bid, ms, 13, 6, b"\x5a" * 16, path, [], flags=2)),
+        ("detached, trailing byte", draw + b"\x00"),
+        ("detached, count byte missing", draw[:-1]),
+    ):
+        expect(raises(lambda: vb.decode_value(data), vb.BatchFormatError), f"decode_value rejects {what}")
+    expect(vb.batch_document_url("https://u:p@Example.com:8443/a/b?c=d#e", bid)
+           == "https://Example.com:8443/.well-known/http-batch-sig/v1/batch/" + bid.hex()
+           and vb.batch_document_url("HTTP://127.0.0.1/x", bytes(16)).endswith("/v1/batch/" + "0" * 32)
+           and vb.batch_document_url("http://127.0.0.1/x", bytes(16)).startswith("http://127.0.0.1/.well-known/")
+           and raises(lambda: vb.batch_document_url("ftp://h/x", bid), vb.BatchDocumentError),
+           "batch_document_url: origin of the request URL (no userinfo, path or query), lower-case hex, http(s)")
 
     # Structured fields.
     d = vb.parse_dictionary('a=("x" "y";req);created=1;k="v\\"q", b=:AQID:, c=tok/x:1, d, e=?0;p=-1.5, f=42')
@@ -910,7 +961,9 @@ def test_tamper(keys, batches, inl):
     # Value framing.
     raw = value_of(b, i)
     must_fail("trailing byte appended", with_value(ex, raw + b"\x00"), J, ("value reason=1 trailing byte",))
-    must_fail("unknown flags 0x01", with_value(ex, value_of(b, i, flags=1)), J, ("value reason=unknown flags 0x01",))
+    must_fail("flags 0x01 (detached) but the signatures still in the value", with_value(ex, value_of(b, i, flags=1)),
+              J, ("value reason=detached value (flags 0x01) with count 2",))
+    must_fail("unknown flags 0x02", with_value(ex, value_of(b, i, flags=2)), J, ("value reason=unknown flags 0x02",))
     must_fail("unknown flags 0x80", with_value(ex, value_of(b, i, flags=0x80)), J, ("value reason=unknown flags",))
     must_fail("version 2", with_value(ex, value_of(b, i, version=2)), J, ("value reason=unsupported version 2",))
     must_fail("version 0", with_value(ex, value_of(b, i, version=0)), J, ("value reason=unsupported version 0",))
@@ -983,10 +1036,10 @@ def test_tamper(keys, batches, inl):
     def break_batch_flags(x):
         head, rest = get_header(x, "response", "Signature").split(", sig-ecdsa=", 1)
         raw = base64.b64decode(head[len(LABEL) + 2:-1])
-        set_header(x, "response", "Signature", f"{LABEL}=:{_b64(raw[:1] + bytes([1]) + raw[2:])}:, sig-ecdsa={rest}")
+        set_header(x, "response", "Signature", f"{LABEL}=:{_b64(raw[:1] + bytes([2]) + raw[2:])}:, sig-ecdsa={rest}")
 
     must_fail("inline sig-ecdsa fine, batch value broken", tampered(inl.exchanges[1], break_batch_flags), J,
-              ("value reason=unknown flags 0x01",))
+              ("value reason=unknown flags 0x02",))
 
 
 # --------------------------------------------------------------------------
@@ -1033,6 +1086,402 @@ def test_usage(wd, keys, batches):
         expect(rc == 2, f"usage/parse error: {what} -> exit 2", f"got {rc}: {out}")
 
 
+# --------------------------------------------------------------------------
+# g) the detached form (section 6.1)
+# --------------------------------------------------------------------------
+
+DOC_PATH = "/.well-known/http-batch-sig/v1/batch/"  # section 6.1, copied here
+
+
+class DocServer:
+    """A tiny http.server on 127.0.0.1 (a free port, its own thread) serving batch documents.
+
+    routes: path -> (status, body bytes, delay in seconds); any other path is a 404. hits: the
+    paths requested, in order."""
+
+    def __init__(self):
+        routes, hits = {}, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                status, body, delay = routes.get(self.path, (404, b'{"error":"no_batch"}', 0))
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    if status != 204:
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if status != 204:
+                        self.wfile.write(body)
+                except OSError:  # the client gave up (timeout case)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.routes, self.hits = routes, hits
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="docserver", daemon=True)
+        self.thread.start()
+
+    def path(self, batch_id: bytes) -> str:
+        return DOC_PATH + batch_id.hex()
+
+    def serve(self, batch_id: bytes, doc=None, *, status=200, raw=None, delay=0):
+        body = raw if raw is not None else json.dumps(doc).encode()
+        self.routes[self.path(batch_id)] = (status, body, delay)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def at_origin(ex: dict, origin: str) -> dict:
+    """An unsigned exchange whose request went to origin (so @target-uri;req names it)."""
+    ex = copy.deepcopy(ex)
+    url = ex["request"]["url"]
+    ex["request"]["url"] = origin + url[url.index("/", url.index("//") + 2):]
+    set_header(ex, "request", "Host", origin.split("//", 1)[1])
+    return ex
+
+
+def doc_with(doc: dict, **over) -> dict:
+    """A copy of a batch document with members replaced (None removes one)."""
+    d = copy.deepcopy(doc)
+    for k, v in over.items():
+        if v is None:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    return d
+
+
+def sigs_entries(doc: dict, *idx, flip_at=None) -> list:
+    """The document's signatures entries in the order idx; flip_at=(n, byte) flips one byte of entry n."""
+    out = [copy.deepcopy(doc["signatures"][k]) for k in idx]
+    if flip_at is not None:
+        n, byte = flip_at
+        out[n]["sig"] = _b64(flip(base64.b64decode(out[n]["sig"]), byte))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_detached(keys, wd):
+    print("g) detached form (section 6.1): root signatures in the batch document")
+    J = keys.jwks
+    keyset = vb.load_jwks(J)
+    seq = 1000
+    dets = {}
+    for alg in SPEC_ALGS:
+        for n in SIZES:
+            b = sign_batch([make_exchange(i) for i in range(n)], alg, keys, seq=seq, detached=True)
+            seq += 1
+            dets[(alg, n)] = b
+            docs = {b.batch_id.hex(): b.document}
+            failed = []
+            for i, ex in enumerate(b.exchanges):
+                rc, out = vcheck(ex, keyset, batch_documents=docs, fetch=False,
+                                 require_digest=bool(ex["response"]["body_b64"]))
+                good = (rc == 0 and f"ok label={LABEL} verified" in out and " detached" in out
+                        and f"ok label={LABEL} batch-document from batch_documents['{b.batch_id.hex()}'] "
+                            f"signatures={len(SPEC_ALGS[alg])}" in out)
+                if not good:
+                    failed.append(f"leaf {i}:\n{out}")
+                COUNTS["valid"][0 if good else 1] += 1
+            expect(not failed, f"detached {alg} size {n}: all {n} leaves verify with the document (library)",
+                   "\n".join(failed[:2]))
+    b = dets[(HYBRID_ALG, 13)]
+    i = 6
+    ex = b.exchanges[i]
+    hexid = b.batch_id.hex()
+    raw = base64.b64decode(get_header(ex, "response", "Signature")[len(LABEL) + 2:-1])
+    expect(raw[1] == 1 and raw[-1] == 0 and len(raw) == 2 + 16 + 8 + 4 + 4 + 16 + 1 + 32 * len(b.paths[i]) + 1,
+           "detached value: flags 0x01, count 0 (last byte), no signature bytes")
+    doc = b.document
+    docs = {hexid: doc}
+    other = dets[(HYBRID_ALG, 8)]  # another batch with the same keys and alg
+    both = ("root-signature code=1", "root-signature code=2")
+
+    def dpass(what, exm, documents, **kw):
+        return must_pass(f"detached: {what}", exm, J, batch_documents=documents, fetch=False, **kw)
+
+    def dfail(what, exm, documents, contains=(f"FAIL label={LABEL}",), **kw):
+        return must_fail(f"detached: {what}", exm, J, contains, batch_documents=documents, fetch=False, **kw)
+
+    # Valid variations of how documents are given.
+    dpass("document under the key '*' (any batch)", ex, {"*": doc})
+    dpass("document keyed by the 16 raw batch_id bytes", ex, {b.batch_id: doc})
+    dpass("document keyed by upper-case hex", ex, {hexid.upper(): doc})
+    dpass("a parsed BatchDocument", ex, {hexid: vb.parse_batch_document(doc)})
+    dpass("documents for other batches given as well", ex, {other.batch_id.hex(): other.document, hexid: doc})
+    dpass("the exact key wins over '*'", ex, {"*": other.document, hexid: doc})
+    dpass("document without batch_id", ex, {hexid: doc_with(doc, batch_id=None)})
+    dpass("batch_id member in upper-case hex", ex, {hexid: doc_with(doc, batch_id=hexid.upper())})
+    dpass("tbs altered (never trusted: the TBS is rebuilt)", ex, {hexid: doc_with(
+        doc, tbs=_b64(flip(base64.b64decode(doc["tbs"]), 150)))})
+    dpass("tbs of another batch", ex, {hexid: doc_with(doc, tbs=other.document["tbs"])})
+    dpass("tbs, log and log_index removed", ex, {hexid: doc_with(doc, tbs=None, log=None, log_index=None)})
+    dpass("log and log_index altered", ex, {hexid: doc_with(doc, log={"size": 7, "root": "", "inclusion": ["x"]},
+                                                           log_index=99)})
+    dpass("extra members (an alg per entry, an unknown top-level member)", ex, {hexid: doc_with(
+        doc, signatures=[dict(e, alg={1: "ecdsa-p256-sha256", 2: "ml-dsa-65"}[e["code"]])
+                         for e in doc["signatures"]], x_extra={"a": 1})})
+    dpass("base64 without '=' padding", ex, {hexid: doc_with(
+        doc, signatures=[dict(e, sig=e["sig"].rstrip("=")) for e in doc["signatures"]])})
+    rc, out = vcheck(ex, keyset, batch_documents=docs, fetch=False)
+    lines = out.splitlines()
+    order = [next((k for k, ln in enumerate(lines) if f" {c}" in ln), -1)
+             for c in ("root leaf=", "batch-document from", "codes 1,2", "keyid keyid=", "tbs bytes=")]
+    expect(rc == 0 and order == sorted(order) and -1 not in order,
+           "detached: batch-document line between root and codes", out)
+
+    # Tampering with the document.
+    for what, sig_list, contains in (
+        ("ECDSA signature in the document flipped", sigs_entries(doc, 0, 1, flip_at=(0, 0)),
+         ("FAIL label=sig-batch root-signature code=1",)),
+        ("ECDSA signature last byte flipped", sigs_entries(doc, 0, 1, flip_at=(0, 63)),
+         ("FAIL label=sig-batch root-signature code=1",)),
+        ("ML-DSA signature in the document flipped", sigs_entries(doc, 0, 1, flip_at=(1, 1700)),
+         ("FAIL label=sig-batch root-signature code=2",)),
+        ("ML-DSA half removed from the list", sigs_entries(doc, 0),
+         ("codes reason=batch document lists codes [1] but alg",)),
+        ("ECDSA half removed from the list", sigs_entries(doc, 1),
+         ("codes reason=batch document lists codes [2] but alg",)),
+        ("the two halves swapped", sigs_entries(doc, 1, 0), ("codes reason=batch document lists codes [2, 1]",)),
+        ("empty signature list", [], ("codes reason=batch document lists codes []",)),
+        ("ECDSA entry repeated", sigs_entries(doc, 0, 0), ("codes reason=",)),
+        ("extra third entry", sigs_entries(doc, 0, 1, 1), ("codes reason=",)),
+        ("ECDSA keyid changed", [dict(doc["signatures"][0], keyid="other"), doc["signatures"][1]],
+         ("keyid reason=keyid parameter", "not in the JWKS")),
+        ("the keyids of the two entries swapped",
+         [dict(doc["signatures"][0], keyid=MLDSA_KID), dict(doc["signatures"][1], keyid=ECDSA_KID)],
+         ("reason=key type",)),
+        ("ECDSA signature of another batch", [other.document["signatures"][0], doc["signatures"][1]],
+         ("FAIL label=sig-batch root-signature code=1",)),
+    ):
+        dfail(what, ex, {hexid: doc_with(doc, signatures=sig_list)}, contains)
+    dfail("a document for another batch (wrong signatures), batch_id rewritten to this one", ex,
+          {hexid: doc_with(other.document, batch_id=hexid)}, both)
+    dfail("a document for another batch, without batch_id, given for any batch", ex,
+          {"*": doc_with(other.document, batch_id=None)}, both)
+    dfail("a document for another batch (its own batch_id) given under this batch's key", ex,
+          {hexid: other.document}, (f"batch-document reason=the document (from batch_documents['{hexid}']) is for "
+                                    f"batch_id {other.batch_id.hex()}, the value names {hexid}",))
+    dfail("documents only for other batches, fetching off", ex, {other.batch_id.hex(): other.document},
+          (f"batch-document reason=no batch document for batch_id {hexid} (fetching is off)",))
+    dfail("no document, fetching off", ex, None, ("batch-document reason=no batch document",))
+    e0 = doc["signatures"][0]
+    for what, bad in (
+        ("not an object", [doc]),
+        ("no signatures member", doc_with(doc, signatures=None)),
+        ("signatures not a list", doc_with(doc, signatures={"0": e0})),
+        ("an entry not an object", doc_with(doc, signatures=[[1, ECDSA_KID, e0["sig"]]])),
+        ("code as a string", doc_with(doc, signatures=[dict(e0, code="1"), doc["signatures"][1]])),
+        ("code true", doc_with(doc, signatures=[dict(e0, code=True), doc["signatures"][1]])),
+        ("code 256", doc_with(doc, signatures=[dict(e0, code=256), doc["signatures"][1]])),
+        ("code missing", doc_with(doc, signatures=[{"keyid": ECDSA_KID, "sig": e0["sig"]}, doc["signatures"][1]])),
+        ("keyid a number", doc_with(doc, signatures=[dict(e0, keyid=1), doc["signatures"][1]])),
+        ("keyid not ASCII", doc_with(doc, signatures=[dict(e0, keyid="qv-bätch"), doc["signatures"][1]])),
+        ("sig not base64", doc_with(doc, signatures=[dict(e0, sig="@@@@"), doc["signatures"][1]])),
+        ("sig with base64url characters", doc_with(doc, signatures=[dict(e0, sig=e0["sig"].rstrip("=") + "-_"),
+                                                                   doc["signatures"][1]])),
+        ("sig missing", doc_with(doc, signatures=[{"code": 1, "keyid": ECDSA_KID}, doc["signatures"][1]])),
+        ("batch_id not hex", doc_with(doc, batch_id="not-a-batch-id")),
+        ("batch_id of 31 digits", doc_with(doc, batch_id=hexid[:-1])),
+    ):
+        dfail(f"malformed document: {what}", ex, {hexid: bad}, ("batch-document reason=",))
+
+    # Tampering with the value (the TBS is rebuilt from it, so the document's signatures no longer match).
+    dfail("detached value that still carries the signatures (flags 0x01, count 2)", with_value(
+        ex, value_of(b, i, sigs=list(b.sigs))), docs, ("value reason=detached value (flags 0x01) with count 2",))
+    dfail("detached value carrying the ECDSA signature only (count 1)", with_value(
+        ex, value_of(b, i, sigs=b.sigs[:1])), docs, ("value reason=detached value (flags 0x01) with count 1",))
+    dfail("flags 0x02 (count 0)", with_value(ex, value_of(b, i, flags=2)), docs, ("value reason=unknown flags 0x02",))
+    dfail("flags 0x03 (count 0)", with_value(ex, value_of(b, i, flags=3)), docs, ("value reason=unknown flags 0x03",))
+    dfail("flags 0x81 (count 0)", with_value(ex, value_of(b, i, flags=0x81)), docs, ("value reason=unknown flags",))
+    dfail("flag cleared (0x00, count 0): the document is not consulted", with_value(
+        ex, value_of(b, i, flags=0)), docs, ("codes reason=value lists codes []",))
+    dfail("batch_time_ms + 1", with_value(ex, value_of(b, i, batch_time_ms=b.batch_time_ms + 1)), docs, both)
+    dfail("tree_size 13 -> 14", with_value(ex, value_of(b, i, tree_size=14)), docs)
+    dfail("batch_id changed, document keyed '*'", with_value(ex, value_of(b, i, batch_id=flip(b.batch_id, 15))),
+          {"*": doc_with(doc, batch_id=None)}, both)
+    dfail("batch_id changed (the document names the real one)", with_value(
+        ex, value_of(b, i, batch_id=flip(b.batch_id, 15))), {"*": doc}, ("batch-document reason=the document",))
+    dfail("path element flipped", with_value(ex, value_of(b, i, path=[flip(b.paths[i][0], 3)] + b.paths[i][1:])),
+          docs, both)
+    dfail("status 201 -> 200", tampered(ex, lambda e: e["response"].update(status=200)), docs, both)
+    dfail("another leaf's value (same batch)", with_value(ex, value_of(b, i + 1)), docs, both)
+    dfail("value of the attached-form batch of the same size (other root, own signatures)", tampered(
+        ex, lambda e: set_header(e, "response", "Signature", get_header(other.exchanges[0], "response",
+                                                                        "Signature"))), docs)
+
+    # The CLI with --batch FILE.
+    ex_path, jwks_path = wd.write(ex), wd.write(J)
+    doc_path, other_path = wd.write(doc), wd.write(other.document)
+    anon_path = wd.write(doc_with(doc, batch_id=None))
+    rc, out = run_main([ex_path, jwks_path, "--batch", doc_path, "--require-digest"])
+    expect(rc == 0 and f"ok label=sig-batch batch-document from {doc_path} signatures=2" in out
+           and out.rstrip().endswith("result: PASS"),
+           "CLI --batch FILE: detached hybrid leaf verifies, 'ok ... batch-document from FILE'", out, kind="valid")
+    rc, out = run_main([ex_path, jwks_path, "--batch", other_path, "--batch", doc_path, "--no-fetch"])
+    expect(rc == 0 and f"batch-document from {doc_path}" in out,
+           "CLI: two --batch files, the one with the value's batch_id is used", out, kind="valid")
+    rc, out = run_main([ex_path, jwks_path, "--batch", other_path, "--batch", anon_path, "--no-fetch"])
+    expect(rc == 0 and f"batch-document from {anon_path}" in out,
+           "CLI: a --batch file without batch_id serves a batch no other file names", out, kind="valid")
+    rc, out = run_main([ex_path, jwks_path, "--batch", other_path, "--no-fetch"])
+    expect(rc == 1 and "FAIL label=sig-batch batch-document reason=no batch document" in out,
+           "CLI: --batch for another batch only, --no-fetch -> exit 1", out, kind="tamper")
+    rc, out = run_main([ex_path, jwks_path, "--no-fetch"])
+    expect(rc == 1 and "(fetching is off)" in out, "CLI: detached, no --batch, --no-fetch -> exit 1", out,
+           kind="tamper")
+    flipped_path = wd.write(doc_with(doc, signatures=sigs_entries(doc, 0, 1, flip_at=(1, 5))))
+    rc, out = run_main([ex_path, jwks_path, "--batch", flipped_path])
+    expect(rc == 1 and "FAIL label=sig-batch root-signature code=2" in out and "result: FAIL (1 failed)" in out,
+           "CLI: --batch document with the ML-DSA signature flipped -> exit 1", out, kind="tamper")
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "verify_batch.py"), ex_path, jwks_path,
+                           "--batch", doc_path], capture_output=True, text=True, timeout=60)
+    expect(proc.returncode == 0 and proc.stdout.rstrip().endswith("result: PASS")
+           and f"batch-document from {doc_path}" in proc.stdout,
+           "CLI subprocess --batch FILE: exit 0, result: PASS", proc.stdout + proc.stderr, kind="valid")
+    bad_json = os.path.join(wd.tmp, "bad-doc.json")
+    with open(bad_json, "w") as f:
+        f.write('{"signatures": [')
+    for what, argv in (
+        ("--batch without a file", [ex_path, jwks_path, "--batch"]),
+        ("--batch nonexistent file", [ex_path, jwks_path, "--batch", os.path.join(wd.tmp, "nope.json")]),
+        ("--batch file not JSON", [ex_path, jwks_path, "--batch", bad_json]),
+        ("--batch document without signatures", [ex_path, jwks_path, "--batch", wd.write({"batch_id": hexid})]),
+        ("--batch document with a bad sig", [ex_path, jwks_path, "--batch", wd.write(
+            doc_with(doc, signatures=[dict(e0, sig="!")]))]),
+        ("--batch document with a bad batch_id", [ex_path, jwks_path, "--batch",
+                                                  wd.write(doc_with(doc, batch_id="x"))]),
+        ("two --batch files with one batch_id", [ex_path, jwks_path, "--batch", doc_path, "--batch",
+                                                 wd.write(doc)]),
+        ("two --batch files without batch_id", [ex_path, jwks_path, "--batch", anon_path, "--batch", anon_path]),
+    ):
+        rc, out = run_main(argv)
+        expect(rc == 2, f"usage/parse error: {what} -> exit 2", f"got {rc}: {out}")
+
+    # Through a real fetch from the request's origin.
+    server = DocServer()
+    try:
+        fetched = {}
+        for alg, n in ((ECDSA_ALG, 3), (MLDSA_ALG, 2), (HYBRID_ALG, 13)):
+            fb = sign_batch([at_origin(make_exchange(k), server.origin) for k in range(n)], alg, keys, seq=seq,
+                            detached=True)
+            seq += 1
+            server.serve(fb.batch_id, fb.document)
+            fetched[alg] = fb
+            cache: dict = {}
+            url = server.origin + server.path(fb.batch_id)
+            failed = []
+            for k, fex in enumerate(fb.exchanges):
+                rc, out = vcheck(fex, keyset, fetch_cache=cache)
+                good = rc == 0 and f"ok label=sig-batch batch-document fetched from {url} signatures=" in out
+                if not good:
+                    failed.append(f"leaf {k}:\n{out}")
+                COUNTS["valid"][0 if good else 1] += 1
+            expect(not failed and server.hits.count(server.path(fb.batch_id)) == 1 and list(cache) == [url],
+                   f"fetch: detached {alg} size {n}: all leaves verify with the document fetched from "
+                   f"{server.origin}{DOC_PATH}<32 hex>, once (fetch_cache)",
+                   "\n".join(failed[:2]) + f"\nhits: {server.hits}")
+        fb = fetched[HYBRID_ALG]
+        fex = fb.exchanges[6]
+        fid = fb.batch_id
+        url = server.origin + server.path(fid)
+        n_hits = len(server.hits)
+        must_pass("fetch: without a cache", fex, J)
+        expect(len(server.hits) == n_hits + 1 and server.hits[-1] == DOC_PATH + fid.hex()
+               and len(fid.hex()) == 32 and fid.hex() == fid.hex().lower(),
+               "fetch: GET of the exact path /.well-known/http-batch-sig/v1/batch/{32 lower-case hex}")
+        fex_path = wd.write(fex)
+        rc, out = run_main([fex_path, jwks_path, "--require-digest"])
+        expect(rc == 0 and f"ok label=sig-batch batch-document fetched from {url} signatures=2" in out
+               and out.rstrip().endswith("result: PASS"),
+               "CLI (in process) fetches the document: 'ok ... batch-document fetched from URL'", out, kind="valid")
+        proc = subprocess.run([sys.executable, os.path.join(HERE, "verify_batch.py"), fex_path, jwks_path],
+                              capture_output=True, text=True, timeout=60)
+        expect(proc.returncode == 0 and proc.stdout.rstrip().endswith("result: PASS")
+               and f"batch-document fetched from {url}" in proc.stdout,
+               "CLI subprocess fetches the document: exit 0", proc.stdout + proc.stderr, kind="valid")
+        n_hits = len(server.hits)
+        rc, out = run_main([fex_path, jwks_path, "--batch", wd.write(fb.document)])
+        expect(rc == 0 and len(server.hits) == n_hits and "batch-document from " in out,
+               "CLI: a matching --batch file is used instead of fetching (no request)", out, kind="valid")
+        must_fail("fetch: fetch=False, a served document is not fetched", fex, J,
+                  ("batch-document reason=no batch document", "(fetching is off)"), fetch=False)
+        expect(len(server.hits) == n_hits, "fetch=False makes no request")
+
+        fdoc = fb.document
+        served_ok = (
+            ("served tbs altered (the TBS is rebuilt; still verifies)",
+             doc_with(fdoc, tbs=_b64(flip(base64.b64decode(fdoc["tbs"]), 120)))),
+            ("served tbs replaced by garbage", doc_with(fdoc, tbs="not base64 at all!")),
+            ("served tbs, log, log_index removed", doc_with(fdoc, tbs=None, log=None, log_index=None)),
+            ("served with an alg member per entry, as a gateway may add", doc_with(
+                fdoc, signatures=[dict(e, alg="x") for e in fdoc["signatures"]])),
+        )
+        for what, d in served_ok:
+            server.serve(fid, d)
+            must_pass(f"fetch: {what}", fex, J)
+        fe0, fe1 = fdoc["signatures"]
+        served_bad = (
+            ("404", dict(status=404, raw=b'{"error":"no_batch"}'), ("batch-document reason=GET", "HTTP 404")),
+            ("500", dict(status=500, raw=b"oops"), ("batch-document reason=", "HTTP 500")),
+            ("204 without a body", dict(status=204, raw=b""), ("batch-document reason=", "HTTP 204 (want 200)")),
+            ("malformed JSON", dict(raw=json.dumps(fdoc).encode()[:-7]), ("batch-document reason=", "not valid JSON")),
+            ("empty body", dict(raw=b""), ("batch-document reason=", "not valid JSON")),
+            ("not UTF-8", dict(raw=b"\xff\xfe{}"), ("batch-document reason=", "not valid JSON")),
+            ("a JSON array", dict(raw=b"[]"), ("batch-document reason=GET", "batch document is not a JSON object")),
+            ("no signatures member", dict(doc=doc_with(fdoc, signatures=None)), ("batch-document reason=",)),
+            ("a signature flipped", dict(doc=doc_with(fdoc, signatures=sigs_entries(fdoc, 0, 1, flip_at=(1, 0)))),
+             ("FAIL label=sig-batch root-signature code=2",)),
+            ("one hybrid half removed", dict(doc=doc_with(fdoc, signatures=[fe0])), ("codes reason=batch document",)),
+            ("the two halves swapped", dict(doc=doc_with(fdoc, signatures=[fe1, fe0])),
+             ("codes reason=batch document lists codes [2, 1]",)),
+            ("a document for another batch (its own batch_id)", dict(doc=fetched[ECDSA_ALG].document),
+             ("batch-document reason=the document (fetched from", "is for batch_id")),
+            ("another batch's signatures under this batch_id", dict(doc=doc_with(
+                dets[(HYBRID_ALG, 13)].document, batch_id=fid.hex())), both),
+        )
+        for what, kw, contains in served_bad:
+            server.serve(fid, **kw)
+            must_fail(f"fetch: served {what}", fex, J, contains)
+        server.routes.pop(server.path(fid))
+        must_fail("fetch: nothing served at the path (404)", fex, J, ("batch-document reason=", "HTTP 404"))
+        rc, out = run_main([fex_path, jwks_path])
+        expect(rc == 1 and "FAIL label=sig-batch batch-document reason=GET" in out and "HTTP 404" in out,
+               "CLI: server returns 404 -> FAIL line, exit 1 (no crash)", out, kind="tamper")
+        server.serve(fid, fdoc, delay=1.0)
+        t0 = time.monotonic()
+        must_fail("fetch: server slower than fetch_timeout=0.3", fex, J, ("batch-document reason=GET",),
+                  fetch_timeout=0.3)
+        expect(time.monotonic() - t0 < 0.9, "fetch_timeout is honoured")
+        server.serve(fid, fdoc)
+        dead = f"http://127.0.0.1:{free_port()}"
+        must_fail("fetch: connection refused (request URL on a closed port)", tampered(
+            fex, lambda e: e["request"].update(url=e["request"]["url"].replace(server.origin, dead))), J,
+            (f"batch-document reason=GET {dead}{DOC_PATH}{fid.hex()}:",))
+        must_fail("fetch: request URL not http(s)", tampered(
+            fex, lambda e: e["request"].update(url=e["request"]["url"].replace("http://", "ftp://"))), J,
+            ("batch-document reason=request URL", "is not http or https"))
+        must_pass("fetch: the document served again verifies", fex, J)
+    finally:
+        server.close()
+    expect(not server.thread.is_alive(), "document server stopped")
+
+
 def main() -> int:
     t0 = time.monotonic()
     keys = Keys("qv-selftest-batch")
@@ -1044,6 +1493,7 @@ def main() -> int:
         batches, inl = test_batches(keys, wd)
         test_tamper(keys, batches, inl)
         test_usage(wd, keys, batches)
+        test_detached(keys, wd)
     finally:
         import shutil
 

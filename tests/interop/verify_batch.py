@@ -10,6 +10,7 @@ built here.
 Usage:
     verify_batch.py EXCHANGE.json JWKS.json [--label LABEL ...] [--require-digest]
                     [--max-age SECONDS] [--clock-skew SECONDS]
+                    [--batch BATCH.json ...] [--no-fetch]
 
 The exchange file has the same format as for verify.py::
 
@@ -26,13 +27,29 @@ labels (e.g. an inline ``sig-ecdsa``, see verify.py) are reported as ``skip``.
 Each batch label goes through the steps of the spec's section 8, one output
 line per check (``ok label=L <check> ...`` / ``FAIL label=L <check> reason=...``):
 ``signature-input`` (1), ``signature-base`` and ``time`` (2), ``value`` (3),
-``root`` (4), ``codes`` and ``keyid`` (5), ``tbs`` (6), one
+``root`` (4), ``batch-document`` (detached values only, see below),
+``codes`` and ``keyid`` (5), ``tbs`` (6), one
 ``root-signature code=N`` per root signature (7), then ``content-digest`` (8)
 and a final ``result: PASS`` or ``result: FAIL (n failed)`` line.
 A label that passes every check also gets an ``ok label=L verified ...`` line.
 
+Detached form (spec section 6.1): a value with flags 0x01 carries no root
+signatures (count must be 0); they come from the batch document, a JSON object
+``{"signatures": [{"code": 1, "keyid": "...", "sig": "<base64>"}, ...], ...}``.
+It is taken from a ``--batch FILE`` whose ``batch_id`` member (32 hex digits)
+names the value's batch (a file without ``batch_id`` serves any batch), or else
+fetched with ``GET {scheme}://{authority}/.well-known/http-batch-sig/v1/batch/{hex(batch_id)}``
+from the origin of the exchange's request URL (http or https, 10 s timeout;
+--no-fetch forbids it). The line ``ok label=L batch-document from FILE`` /
+``... fetched from URL`` (or ``FAIL label=L batch-document reason=...``) comes
+between ``root`` and ``codes``; the steps after it use the document's
+``(code, keyid, sig)`` list as if it had been in the value. The document's
+``tbs`` (and ``log``, ``log_index``) are never used: the TBS is rebuilt from
+the value, ``alg``, the document's ``(code, keyid)`` list and the computed root.
+A document whose own ``batch_id`` names another batch is rejected.
+
 Exit status: 0 every selected label (and the digest) verified; 1 a check
-failed; 2 usage error or unreadable/malformed exchange or JWKS file.
+failed; 2 usage error or unreadable/malformed exchange, JWKS or --batch file.
 
 Time checks (as verify.py): ``created`` must be present and not in the future
 by more than --clock-skew (default 300 s); no maximum age unless --max-age;
@@ -50,11 +67,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import struct
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 
 try:
@@ -93,6 +114,14 @@ MLDSA65_SIG_LEN = 3309
 MLDSA65_PUBLIC_KEY_LEN = 1952
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
+FLAG_DETACHED = 0x01
+#: Path of the batch document (section 6.1); hex(batch_id) follows.
+BATCH_DOCUMENT_PATH = "/.well-known/http-batch-sig/v1/batch/"
+FETCH_TIMEOUT = 10.0
+MAX_DOCUMENT_BYTES = 4 << 20
+#: batch_documents key of a document used for any batch.
+ANY_BATCH = "*"
+
 DEFAULT_LABEL = "sig-batch"
 BATCH_ALG_PREFIX = "merkle-"
 
@@ -124,6 +153,10 @@ class BatchFormatError(VerifyError):
 
 class MerkleError(VerifyError):
     """Bad tree size, leaf index or inclusion path (section 4)."""
+
+
+class BatchDocumentError(VerifyError):
+    """The batch document of a detached value (section 6.1) is missing, unreachable or malformed."""
 
 
 # --------------------------------------------------------------------------
@@ -750,6 +783,8 @@ class BatchValue:
     signatures: list = field(default_factory=list)  # [RootSignature]
     version: int = VERSION
     flags: int = 0
+    #: flags 0x01: the root signatures are in the batch document (section 6.1), not in the value.
+    detached: bool = False
 
 
 def _ascii(s: str, what: str) -> bytes:
@@ -787,7 +822,8 @@ def tbs(alg: str, batch_id: bytes, batch_time_ms: int, tree_size: int, signers, 
 
 def encode_value(v: BatchValue) -> bytes:
     """Serialize a BatchValue (section 6). Any version/flags/sizes are encoded
-    as given (so that tests can build invalid values); only lengths that the
+    as given (so that tests can build invalid values, e.g. a detached value
+    with signatures); ``detached=True`` sets flag 0x01. Only lengths that the
     format cannot represent raise ValueError."""
     if len(v.batch_id) != BATCH_ID_LEN or len(v.salt) != SALT_LEN:
         raise ValueError("batch_id and salt must be 16 bytes")
@@ -795,7 +831,7 @@ def encode_value(v: BatchValue) -> bytes:
         raise ValueError("path: at most 255 hashes of 32 bytes")
     if len(v.signatures) > 255:
         raise ValueError("more than 255 root signatures")
-    out = bytearray([v.version, v.flags])
+    out = bytearray([v.version, v.flags | (FLAG_DETACHED if v.detached else 0)])
     out += v.batch_id + struct.pack(">QII", v.batch_time_ms, v.tree_size, v.leaf_index) + v.salt
     out += bytes([len(v.path)]) + b"".join(v.path) + bytes([len(v.signatures)])
     for s in v.signatures:
@@ -825,15 +861,17 @@ class _Reader:
 
 
 def decode_value(data: bytes) -> BatchValue:
-    """Parse the section 6 value; rejects a bad version, unknown flags, truncation,
+    """Parse the section 6 value; rejects a bad version, flags other than 0x00
+    and 0x01, a detached value (flags 0x01) with count != 0, truncation,
     lengths running past the end, non-ASCII key ids and trailing bytes
-    (raises BatchFormatError). Tree limits are checked by root_from_path."""
+    (raises BatchFormatError). Tree limits are checked by root_from_path.
+    A detached value gets ``detached=True`` and no signatures."""
     r = _Reader(data)
     version = r.uint(1, "version")
     if version != VERSION:
         raise BatchFormatError(f"unsupported version {version} (want {VERSION})")
     flags = r.uint(1, "flags")
-    if flags != 0:
+    if flags not in (0, FLAG_DETACHED):
         raise BatchFormatError(f"unknown flags 0x{flags:02x}")
     batch_id = r.take(BATCH_ID_LEN, "batch_id")
     batch_time_ms = r.uint(8, "batch_time_ms")
@@ -843,6 +881,9 @@ def decode_value(data: bytes) -> BatchValue:
     path_len = r.uint(1, "path_len")
     path = [r.take(HASH_LEN, f"path[{i}]") for i in range(path_len)]
     count = r.uint(1, "count")
+    if flags == FLAG_DETACHED and count != 0:
+        raise BatchFormatError(f"detached value (flags 0x01) with count {count}: "
+                               "a detached value carries no root signatures")
     sigs = []
     for i in range(count):
         code = r.uint(1, f"signature[{i}].code")
@@ -859,7 +900,179 @@ def decode_value(data: bytes) -> BatchValue:
         raise BatchFormatError(f"{len(r.data) - r.pos} trailing byte(s) after the last signature")
     return BatchValue(batch_id=batch_id, batch_time_ms=batch_time_ms, tree_size=tree_size,
                       leaf_index=leaf_index, salt=salt, path=path, signatures=sigs,
-                      version=version, flags=flags)
+                      version=version, flags=flags, detached=flags == FLAG_DETACHED)
+
+
+# --------------------------------------------------------------------------
+# The batch document of the detached form (section 6.1)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class BatchDocument:
+    """A parsed batch document. Only ``signatures`` is used for verification;
+    ``batch_id`` (lower-case hex, or None when the document has none) only to
+    reject a document for another batch. ``tbs``, ``log_index`` and ``log``
+    are deliberately not kept."""
+
+    signatures: list  # [RootSignature], in document order
+    batch_id: str | None = None
+    source: str = ""  # how it was obtained, for the output line
+
+
+def _batch_id_hex(value, what: str) -> str:
+    """A batch id as 32 lower-case hex digits (from 16 bytes or a hex string)."""
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != BATCH_ID_LEN:
+            raise BatchDocumentError(f"{what}: batch id is {len(value)} bytes (want {BATCH_ID_LEN})")
+        return bytes(value).hex()
+    if not isinstance(value, str) or len(value) != 2 * BATCH_ID_LEN or any(
+            c not in "0123456789abcdefABCDEF" for c in value):
+        raise BatchDocumentError(f"{what}: batch_id {value!r} is not {2 * BATCH_ID_LEN} hex digits")
+    return value.lower()
+
+
+def _b64_decode_std(text, what: str) -> bytes:
+    if not isinstance(text, str) or any(c not in _B64_CHARS for c in text):
+        raise BatchDocumentError(f"{what}: expected a base64 string")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BatchDocumentError(f"{what}: invalid base64 ({e})") from None
+
+
+def parse_batch_document(obj, source: str = "") -> BatchDocument:
+    """A batch document (parsed JSON) -> BatchDocument; raises BatchDocumentError.
+
+    ``signatures`` must be a list of ``{"code": int 0..255, "keyid": ASCII
+    string (<= 255 bytes), "sig": base64 (<= 65535 bytes)}``; other members of
+    the entries and of the document are ignored, except ``batch_id`` which, if
+    present, must be 32 hex digits.
+    """
+    if isinstance(obj, BatchDocument):
+        return obj
+    if not isinstance(obj, dict):
+        raise BatchDocumentError("batch document is not a JSON object")
+    batch_id = None
+    if "batch_id" in obj:
+        batch_id = _batch_id_hex(obj["batch_id"], "batch document")
+    entries = obj.get("signatures")
+    if not isinstance(entries, list):
+        raise BatchDocumentError('batch document has no "signatures" list')
+    if len(entries) > 255:
+        raise BatchDocumentError(f"batch document lists {len(entries)} signatures (max 255)")
+    sigs = []
+    for i, e in enumerate(entries):
+        what = f"batch document signatures[{i}]"
+        if not isinstance(e, dict):
+            raise BatchDocumentError(f"{what} is not an object")
+        code, keyid = e.get("code"), e.get("keyid")
+        if type(code) is not int or not 0 <= code <= 255:
+            raise BatchDocumentError(f"{what}.code {code!r} is not an integer 0..255")
+        if not isinstance(keyid, str):
+            raise BatchDocumentError(f"{what}.keyid is not a string")
+        try:
+            _ascii(keyid, f"{what}.keyid")
+        except ValueError as err:
+            raise BatchDocumentError(str(err)) from None
+        sig = _b64_decode_std(e.get("sig"), f"{what}.sig")
+        if len(sig) > 0xFFFF:
+            raise BatchDocumentError(f"{what}.sig is {len(sig)} bytes (max 65535)")
+        sigs.append(RootSignature(code, keyid, sig))
+    return BatchDocument(signatures=sigs, batch_id=batch_id, source=source)
+
+
+def batch_document_url(request_url: str, batch_id: bytes) -> str:
+    """``{scheme}://{authority}/.well-known/http-batch-sig/v1/batch/{hex(batch_id)}`` on
+    the origin of the request URL (http or https; userinfo, path, query dropped)."""
+    parts = urllib.parse.urlsplit(request_url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise BatchDocumentError(f"request URL {request_url!r} is not http or https: no origin to fetch from")
+    authority = parts.netloc.rpartition("@")[2]
+    if not authority:
+        raise BatchDocumentError(f"request URL {request_url!r} has no authority")
+    return f"{scheme}://{authority}{BATCH_DOCUMENT_PATH}{batch_id.hex()}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_batch_document(url: str, timeout: float = FETCH_TIMEOUT) -> BatchDocument:
+    """GET the batch document; raises BatchDocumentError on a network error, a
+    status other than 200, a body over 4 MiB, invalid JSON or a malformed document.
+    Environment proxies are honoured, except for loopback hosts."""
+    host = urllib.parse.urlsplit(url).hostname
+    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(host) else []
+    opener = urllib.request.build_opener(*handlers)
+    req = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "qv-verify-batch/1"})
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            status = resp.status
+            body = resp.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        raise BatchDocumentError(f"GET {url}: HTTP {e.code}") from None
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        raise BatchDocumentError(f"GET {url}: {type(e).__name__}: {reason}") from None
+    if status != 200:
+        raise BatchDocumentError(f"GET {url}: HTTP {status} (want 200)")
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise BatchDocumentError(f"GET {url}: document larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        obj = json.loads(body)
+    except ValueError as e:
+        raise BatchDocumentError(f"GET {url}: not valid JSON ({e})") from None
+    try:
+        return parse_batch_document(obj, source=f"fetched from {url}")
+    except BatchDocumentError as e:
+        raise BatchDocumentError(f"GET {url}: {e}") from None
+
+
+class DocumentSource:
+    """Where detached values get their batch document: the given documents
+    (batch_id hex -> document, ``"*"`` for any batch), else a fetch from the
+    request URL's origin (when ``fetch``), cached by URL in ``cache``."""
+
+    def __init__(self, documents=None, *, fetch: bool = True, timeout: float = FETCH_TIMEOUT,
+                 cache: dict | None = None):
+        self.documents = {}
+        for key, doc in (documents or {}).items():
+            k = ANY_BATCH if key in (ANY_BATCH, None) else _batch_id_hex(key, "batch_documents key")
+            self.documents[k] = doc
+        self.fetch = fetch
+        self.timeout = timeout
+        self.cache = {} if cache is None else cache
+
+    def get(self, ex: Exchange, batch_id: bytes) -> BatchDocument:
+        hexid = batch_id.hex()
+        for key in (hexid, ANY_BATCH):
+            if key in self.documents:
+                doc = self.documents[key]
+                source = doc.source if isinstance(doc, BatchDocument) and doc.source else \
+                    f"from batch_documents[{key!r}]"
+                doc = parse_batch_document(doc, source=source)
+                break
+        else:
+            if not self.fetch:
+                raise BatchDocumentError(f"no batch document for batch_id {hexid} (fetching is off)")
+            url = batch_document_url(ex.url, batch_id)
+            doc = self.cache.get(url)
+            if doc is None:
+                doc = fetch_batch_document(url, self.timeout)
+                self.cache[url] = doc
+        if doc.batch_id is not None and doc.batch_id != hexid:
+            raise BatchDocumentError(f"the document ({doc.source}) is for batch_id {doc.batch_id}, "
+                                     f"the value names {hexid}")
+        return doc
 
 
 # --------------------------------------------------------------------------
@@ -983,8 +1196,12 @@ def check_time(params: dict, now: float, clock_skew: int, max_age) -> tuple[bool
 
 
 def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, *, now: float,
-                 clock_skew: int = 300, max_age=None) -> list[tuple[bool, str]]:
-    """Steps 1-7 of section 8 for one label; one (ok, line) per check."""
+                 clock_skew: int = 300, max_age=None, documents: DocumentSource | None = None
+                 ) -> list[tuple[bool, str]]:
+    """Steps 1-7 of section 8 for one label; one (ok, line) per check.
+
+    documents: where a detached value's batch document comes from (default:
+    fetched from the request URL's origin)."""
     out: list[tuple[bool, str]] = []
     pre = f"label={label}"
 
@@ -1028,7 +1245,7 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
         return out
     ok("value", f"bytes={len(raw)} batch_id={value.batch_id.hex()} batch_time_ms={value.batch_time_ms} "
                 f"tree_size={value.tree_size} leaf_index={value.leaf_index} path_len={len(value.path)} "
-                f"count={len(value.signatures)}")
+                f"count={len(value.signatures)}" + (" detached" if value.detached else ""))
 
     # 4. Leaf and root.
     leaf = leaf_hash(value.salt, base)
@@ -1039,14 +1256,25 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
         return out
     ok("root", f"leaf={leaf.hex()[:16]} root={root.hex()}")
 
+    # 4b. Detached form (section 6.1): the root signatures come from the batch document.
+    root_sigs, where = value.signatures, "value"
+    if value.detached:
+        try:
+            doc = (documents or DocumentSource()).get(ex, value.batch_id)
+        except VerifyError as e:
+            fail("batch-document", e)
+            return out
+        root_sigs, where = doc.signatures, "batch document"
+        ok("batch-document", f"{doc.source} signatures={len(root_sigs)}")
+
     # 5. Code list against alg; the keyid parameter repeats the first root keyid (section 7).
-    got = tuple(s.code for s in value.signatures)
+    got = tuple(s.code for s in root_sigs)
     if got != codes:
-        fail("codes", f"value lists codes {list(got)} but alg {alg} names {list(codes)}")
+        fail("codes", f"{where} lists codes {list(got)} but alg {alg} names {list(codes)}")
         return out
     ok("codes", ",".join(map(str, got)))
     if "keyid" in params:
-        first = value.signatures[0].keyid
+        first = root_sigs[0].keyid
         if params["keyid"] == first:
             ok("keyid", f"keyid={first} (first root signature)")
         else:
@@ -1054,7 +1282,7 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
 
     # 6. TBS.
     try:
-        signed = tbs(alg, value.batch_id, value.batch_time_ms, value.tree_size, value.signatures, root,
+        signed = tbs(alg, value.batch_id, value.batch_time_ms, value.tree_size, root_sigs, root,
                      version=value.version)
     except ValueError as e:
         fail("tbs", e)
@@ -1062,7 +1290,7 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
     ok("tbs", f"bytes={len(signed)} sha256={_h(signed).hex()[:16]}")
 
     # 7. Every root signature.
-    for s in value.signatures:
+    for s in root_sigs:
         check = f"root-signature code={s.code} alg={CODE_NAMES.get(s.code, '?')} keyid={s.keyid}"
         key = keys.get(s.keyid)
         if key is None:
@@ -1077,7 +1305,8 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
 
     if all(o for o, _ in out):
         ok("verified", f"alg={alg} keyid={params.get('keyid')} tree_size={value.tree_size} "
-                       f"leaf_index={value.leaf_index} created={params['created']}")
+                       f"leaf_index={value.leaf_index} created={params['created']}"
+                       + (" detached" if value.detached else ""))
     return out
 
 
@@ -1089,15 +1318,30 @@ def _parse_field(ex: Exchange, name: str):
 
 
 def verify_exchange(exchange, jwks, labels=None, *, require_digest: bool = False, max_age=None,
-                    clock_skew: int = 300, now: float | None = None, notes: list | None = None
+                    clock_skew: int = 300, now: float | None = None, notes: list | None = None,
+                    batch_documents: dict | None = None, fetch: bool = True,
+                    fetch_timeout: float = FETCH_TIMEOUT, fetch_cache: dict | None = None
                     ) -> list[tuple[bool, str]]:
     """Verify the batch signature(s) of one exchange; returns [(ok, line), ...].
 
     exchange / jwks: parsed JSON (dicts), or an Exchange / the KeySet that
     load_jwks returns. Raises UsageError for malformed input. The exchange
     verified iff every returned ok is True (see exit_code).
+
+    Detached values (section 6.1) take their root signatures from
+    batch_documents, a mapping of batch id (32 hex digits, any case, or the 16
+    raw bytes; ``"*"`` for a document used for any batch) to a batch document
+    (parsed JSON, or a BatchDocument). A malformed document is a FAIL line.
+    Without a matching document the document is fetched from the request
+    URL's origin when ``fetch`` (timeout ``fetch_timeout`` seconds); with
+    ``fetch_cache`` (a dict, URL -> BatchDocument) fetched documents are kept
+    and reused across calls, so each batch is fetched once.
     """
     ex = load_exchange(exchange)
+    try:
+        documents = DocumentSource(batch_documents, fetch=fetch, timeout=fetch_timeout, cache=fetch_cache)
+    except BatchDocumentError as e:
+        raise UsageError(str(e)) from None
     keys = jwks if isinstance(jwks, KeySet) else load_jwks(jwks, notes)
     now = time.time() if now is None else now
     checks: list[tuple[bool, str]] = []
@@ -1135,7 +1379,7 @@ def verify_exchange(exchange, jwks, labels=None, *, require_digest: bool = False
                 checks.append((False, f"FAIL label={lbl} signature reason=no usable Signature header"))
                 continue
             checks += verify_label(lbl, sig_inputs[lbl], member, ex, keys, now=now, clock_skew=clock_skew,
-                                   max_age=max_age)
+                                   max_age=max_age, documents=documents)
             verified_entries.append((lbl, sig_inputs[lbl]))
 
     # 8. Content-Digest against the body.
@@ -1152,16 +1396,36 @@ def exit_code(checks) -> int:
     return 0 if all(ok for ok, _ in checks) else 1
 
 
+def load_batch_files(paths) -> dict:
+    """--batch files -> {batch_id hex or "*": BatchDocument}; raises UsageError for an
+    unreadable or malformed document, two documents for one batch id, or two without one."""
+    documents: dict = {}
+    for path in paths:
+        obj = load_json(path, "batch document")
+        try:
+            doc = parse_batch_document(obj, source=f"from {path}")
+        except BatchDocumentError as e:
+            raise UsageError(f"batch document file {path}: {e}") from None
+        key = doc.batch_id or ANY_BATCH
+        if key in documents:
+            what = f"batch_id {key}" if key != ANY_BATCH else "no batch_id (any batch)"
+            raise UsageError(f"--batch {path}: another --batch file ({documents[key].source[5:]}) also has {what}")
+        documents[key] = doc
+    return documents
+
+
 def run(args, out=sys.stdout) -> int:
     notes: list = []
     exchange = load_json(args.exchange, "exchange")
     jwks = load_json(args.jwks, "JWKS")
     load_exchange(exchange)  # usage errors before any output
     keys = load_jwks(jwks, notes)
+    documents = load_batch_files(args.batch or [])
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     checks = verify_exchange(exchange, keys, args.label, require_digest=args.require_digest,
-                             max_age=args.max_age, clock_skew=args.clock_skew)
+                             max_age=args.max_age, clock_skew=args.clock_skew, batch_documents=documents,
+                             fetch=not args.no_fetch)
     for _ok, line in checks:
         print(line, file=out)
     failed = sum(1 for ok, _ in checks if not ok)
@@ -1183,6 +1447,11 @@ def main(argv=None, out=sys.stdout) -> int:
                    help="Content-Digest must be present, covered and match")
     p.add_argument("--max-age", type=int, default=None, help="reject signatures created longer ago (seconds)")
     p.add_argument("--clock-skew", type=int, default=300, help="tolerated clock skew in seconds (default 300)")
+    p.add_argument("--batch", action="append", metavar="FILE",
+                   help="batch document (JSON) for detached values, matched by its batch_id; one without "
+                        "batch_id serves any batch (repeatable; default: fetch from the request's origin)")
+    p.add_argument("--no-fetch", action="store_true",
+                   help="never fetch a batch document; a detached value needs a matching --batch file")
     try:
         args = p.parse_args(argv)
         return run(args, out=out)
