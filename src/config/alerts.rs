@@ -90,10 +90,12 @@ pub enum AlertMetric {
     ConfigReloadFailed,
     /// Days until a published signing key version expires, per key.
     SigningKeyExpiryDays,
+    /// Failed anchor-log appends over attempts (batch signing).
+    AnchorFailureRate,
 }
 
 impl AlertMetric {
-    pub const ALL: [(&'static str, AlertMetric); 13] = [
+    pub const ALL: [(&'static str, AlertMetric); 14] = [
         ("error_rate", AlertMetric::ErrorRate),
         ("request_rate", AlertMetric::RequestRate),
         ("denial_rate", AlertMetric::DenialRate),
@@ -107,6 +109,7 @@ impl AlertMetric {
         ("upstream_healthy_ratio", AlertMetric::UpstreamHealthyRatio),
         ("config_reload_failed", AlertMetric::ConfigReloadFailed),
         ("signing_key_expiry_days", AlertMetric::SigningKeyExpiryDays),
+        ("anchor_failure_rate", AlertMetric::AnchorFailureRate),
     ];
 
     pub fn name(self) -> &'static str {
@@ -315,6 +318,17 @@ pub fn builtin_rules() -> Vec<AlertRule> {
             S::Warning,
             0,
             "A published signing key expires within 7 days",
+        ),
+        AlertRule::builtin(
+            "AnchorFailures",
+            M::AnchorFailureRate,
+            C::Gt,
+            0.10,
+            60,
+            0,
+            S::Warning,
+            1,
+            "More than 10% of signed batches could not be written to the anchor log",
         ),
     ]
 }

@@ -27,6 +27,17 @@ use super::batch::{Batch, RootSig};
 use super::merkle::{self, Hash};
 
 const MAGIC: &[u8; 8] = b"QVANCHR1";
+
+/// The statistics series of anchor-log appends (`/stats` signing latency, the
+/// `anchor_failure_rate` alert metric).
+pub const STATS_SERIES: &str = "anchor-log";
+
+static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the last append to the anchor log failed (health is critical then).
+pub fn failing() -> bool {
+    FAILING.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Where the batch id sits in a TBS (64 spaces, the 22-byte context, 0x00, the version).
 const TBS_ID_AT: usize = 88;
 
@@ -277,6 +288,16 @@ impl AnchorLog {
     }
 }
 
+#[cfg(test)]
+impl AnchorLog {
+    /// Makes every later append fail (the file handle becomes read-only), as a full or
+    /// failing disk would.
+    fn break_for_test(&self) {
+        let mut st = self.lock();
+        st.file = File::open(&st.path).unwrap();
+    }
+}
+
 /// The instance id stored in `path`, created (random) on first use.
 fn instance_id(path: &Path) -> Result<[u8; 8], AnchorError> {
     match std::fs::read_to_string(path) {
@@ -337,6 +358,7 @@ fn write_loop(log: &AnchorLog, rx: Receiver<Pending>) {
         let payloads: Vec<Vec<u8>> = batch.iter().map(|p| p.payload.clone()).collect();
         match log.append(&payloads) {
             Ok(indices) => {
+                FAILING.store(false, std::sync::atomic::Ordering::Relaxed);
                 crate::telemetry::metrics::anchored(batch.len(), started);
                 for (p, i) in batch.into_iter().zip(indices) {
                     (p.release)(Ok(i));
@@ -344,6 +366,7 @@ fn write_loop(log: &AnchorLog, rx: Receiver<Pending>) {
             }
             Err(e) => {
                 log::error!("{e}");
+                FAILING.store(true, std::sync::atomic::Ordering::Relaxed);
                 crate::telemetry::metrics::anchor_failed(batch.len());
                 for p in batch {
                     (p.release)(Err(()));
@@ -416,6 +439,31 @@ mod tests {
         let log = AnchorLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
         assert!(log.entry(&[4; 16]).is_none() && log.entry(&[3; 16]).is_some());
+        // A log that cannot be written: the batch is not released as logged, health turns
+        // critical (`failing`), and the next good append clears it.
+        let log = Arc::new(log);
+        let writer = AnchorWriter::start(log.clone());
+        let (t, b) = batch(5);
+        log.break_for_test();
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        writer.submit(Pending {
+            payload: payload(&t, &b),
+            release: Box::new(move |r| tx2.send(r).unwrap()),
+        });
+        assert_eq!(rx.recv().unwrap(), Err(()));
+        assert!(failing());
+        assert_eq!(log.len(), 3, "nothing of the failed append counts");
+        drop(writer);
+        let log = AnchorLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), 3);
+        let writer = AnchorWriter::start(Arc::new(log));
+        writer.submit(Pending {
+            payload: payload(&t, &b),
+            release: Box::new(move |r| tx.send(r).unwrap()),
+        });
+        assert_eq!(rx.recv().unwrap(), Ok(3));
+        assert!(!failing());
         // Not a log: start-up refuses it.
         std::fs::write(&file, b"something else").unwrap();
         assert!(matches!(AnchorLog::open(dir.path()), Err(AnchorError::NotALog { .. })));

@@ -402,8 +402,13 @@ pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -
                     });
                 }
             }
-            AlertMetric::SigningFailureRate => {
+            AlertMetric::SigningFailureRate | AlertMetric::AnchorFailureRate => {
+                let anchor = rule.metric == AlertMetric::AnchorFailureRate;
                 for (alg, w) in stats.signing_windows(rule.window, now) {
+                    // The anchor log's appends are kept as the series "anchor-log".
+                    if (alg == crate::integrity::anchor::STATS_SERIES) != anchor {
+                        continue;
+                    }
                     let attempts = w.latency.count() + w.failures;
                     out.push(Observation {
                         rule,

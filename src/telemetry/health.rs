@@ -97,6 +97,11 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
     if !reload.restart_needed.is_empty() {
         reasons.push(format!("restart needed for: {}", reload.restart_needed.join(", ")));
     }
+    if crate::integrity::anchor::failing() {
+        // Batch-signed responses cannot be released while their roots cannot be logged.
+        status = status.max(HealthStatus::Critical);
+        reasons.push("anchor log unwritable: batch-signed responses go out unsigned".to_string());
+    }
     let policy = runtime.policy.load();
     let now = mono_ms();
     let mut upstreams = serde_json::Map::new();

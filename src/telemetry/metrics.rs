@@ -45,6 +45,9 @@ pub fn install() -> PrometheusHandle {
                 counter!("quantumvault_signatures_total", "alg" => alg).increment(0);
                 counter!("quantumvault_signing_failures_total", "alg" => alg).increment(0);
             }
+            for alg in ["ecdsa", "ml-dsa", "hybrid"] {
+                counter!("quantumvault_batch_backpressure_total", "alg" => alg).increment(0);
+            }
             for reason in ["too_large", "stream", "signing_failed"] {
                 counter!("quantumvault_unsigned_responses_total", "reason" => reason).increment(0);
             }
@@ -157,9 +160,10 @@ fn describe() {
         "quantumvault_batch_backpressure_total",
         "Responses that waited for room in the batch signer's queue"
     );
-    describe_counter!(
-        "quantumvault_batch_signer_busy_microseconds_total",
-        "Time the batch signer threads spent signing (utilisation = rate / 1e6 / threads)"
+    describe_histogram!(
+        "quantumvault_batch_signing_seconds",
+        Unit::Seconds,
+        "Time a signer thread spent on one batch (utilisation = rate of the sum / threads)"
     );
     describe_counter!(
         "quantumvault_unsigned_responses_total",
@@ -323,13 +327,20 @@ pub fn signed(alg: &'static str, started: Instant) {
 
 /// `n` signed batches were appended to the anchor log and made durable.
 pub fn anchored(n: usize, started: Instant) {
+    let took = started.elapsed();
     counter!("quantumvault_anchor_appends_total", "result" => "ok").increment(n as u64);
-    histogram!("quantumvault_anchor_latency_seconds").record(started.elapsed().as_secs_f64());
+    histogram!("quantumvault_anchor_latency_seconds").record(took.as_secs_f64());
+    if stats::enabled() {
+        stats::stats().signed(crate::integrity::anchor::STATS_SERIES, started + took, Ok(took));
+    }
 }
 
 /// `n` signed batches could not be written to the anchor log (their responses go unsigned).
 pub fn anchor_failed(n: usize) {
     counter!("quantumvault_anchor_appends_total", "result" => "error").increment(n as u64);
+    if stats::enabled() {
+        stats::stats().signed(crate::integrity::anchor::STATS_SERIES, crate::clock::instant(), Err(()));
+    }
 }
 
 /// A response waited for room in the batch signer's queue (backpressure).
@@ -337,9 +348,9 @@ pub fn batch_backpressure(alg: &'static str) {
     counter!("quantumvault_batch_backpressure_total", "alg" => alg).increment(1);
 }
 
-/// Time a batch signer thread spent signing (its utilisation is the rate of this counter).
+/// Time a batch signer thread spent on one batch (its utilisation is the rate of the sum).
 pub fn batch_signer_busy(alg: &'static str, took: std::time::Duration) {
-    counter!("quantumvault_batch_signer_busy_microseconds_total", "alg" => alg).increment(took.as_micros() as u64);
+    histogram!("quantumvault_batch_signing_seconds", "alg" => alg).record(took.as_secs_f64());
 }
 
 /// The batch signer's per-batch figures, for one algorithm.

@@ -297,7 +297,7 @@ fn batch_signed_responses_verify_independently_and_tampering_fails() {
         "quantumvault_batch_leaves_bucket",
         "quantumvault_batch_wait_seconds_bucket",
         "quantumvault_batches_total",
-        "quantumvault_batch_signer_busy_microseconds_total",
+        "quantumvault_batch_signing_seconds_sum",
     ] {
         assert!(metrics.contains(name), "{name} in /metrics");
     }

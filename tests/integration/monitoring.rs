@@ -84,6 +84,7 @@ routes:
   - {{ name: limited, path_prefix: /limited/, upstream: u, rate_limits: [tight] }}
   - {{ name: gone, path_prefix: /gone/, upstream: dead }}
   - {{ name: signed, path_prefix: /signed/, upstream: u, signing: {{ enabled: true }} }}
+  - {{ name: batch, path_prefix: /batch/, upstream: u, signing: {{ enabled: true, mode: batch }} }}
 "#,
         up.addr(),
         free_addr()
@@ -103,6 +104,7 @@ routes:
         "/limited/x",
         "/gone/x",
         "/signed/x",
+        "/batch/x",
         "/nowhere",
         "/api/?q=%3Cscript%3E",
     ] {
