@@ -1,8 +1,9 @@
-//! Signing routes fetch the upstream response themselves (`proxy/signed.rs`), apart from
-//! Pingora's proxy path; these tests hold the two to the same behaviour with a recording
-//! upstream that sees exactly what each path sends: HTTP/2 bodies without a length (chunked to
-//! the upstream, and signed), hop-by-hop and upgrade headers, the media-type allowlist for
-//! HTTP/2 bodies, and the retry of a held body after a pooled upstream connection failed.
+//! Signing routes run Pingora's proxy path as a subrequest (`proxy/signed.rs`); these tests
+//! send the same requests through an unsigned and a signing route and hold the two to the same
+//! behaviour, with a recording upstream that sees exactly what each path sends: HTTP/2 bodies
+//! without a length (chunked to the upstream, and signed), hop-by-hop and upgrade headers, the
+//! media-type allowlist for HTTP/2 bodies, the retry of a held body after a pooled upstream
+//! connection failed, body limits, inspection, and 502 / 504 answers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -625,5 +626,104 @@ routes:
             let jwks = get(&gw.url(JWKS_PATH)).json();
             verify_signature(&jwks, "PUT", &gw.url(&path), status, &lower, &answer);
         }
+    }
+}
+
+/// Body limits, inspection, an unreachable upstream and a slow one answer alike on an unsigned
+/// and a signing route (same status, same error code, same upstream traffic); the signing
+/// route's answers are signed, the unsigned route's are not.
+#[test]
+fn limits_inspection_and_upstream_failures_answer_alike_on_both_paths() {
+    let up = Recorder::start("r", Mode::Answer);
+    let slow = echo("slow");
+    let policy = format!(
+        r#"{SIGNING}inspection:
+  mode: block
+upstreams:
+  - {{ name: u, peers: ["{u}"] }}
+  - {{ name: dead, peers: ["{dead}"] }}
+  - {{ name: slow, peers: ["{slow}"], read_timeout: 500ms }}
+routes:
+  - {{ name: plain, path_prefix: /plain/, upstream: u, signing: {{ enabled: false }}, validation: {{ max_body: 1KiB }} }}
+  - {{ name: signed, path_prefix: /signed/, upstream: u, validation: {{ max_body: 1KiB }} }}
+  - {{ name: plain-dead, path_prefix: /plain-dead/, upstream: dead, signing: {{ enabled: false }} }}
+  - {{ name: signed-dead, path_prefix: /signed-dead/, upstream: dead }}
+  - {{ name: plain-slow, path_prefix: /plain-slow/, upstream: slow, signing: {{ enabled: false }} }}
+  - {{ name: signed-slow, path_prefix: /signed-slow/, upstream: slow }}
+"#,
+        u = up.addr,
+        dead = free_addr(),
+        slow = slow.addr()
+    );
+    let gw = signing_gateway(&policy);
+    let big = format!("{{\"data\":\"{}\"}}", "x".repeat(2000));
+    let sqli = r#"{"q":"1' OR '1'='1' --"}"#;
+    // (case, path suffix, method, body, expected status, expected error code)
+    let cases: [(&str, &str, &str, Option<&str>, u16, Option<&str>); 5] = [
+        ("ok", "/ok", "POST", Some(r#"{"name":"O'Brien"}"#), 200, None),
+        (
+            "over the body limit",
+            "/big",
+            "POST",
+            Some(big.as_str()),
+            413,
+            Some("body_too_large"),
+        ),
+        (
+            "injection in the body",
+            "/q",
+            "POST",
+            Some(sqli),
+            403,
+            Some("request_blocked"),
+        ),
+        (
+            "unreachable upstream",
+            "-dead/x",
+            "GET",
+            None,
+            502,
+            Some("upstream_unavailable"),
+        ),
+        (
+            "slow upstream",
+            "-slow/x?delay_ms=3000",
+            "GET",
+            None,
+            504,
+            Some("upstream_timeout"),
+        ),
+    ];
+    for (case, suffix, method, body, status, code) in cases {
+        let mut seen = Vec::new();
+        for kind in ["plain", "signed"] {
+            let url = gw.url(&format!("/{kind}{suffix}"));
+            let req = agent().request(method, &url).set("Content-Type", "application/json");
+            let resp = match body {
+                Some(b) => req.send_string(b),
+                None => req.call(),
+            };
+            let resp = match resp {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => panic!("{case} {kind}: {e}"),
+            };
+            let got = resp.status();
+            let signed = resp.header("signature").is_some();
+            let text = resp.into_string().unwrap_or_default();
+            let error = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string));
+            assert_eq!(got, status, "{case} on {kind}: {text}");
+            assert_eq!(error.as_deref(), code, "{case} on {kind}: {text}");
+            assert_eq!(signed, kind == "signed", "{case} on {kind}: signed?");
+            seen.push(up.at(&format!("/{kind}{suffix}")).len());
+        }
+        assert_eq!(seen[0], seen[1], "{case}: the upstream saw the same on both paths");
+        assert_eq!(
+            seen[0],
+            usize::from(status == 200),
+            "{case}: refused requests never reach the upstream"
+        );
     }
 }
