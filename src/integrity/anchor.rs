@@ -2,9 +2,9 @@
 //! signatures) in `data_dir/anchor.log`, so that every proof a response carries stays on a log
 //! that monitors can check after the fact.
 //!
-//! Order at batch close: sign, append, `fdatasync` (one for all the batches waiting, a group
-//! commit), and only then release the batch's responses. A response is therefore never sent
-//! with a root that a crash could lose.
+//! Order at batch close, on the signer thread: sign, append, `fdatasync`, and only then release
+//! the batch's responses (see [`AnchorWriter`] for why the sync is not handed to a log thread).
+//! A response is therefore never sent with a root that a crash could lose.
 //!
 //! File: the 8-byte magic `QVANCHR1`, then records `len (u32) || crc32 (u32) || payload`, with
 //! payload `tbs_len (u16) || tbs || count (u8) || count x (code (u8) || keyid_len (u8) ||
@@ -20,7 +20,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use super::batch::{Batch, RootSig};
@@ -316,61 +315,36 @@ fn instance_id(path: &Path) -> Result<[u8; 8], AnchorError> {
     }
 }
 
-/// A batch waiting to be logged, and what to do once it is durable (or could not be written).
-pub struct Pending {
-    pub payload: Vec<u8>,
-    pub release: Box<dyn FnOnce(Result<u64, ()>) + Send>,
-}
-
-/// The thread that appends signed batches, one `fdatasync` for every batch that arrived while
-/// the last one ran, and releases them.
+/// Appends signed batches for the signer threads and keeps the log's health flag and metrics.
+/// A signer thread appends its own batch and `fdatasync`s before it releases the batch's
+/// responses: measured, that served more (0.466 of unsigned, hybrid, 7.1 leaves per batch)
+/// than handing batches to a log thread that shared one sync among several (0.36-0.41, 4.6
+/// leaves per batch): the hand-off cost a thread wake-up per batch, and while a signer waits
+/// for its sync the next batch fills. With several signer threads, appends take turns on the
+/// log's lock.
 pub struct AnchorWriter {
-    tx: Mutex<Sender<Pending>>,
+    log: Arc<AnchorLog>,
 }
 
 impl AnchorWriter {
-    pub fn start(log: Arc<AnchorLog>) -> AnchorWriter {
-        let (tx, rx) = mpsc::channel::<Pending>();
-        // Invariant: spawning a thread fails only when the OS is out of threads at start.
-        std::thread::Builder::new()
-            .name("qv-anchor".into())
-            .spawn(move || write_loop(&log, rx))
-            .expect("spawning the anchor log thread");
-        AnchorWriter { tx: Mutex::new(tx) }
+    pub fn new(log: Arc<AnchorLog>) -> AnchorWriter {
+        AnchorWriter { log }
     }
 
-    /// Logs `p`; its `release` runs on the writer thread once it is durable.
-    pub fn submit(&self, p: Pending) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(mpsc::SendError(p)) = tx.send(p) {
-            (p.release)(Err(()));
-        }
-    }
-}
-
-fn write_loop(log: &AnchorLog, rx: Receiver<Pending>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(p) = rx.try_recv() {
-            batch.push(p);
-        }
+    /// Logs `payload`: appended and durable when this returns its log index.
+    pub fn append(&self, payload: Vec<u8>) -> Result<u64, ()> {
         let started = crate::clock::instant();
-        let payloads: Vec<Vec<u8>> = batch.iter().map(|p| p.payload.clone()).collect();
-        match log.append(&payloads) {
-            Ok(indices) => {
+        match self.log.append(std::slice::from_ref(&payload)) {
+            Ok(i) => {
                 FAILING.store(false, std::sync::atomic::Ordering::Relaxed);
-                crate::telemetry::metrics::anchored(batch.len(), started);
-                for (p, i) in batch.into_iter().zip(indices) {
-                    (p.release)(Ok(i));
-                }
+                crate::telemetry::metrics::anchored(1, started);
+                Ok(i[0])
             }
             Err(e) => {
                 log::error!("{e}");
                 FAILING.store(true, std::sync::atomic::Ordering::Relaxed);
-                crate::telemetry::metrics::anchor_failed(batch.len());
-                for p in batch {
-                    (p.release)(Err(()));
-                }
+                crate::telemetry::metrics::anchor_failed(1);
+                Err(())
             }
         }
     }
@@ -442,27 +416,17 @@ mod tests {
         // A log that cannot be written: the batch is not released as logged, health turns
         // critical (`failing`), and the next good append clears it.
         let log = Arc::new(log);
-        let writer = AnchorWriter::start(log.clone());
+        let writer = AnchorWriter::new(log.clone());
         let (t, b) = batch(5);
         log.break_for_test();
-        let (tx, rx) = mpsc::channel();
-        let tx2 = tx.clone();
-        writer.submit(Pending {
-            payload: payload(&t, &b),
-            release: Box::new(move |r| tx2.send(r).unwrap()),
-        });
-        assert_eq!(rx.recv().unwrap(), Err(()));
+        assert_eq!(writer.append(payload(&t, &b)), Err(()));
         assert!(failing());
         assert_eq!(log.len(), 3, "nothing of the failed append counts");
         drop(writer);
         let log = AnchorLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
-        let writer = AnchorWriter::start(Arc::new(log));
-        writer.submit(Pending {
-            payload: payload(&t, &b),
-            release: Box::new(move |r| tx.send(r).unwrap()),
-        });
-        assert_eq!(rx.recv().unwrap(), Ok(3));
+        let writer = AnchorWriter::new(Arc::new(log));
+        assert_eq!(writer.append(payload(&t, &b)), Ok(3));
         assert!(!failing());
         // Not a log: start-up refuses it.
         std::fs::write(&file, b"something else").unwrap();

@@ -105,7 +105,7 @@ impl Batcher {
     pub fn new(settings: BatchSettings, keyring: Arc<ArcSwap<KeyRing>>, log: Arc<super::anchor::AnchorLog>) -> Batcher {
         let instance = log.instance();
         let sequence = log.next_sequence();
-        let anchor = Some(Arc::new(super::anchor::AnchorWriter::start(log)));
+        let anchor = Some(Arc::new(super::anchor::AnchorWriter::new(log)));
         Batcher::build(settings, keyring, anchor, instance, sequence)
     }
 
@@ -277,10 +277,7 @@ impl Worker {
                     }
                 };
                 match (&self.anchor, payload) {
-                    (Some(a), Some(payload)) => a.submit(super::anchor::Pending {
-                        payload,
-                        release: Box::new(release),
-                    }),
+                    (Some(a), Some(payload)) => release(a.append(payload)),
                     _ => release(Ok(0)),
                 }
             }
