@@ -170,6 +170,35 @@ routes:
 fn check_reports_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    // The batch signer's settings (gateway.yaml) and a policy's signing mode.
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        "listeners:\n  - address: 127.0.0.1:1\ndata_dir: data\npolicies: [policies]\nsigning_batch:\n  max_leaves: 0\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_check(&dir.path().join("gateway.yaml"));
+    assert_eq!(code, 64);
+    assert!(
+        stderr.contains("gateway.yaml:6:3: signing_batch.max_leaves: between 1 and 65536"),
+        "{stderr}"
+    );
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        "listeners:\n  - address: 127.0.0.1:1\ndata_dir: data\npolicies: [policies]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policies/a.yaml"),
+        "signing:\n  enabled: true\n  mode: batched\nupstreams:\n  - name: u\n    peers: [\"127.0.0.1:2\"]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_check(&dir.path().join("gateway.yaml"));
+    assert_eq!(code, 64);
+    assert!(
+        stderr.contains("a.yaml:3:3: signing.mode: \"batched\" is not one of inline, batch"),
+        "{stderr}"
+    );
+
     std::fs::write(
         dir.path().join("gateway.yaml"),
         "listeners:\n  - address: 127.0.0.1:1\ndata_dir: data\npolicies: [policies]\n",
