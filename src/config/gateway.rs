@@ -63,16 +63,16 @@ impl Default for RawSigningBatch {
 }
 
 fn d_batch_leaves() -> u32 {
-    crate::integrity::batcher::BatchSettings::default().max_leaves
+    BatchSettings::default().max_leaves
 }
 fn d_batch_wait() -> Duration {
-    crate::integrity::batcher::BatchSettings::default().max_wait
+    BatchSettings::default().max_wait
 }
 fn d_batch_threads() -> usize {
-    crate::integrity::batcher::BatchSettings::default().threads
+    BatchSettings::default().threads
 }
 fn d_batch_queue() -> usize {
-    crate::integrity::batcher::BatchSettings::default().queue
+    BatchSettings::default().queue
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,7 +343,7 @@ pub struct GatewayConfig {
     pub usage_flush_interval: Duration,
     pub keys: KeysConfig,
     pub monitoring: MonitoringConfig,
-    pub signing_batch: crate::integrity::batcher::BatchSettings,
+    pub signing_batch: BatchSettings,
 }
 
 impl GatewayConfig {
@@ -524,7 +524,7 @@ impl GatewayConfig {
         if b.queue < b.max_leaves as usize {
             errors.push(file.error("signing_batch.queue", "at least max_leaves"));
         }
-        let signing_batch = crate::integrity::batcher::BatchSettings {
+        let signing_batch = BatchSettings {
             max_leaves: b.max_leaves,
             max_wait: b.max_wait,
             threads: b.threads,
@@ -614,5 +614,29 @@ pub(crate) fn io_error(path: &Path, message: String) -> ConfigError {
         column: 0,
         field: String::new(),
         message,
+    }
+}
+
+/// Process settings of the batch signer (`signing_batch` in gateway.yaml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSettings {
+    pub max_leaves: u32,
+    pub max_wait: Duration,
+    pub threads: usize,
+    pub queue: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            max_leaves: 256,
+            // Measured (README, batch signing): closing as soon as the signer is free served the
+            // most on two cores (0.48-0.52 of unsigned, hybrid, against 0.45 at 2 ms, whose
+            // wait added 1.3 ms to each response of a closed-loop client); batches then grow by
+            // themselves while the signer is busy.
+            max_wait: Duration::ZERO,
+            threads: 1,
+            queue: 8192,
+        }
     }
 }

@@ -14,60 +14,6 @@ pub struct ApiKeyAuth;
 pub const X_API_KEY_ID: http::HeaderName = http::HeaderName::from_static("x-api-key-id");
 pub const X_API_KEY_TIER: http::HeaderName = http::HeaderName::from_static("x-api-key-tier");
 
-/// The caller's credentials do not go upstream: the policy's key header always, and an
-/// `Authorization: Bearer` token when it is a gateway key or carried the key
-/// ([`super::phases::UPSTREAM`]; the query parameter is stripped with the target,
-/// [`strip_query_key`]).
-pub struct StripCredentials;
-
-impl super::phases::UpstreamEdit for StripCredentials {
-    fn name(&self) -> &'static str {
-        "strip_credentials"
-    }
-    fn edit(&self, r: &super::phases::UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
-        if r.present.auth_header {
-            h.remove(&r.policy.config.access.auth_header);
-        }
-        if r.present.authorization {
-            let ours = h
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| bearer_token(v.as_bytes()))
-                .is_some_and(|t| r.filters.key_from_bearer || is_gateway_key(r.policy, t.as_bytes()));
-            if ours {
-                h.remove(http::header::AUTHORIZATION);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `X-API-Key-Id` and `X-API-Key-Tier` name the authenticated key to the upstream; without
-/// one, a client's own spellings of them are removed ([`super::phases::UPSTREAM`]).
-pub struct IdentityHeaders;
-
-impl super::phases::UpstreamEdit for IdentityHeaders {
-    fn name(&self) -> &'static str {
-        "identity_headers"
-    }
-    fn edit(&self, r: &super::phases::UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
-        match &r.filters.key {
-            Some(key) => {
-                h.insert(X_API_KEY_ID, key.id_value.clone());
-                h.insert(X_API_KEY_TIER, key.tier_value.clone());
-            }
-            None => {
-                if r.present.key_id {
-                    h.remove(X_API_KEY_ID);
-                }
-                if r.present.key_tier {
-                    h.remove(X_API_KEY_TIER);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The query without the route's key parameter (in any spelling the backend may read) or any
 /// parameter whose value is a gateway key; `None` when nothing was removed.
 pub fn strip_query_key(

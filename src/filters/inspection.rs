@@ -152,54 +152,8 @@ impl RequestFilter for Inspection {
     }
 }
 
-/// Body inspection as a body filter ([`super::phases::BODY`]): [`body_chunk`].
-pub struct BodyInspection;
-
-impl super::phases::BodyFilter for BodyInspection {
-    fn name(&self) -> &'static str {
-        "inspection"
-    }
-    fn chunk(
-        &self,
-        route: &Route,
-        req: &RequestHeader,
-        state: &mut super::phases::BodyState,
-        found: &mut FilterState,
-        chunk: &mut Option<Bytes>,
-        end: bool,
-    ) -> Result<(), Denial> {
-        body_chunk(route, req, &mut state.hold, &mut found.finding, chunk, end)
-    }
-}
-
 /// The header that tells the upstream of a finding in `detect` mode.
 pub const X_QV_INSPECTION: http::HeaderName = http::HeaderName::from_static("x-qv-inspection");
-
-/// In `detect` mode the upstream learns of a finding in `X-QV-Inspection: rule=..; class=..`;
-/// a client's own `X-QV-Inspection` never reaches it ([`super::phases::UPSTREAM`]).
-pub struct FindingHeader;
-
-impl super::phases::UpstreamEdit for FindingHeader {
-    fn name(&self) -> &'static str {
-        "inspection_finding"
-    }
-    fn edit(&self, r: &super::phases::UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
-        use pingora::OrErr;
-        match &r.filters.finding {
-            Some(f) => {
-                let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
-                let value = http::HeaderValue::try_from(finding)
-                    .or_err(pingora::ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
-                h.insert(X_QV_INSPECTION, value);
-            }
-            None if r.present.inspection => {
-                h.remove(X_QV_INSPECTION);
-            }
-            None => {}
-        }
-        Ok(())
-    }
-}
 
 /// A request body on its way through the body phase.
 #[derive(Default)]

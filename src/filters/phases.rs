@@ -80,7 +80,7 @@ pub trait BodyFilter: Sync {
 }
 
 /// The body filters, in order: the limit counts a chunk before inspection may hold it.
-pub static BODY: [&dyn BodyFilter; 2] = [&validate::BodyLimit, &inspection::BodyInspection];
+pub static BODY: [&dyn BodyFilter; 2] = [&BodyLimit, &BodyInspection];
 
 pub fn body(
     route: &Route,
@@ -142,11 +142,7 @@ pub trait UpstreamEdit: Sync {
 }
 
 /// The upstream edits, in order.
-pub static UPSTREAM: [&dyn UpstreamEdit; 3] = [
-    &auth::StripCredentials,
-    &auth::IdentityHeaders,
-    &inspection::FindingHeader,
-];
+pub static UPSTREAM: [&dyn UpstreamEdit; 3] = [&StripCredentials, &IdentityHeaders, &FindingHeader];
 
 /// How many headers the upstream edits may add.
 pub const UPSTREAM_ADDS: usize = 3;
@@ -176,7 +172,7 @@ pub trait ResponseEdit: Sync {
 }
 
 /// The response edits, in order.
-pub static RESPONSE: [&dyn ResponseEdit; 2] = [&rate_limit_filter::RateFields, &security_headers::SecurityHeaders];
+pub static RESPONSE: [&dyn ResponseEdit; 2] = [&RateFields, &SecurityHeaders];
 
 pub fn response_adds(resp: &ResponseInfo<'_>) -> usize {
     RESPONSE.iter().map(|e| e.adds(resp)).sum()
@@ -187,6 +183,164 @@ pub fn response(resp: &ResponseInfo<'_>, headers: &mut HeaderMap) -> pingora::Re
         e.edit(resp, headers)?;
     }
     Ok(())
+}
+
+// The filters as phase steps: each adapts one filter module's functions to its phase's trait,
+// so the filter modules need nothing of this file (no import cycle).
+
+/// The route's `max_body`, counted as the body streams ([`BODY`]).
+pub struct BodyLimit;
+
+impl BodyFilter for BodyLimit {
+    fn name(&self) -> &'static str {
+        "body_limit"
+    }
+    fn chunk(
+        &self,
+        route: &Route,
+        _: &RequestHeader,
+        state: &mut BodyState,
+        _: &mut FilterState,
+        chunk: &mut Option<bytes::Bytes>,
+        _: bool,
+    ) -> Result<(), Denial> {
+        match chunk {
+            Some(c) => validate::body_limit(&mut state.seen, c.len(), route.spec.validation.max_body),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Body inspection as a body filter ([`BODY`]): [`inspection::body_chunk`].
+pub struct BodyInspection;
+
+impl BodyFilter for BodyInspection {
+    fn name(&self) -> &'static str {
+        "inspection"
+    }
+    fn chunk(
+        &self,
+        route: &Route,
+        req: &RequestHeader,
+        state: &mut BodyState,
+        found: &mut FilterState,
+        chunk: &mut Option<Bytes>,
+        end: bool,
+    ) -> Result<(), Denial> {
+        inspection::body_chunk(route, req, &mut state.hold, &mut found.finding, chunk, end)
+    }
+}
+
+/// The caller's credentials do not go upstream: the policy's key header always, and an
+/// `Authorization: Bearer` token when it is a gateway key or carried the key
+/// ([`UPSTREAM`]; the query parameter is stripped with the target,
+/// [`auth::strip_query_key`]).
+pub struct StripCredentials;
+
+impl UpstreamEdit for StripCredentials {
+    fn name(&self) -> &'static str {
+        "strip_credentials"
+    }
+    fn edit(&self, r: &UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
+        if r.present.auth_header {
+            h.remove(&r.policy.config.access.auth_header);
+        }
+        if r.present.authorization {
+            let ours = h
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| auth::bearer_token(v.as_bytes()))
+                .is_some_and(|t| r.filters.key_from_bearer || auth::is_gateway_key(r.policy, t.as_bytes()));
+            if ours {
+                h.remove(http::header::AUTHORIZATION);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `X-API-Key-Id` and `X-API-Key-Tier` name the authenticated key to the upstream; without
+/// one, a client's own spellings of them are removed ([`UPSTREAM`]).
+pub struct IdentityHeaders;
+
+impl UpstreamEdit for IdentityHeaders {
+    fn name(&self) -> &'static str {
+        "identity_headers"
+    }
+    fn edit(&self, r: &UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
+        match &r.filters.key {
+            Some(key) => {
+                h.insert(auth::X_API_KEY_ID, key.id_value.clone());
+                h.insert(auth::X_API_KEY_TIER, key.tier_value.clone());
+            }
+            None => {
+                if r.present.key_id {
+                    h.remove(auth::X_API_KEY_ID);
+                }
+                if r.present.key_tier {
+                    h.remove(auth::X_API_KEY_TIER);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// In `detect` mode the upstream learns of a finding in `X-QV-Inspection: rule=..; class=..`;
+/// a client's own `X-QV-Inspection` never reaches it ([`UPSTREAM`]).
+pub struct FindingHeader;
+
+impl UpstreamEdit for FindingHeader {
+    fn name(&self) -> &'static str {
+        "inspection_finding"
+    }
+    fn edit(&self, r: &UpstreamInfo<'_>, h: &mut http::HeaderMap) -> pingora::Result<()> {
+        use pingora::OrErr;
+        match &r.filters.finding {
+            Some(f) => {
+                let finding = format!("rule={}; class={}", f.rule_id, f.class.as_str());
+                let value = http::HeaderValue::try_from(finding)
+                    .or_err(pingora::ErrorType::InvalidHTTPHeader, "X-QV-Inspection")?;
+                h.insert(inspection::X_QV_INSPECTION, value);
+            }
+            None if r.present.inspection => {
+                h.remove(inspection::X_QV_INSPECTION);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// The rate-limit fields of the rules that applied, on the proxied response
+/// ([`RESPONSE`]; a denial carries them in its own headers).
+pub struct RateFields;
+
+impl ResponseEdit for RateFields {
+    fn name(&self) -> &'static str {
+        "rate_limit_fields"
+    }
+    fn adds(&self, resp: &ResponseInfo<'_>) -> usize {
+        resp.filters.rate.as_ref().map_or(0, |_| RateHeaders::NAMES.len())
+    }
+    fn edit(&self, resp: &ResponseInfo<'_>, headers: &mut http::HeaderMap) -> pingora::Result<()> {
+        resp.filters.rate.as_ref().map_or(Ok(()), |r| r.insert_into(headers))
+    }
+}
+
+/// The security headers as a response edit ([`RESPONSE`]).
+pub struct SecurityHeaders;
+
+impl ResponseEdit for SecurityHeaders {
+    fn name(&self) -> &'static str {
+        "security_headers"
+    }
+    fn adds(&self, resp: &ResponseInfo<'_>) -> usize {
+        resp.headers.max_added()
+    }
+    fn edit(&self, resp: &ResponseInfo<'_>, headers: &mut HeaderMap) -> pingora::Result<()> {
+        security_headers::apply(headers, resp.headers, resp.tls, resp.removed);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -13,22 +13,6 @@ use crate::config::access::Scope;
 
 pub struct RateLimit;
 
-/// The rate-limit fields of the rules that applied, on the proxied response
-/// ([`super::phases::RESPONSE`]; a denial carries them in its own headers).
-pub struct RateFields;
-
-impl super::phases::ResponseEdit for RateFields {
-    fn name(&self) -> &'static str {
-        "rate_limit_fields"
-    }
-    fn adds(&self, resp: &super::phases::ResponseInfo<'_>) -> usize {
-        resp.filters.rate.as_ref().map_or(0, |_| RateHeaders::NAMES.len())
-    }
-    fn edit(&self, resp: &super::phases::ResponseInfo<'_>, headers: &mut http::HeaderMap) -> pingora::Result<()> {
-        resp.filters.rate.as_ref().map_or(Ok(()), |r| r.insert_into(headers))
-    }
-}
-
 impl RequestFilter for RateLimit {
     fn name(&self) -> &'static str {
         "rate_limit"

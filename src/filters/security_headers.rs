@@ -90,22 +90,6 @@ pub fn apply(headers: &mut HeaderMap, spec: &CompiledHeaders, tls: bool, present
     }
 }
 
-/// The security headers as a response edit ([`super::phases::RESPONSE`]).
-pub struct SecurityHeaders;
-
-impl super::phases::ResponseEdit for SecurityHeaders {
-    fn name(&self) -> &'static str {
-        "security_headers"
-    }
-    fn adds(&self, resp: &super::phases::ResponseInfo<'_>) -> usize {
-        resp.headers.max_added()
-    }
-    fn edit(&self, resp: &super::phases::ResponseInfo<'_>, headers: &mut HeaderMap) -> pingora::Result<()> {
-        apply(headers, resp.headers, resp.tls, resp.removed);
-        Ok(())
-    }
-}
-
 /// Sets `name` unless the upstream already did and its value is kept (one lookup either way).
 fn set(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue, replace: bool) {
     match headers.entry(name) {

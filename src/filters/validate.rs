@@ -160,29 +160,6 @@ impl RequestFilter for Validation {
     }
 }
 
-/// The route's `max_body`, counted as the body streams ([`super::phases::BODY`]).
-pub struct BodyLimit;
-
-impl super::phases::BodyFilter for BodyLimit {
-    fn name(&self) -> &'static str {
-        "body_limit"
-    }
-    fn chunk(
-        &self,
-        route: &crate::policy::Route,
-        _: &pingora::http::RequestHeader,
-        state: &mut super::phases::BodyState,
-        _: &mut FilterState,
-        chunk: &mut Option<bytes::Bytes>,
-        _: bool,
-    ) -> Result<(), Denial> {
-        match chunk {
-            Some(c) => body_limit(&mut state.seen, c.len(), route.spec.validation.max_body),
-            None => Ok(()),
-        }
-    }
-}
-
 /// Counts streamed body bytes against the route's limit; `Err` once it is exceeded.
 pub fn body_limit(seen: &mut u64, chunk: usize, max: u64) -> Result<(), Denial> {
     *seen += chunk as u64;

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use super::extract::{json_unescape_lossy, json_walk, pairs};
+use super::walk::{json_unescape_lossy, json_walk, pairs};
 use super::{Finding, Inspector};
 
 /// Why a body cannot be inspected; each becomes a refusal.

@@ -11,6 +11,7 @@ pub mod body;
 pub mod extract;
 pub mod normalize;
 pub mod rules;
+mod walk;
 
 use regex::RegexSet;
 

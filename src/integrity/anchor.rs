@@ -27,10 +27,6 @@ use super::merkle::{self, Hash};
 
 const MAGIC: &[u8; 8] = b"QVANCHR1";
 
-/// The statistics series of anchor-log appends (`/stats` signing latency, the
-/// `anchor_failure_rate` alert metric).
-pub const STATS_SERIES: &str = "anchor-log";
-
 static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether the last append to the anchor log failed (health is critical then).

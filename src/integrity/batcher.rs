@@ -15,7 +15,7 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
@@ -24,29 +24,7 @@ use super::batch::{tbs, Batch, BatchAlg, RootSig};
 use super::merkle::{self, Hash};
 use crate::kms::keystore::KeyRing;
 
-/// Process settings of the batch signer (`signing_batch` in gateway.yaml).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchSettings {
-    pub max_leaves: u32,
-    pub max_wait: Duration,
-    pub threads: usize,
-    pub queue: usize,
-}
-
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings {
-            max_leaves: 256,
-            // Measured (README, batch signing): closing as soon as the signer is free served the
-            // most on two cores (0.48-0.52 of unsigned, hybrid, against 0.45 at 2 ms, whose
-            // wait added 1.3 ms to each response of a closed-loop client); batches then grow by
-            // themselves while the signer is busy.
-            max_wait: Duration::ZERO,
-            threads: 1,
-            queue: 8192,
-        }
-    }
-}
+pub use crate::config::gateway::BatchSettings;
 
 /// A response's place in a signed batch.
 #[derive(Debug, Clone)]
@@ -334,6 +312,8 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::integrity::batch::{self, Value};
     use crate::integrity::sig::{self, SigAlg};

@@ -406,7 +406,7 @@ pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -
                 let anchor = rule.metric == AlertMetric::AnchorFailureRate;
                 for (alg, w) in stats.signing_windows(rule.window, now) {
                     // The anchor log's appends are kept as the series "anchor-log".
-                    if (alg == crate::integrity::anchor::STATS_SERIES) != anchor {
+                    if (alg == crate::telemetry::metrics::ANCHOR_SERIES) != anchor {
                         continue;
                     }
                     let attempts = w.latency.count() + w.failures;

@@ -325,13 +325,17 @@ pub fn signed(alg: &'static str, started: Instant) {
     histogram!("quantumvault_signing_duration_seconds", "alg" => alg).record(took.as_secs_f64());
 }
 
+/// The statistics series of anchor-log appends (`/stats` signing latency, the
+/// `anchor_failure_rate` alert metric).
+pub const ANCHOR_SERIES: &str = "anchor-log";
+
 /// `n` signed batches were appended to the anchor log and made durable.
 pub fn anchored(n: usize, started: Instant) {
     let took = started.elapsed();
     counter!("quantumvault_anchor_appends_total", "result" => "ok").increment(n as u64);
     histogram!("quantumvault_anchor_latency_seconds").record(took.as_secs_f64());
     if stats::enabled() {
-        stats::stats().signed(crate::integrity::anchor::STATS_SERIES, started + took, Ok(took));
+        stats::stats().signed(ANCHOR_SERIES, started + took, Ok(took));
     }
 }
 
@@ -339,7 +343,7 @@ pub fn anchored(n: usize, started: Instant) {
 pub fn anchor_failed(n: usize) {
     counter!("quantumvault_anchor_appends_total", "result" => "error").increment(n as u64);
     if stats::enabled() {
-        stats::stats().signed(crate::integrity::anchor::STATS_SERIES, crate::clock::instant(), Err(()));
+        stats::stats().signed(ANCHOR_SERIES, crate::clock::instant(), Err(()));
     }
 }
 
