@@ -228,11 +228,11 @@ fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity:
         .ok_or_else(|| format!("{url}: no signatures"))?;
     list.iter()
         .map(|s| {
-            let alg = match s["code"].as_u64() {
-                Some(1) => crate::integrity::sig::SigAlg::EcdsaP256,
-                Some(2) => crate::integrity::sig::SigAlg::MlDsa65,
-                _ => return Err(format!("{url}: unknown signature code")),
-            };
+            let alg = s["code"]
+                .as_u64()
+                .and_then(|c| u8::try_from(c).ok())
+                .and_then(crate::integrity::batch::alg_of_code)
+                .ok_or_else(|| format!("{url}: unknown signature code"))?;
             let keyid = s["keyid"]
                 .as_str()
                 .ok_or_else(|| format!("{url}: no keyid"))?

@@ -71,44 +71,22 @@ pub fn payload(tbs: &[u8], batch: &Batch) -> Vec<u8> {
     let mut out = Vec::with_capacity(3 + tbs.len() + sigs);
     out.extend_from_slice(&(tbs.len() as u16).to_be_bytes());
     out.extend_from_slice(tbs);
-    out.push(batch.sigs.len() as u8);
-    for s in &batch.sigs {
-        out.push(super::batch::code(s.alg));
-        out.push(s.keyid.len() as u8);
-        out.extend_from_slice(s.keyid.as_bytes());
-        out.extend_from_slice(&(s.sig.len() as u16).to_be_bytes());
-        out.extend_from_slice(&s.sig);
-    }
+    super::batch::push_sigs(&mut out, &batch.sigs);
     out
 }
 
 fn parse_payload(index: u64, p: &[u8]) -> Option<Entry> {
-    let mut r = p;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        if r.len() < n {
-            return None;
-        }
-        let (a, b) = r.split_at(n);
-        r = b;
-        Some(a)
-    };
-    let tl = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
-    let tbs = take(tl)?.to_vec();
-    let count = take(1)?[0];
-    let mut sigs = Vec::new();
-    for _ in 0..count {
-        let alg = match take(1)?[0] {
-            1 => super::sig::SigAlg::EcdsaP256,
-            2 => super::sig::SigAlg::MlDsa65,
-            _ => return None,
-        };
-        let kl = take(1)?[0] as usize;
-        let keyid = String::from_utf8(take(kl)?.to_vec()).ok()?;
-        let sl = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
-        let sig = take(sl)?.to_vec();
-        sigs.push(RootSig { alg, keyid, sig });
-    }
+    let mut r = super::batch::Reader(p);
+    let tl = u16::from_be_bytes(r.take(2).ok()?.try_into().ok()?) as usize;
+    let tbs = r.take(tl).ok()?.to_vec();
+    let count = r.u8().ok()? as usize;
+    let sigs = super::batch::read_sigs(&mut r, count).ok()?;
     Some(Entry { index, tbs, sigs })
+}
+
+/// The batch id inside a record payload, read in place (the TBS starts after its 2-byte length).
+fn batch_id_of(p: &[u8]) -> Option<[u8; 16]> {
+    p.get(2 + TBS_ID_AT..2 + TBS_ID_AT + 16)?.try_into().ok()
 }
 
 /// The log file and what is known of it in memory.
@@ -249,10 +227,8 @@ impl AnchorLog {
         for p in payloads {
             let index = st.records.len() as u64;
             st.records.push((at + 8, p.len() as u32));
-            if let Some(e) = parse_payload(index, p) {
-                if let Some(id) = e.batch_id() {
-                    st.by_id.insert(id, index);
-                }
+            if let Some(id) = batch_id_of(p) {
+                st.by_id.insert(id, index);
             }
             st.leaves.push(merkle::leaf_of(p));
             at += 8 + p.len() as u64;

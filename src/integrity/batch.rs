@@ -62,7 +62,8 @@ pub fn code(alg: SigAlg) -> u8 {
     }
 }
 
-fn alg_of_code(code: u8) -> Option<SigAlg> {
+/// The algorithm of a root signature code (§2).
+pub fn alg_of_code(code: u8) -> Option<SigAlg> {
     match code {
         1 => Some(SigAlg::EcdsaP256),
         2 => Some(SigAlg::MlDsa65),
@@ -148,15 +149,37 @@ pub fn encode(b: &Batch, index: u32, salt: &[u8; 16], path: &[Hash], detached: b
         out.push(0);
         return out;
     }
-    out.push(b.sigs.len() as u8);
-    for s in &b.sigs {
+    push_sigs(&mut out, &b.sigs);
+    out
+}
+
+/// `count || count x (code || keyid_len || keyid || sig_len || sig)`: how a value (§6) and an
+/// anchor-log record list root signatures.
+pub(crate) fn push_sigs(out: &mut Vec<u8>, sigs: &[RootSig]) {
+    out.push(sigs.len() as u8);
+    for s in sigs {
         out.push(code(s.alg));
         out.push(s.keyid.len() as u8);
         out.extend_from_slice(s.keyid.as_bytes());
         out.extend_from_slice(&(s.sig.len() as u16).to_be_bytes());
         out.extend_from_slice(&s.sig);
     }
-    out
+}
+
+/// The `count` root signatures after the count byte [`push_sigs`] wrote.
+pub(crate) fn read_sigs(r: &mut Reader<'_>, count: usize) -> Result<Vec<RootSig>, BatchError> {
+    let mut sigs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let alg = alg_of_code(r.u8()?).ok_or(BatchError::Format("unknown signature code"))?;
+        let kl = r.u8()? as usize;
+        let keyid = std::str::from_utf8(r.take(kl)?)
+            .map_err(|_| BatchError::Format("key id is not text"))?
+            .to_string();
+        let sl = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes")) as usize;
+        let sig = r.take(sl)?.to_vec();
+        sigs.push(RootSig { alg, keyid, sig });
+    }
+    Ok(sigs)
 }
 
 impl Value {
@@ -191,17 +214,7 @@ impl Value {
         if detached && count != 0 {
             return Err(BatchError::Format("a detached value carries root signatures"));
         }
-        let mut sigs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let alg = alg_of_code(r.u8()?).ok_or(BatchError::Format("unknown signature code"))?;
-            let kl = r.u8()? as usize;
-            let keyid = std::str::from_utf8(r.take(kl)?)
-                .map_err(|_| BatchError::Format("key id is not text"))?
-                .to_string();
-            let sl = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes")) as usize;
-            let sig = r.take(sl)?.to_vec();
-            sigs.push(RootSig { alg, keyid, sig });
-        }
+        let sigs = read_sigs(&mut r, count)?;
         if !r.0.is_empty() {
             return Err(BatchError::Format("trailing bytes"));
         }
@@ -220,10 +233,11 @@ impl Value {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads the format's fields in order; running past the end is [`BatchError::Format`].
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
         if self.0.len() < n {
             return Err(BatchError::Format("truncated"));
         }
@@ -231,7 +245,7 @@ impl<'a> Reader<'a> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> Result<u8, BatchError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, BatchError> {
         Ok(self.take(1)?[0])
     }
 }

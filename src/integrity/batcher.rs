@@ -72,7 +72,8 @@ pub struct Batcher {
     anchor: Option<Arc<super::anchor::AnchorWriter>>,
     keyring: Arc<ArcSwap<KeyRing>>,
     permits: Arc<Semaphore>,
-    lanes: Mutex<Vec<(BatchAlg, Arc<Lane>)>>,
+    /// By position in [`BatchAlg::ALL`], started on first use (no lock on the request path).
+    lanes: [std::sync::OnceLock<Lane>; 3],
     instance: [u8; 8],
     sequence: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -100,7 +101,7 @@ impl Batcher {
             anchor,
             keyring,
             permits,
-            lanes: Mutex::new(Vec::new()),
+            lanes: Default::default(),
             instance,
             sequence: Arc::new(sequence.into()),
         }
@@ -110,11 +111,15 @@ impl Batcher {
         &self.settings
     }
 
-    fn lane(&self, alg: BatchAlg) -> Arc<Lane> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, l)) = lanes.iter().find(|(a, _)| *a == alg) {
-            return l.clone();
-        }
+    fn lane(&self, alg: BatchAlg) -> &Lane {
+        let at = BatchAlg::ALL
+            .iter()
+            .position(|a| *a == alg)
+            .expect("every BatchAlg is in ALL");
+        self.lanes[at].get_or_init(|| self.start_lane(alg))
+    }
+
+    fn start_lane(&self, alg: BatchAlg) -> Lane {
         let (tx, rx) = mpsc::sync_channel::<Job>(self.settings.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..self.settings.threads.max(1) {
@@ -133,9 +138,7 @@ impl Batcher {
                 .spawn(move || worker.run())
                 .expect("spawning a batch signer thread");
         }
-        let lane = Arc::new(Lane { tx });
-        lanes.push((alg, lane.clone()));
-        lane
+        Lane { tx }
     }
 
     /// Adds `leaf` to the next batch of `alg` and waits until that batch is signed. `keyid` is

@@ -15,17 +15,12 @@ impl Gateway {
         let ring = self.keyring.load();
         let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
             .or_err(ErrorType::InternalError, "jwks")?;
-        let mut header = ResponseHeader::build_no_case(200, Some(5))?;
-        header.insert_header("Content-Type", "application/http-message-signatures-directory+json")?;
-        header.insert_header("Cache-Control", "public, max-age=300")?;
-        header.insert_header("Content-Length", body.len().to_string())?;
-        header.insert_header("X-Request-Id", ctx.request_id.header())?;
-        let spec = &ctx.policy.unrouted_headers;
-        headers::edit_response(&mut header, spec.max_added(), |h| {
-            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
-        });
-        self.sign_if_configured(session, ctx, &mut header, &body).await;
-        self.write_whole(session, header, bytes::Bytes::from(body)).await
+        let doc = Document {
+            content_type: "application/http-message-signatures-directory+json",
+            cache_control: "public, max-age=300",
+            signed: true,
+        };
+        self.write_document(session, ctx, body, doc).await
     }
 
     /// A logged batch as JSON: its TBS and root signatures (what a detached verifier needs),
@@ -56,16 +51,37 @@ impl Gateway {
             "log": {"size": size, "root": b64.encode(root), "inclusion": path.iter().map(|h| b64.encode(h)).collect::<Vec<_>>()},
         });
         let body = serde_json::to_vec_pretty(&body).or_err(ErrorType::InternalError, "batch")?;
+        let doc = Document {
+            content_type: "application/json",
+            // A batch never changes; the log's inclusion part grows, so only briefly cacheable.
+            cache_control: "public, max-age=60",
+            signed: false,
+        };
+        self.write_document(session, ctx, body, doc).await
+    }
+
+    /// A 200 with `body`: its type and caching, `X-Request-Id`, the unrouted security headers,
+    /// and signatures when `doc.signed` and the policy signs.
+    async fn write_document(&self, session: &mut Session, ctx: &mut Ctx, body: Vec<u8>, doc: Document) -> Result<()> {
         let mut header = ResponseHeader::build_no_case(200, Some(5))?;
-        header.insert_header("Content-Type", "application/json")?;
-        // A batch never changes; the log's inclusion part grows, so only briefly cacheable.
-        header.insert_header("Cache-Control", "public, max-age=60")?;
+        header.insert_header("Content-Type", doc.content_type)?;
+        header.insert_header("Cache-Control", doc.cache_control)?;
         header.insert_header("Content-Length", body.len().to_string())?;
         header.insert_header("X-Request-Id", ctx.request_id.header())?;
         let spec = &ctx.policy.unrouted_headers;
         headers::edit_response(&mut header, spec.max_added(), |h| {
             security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
         });
+        if doc.signed {
+            self.sign_if_configured(session, ctx, &mut header, &body).await;
+        }
         self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
+}
+
+/// How a well-known document goes out.
+struct Document {
+    content_type: &'static str,
+    cache_control: &'static str,
+    signed: bool,
 }
