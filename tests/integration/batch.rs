@@ -5,14 +5,13 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine;
 use quantumvault::integrity::batch::Value;
 use serde_json::json;
 
 use crate::common::*;
-use crate::signing::{capture, interop_python, qv_verify, signing_gateway_with, write_json, Captured};
+use crate::signing::{capture, qv_verify, signing_gateway_with, write_json, Captured};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -45,22 +44,7 @@ fn batch_gateway(up: std::net::SocketAddr) -> Gateway {
 
 /// The independent batch verifier: exit code and output.
 fn py_verify_batch(exchange: &Path, jwks: &Path) -> (i32, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(interop_python())
-        .arg(root.join("tests/interop/verify_batch.py"))
-        .arg(exchange)
-        .arg(jwks)
-        .arg("--require-digest")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    crate::signing::py_run("verify_batch.py", exchange, jwks, &["--require-digest"])
 }
 
 /// The `sig-batch` member of a captured response's `Signature`, decoded.

@@ -697,20 +697,14 @@ routes:
     for (case, suffix, method, body, status, code) in cases {
         let mut seen = Vec::new();
         for kind in ["plain", "signed"] {
-            let url = gw.url(&format!("/{kind}{suffix}"));
-            let req = agent().request(method, &url).set("Content-Type", "application/json");
-            let resp = match body {
-                Some(b) => req.send_string(b),
-                None => req.call(),
-            };
-            let resp = match resp {
-                Ok(r) => r,
-                Err(ureq::Error::Status(_, r)) => r,
-                Err(e) => panic!("{case} {kind}: {e}"),
-            };
-            let got = resp.status();
-            let signed = resp.header("signature").is_some();
-            let text = resp.into_string().unwrap_or_default();
+            let c = crate::signing::capture(
+                method,
+                &gw.url(&format!("/{kind}{suffix}")),
+                &[("Content-Type", "application/json")],
+                body,
+            );
+            let (got, signed) = (c.status, c.header("signature").is_some());
+            let text = String::from_utf8_lossy(&c.body).into_owned();
             let error = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_string));

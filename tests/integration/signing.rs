@@ -153,9 +153,14 @@ pub(crate) fn interop_python() -> PathBuf {
 
 /// The independent verifier: exit code and output.
 pub(crate) fn py_verify(exchange: &Path, jwks: &Path, extra: &[&str]) -> (i32, String) {
+    py_run("verify.py", exchange, jwks, extra)
+}
+
+/// One of the verifiers in `tests/interop/` on `exchange` and `jwks`: exit code and output.
+pub(crate) fn py_run(script: &str, exchange: &Path, jwks: &Path, extra: &[&str]) -> (i32, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(interop_python())
-        .arg(root.join("tests/interop/verify.py"))
+        .arg(root.join("tests/interop").join(script))
         .arg(exchange)
         .arg(jwks)
         .args(extra)
