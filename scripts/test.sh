@@ -19,6 +19,7 @@ PY=$(bash tests/interop/setup.sh | tail -n1)
 
 echo "== independent batch (Merkle) signature verifier (Python stdlib + cryptography) self-test"
 "$PY" tests/interop/selftest_batch.py | tail -n 3
+"$PY" tests/interop/selftest_log.py | tail -n 3
 
 echo "== cargo test (release build, shared by unit and integration tests)"
 cargo test --release --locked 2>&1

@@ -101,6 +101,73 @@ impl pingora::services::background::BackgroundService for KeyMaintenance {
     }
 }
 
+/// Signs a checkpoint of the anchor log whenever it grew (every `checkpoint_interval`), and
+/// once an hour drops ML-DSA-65 root signatures older than the retention window.
+#[derive(Clone)]
+pub struct AnchorMaintenance {
+    pub log: std::sync::Arc<crate::integrity::anchor::AnchorLog>,
+    pub keyring: std::sync::Arc<arc_swap::ArcSwap<crate::kms::keystore::KeyRing>>,
+    pub settings: crate::config::gateway::BatchSettings,
+}
+
+impl AnchorMaintenance {
+    fn checkpoint(&self) {
+        let ring = self.keyring.load();
+        if ring.checkpoint.is_empty() {
+            return;
+        }
+        let signers: Vec<&dyn crate::integrity::sig::Signer> = ring.checkpoint.iter().map(|s| &*s.signer).collect();
+        match self.log.sign_checkpoint(&signers) {
+            Ok(Some(size)) => crate::telemetry::metrics::checkpoint_signed(size),
+            Ok(None) => {}
+            Err(e) => {
+                crate::telemetry::metrics::checkpoint_failed();
+                log::error!("{e}");
+            }
+        }
+    }
+
+    fn prune(&self) {
+        let Some(window) = self.settings.pq_retention else {
+            return;
+        };
+        let before = crate::clock::unix_now().saturating_sub(window.as_secs()) * 1000;
+        match self.log.prune_pq(before) {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::telemetry::metrics::pq_signatures_pruned(n);
+                log::info!("anchor log: {n} ML-DSA-65 root signatures older than the retention window dropped");
+            }
+            Err(e) => log::error!("anchor log retention: {e}"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for AnchorMaintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let ticks_per_prune = (3600 / self.settings.checkpoint_interval.as_secs().max(1)).max(1);
+        let mut tick: u64 = 0;
+        every(self.settings.checkpoint_interval, &mut shutdown, || {
+            // Signing (ML-DSA-65 about 0.3 ms) and the rewrite are blocking work: off the
+            // runtime's thread, never on a proxy thread.
+            let me = self.clone();
+            let prune = tick.is_multiple_of(ticks_per_prune);
+            tick += 1;
+            async move {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if prune {
+                        me.prune();
+                    }
+                    me.checkpoint();
+                })
+                .await;
+            }
+        })
+        .await;
+    }
+}
+
 /// Drains histogram samples into their buckets so memory stays flat between scrapes, and
 /// forgets the statistics of routes that are gone.
 pub struct MetricsUpkeep(pub metrics_exporter_prometheus::PrometheusHandle);

@@ -148,9 +148,12 @@ fn header_map(pairs: &[(String, String)]) -> Result<http::HeaderMap, String> {
 }
 
 /// Checks the digest and every signature; returns the report lines and whether all passed.
+/// With `log`, each verified batch signature's batch must also be on the anchor log
+/// ([`crate::log_cli::check`]).
 pub fn verify_exchange(
     ex: &Exchange,
     keys: &[(String, crate::integrity::sig::SigAlg, Vec<u8>)],
+    log: Option<&crate::log_cli::LogCheck>,
 ) -> Result<(Vec<String>, bool), String> {
     use base64::Engine;
     let body = base64::engine::general_purpose::STANDARD
@@ -190,12 +193,19 @@ pub fn verify_exchange(
         .map_err(|e| e.to_string())?
     {
         match result {
-            Ok(v) => lines.push(format!(
-                "ok   signature {label}: keyid={} alg={}{}",
-                v.keyid,
-                v.batch.map(|b| b.name()).unwrap_or(v.alg.name()),
-                v.tag.map(|t| format!(" tag={t}")).unwrap_or_default()
-            )),
+            Ok(v) => {
+                lines.push(format!(
+                    "ok   signature {label}: keyid={} alg={}{}",
+                    v.keyid,
+                    v.batch.map(|b| b.name()).unwrap_or(v.alg.name()),
+                    v.tag.as_ref().map(|t| format!(" tag={t}")).unwrap_or_default()
+                ));
+                if let (Some(log), Some(tbs)) = (log, &v.tbs) {
+                    let (more, good) = crate::log_cli::check(log, &ex.request.url, tbs)?;
+                    lines.extend(more);
+                    ok &= good;
+                }
+            }
             Err(e) => {
                 ok = false;
                 lines.push(format!("FAIL signature {label}: {e}"));

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod integrity;
 pub mod keys_cli;
 pub mod kms;
+pub mod log_cli;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

@@ -67,6 +67,26 @@ enum Command {
         /// A saved exchange (JSON: request method, url, headers; response status, headers, body_b64).
         #[arg(long)]
         exchange: Option<PathBuf>,
+        /// Also check that each batch is on the anchor log, whose checkpoints this key signs
+        /// (`name+id+key`, as served at /.well-known/http-batch-sig/v1/log/keys; repeatable,
+        /// every key given must sign).
+        #[arg(long = "log-key")]
+        log_keys: Vec<String>,
+        /// Like --log-key, every key listed in this file or URL (trust on first use for a URL).
+        #[arg(long = "log-keys")]
+        log_keys_from: Option<String>,
+        /// Check this saved tlog-proof instead of fetching the batch's proof.
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// Save the batch's tlog-proof here (to keep with the response).
+        #[arg(long)]
+        save_proof: Option<PathBuf>,
+        /// An older checkpoint of the log: check that the proof's checkpoint is consistent with it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Save the proof's (verified) checkpoint here, for the next --checkpoint.
+        #[arg(long)]
+        save_checkpoint: Option<PathBuf>,
     },
     /// Run the gateway with a built-in demo upstream and print curl lines to try.
     Demo {
@@ -136,10 +156,39 @@ fn keys(config: &std::path::Path, action: KeysAction) -> ExitCode {
     }
 }
 
-fn verify(jwks: &str, url: Option<String>, method: &str, headers: &[String], exchange: Option<PathBuf>) -> ExitCode {
+fn verify(
+    jwks: &str,
+    url: Option<String>,
+    method: &str,
+    headers: &[String],
+    exchange: Option<PathBuf>,
+    log: Option<(Vec<String>, Option<String>)>,
+    mut log_check: quantumvault::log_cli::LogCheck,
+) -> ExitCode {
     use quantumvault::keys_cli as k;
     let run = || -> Result<bool, String> {
         let keys = k::load_jwks(jwks)?;
+        if let Some((given, from)) = &log {
+            for v in given {
+                log_check.keys.push(quantumvault::integrity::tlog::NoteKey::parse(v)?);
+            }
+            if let Some(src) = from {
+                log_check.keys.extend(quantumvault::log_cli::load_keys(src)?);
+            }
+            if log_check.keys.is_empty() {
+                return Err("no anchor log keys given".into());
+            }
+        }
+        let wants_log = log_check.proof.is_some()
+            || log_check.save_proof.is_some()
+            || log_check.older.is_some()
+            || log_check.save_checkpoint.is_some();
+        if log.is_none() && wants_log {
+            return Err(
+                "--proof, --save-proof, --checkpoint and --save-checkpoint need --log-key or --log-keys".into(),
+            );
+        }
+        let log_check = log.is_some().then_some(&log_check);
         let ex = match (url, exchange) {
             (Some(u), _) => {
                 let hs: Vec<(String, String)> = headers
@@ -156,7 +205,7 @@ fn verify(jwks: &str, url: Option<String>, method: &str, headers: &[String], exc
                 .map_err(|e| format!("{}: {e}", p.display()))?,
             (None, None) => return Err("give --url or --exchange".into()),
         };
-        let (lines, ok) = k::verify_exchange(&ex, &keys)?;
+        let (lines, ok) = k::verify_exchange(&ex, &keys, log_check)?;
         for l in lines {
             println!("{l}");
         }
@@ -265,7 +314,23 @@ fn main() -> ExitCode {
             method,
             headers,
             exchange,
-        } => return verify(&jwks, url, &method, &headers, exchange),
+            log_keys,
+            log_keys_from,
+            proof,
+            save_proof,
+            checkpoint,
+            save_checkpoint,
+        } => {
+            let log = (!log_keys.is_empty() || log_keys_from.is_some()).then_some((log_keys, log_keys_from));
+            let check = quantumvault::log_cli::LogCheck {
+                keys: Vec::new(),
+                proof,
+                save_proof,
+                older: checkpoint,
+                save_checkpoint,
+            };
+            return verify(&jwks, url, &method, &headers, exchange, log, check);
+        }
         Command::Demo { dir, listen, admin } => {
             quantumvault::demo::run(quantumvault::demo::DemoOptions { dir, listen, admin })
         }

@@ -172,6 +172,11 @@ pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<Ke
     for name in rotated {
         log::info!("key {name}: rotated (age or expiry)");
     }
+    let added = ks.add_checkpoint_keys(k.lifetime.map(|d| d.as_secs()))?;
+    if !added.is_empty() {
+        ks.save()?;
+        log::info!("anchor log checkpoint keys created: {}", added.join(", "));
+    }
     let ring = ks.key_ring()?;
     metrics::key_ring(&ring);
     Ok(ring)

@@ -82,7 +82,8 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
         AccessLog::start(&gateway.access_log).map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
 
     let anchor = Arc::new(
-        crate::integrity::anchor::AnchorLog::open(&gateway.data_dir).map_err(|e| StartError::Other(e.to_string()))?,
+        crate::integrity::anchor::AnchorLog::open(&gateway.data_dir, gateway.signing_batch.log_origin.as_deref())
+            .map_err(|e| StartError::Other(e.to_string()))?,
     );
     let conf = server_conf(&gateway);
     let opt = Opt {
@@ -140,6 +141,14 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
         HealthChecker::new(runtime.policy.clone()),
     ));
     server.add_service(background_service("metrics upkeep", MetricsUpkeep(handle)));
+    server.add_service(background_service(
+        "anchor log checkpoints",
+        crate::background::AnchorMaintenance {
+            log: anchor.clone(),
+            keyring: runtime.keyring.clone(),
+            settings: gateway.signing_batch.clone(),
+        },
+    ));
     if gateway.monitoring.enabled {
         server.add_service(background_service(
             "alert evaluation",

@@ -49,6 +49,20 @@ struct RawSigningBatch {
     threads: usize,
     #[serde(default = "d_batch_queue")]
     queue: usize,
+    #[serde(default)]
+    log_origin: Option<String>,
+    #[serde(default = "d_checkpoint_interval", deserialize_with = "de::duration")]
+    checkpoint_interval: Duration,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+/// How long the anchor log keeps what (`signing_batch.retention`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pq_signatures: Option<Duration>,
 }
 
 impl Default for RawSigningBatch {
@@ -58,8 +72,15 @@ impl Default for RawSigningBatch {
             max_wait: d_batch_wait(),
             threads: d_batch_threads(),
             queue: d_batch_queue(),
+            log_origin: None,
+            checkpoint_interval: d_checkpoint_interval(),
+            retention: RawRetention::default(),
         }
     }
+}
+
+fn d_checkpoint_interval() -> Duration {
+    BatchSettings::default().checkpoint_interval
 }
 
 fn d_batch_leaves() -> u32 {
@@ -524,11 +545,28 @@ impl GatewayConfig {
         if b.queue < b.max_leaves as usize {
             errors.push(file.error("signing_batch.queue", "at least max_leaves"));
         }
+        if let Some(o) = &b.log_origin {
+            if o.is_empty() || o.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
+                errors.push(file.error(
+                    "signing_batch.log_origin",
+                    "a non-empty name without spaces or '+', such as api.example.com/anchor",
+                ));
+            }
+        }
+        if b.checkpoint_interval < Duration::from_millis(100) || b.checkpoint_interval > Duration::from_secs(3600) {
+            errors.push(file.error("signing_batch.checkpoint_interval", "between 100ms and 1h"));
+        }
+        if b.retention.pq_signatures.is_some_and(|d| d < Duration::from_secs(3600)) {
+            errors.push(file.error("signing_batch.retention.pq_signatures", "at least 1h"));
+        }
         let signing_batch = BatchSettings {
             max_leaves: b.max_leaves,
             max_wait: b.max_wait,
             threads: b.threads,
             queue: b.queue,
+            log_origin: b.log_origin.clone(),
+            checkpoint_interval: b.checkpoint_interval,
+            pq_retention: b.retention.pq_signatures,
         };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -624,6 +662,12 @@ pub struct BatchSettings {
     pub max_wait: Duration,
     pub threads: usize,
     pub queue: usize,
+    /// The anchor log's checkpoint origin (default: from the instance id).
+    pub log_origin: Option<String>,
+    /// How often a grown log gets a new signed checkpoint.
+    pub checkpoint_interval: Duration,
+    /// Drop ML-DSA-65 root signatures from the anchor log after this long (`None`: keep).
+    pub pq_retention: Option<Duration>,
 }
 
 impl Default for BatchSettings {
@@ -637,6 +681,9 @@ impl Default for BatchSettings {
             max_wait: Duration::ZERO,
             threads: 1,
             queue: 8192,
+            log_origin: None,
+            checkpoint_interval: Duration::from_secs(1),
+            pq_retention: None,
         }
     }
 }

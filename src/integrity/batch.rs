@@ -59,6 +59,8 @@ pub fn code(alg: SigAlg) -> u8 {
     match alg {
         SigAlg::EcdsaP256 => 1,
         SigAlg::MlDsa65 => 2,
+        // No batch algorithm signs roots with Ed25519 (it signs the log's checkpoints).
+        SigAlg::Ed25519 => 3,
     }
 }
 
@@ -67,6 +69,7 @@ pub fn alg_of_code(code: u8) -> Option<SigAlg> {
     match code {
         1 => Some(SigAlg::EcdsaP256),
         2 => Some(SigAlg::MlDsa65),
+        3 => Some(SigAlg::Ed25519),
         _ => None,
     }
 }
@@ -279,7 +282,7 @@ pub fn verify(
     keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
     check: &dyn Fn(SigAlg, &[u8], &[u8], &[u8]) -> bool,
     fetch: Fetch<'_>,
-) -> Result<(), BatchError> {
+) -> Result<Vec<u8>, BatchError> {
     let leaf = merkle::leaf(&value.salt, base);
     let fetched;
     let b = if value.detached {
@@ -306,7 +309,8 @@ pub fn verify(
             return Err(BatchError::BadSignature(s.keyid.clone()));
         }
     }
-    Ok(())
+    // The verified TBS: the batch's entry in the anchor log (§11.1).
+    Ok(tbs)
 }
 
 #[cfg(test)]
@@ -410,7 +414,7 @@ mod tests {
                 detached: false,
             };
             let v = Value::decode(&v.encode()).unwrap();
-            assert_eq!(verify(BatchAlg::Hybrid, &bases[i], &v, &keys, &check), Ok(()));
+            assert!(verify(BatchAlg::Hybrid, &bases[i], &v, &keys, &check).is_ok());
             assert!(verify(BatchAlg::Hybrid, &bases[(i + 1) % 6], &v, &keys, &check).is_err());
             assert!(
                 verify(BatchAlg::Ecdsa, &bases[i], &v, &keys, &check).is_err(),
@@ -451,9 +455,10 @@ mod tests {
                     Err("unknown".to_string())
                 }
             };
+            // A detached value verifies to the same TBS as the inline one.
             assert_eq!(
                 super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &doc),
-                Ok(())
+                super::verify(BatchAlg::Hybrid, &bases[i], &v, &keys, &check, &none)
             );
             let half = |_: &[u8; 16]| Ok(batch.sigs[..1].to_vec());
             assert!(super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &half).is_err());

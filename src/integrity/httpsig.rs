@@ -219,6 +219,8 @@ pub struct Verified {
     pub alg: SigAlg,
     /// Set for a batch signature (`docs/batch-signing.md`).
     pub batch: Option<super::batch::BatchAlg>,
+    /// For a batch signature, the TBS it verified: the batch's anchor log entry.
+    pub tbs: Option<Vec<u8>>,
     pub tag: Option<String>,
     pub covered: Vec<Component>,
 }
@@ -333,12 +335,13 @@ fn verify_one(
             Backend::AwsLc => super::sig::verify_aws_lc(a, public, msg, sig),
             Backend::RustCrypto => super::sig::verify_rustcrypto(a, public, msg, sig),
         };
-        super::batch::verify(batch, base.as_bytes(), &value, keys, &check, fetch)?;
+        let tbs = super::batch::verify(batch, base.as_bytes(), &value, keys, &check, fetch)?;
         return Ok(Verified {
             label: label.to_string(),
             keyid,
             alg: batch.algorithms()[0],
             batch: Some(batch),
+            tbs: Some(tbs),
             tag,
             covered,
         });
@@ -368,6 +371,7 @@ fn verify_one(
         keyid,
         alg: key_alg,
         batch: None,
+        tbs: None,
         tag,
         covered,
     })

@@ -19,6 +19,9 @@ pub fn jwk(keyid: &str, alg: SigAlg, public: &[u8]) -> Value {
         SigAlg::MlDsa65 => {
             json!({"kty": "AKP", "alg": "ML-DSA-65", "pub": B64URL.encode(public), "kid": keyid, "use": "sig"})
         }
+        SigAlg::Ed25519 => {
+            json!({"kty": "OKP", "crv": "Ed25519", "x": B64URL.encode(public), "kid": keyid, "alg": "EdDSA", "use": "sig"})
+        }
     }
 }
 
@@ -61,6 +64,7 @@ pub fn parse(jwks: &Value) -> Result<Vec<(String, SigAlg, Vec<u8>)>, String> {
                 out.push((kid, SigAlg::EcdsaP256, p));
             }
             (Some("AKP"), _, Some("ML-DSA-65")) => out.push((kid.clone(), SigAlg::MlDsa65, dec("pub")?)),
+            (Some("OKP"), Some("Ed25519"), _) => out.push((kid.clone(), SigAlg::Ed25519, dec("x")?)),
             _ => {}
         }
     }

@@ -10,3 +10,4 @@ pub mod httpsig;
 pub mod jwks;
 pub mod merkle;
 pub mod sig;
+pub mod tlog;

@@ -9,6 +9,8 @@
 //!   signatures as r||s (64 bytes, RFC 9421 section 3.3.4).
 //! - ML-DSA-65: private key as the 32-byte FIPS 204 seed (xi, `KeyGen_internal`); public key
 //!   raw (1,952 bytes); signatures 3,309 bytes, pure ML-DSA with an empty context.
+//! - Ed25519 (RFC 8032; signs the anchor log's checkpoints): private key as the 32-byte seed;
+//!   public key 32 bytes; signatures 64 bytes.
 
 use aws_lc_rs::signature::{self as lc, KeyPair};
 use zeroize::Zeroizing;
@@ -19,6 +21,8 @@ pub enum SigAlg {
     EcdsaP256,
     #[serde(rename = "ml-dsa-65")]
     MlDsa65,
+    #[serde(rename = "ed25519")]
+    Ed25519,
 }
 
 impl SigAlg {
@@ -27,12 +31,14 @@ impl SigAlg {
         match self {
             SigAlg::EcdsaP256 => "ecdsa-p256-sha256",
             SigAlg::MlDsa65 => "ml-dsa-65",
+            SigAlg::Ed25519 => "ed25519",
         }
     }
     pub fn parse(s: &str) -> Option<SigAlg> {
         match s {
             "ecdsa-p256-sha256" => Some(SigAlg::EcdsaP256),
             "ml-dsa-65" => Some(SigAlg::MlDsa65),
+            "ed25519" => Some(SigAlg::Ed25519),
             _ => None,
         }
     }
@@ -41,6 +47,7 @@ impl SigAlg {
         match self {
             SigAlg::EcdsaP256 => "sig-ecdsa",
             SigAlg::MlDsa65 => "sig-mldsa",
+            SigAlg::Ed25519 => "sig-ed25519",
         }
     }
     /// The `tag` parameter naming the profile, so a verifier can pick the signature it knows.
@@ -48,6 +55,7 @@ impl SigAlg {
         match self {
             SigAlg::EcdsaP256 => "quantumvault-ecdsa-p256",
             SigAlg::MlDsa65 => "quantumvault-ml-dsa-65",
+            SigAlg::Ed25519 => "quantumvault-ed25519",
         }
     }
 }
@@ -78,7 +86,7 @@ pub fn generate(alg: SigAlg) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
             let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::KeyGen)?;
             Ok(Zeroizing::new(doc.as_ref().to_vec()))
         }
-        SigAlg::MlDsa65 => {
+        SigAlg::MlDsa65 | SigAlg::Ed25519 => {
             let mut seed = Zeroizing::new(vec![0u8; 32]);
             aws_lc_rs::rand::fill(&mut seed).map_err(|_| CryptoError::KeyGen)?;
             Ok(seed)
@@ -96,6 +104,7 @@ pub struct AwsLcSigner {
 enum AwsLcKey {
     Ecdsa(lc::EcdsaKeyPair),
     MlDsa(lc::PqdsaKeyPair),
+    Ed25519(lc::Ed25519KeyPair),
 }
 
 impl AwsLcSigner {
@@ -112,6 +121,12 @@ impl AwsLcSigner {
                     .map_err(|_| CryptoError::BadKey("ml-dsa-65"))?;
                 let public = kp.public_key().as_ref().to_vec();
                 (AwsLcKey::MlDsa(kp), public)
+            }
+            SigAlg::Ed25519 => {
+                let kp =
+                    lc::Ed25519KeyPair::from_seed_unchecked(material).map_err(|_| CryptoError::BadKey("ed25519"))?;
+                let public = kp.public_key().as_ref().to_vec();
+                (AwsLcKey::Ed25519(kp), public)
             }
         };
         Ok(AwsLcSigner { alg, inner, public })
@@ -139,6 +154,7 @@ impl Signer for AwsLcSigner {
                 sig.truncate(n);
                 Ok(sig)
             }
+            AwsLcKey::Ed25519(kp) => Ok(kp.sign(msg).as_ref().to_vec()),
         }
     }
 }
@@ -153,6 +169,7 @@ pub struct RustCryptoSigner {
 enum RcKey {
     Ecdsa(p256::ecdsa::SigningKey),
     MlDsa(Box<ml_dsa::SigningKey<ml_dsa::MlDsa65>>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
 impl RustCryptoSigner {
@@ -176,6 +193,16 @@ impl RustCryptoSigner {
                 Ok(RustCryptoSigner {
                     alg,
                     inner: RcKey::MlDsa(Box::new(key)),
+                    public,
+                })
+            }
+            SigAlg::Ed25519 => {
+                let seed: [u8; 32] = material.try_into().map_err(|_| CryptoError::BadKey("ed25519"))?;
+                let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+                let public = key.verifying_key().to_bytes().to_vec();
+                Ok(RustCryptoSigner {
+                    alg,
+                    inner: RcKey::Ed25519(Box::new(key)),
                     public,
                 })
             }
@@ -204,6 +231,10 @@ impl Signer for RustCryptoSigner {
                     .map_err(|_| CryptoError::SignFailed)?;
                 Ok(sig.encode().to_vec())
             }
+            RcKey::Ed25519(k) => {
+                use ed25519_dalek::Signer as _;
+                Ok(k.sign(msg).to_bytes().to_vec())
+            }
         }
     }
 }
@@ -224,6 +255,9 @@ pub fn verify_aws_lc(alg: SigAlg, public: &[u8], msg: &[u8], sig: &[u8]) -> bool
             .verify(msg, sig)
             .is_ok(),
         SigAlg::MlDsa65 => lc::UnparsedPublicKey::new(&lc::ML_DSA_65, public)
+            .verify(msg, sig)
+            .is_ok(),
+        SigAlg::Ed25519 => lc::UnparsedPublicKey::new(&lc::ED25519, public)
             .verify(msg, sig)
             .is_ok(),
     }
@@ -257,6 +291,18 @@ pub fn verify_rustcrypto(alg: SigAlg, public: &[u8], msg: &[u8], sig: &[u8]) -> 
             };
             vk.verify_with_context(msg, b"", &sig)
         }
+        SigAlg::Ed25519 => {
+            let Ok(pk) = <[u8; 32]>::try_from(public) else {
+                return false;
+            };
+            let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&pk) else {
+                return false;
+            };
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+                return false;
+            };
+            vk.verify_strict(msg, &sig).is_ok()
+        }
     }
 }
 
@@ -266,7 +312,7 @@ mod tests {
 
     #[test]
     fn each_backend_verifies_the_other() {
-        for alg in [SigAlg::EcdsaP256, SigAlg::MlDsa65] {
+        for alg in [SigAlg::EcdsaP256, SigAlg::MlDsa65, SigAlg::Ed25519] {
             let material = generate(alg).unwrap();
             let lc = AwsLcSigner::load(alg, &material).unwrap();
             let rc = RustCryptoSigner::load(alg, &material).unwrap();
@@ -288,13 +334,41 @@ mod tests {
             );
             assert!(!verify_aws_lc(alg, lc.public_key(), b"\"@status\": 201", &by_lc));
             assert!(!verify_rustcrypto(alg, lc.public_key(), b"\"@status\": 201", &by_rc));
-            let expect = if alg == SigAlg::EcdsaP256 {
-                (65, 64)
-            } else {
-                (1952, 3309)
+            let expect = match alg {
+                SigAlg::EcdsaP256 => (65, 64),
+                SigAlg::MlDsa65 => (1952, 3309),
+                SigAlg::Ed25519 => (32, 64),
             };
             assert_eq!((lc.public_key().len(), by_lc.len()), expect);
         }
+    }
+
+    /// RFC 8032 §7.1 test 1: the seed gives the published key, and both backends sign the
+    /// empty message to the published signature (Ed25519 is deterministic).
+    #[test]
+    fn ed25519_matches_rfc_8032() {
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let sig = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
+        for s in [
+            Box::new(AwsLcSigner::load(SigAlg::Ed25519, &seed).unwrap()) as Box<dyn Signer>,
+            Box::new(RustCryptoSigner::load(SigAlg::Ed25519, &seed).unwrap()),
+        ] {
+            assert_eq!(hex::encode(s.public_key()), public);
+            assert_eq!(hex::encode(s.sign(b"").unwrap()), sig);
+        }
+        assert!(verify_aws_lc(
+            SigAlg::Ed25519,
+            &hex::decode(public).unwrap(),
+            b"",
+            &hex::decode(sig).unwrap()
+        ));
+        assert!(!verify_rustcrypto(
+            SigAlg::Ed25519,
+            &hex::decode(public).unwrap(),
+            b"x",
+            &hex::decode(sig).unwrap()
+        ));
     }
 
     /// The published ML-DSA-65 vectors of C2SP `httpsig-pq` (https://c2sp.org/httpsig-pq) and

@@ -156,6 +156,9 @@ pub struct VersionRecord {
     pub destroyed_at: Option<u64>,
 }
 
+/// The purpose of the keys that sign the anchor log's checkpoints (never responses).
+pub const CHECKPOINT: &str = "checkpoint";
+
 /// What a key is: a signing algorithm, or a secret for HMAC or encryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyAlg {
@@ -167,6 +170,8 @@ pub enum KeyAlg {
     HmacSha256,
     #[serde(rename = "aes-256-gcm")]
     Aes256Gcm,
+    #[serde(rename = "ed25519")]
+    Ed25519,
 }
 
 impl KeyAlg {
@@ -176,6 +181,7 @@ impl KeyAlg {
             KeyAlg::MlDsa65 => "ml-dsa-65",
             KeyAlg::HmacSha256 => "hmac-sha256",
             KeyAlg::Aes256Gcm => "aes-256-gcm",
+            KeyAlg::Ed25519 => "ed25519",
         }
     }
     pub fn parse(s: &str) -> Option<KeyAlg> {
@@ -184,6 +190,7 @@ impl KeyAlg {
             KeyAlg::MlDsa65,
             KeyAlg::HmacSha256,
             KeyAlg::Aes256Gcm,
+            KeyAlg::Ed25519,
         ]
         .into_iter()
         .find(|a| a.name() == s)
@@ -192,6 +199,7 @@ impl KeyAlg {
         match self {
             KeyAlg::EcdsaP256 => Some(SigAlg::EcdsaP256),
             KeyAlg::MlDsa65 => Some(SigAlg::MlDsa65),
+            KeyAlg::Ed25519 => Some(SigAlg::Ed25519),
             _ => None,
         }
     }
@@ -199,6 +207,7 @@ impl KeyAlg {
     pub fn purpose(self) -> &'static str {
         match self {
             KeyAlg::EcdsaP256 | KeyAlg::MlDsa65 => "signing",
+            KeyAlg::Ed25519 => CHECKPOINT,
             KeyAlg::HmacSha256 => "hmac",
             KeyAlg::Aes256Gcm => "encryption",
         }
@@ -323,8 +332,32 @@ impl Keystore {
             let name = format!("gateway-signing-{short}");
             ks.add_version(&name, lifetime)?;
         }
+        ks.add_checkpoint_keys(lifetime)?;
         ks.save()?;
         Ok(ks)
+    }
+
+    /// Adds the anchor log's checkpoint keys (Ed25519 and ML-DSA-65, purpose `checkpoint`)
+    /// that this keystore lacks, unsaved; their names. Keystores made before the anchor log
+    /// had checkpoints get them on the gateway's next start.
+    pub fn add_checkpoint_keys(&mut self, lifetime: Option<u64>) -> Result<Vec<String>, KmsError> {
+        let mut added = Vec::new();
+        for (alg, short) in [(KeyAlg::Ed25519, "ed25519"), (KeyAlg::MlDsa65, "mldsa")] {
+            let name = format!("anchor-{CHECKPOINT}-{short}");
+            if self.file.keys.iter().any(|k| k.name == name) {
+                continue;
+            }
+            self.file.keys.push(KeyRecord {
+                name: name.clone(),
+                service: "anchor".into(),
+                purpose: CHECKPOINT.into(),
+                alg,
+                versions: Vec::new(),
+            });
+            self.add_version(&name, lifetime)?;
+            added.push(name);
+        }
+        Ok(added)
     }
 
     /// Opens and unlocks; every failure is its own clear error and leaves the file as it is.
@@ -456,6 +489,7 @@ impl Keystore {
             KeyAlg::MlDsa65 => "mldsa",
             KeyAlg::HmacSha256 => "sha256",
             KeyAlg::Aes256Gcm => "aes256gcm",
+            KeyAlg::Ed25519 => "ed25519",
         };
         let name = format!("{service}-{}-{short}", alg.purpose());
         if self.file.keys.iter().any(|k| k.name == name) {
@@ -587,12 +621,18 @@ impl Keystore {
         let mut ring = KeyRing::default();
         for k in &self.file.keys {
             let Some(sig_alg) = k.alg.sig() else { continue };
+            let checkpoint = k.purpose == CHECKPOINT;
             for v in &k.versions {
                 if v.state == KeyState::Destroyed {
                     continue;
                 }
                 if let Some(pk) = v.public_key.as_ref().and_then(|p| B64.decode(p).ok()) {
-                    ring.published.push(PublicKeyInfo {
+                    let list = if checkpoint {
+                        &mut ring.checkpoint_published
+                    } else {
+                        &mut ring.published
+                    };
+                    list.push(PublicKeyInfo {
                         keyid: k.keyid(v.version),
                         alg: sig_alg,
                         public: pk,
@@ -610,7 +650,12 @@ impl Keystore {
             if let Some(v) = primary {
                 let material = self.material(k, v)?;
                 let signer = self.provider.signer(sig_alg, &material)?;
-                ring.signers.push(PrimarySigner {
+                let list = if checkpoint {
+                    &mut ring.checkpoint
+                } else {
+                    &mut ring.signers
+                };
+                list.push(PrimarySigner {
                     keyid: k.keyid(v.version),
                     signer,
                     created: v.created,
@@ -647,8 +692,14 @@ pub struct PublicKeyInfo {
 /// What the proxy signs with and publishes. Cheap to clone and swap.
 #[derive(Clone, Default)]
 pub struct KeyRing {
+    /// The primary response-signing key per algorithm.
     pub signers: Vec<PrimarySigner>,
+    /// Every response-signing key version not destroyed (the JWKS).
     pub published: Vec<PublicKeyInfo>,
+    /// The primary checkpoint key per algorithm (Ed25519, ML-DSA-65).
+    pub checkpoint: Vec<PrimarySigner>,
+    /// Every checkpoint key version not destroyed (the log's verifier keys).
+    pub checkpoint_published: Vec<PublicKeyInfo>,
 }
 
 impl KeyRing {

@@ -34,6 +34,8 @@ pub const KEY_DIRECTORY_PATH: &str = "/.well-known/http-message-signatures-direc
 /// `{BATCH_PATH}{batch id in hex}`: a signed batch from the anchor log, with its inclusion in
 /// the log's tree.
 pub const BATCH_PATH: &str = "/.well-known/http-batch-sig/v1/batch/";
+/// The anchor log as C2SP tlog-tiles, with proofs and keys (`docs/batch-signing.md` §11.2).
+pub const LOG_PATH: &str = "/.well-known/http-batch-sig/v1/log/";
 
 pub struct Gateway {
     policy: Arc<ArcSwap<Policy>>,
@@ -439,6 +441,12 @@ impl ProxyHttp for Gateway {
             && (req.method == http::Method::GET || req.method == http::Method::HEAD)
         {
             Box::pin(self.serve_batch(session, ctx)).await?;
+            return Ok(true);
+        }
+        if ctx.canonical.path.starts_with(LOG_PATH)
+            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        {
+            Box::pin(self.serve_log(session, ctx)).await?;
             return Ok(true);
         }
         match phases::request(&info, &mut ctx.filters) {

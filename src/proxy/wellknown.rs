@@ -1,13 +1,15 @@
-//! What every proxy listener serves itself under `/.well-known/`: the key directory (JWKS) and
-//! the anchor log's signed batches.
+//! What every proxy listener serves itself under `/.well-known/`: the key directory (JWKS),
+//! the anchor log's signed batches, and the log itself (checkpoint, tiles, proofs, keys).
 
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{headers, Ctx, Gateway, BATCH_PATH};
+use super::{headers, Ctx, Gateway, BATCH_PATH, LOG_PATH};
 use crate::filters::phases::Denial;
 use crate::filters::security_headers;
+use crate::integrity::anchor::ProofAnswer;
+use crate::integrity::tlog;
 
 impl Gateway {
     /// The JWKS of every active and retired signing key, cacheable for five minutes.
@@ -60,6 +62,77 @@ impl Gateway {
         self.write_document(session, ctx, body, doc).await
     }
 
+    /// The anchor log under [`LOG_PATH`] (§11.2): `checkpoint`, `tile/...`, `proof/{id}`, `keys`.
+    pub(super) async fn serve_log(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let rest = ctx.canonical.path[LOG_PATH.len()..].to_string();
+        const TEXT: &str = "text/plain; charset=utf-8";
+        const BINARY: &str = "application/octet-stream";
+        const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+        let answer: std::result::Result<(Vec<u8>, Document), Denial> = match rest.as_str() {
+            "checkpoint" => match self.anchor.checkpoint() {
+                Some(cp) => Ok((cp.note.clone().into_bytes(), Document::new(TEXT, "no-cache, max-age=1"))),
+                None => Err(
+                    Denial::new(404, "no_checkpoint", "the anchor log has no signed checkpoint yet")
+                        .header(http::header::RETRY_AFTER, "1"),
+                ),
+            },
+            "keys" => {
+                let ring = self.keyring.load();
+                let origin = self.anchor.origin().to_string();
+                let lines: String = ring
+                    .checkpoint_published
+                    .iter()
+                    .map(|k| {
+                        let key = tlog::NoteKey {
+                            name: origin.clone(),
+                            alg: k.alg,
+                            public: k.public.clone(),
+                        };
+                        format!("{}\n", key.vkey())
+                    })
+                    .collect();
+                Ok((lines.into_bytes(), Document::new(TEXT, "public, max-age=300")))
+            }
+            r if r.starts_with("proof/") => {
+                let id = hex::decode(&r["proof/".len()..])
+                    .ok()
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok());
+                match id.map(|id| self.anchor.proof(&id)) {
+                    Some(ProofAnswer::Proof(text)) => {
+                        crate::telemetry::metrics::log_proof("served");
+                        Ok((text.into_bytes(), Document::new(TEXT, "public, max-age=60")))
+                    }
+                    Some(ProofAnswer::NotYet) => {
+                        crate::telemetry::metrics::log_proof("not_yet");
+                        Err(Denial::new(
+                            404,
+                            "not_checkpointed",
+                            "the batch is newer than the latest checkpoint; retry",
+                        )
+                        .header(http::header::RETRY_AFTER, "1"))
+                    }
+                    _ => {
+                        crate::telemetry::metrics::log_proof("unknown");
+                        Err(Denial::new(404, "no_batch", "no batch with this id in the anchor log"))
+                    }
+                }
+            }
+            r => match r.strip_prefix("tile/").and_then(tlog::parse_tile_path) {
+                Some((Some(level), n, w)) => self
+                    .anchor
+                    .tile(level, n, w)
+                    .map(|b| (b, Document::new(BINARY, IMMUTABLE))),
+                Some((None, n, w)) => self.anchor.entries(n, w).map(|b| (b, Document::new(BINARY, IMMUTABLE))),
+                None => None,
+            }
+            .ok_or_else(|| Denial::new(404, "no_such_tile", "no such tile in the anchor log")),
+        };
+        match answer {
+            Ok((body, doc)) => self.write_document(session, ctx, body, doc).await,
+            Err(d) => Box::pin(self.send_denial(session, ctx, d)).await,
+        }
+    }
+
     /// A 200 with `body`: its type and caching, `X-Request-Id`, the unrouted security headers,
     /// and signatures when `doc.signed` and the policy signs.
     async fn write_document(&self, session: &mut Session, ctx: &mut Ctx, body: Vec<u8>, doc: Document) -> Result<()> {
@@ -84,4 +157,15 @@ struct Document {
     content_type: &'static str,
     cache_control: &'static str,
     signed: bool,
+}
+
+impl Document {
+    /// An unsigned document (the log's parts carry their own proofs).
+    fn new(content_type: &'static str, cache_control: &'static str) -> Document {
+        Document {
+            content_type,
+            cache_control,
+            signed: false,
+        }
+    }
 }

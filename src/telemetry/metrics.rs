@@ -54,7 +54,13 @@ pub fn install() -> PrometheusHandle {
             for result in ["ok", "error"] {
                 counter!("quantumvault_config_reloads_total", "result" => result).increment(0);
                 counter!("quantumvault_anchor_appends_total", "result" => result).increment(0);
+                counter!("quantumvault_checkpoints_total", "result" => result).increment(0);
             }
+            for result in ["served", "not_yet", "unknown"] {
+                counter!("quantumvault_log_proofs_total", "result" => result).increment(0);
+            }
+            counter!("quantumvault_anchor_pruned_signatures_total").increment(0);
+            gauge!("quantumvault_anchor_log_size").set(0.0);
             gauge!("quantumvault_config_last_reload_success").set(1.0);
             for result in ["ok", "error", "dropped"] {
                 counter!("quantumvault_alert_notifications_total", "result" => result).increment(0);
@@ -147,6 +153,22 @@ fn describe() {
         "Time from a response's leaf arriving to its batch being signed"
     );
     describe_counter!("quantumvault_batches_total", "Signed batches, by batch algorithm");
+    describe_counter!(
+        "quantumvault_checkpoints_total",
+        "Anchor log checkpoints signed, by result"
+    );
+    describe_gauge!(
+        "quantumvault_anchor_log_size",
+        "Batches covered by the latest anchor log checkpoint"
+    );
+    describe_counter!(
+        "quantumvault_log_proofs_total",
+        "Inclusion proofs (tlog-proof) asked for, by result: served, not_yet (newer than the latest checkpoint), unknown"
+    );
+    describe_counter!(
+        "quantumvault_anchor_pruned_signatures_total",
+        "ML-DSA-65 root signatures dropped from the anchor log by the retention window"
+    );
     describe_counter!(
         "quantumvault_anchor_appends_total",
         "Signed batches appended to the anchor log, by result (ok, error)"
@@ -340,6 +362,25 @@ pub fn anchored(n: usize, started: Instant) {
 }
 
 /// `n` signed batches could not be written to the anchor log (their responses go unsigned).
+/// A checkpoint of the anchor log was signed, covering `size` batches.
+pub fn checkpoint_signed(size: u64) {
+    counter!("quantumvault_checkpoints_total", "result" => "ok").increment(1);
+    gauge!("quantumvault_anchor_log_size").set(size as f64);
+}
+
+pub fn checkpoint_failed() {
+    counter!("quantumvault_checkpoints_total", "result" => "error").increment(1);
+}
+
+/// A `tlog-proof` was served (`found`) or asked for too early or for an unknown batch.
+pub fn log_proof(result: &'static str) {
+    counter!("quantumvault_log_proofs_total", "result" => result).increment(1);
+}
+
+pub fn pq_signatures_pruned(n: u64) {
+    counter!("quantumvault_anchor_pruned_signatures_total").increment(n);
+}
+
 pub fn anchor_failed(n: usize) {
     counter!("quantumvault_anchor_appends_total", "result" => "error").increment(n as u64);
     if stats::enabled() {

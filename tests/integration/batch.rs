@@ -8,6 +8,7 @@ use std::path::Path;
 
 use base64::Engine;
 use quantumvault::integrity::batch::Value;
+use quantumvault::integrity::tlog;
 use serde_json::json;
 
 use crate::common::*;
@@ -295,9 +296,19 @@ fn every_released_root_survives_sigkill_in_the_anchor_log() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     let up = echo("u");
-    let mut gw = signing_gateway_with(&batch_policy(up.addr()), |_| {});
+    let mut gw = signing_gateway_with(&batch_policy(up.addr()), |yaml| {
+        let mut text = std::fs::read_to_string(yaml).unwrap();
+        text.push_str("signing_batch:\n  checkpoint_interval: 200ms\n");
+        std::fs::write(yaml, text).unwrap();
+    });
     let released: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let checkpoints: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut total_batches = std::collections::HashSet::new();
+    let log_keys: Vec<tlog::NoteKey> = get(&gw.url("/.well-known/http-batch-sig/v1/log/keys"))
+        .body
+        .lines()
+        .map(|l| tlog::NoteKey::parse(l).unwrap())
+        .collect();
     for round in 0..20 {
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..4)
@@ -332,6 +343,14 @@ fn every_released_root_survives_sigkill_in_the_anchor_log() {
         // Let some responses through, then kill mid-load (the count decides, not a clock).
         let want = released.lock().unwrap().len() + 20 + round;
         gw.wait_for(30, "responses under load", || released.lock().unwrap().len() >= want);
+        // And a checkpoint newer than the last round's, so each kill has one to keep.
+        let seen = checkpoints.lock().unwrap().last().cloned().unwrap_or_default();
+        let cp_url = gw.url("/.well-known/http-batch-sig/v1/log/checkpoint");
+        gw.wait_for(30, "a new checkpoint", || {
+            let cp = get(&cp_url);
+            cp.status == 200 && cp.body != seen
+        });
+        checkpoints.lock().unwrap().push(get(&cp_url).body);
         gw.kill9();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
@@ -365,37 +384,37 @@ fn every_released_root_survives_sigkill_in_the_anchor_log() {
         );
         let tbs = B64.decode(e["tbs"].as_str().unwrap()).unwrap();
         assert_eq!(&tbs[88..104], id);
-        let mut record = Vec::new();
-        record.extend_from_slice(&(tbs.len() as u16).to_be_bytes());
-        record.extend_from_slice(&tbs);
-        record.push(v.batch.sigs.len() as u8);
-        for s in &v.batch.sigs {
-            record.push(quantumvault::integrity::batch::code(s.alg));
-            record.push(s.keyid.len() as u8);
-            record.extend_from_slice(s.keyid.as_bytes());
-            record.extend_from_slice(&(s.sig.len() as u16).to_be_bytes());
-            record.extend_from_slice(&s.sig);
-        }
-        let leaf = quantumvault::integrity::merkle::leaf_of(&record);
-        let path: Vec<[u8; 32]> = e["log"]["inclusion"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
-            .collect();
-        let root: [u8; 32] = B64
-            .decode(e["log"]["root"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let index = e["log_index"].as_u64().unwrap() as u32;
-        let size = e["log"]["size"].as_u64().unwrap() as u32;
-        assert_eq!(
-            quantumvault::integrity::merkle::root_from_path(&leaf, index, size, &path),
-            Some(root),
+        // The log's entry is the TBS (§11.1); its tlog-proof holds in a checkpoint both log
+        // keys signed.
+        let proof_url = gw.url(&format!("/.well-known/http-batch-sig/v1/log/proof/{}", hex::encode(id)));
+        // Right after the last restart the newest batches wait for the next checkpoint.
+        gw.wait_for(20, "a checkpoint covering the batch", || get(&proof_url).status == 200);
+        let proof = get(&proof_url);
+        let (index, path, note) = tlog::parse_proof(&proof.body).unwrap();
+        let cp = tlog::verify_checkpoint(&note, &log_keys).unwrap();
+        assert!(
+            tlog::verify_inclusion(
+                &quantumvault::integrity::merkle::leaf_of(&tbs),
+                index,
+                cp.size,
+                &path,
+                &cp.root
+            ),
             "inclusion of batch {} in the log",
             hex::encode(id)
         );
+        assert_eq!(index, e["log_index"].as_u64().unwrap());
+    }
+    // Every checkpoint seen before a kill is a prefix of the last one: no SIGKILL lost or
+    // rewrote a checkpointed batch.
+    let last = get(&gw.url("/.well-known/http-batch-sig/v1/log/checkpoint")).body;
+    let last = tlog::verify_checkpoint(&last, &log_keys).unwrap();
+    let prefix = gw.url("/.well-known/http-batch-sig/v1/log");
+    let checkpoints = checkpoints.lock().unwrap().clone();
+    assert_eq!(checkpoints.len(), 20);
+    for note in &checkpoints {
+        let line = quantumvault::log_cli::consistency(note, &last, &log_keys, &prefix).unwrap();
+        assert!(line.starts_with("ok"), "{line}");
     }
     // Batch ids stay unique across restarts (the sequence continues after the log's last).
     assert_eq!(total_batches.len(), {

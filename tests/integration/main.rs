@@ -12,5 +12,6 @@ mod inspection;
 mod monitoring;
 mod reload;
 mod signing;
+mod tlog;
 mod tls;
 mod upstreams;

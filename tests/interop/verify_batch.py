@@ -10,7 +10,7 @@ built here.
 Usage:
     verify_batch.py EXCHANGE.json JWKS.json [--label LABEL ...] [--require-digest]
                     [--max-age SECONDS] [--clock-skew SECONDS]
-                    [--batch BATCH.json ...] [--no-fetch]
+                    [--batch BATCH.json ...] [--no-fetch] [--tbs-out FILE]
 
 The exchange file has the same format as for verify.py::
 
@@ -47,6 +47,12 @@ between ``root`` and ``codes``; the steps after it use the document's
 ``tbs`` (and ``log``, ``log_index``) are never used: the TBS is rebuilt from
 the value, ``alg``, the document's ``(code, keyid)`` list and the computed root.
 A document whose own ``batch_id`` names another batch is rejected.
+
+--tbs-out FILE writes one line ``<hex(batch_id)> <hex(TBS)>`` (lower-case) per
+batch label that verified (its ``verified`` line), with the TBS this verifier
+built itself in step 6, e.g. to look the batch's entry up in the anchor log
+(section 11; tests/interop/verify_log.py). The file is written (possibly
+empty) whatever the result.
 
 Exit status: 0 every selected label (and the digest) verified; 1 a check
 failed; 2 usage error or unreadable/malformed exchange, JWKS or --batch file.
@@ -1196,12 +1202,13 @@ def check_time(params: dict, now: float, clock_skew: int, max_age) -> tuple[bool
 
 
 def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, *, now: float,
-                 clock_skew: int = 300, max_age=None, documents: DocumentSource | None = None
-                 ) -> list[tuple[bool, str]]:
+                 clock_skew: int = 300, max_age=None, documents: DocumentSource | None = None,
+                 tbs_sink: list | None = None) -> list[tuple[bool, str]]:
     """Steps 1-7 of section 8 for one label; one (ok, line) per check.
 
     documents: where a detached value's batch document comes from (default:
-    fetched from the request URL's origin)."""
+    fetched from the request URL's origin). tbs_sink: if a list, a label that
+    verifies appends (batch_id, TBS) to it (the TBS built in step 6)."""
     out: list[tuple[bool, str]] = []
     pre = f"label={label}"
 
@@ -1307,6 +1314,8 @@ def verify_label(label: str, entry, signature_member, ex: Exchange, keys: dict, 
         ok("verified", f"alg={alg} keyid={params.get('keyid')} tree_size={value.tree_size} "
                        f"leaf_index={value.leaf_index} created={params['created']}"
                        + (" detached" if value.detached else ""))
+        if tbs_sink is not None:
+            tbs_sink.append((value.batch_id, signed))
     return out
 
 
@@ -1320,8 +1329,8 @@ def _parse_field(ex: Exchange, name: str):
 def verify_exchange(exchange, jwks, labels=None, *, require_digest: bool = False, max_age=None,
                     clock_skew: int = 300, now: float | None = None, notes: list | None = None,
                     batch_documents: dict | None = None, fetch: bool = True,
-                    fetch_timeout: float = FETCH_TIMEOUT, fetch_cache: dict | None = None
-                    ) -> list[tuple[bool, str]]:
+                    fetch_timeout: float = FETCH_TIMEOUT, fetch_cache: dict | None = None,
+                    tbs_sink: list | None = None) -> list[tuple[bool, str]]:
     """Verify the batch signature(s) of one exchange; returns [(ok, line), ...].
 
     exchange / jwks: parsed JSON (dicts), or an Exchange / the KeySet that
@@ -1335,7 +1344,8 @@ def verify_exchange(exchange, jwks, labels=None, *, require_digest: bool = False
     Without a matching document the document is fetched from the request
     URL's origin when ``fetch`` (timeout ``fetch_timeout`` seconds); with
     ``fetch_cache`` (a dict, URL -> BatchDocument) fetched documents are kept
-    and reused across calls, so each batch is fetched once.
+    and reused across calls, so each batch is fetched once. With ``tbs_sink``
+    (a list), each label that verifies appends (batch_id, TBS) to it.
     """
     ex = load_exchange(exchange)
     try:
@@ -1379,7 +1389,7 @@ def verify_exchange(exchange, jwks, labels=None, *, require_digest: bool = False
                 checks.append((False, f"FAIL label={lbl} signature reason=no usable Signature header"))
                 continue
             checks += verify_label(lbl, sig_inputs[lbl], member, ex, keys, now=now, clock_skew=clock_skew,
-                                   max_age=max_age, documents=documents)
+                                   max_age=max_age, documents=documents, tbs_sink=tbs_sink)
             verified_entries.append((lbl, sig_inputs[lbl]))
 
     # 8. Content-Digest against the body.
@@ -1423,9 +1433,16 @@ def run(args, out=sys.stdout) -> int:
     documents = load_batch_files(args.batch or [])
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
+    tbs_sink: list | None = [] if args.tbs_out else None
     checks = verify_exchange(exchange, keys, args.label, require_digest=args.require_digest,
                              max_age=args.max_age, clock_skew=args.clock_skew, batch_documents=documents,
-                             fetch=not args.no_fetch)
+                             fetch=not args.no_fetch, tbs_sink=tbs_sink)
+    if args.tbs_out:
+        try:
+            with open(args.tbs_out, "w", encoding="ascii") as f:
+                f.writelines(f"{bid.hex()} {signed.hex()}\n" for bid, signed in tbs_sink)
+        except OSError as e:
+            raise UsageError(f"cannot write --tbs-out {args.tbs_out}: {e}") from None
     for _ok, line in checks:
         print(line, file=out)
     failed = sum(1 for ok, _ in checks if not ok)
@@ -1452,6 +1469,8 @@ def main(argv=None, out=sys.stdout) -> int:
                         "batch_id serves any batch (repeatable; default: fetch from the request's origin)")
     p.add_argument("--no-fetch", action="store_true",
                    help="never fetch a batch document; a detached value needs a matching --batch file")
+    p.add_argument("--tbs-out", metavar="FILE",
+                   help="write '<hex(batch_id)> <hex(TBS)>' for every batch label that verified")
     try:
         args = p.parse_args(argv)
         return run(args, out=out)
