@@ -96,6 +96,10 @@ Try:
   curl -si {gw}/api/signed | grep -iE '^(content-digest|signature)'   # every response is signed (hybrid)
   curl -s {gw}/.well-known/http-message-signatures-directory     # the public keys (JWKS)
   quantumvault verify --url {gw}/api/hello --jwks {gw}/.well-known/http-message-signatures-directory
+  # the response, its batch's inclusion in the anchor log, and (second run) the log's consistency:
+  quantumvault verify --url {gw}/api/hello --jwks {gw}/.well-known/http-message-signatures-directory --log-keys {gw}/.well-known/http-batch-sig/v1/log/keys --save-checkpoint qv-first.checkpoint
+  quantumvault verify --url {gw}/api/again --jwks {gw}/.well-known/http-message-signatures-directory --log-keys {gw}/.well-known/http-batch-sig/v1/log/keys --checkpoint qv-first.checkpoint
+  curl -s {gw}/.well-known/http-batch-sig/v1/log/checkpoint    # the log's signed checkpoint (C2SP tlog-checkpoint)
   curl -i {gw}/api/slow?delay_ms=6000            # upstream read timeout -> 504 JSON
   curl -i -H 'X-Request-Id: my-trace-1' {gw}/api/  # your request id is kept
 
