@@ -9,6 +9,7 @@
 #   SCENARIO=monitoring benches/load.sh  # also a second gateway with monitoring off, same rounds
 #   FLOOR=1 benches/load.sh         # also bare Pingora plus only the required forwarding headers
 #   INSTR=1 DURATION=6s benches/load.sh  # instructions per request under callgrind, not timing
+#   RATES="10 50 100" SCENARIO=signcost ... # also both gateways at shares of the peak (open-ish loop)
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression (and its policy files by COMPARE_POLICY_SED, if set),
@@ -237,3 +238,35 @@ if [ -n "$COMPARE" ]; then
   done
 fi
 echo "gateway/baseline throughput ratio: $ratio"
+
+# RATES="10 50 100" (with a COMPARE scenario): after the rounds, load both gateways at each
+# percentage of the gateway's measured peak (the median above). Below 100% each wrk connection
+# waits between requests (wrk's Lua delay(): CONNS / rate seconds, less the time a request took
+# on the unsigned gateway at peak), so both gateways see about the same offered rate; 100% is
+# the closed loop. Prints the rate reached, p99 on each, the p99 the gateway adds, and the
+# batch signer's responses per batch over that run (from the gateway's admin metrics).
+if [ -n "${RATES-}" ] && [ -n "$COMPARE" ]; then
+  batch_sums() { curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
+    /^quantumvault_batch_leaves_sum/ {s += $2} /^quantumvault_batch_leaves_count/ {c += $2} END {printf "%d %d\n", s, c}'; }
+  run_rate() { # url rate -> "rps p99_ms"
+    local lua="$WORK/rate.lua"
+    if [ "$2" = 0 ]; then echo 'function delay() return 0 end' > "$lua"
+    else awk -v c="$CONNS" -v r="$2" 'BEGIN {d = c / r * 1000; printf "function delay() return %d end\n", d}' > "$lua"; fi
+    $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$lua" -H "$WRK_HEADER" "$1" 2>/dev/null > "$WORK/wrk.out"
+    awk '/Requests\/sec/ {rps=$2}
+      /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+      END {printf "%s %s\n", rps, p99}' "$WORK/wrk.out"
+  }
+  echo
+  echo "offered load as a share of the gateway's peak ($g req/s), $CONNS connections, $DURATION each"
+  printf '| %5s | %12s | %12s | %14s | %14s | %10s | %12s |\n' "load" "gateway req/s" "$COMPARE_NAME req/s" "gateway p99 ms" "$COMPARE_NAME p99" "added p99" "resp./batch"
+  for pct in $RATES; do
+    rate=0; [ "$pct" -lt 100 ] && rate=$(awk -v g="$g" -v p="$pct" 'BEGIN {printf "%d", g * p / 100}')
+    read -r s0 c0 < <(batch_sums)
+    read -r rg pg < <(run_rate "http://127.0.0.1:$GW_PORT/api/v1/items" "$rate")
+    read -r s1 c1 < <(batch_sums)
+    read -r rc pc < <(run_rate "http://127.0.0.1:$GW2_PORT/api/v1/items" "$rate")
+    printf '| %4s%% | %12.0f | %12.0f | %14.2f | %14.2f | %10.2f | %12s |\n' "$pct" "$rg" "$rc" "$pg" "$pc" \
+      "$(awk -v a="$pg" -v b="$pc" 'BEGIN {print a - b}')" "$(awk -v s=$((s1 - s0)) -v c=$((c1 - c0)) 'BEGIN {if (c > 0) printf "%.1f", s / c; else print "-"}')"
+  done
+fi
