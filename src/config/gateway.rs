@@ -55,6 +55,8 @@ struct RawSigningBatch {
     checkpoint_interval: Duration,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    verify_roots: bool,
 }
 
 /// How long the anchor log keeps what (`signing_batch.retention`).
@@ -75,6 +77,7 @@ impl Default for RawSigningBatch {
             log_origin: None,
             checkpoint_interval: d_checkpoint_interval(),
             retention: RawRetention::default(),
+            verify_roots: false,
         }
     }
 }
@@ -567,6 +570,7 @@ impl GatewayConfig {
             log_origin: b.log_origin.clone(),
             checkpoint_interval: b.checkpoint_interval,
             pq_retention: b.retention.pq_signatures,
+            verify_roots: b.verify_roots,
         };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -668,6 +672,8 @@ pub struct BatchSettings {
     pub checkpoint_interval: Duration,
     /// Drop ML-DSA-65 root signatures from the anchor log after this long (`None`: keep).
     pub pq_retention: Option<Duration>,
+    /// Verify each root signature before its batch is released.
+    pub verify_roots: bool,
 }
 
 impl Default for BatchSettings {
@@ -684,6 +690,7 @@ impl Default for BatchSettings {
             log_origin: None,
             checkpoint_interval: Duration::from_secs(1),
             pq_retention: None,
+            verify_roots: false,
         }
     }
 }

@@ -294,6 +294,19 @@ impl Worker {
                 BatchSignError::Failed
             })?;
             crate::telemetry::metrics::signed(s.signer.alg().name(), started);
+            if self.settings.verify_roots {
+                // A faulty signature (a hardware fault, a broken HSM) is never released: a
+                // faulted signature can leak the key it was made with.
+                let ok = crate::integrity::sig::verify_aws_lc(s.signer.alg(), s.signer.public_key(), &block, &sig);
+                crate::telemetry::metrics::root_verified(s.signer.alg().name(), ok);
+                if !ok {
+                    log::error!(
+                        "a {} root signature did not verify; the batch is not released",
+                        s.signer.alg().name()
+                    );
+                    return Err(BatchSignError::Failed);
+                }
+            }
             sigs.push(RootSig {
                 alg: s.signer.alg(),
                 keyid: s.keyid.clone(),
@@ -404,5 +417,45 @@ mod tests {
             .sign(BatchAlg::Hybrid, merkle::leaf(&[9; 16], b"x"), "sig-ecdsa-v1")
             .await;
         assert_eq!(stale.unwrap_err(), BatchSignError::KeyChanged);
+    }
+
+    /// Signs like the signer it wraps, but one byte of every signature is wrong (a fault).
+    struct Faulty(Arc<dyn sig::Signer>);
+
+    impl sig::Signer for Faulty {
+        fn alg(&self) -> SigAlg {
+            self.0.alg()
+        }
+        fn public_key(&self) -> &[u8] {
+            self.0.public_key()
+        }
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, sig::CryptoError> {
+            let mut s = self.0.sign(msg)?;
+            s[10] ^= 1;
+            Ok(s)
+        }
+    }
+
+    #[tokio::test]
+    async fn with_verify_roots_a_faulty_signature_is_never_released() {
+        let mut faulty = ring(1);
+        faulty.signers[1].signer = Arc::new(Faulty(faulty.signers[1].signer.clone()));
+        let keyring = Arc::new(ArcSwap::from_pointee(faulty));
+        for verify_roots in [false, true] {
+            let settings = BatchSettings {
+                verify_roots,
+                ..BatchSettings::default()
+            };
+            let b = Batcher::build(settings, keyring.clone(), None, [2; 8], 0);
+            let got = b
+                .sign(BatchAlg::Hybrid, merkle::leaf(&[1; 16], b"base"), "sig-ecdsa-v1")
+                .await;
+            if verify_roots {
+                assert_eq!(got.unwrap_err(), BatchSignError::Failed);
+            } else {
+                // Without the check the faulty ML-DSA signature goes out (and fails at clients).
+                assert!(got.is_ok());
+            }
+        }
     }
 }

@@ -362,6 +362,12 @@ pub fn anchored(n: usize, started: Instant) {
 }
 
 /// `n` signed batches could not be written to the anchor log (their responses go unsigned).
+/// A root signature was checked before its batch was released (`signing_batch.verify_roots`).
+pub fn root_verified(alg: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    counter!("quantumvault_batch_roots_verified_total", "alg" => alg, "result" => result).increment(1);
+}
+
 /// A checkpoint of the anchor log was signed, covering `size` batches.
 pub fn checkpoint_signed(size: u64) {
     counter!("quantumvault_checkpoints_total", "result" => "ok").increment(1);
