@@ -156,6 +156,15 @@ pub struct VersionRecord {
     pub destroyed_at: Option<u64>,
 }
 
+/// The length of a public key of `alg`, as stored.
+fn public_key_len(alg: SigAlg) -> usize {
+    match alg {
+        SigAlg::EcdsaP256 => 65,
+        SigAlg::MlDsa65 => 1952,
+        SigAlg::Ed25519 => 32,
+    }
+}
+
 /// The purpose of the keys that sign the anchor log's checkpoints (never responses).
 pub const CHECKPOINT: &str = "checkpoint";
 
@@ -396,11 +405,51 @@ impl Keystore {
             file,
             provider,
         };
-        // Authenticate every record now, so tampering is found at start-up, not mid-traffic.
+        // Authenticate every record now, so tampering is found at start-up, not mid-traffic:
+        // the sealed material by its AEAD tag, a signing key's stored public key against the
+        // one its material gives (the key directory and the log publish the stored one), and
+        // the public key of a destroyed version by its length.
         for k in &ks.file.keys {
             for v in &k.versions {
-                if v.sealed.is_some() {
-                    ks.material(k, v)?;
+                let public = match &v.public_key {
+                    Some(p) => Some(
+                        B64.decode(p)
+                            .map_err(|_| corrupt(format!("{} v{}: the public key is not base64", k.name, v.version)))?,
+                    ),
+                    None => None,
+                };
+                let Some(alg) = k.alg.sig() else {
+                    if v.sealed.is_some() {
+                        ks.material(k, v)?;
+                    }
+                    continue;
+                };
+                match (&v.sealed, public) {
+                    (Some(_), Some(public)) => {
+                        let material = ks.material(k, v)?;
+                        if ks.provider.public_key(alg, &material)? != public {
+                            return Err(KmsError::Tampered {
+                                path: path.to_path_buf(),
+                                name: k.name.clone(),
+                                version: v.version,
+                            });
+                        }
+                    }
+                    (None, Some(public)) if public.len() != public_key_len(alg) => {
+                        return Err(corrupt(format!(
+                            "{} v{}: the public key has the wrong length for {}",
+                            k.name,
+                            v.version,
+                            alg.name()
+                        )));
+                    }
+                    (Some(_), None) => {
+                        return Err(corrupt(format!(
+                            "{} v{}: a signing key without its public key",
+                            k.name, v.version
+                        )));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -793,6 +842,38 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
         let err = Keystore::open(&path, &MasterSource::KeyFile(key_file), prov).unwrap_err();
         assert!(matches!(err, KmsError::Tampered { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stored_public_key_must_match_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        std::fs::write(&key_file, hex::encode([7u8; 32])).unwrap();
+        let path = dir.path().join("ks.json");
+        let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
+        let mut ks = Keystore::init(&path, &MasterSource::KeyFile(key_file.clone()), 0, prov.clone(), None).unwrap();
+        ks.rotate("gateway-signing-ecdsa", None).unwrap();
+        ks.destroy("gateway-signing-ecdsa", 1).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let open = || Keystore::open(&path, &MasterSource::KeyFile(key_file.clone()), prov.clone());
+        assert!(open().is_ok());
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut file: serde_json::Value = serde_json::from_slice(&good).unwrap();
+            f(&mut file);
+            std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+        };
+        // Another key's public key on a live version: published keys would not verify, or
+        // worse, would be an attacker's. Refused at load.
+        edit(&|f| f["keys"][0]["versions"][1]["public_key"] = f["keys"][1]["versions"][0]["public_key"].clone());
+        assert!(matches!(open().unwrap_err(), KmsError::Tampered { version: 2, .. }));
+        // A short key on a destroyed version: an error at load, never a panic in the JWKS.
+        edit(&|f| f["keys"][0]["versions"][0]["public_key"] = serde_json::json!("BAAA"));
+        assert!(open()
+            .unwrap_err()
+            .to_string()
+            .contains("wrong length for ecdsa-p256-sha256"));
+        edit(&|f| f["keys"][0]["versions"][1]["public_key"] = serde_json::json!("not base64!"));
+        assert!(matches!(open().unwrap_err(), KmsError::Corrupt { .. }));
     }
 
     #[test]
