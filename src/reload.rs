@@ -45,6 +45,9 @@ pub struct Runtime {
     pub started: SystemTime,
     /// Alert state (the rules live in the policy; the state survives reloads).
     pub alerts: crate::telemetry::alerts::AlertEngine,
+    /// The admin bearer token: read from `admin.token_file` / `token_env` at start and at
+    /// every reload, so a rotated token takes effect without a restart.
+    pub admin_token: ArcSwap<Option<crate::config::gateway::AdminToken>>,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so generations are strictly increasing.
     reload_lock: Mutex<()>,
@@ -83,6 +86,7 @@ impl Runtime {
         let alerts = crate::telemetry::alerts::AlertEngine::new(gateway.monitoring.alert_history);
         Ok(Runtime {
             alerts,
+            admin_token: ArcSwap::from_pointee(gateway.admin_token.clone()),
             gateway,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registries,
@@ -147,6 +151,10 @@ impl Runtime {
         metrics::policy_loaded(generation, policy.hash(), Some(&previous_hash));
         self.policy.store(Arc::new(policy));
         self.keyring.store(Arc::new(keyring));
+        if gateway.admin_token != **self.admin_token.load() {
+            log::info!("admin token changed: the new one is in force");
+            self.admin_token.store(Arc::new(gateway.admin_token.clone()));
+        }
         Ok((generation, restart_needed))
     }
 }

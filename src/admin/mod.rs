@@ -45,7 +45,8 @@ impl AdminApp {
     /// State-changing endpoints need the bearer token when one is configured (compared in
     /// constant time).
     fn authorized(&self, session: &ServerSession) -> bool {
-        let Some(token) = &self.runtime.gateway.admin_token else {
+        let token = self.runtime.admin_token.load();
+        let Some(token) = token.as_ref() else {
             return true;
         };
         let presented = session

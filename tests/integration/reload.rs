@@ -181,7 +181,29 @@ fn admin_token_guards_reload_and_non_loopback_needs_one() {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(!gw.stderr().contains("s3cret"), "the token is never logged");
+    // A rotated token takes effect at the next reload; the old one stops working.
+    std::fs::write(&token_file, "rotated-admin-token\n").unwrap();
+    let reload = |token: &str| {
+        send(
+            &agent(),
+            "POST",
+            &gw.admin_url("/reload"),
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(reload("s3cret-admin-token"), 200, "the reload that reads the new token");
+    assert_eq!(
+        reload("s3cret-admin-token"),
+        401,
+        "the old token is refused after the rotation"
+    );
+    assert_eq!(reload("rotated-admin-token"), 200);
+    assert!(
+        !gw.stderr().contains("s3cret") && !gw.stderr().contains("rotated-admin"),
+        "the token is never logged"
+    );
 
     // A non-loopback admin address without a token is refused at start.
     let conf = dir.path().join("gateway.yaml");
