@@ -71,11 +71,60 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8
         .unwrap_or_default()
 }
 
+/// Whether a request may reach the admin port from where it came: its `Host` is an IP literal,
+/// `localhost` or an allowed name (so a page that rebinds its own DNS name to this address
+/// cannot read it), and a POST is not sent cross-site by a browser (`Origin` naming another
+/// host, or `Sec-Fetch-Site` other than `same-origin` / `none`).
+fn admitted(req: &pingora::http::RequestHeader, method: &Method, allowed: &[String]) -> Result<(), &'static str> {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header("host").or(req.uri.authority().map(|a| a.as_str())).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, rest))
+                if rest.is_empty()
+                    || rest
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                ip
+            }
+            _ => "(malformed)",
+        },
+        None => host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(n, _)| n),
+    }
+    .to_ascii_lowercase();
+    // (No Host at all: an HTTP/1.0 probe, never a browser.)
+    let literal = name.is_empty() || name.parse::<std::net::IpAddr>().is_ok();
+    if !(literal || name == "localhost" || allowed.iter().any(|a| *a == name)) {
+        return Err("this admin port does not answer to that Host; add it to admin.allowed_hosts");
+    }
+    if *method == Method::POST {
+        if let Some(site) = header("sec-fetch-site") {
+            if site != "same-origin" && site != "none" {
+                return Err("cross-site requests to the admin port are refused");
+            }
+        }
+        if let Some(origin) = header("origin") {
+            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+            if !origin_host.eq_ignore_ascii_case(host) {
+                return Err("cross-site requests to the admin port are refused");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
+        if let Err(why) = admitted(session.req_header(), &method, &self.runtime.gateway.admin_hosts) {
+            return json_response(StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": why}));
+        }
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
                 let mut text = self.metrics.render();
@@ -249,4 +298,62 @@ async fn read_ack_body(session: &mut ServerSession) -> (String, String) {
     };
     let by = field("by");
     (if by.is_empty() { "admin".into() } else { by }, field("comment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_hosts_and_same_site_posts_are_admitted() {
+        let req = |method: &str, headers: &[(&str, &str)]| {
+            let mut r = pingora::http::RequestHeader::build(method, b"/reload", None).unwrap();
+            for (k, v) in headers {
+                r.insert_header(k.to_string(), *v).unwrap();
+            }
+            r
+        };
+        let allowed = vec!["gw.internal".to_string()];
+        let ok = |m: Method, h: &[(&str, &str)]| admitted(&req(m.as_str(), h), &m, &allowed).is_ok();
+        for host in [
+            "127.0.0.1:9901",
+            "[::1]:9901",
+            "localhost:9901",
+            "LOCALHOST",
+            "gw.internal:9901",
+            "10.0.0.5",
+        ] {
+            assert!(ok(Method::GET, &[("Host", host)]), "{host}");
+        }
+        for host in [
+            "evil.example:9901",
+            "127.0.0.1.evil.example",
+            "gw.internal.evil:9901",
+            "[::1]x.evil",
+        ] {
+            assert!(!ok(Method::GET, &[("Host", host)]), "{host}");
+        }
+        assert!(ok(Method::POST, &[("Host", "127.0.0.1:9901")]));
+        assert!(ok(
+            Method::POST,
+            &[("Host", "127.0.0.1:9901"), ("Origin", "http://127.0.0.1:9901")]
+        ));
+        assert!(!ok(
+            Method::POST,
+            &[("Host", "127.0.0.1:9901"), ("Origin", "http://evil.example")]
+        ));
+        assert!(!ok(
+            Method::POST,
+            &[("Host", "127.0.0.1:9901"), ("Sec-Fetch-Site", "cross-site")]
+        ));
+        assert!(ok(
+            Method::POST,
+            &[("Host", "127.0.0.1:9901"), ("Sec-Fetch-Site", "same-origin")]
+        ));
+        // A GET's Origin does not matter (reads are guarded by the Host check).
+        assert!(ok(
+            Method::GET,
+            &[("Host", "127.0.0.1:9901"), ("Origin", "http://evil.example")]
+        ));
+    }
 }

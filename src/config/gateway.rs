@@ -254,12 +254,16 @@ struct RawAdmin {
     /// File holding the token (e.g. a systemd credential).
     #[serde(default)]
     token_file: Option<PathBuf>,
+    /// Host names (besides IP literals and `localhost`) the admin port answers to.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            allowed_hosts: Vec::new(),
             token_env: None,
             token_file: None,
         }
@@ -353,6 +357,9 @@ pub struct GatewayConfig {
     pub path: PathBuf,
     pub listeners: Vec<Listener>,
     pub admin_address: SocketAddr,
+    /// Host names the admin port answers to, besides IP literals and `localhost`
+    /// (`admin.allowed_hosts`): a browser tricked by DNS rebinding sends another name.
+    pub admin_hosts: Vec<String>,
     /// Bearer token required by state-changing admin endpoints; `None` on loopback only.
     pub admin_token: Option<AdminToken>,
     pub worker_threads: usize,
@@ -579,6 +586,7 @@ impl GatewayConfig {
             path: path.to_path_buf(),
             listeners,
             admin_address: raw.admin.address,
+            admin_hosts: raw.admin.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
             admin_token,
             worker_threads,
             data_dir,
@@ -624,6 +632,9 @@ impl GatewayConfig {
         }
         if self.admin_address != running.admin_address {
             out.push("admin.address");
+        }
+        if self.admin_hosts != running.admin_hosts {
+            out.push("admin.allowed_hosts");
         }
         if self.worker_threads != running.worker_threads {
             out.push("worker_threads");
