@@ -125,6 +125,17 @@ impl ServeHttp for AdminApp {
         if let Err(why) = admitted(session.req_header(), &method, &self.runtime.gateway.admin_hosts) {
             return json_response(StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": why}));
         }
+        // With a token set, reads that reveal key ids, peers, usage or errors need it too;
+        // the probes' endpoints (`admin.open_endpoints`) stay open.
+        if method == Method::GET
+            && !self.runtime.gateway.admin_open.iter().any(|p| *p == path)
+            && !self.authorized(session)
+        {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
+            );
+        }
         match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
                 let mut text = self.metrics.render();

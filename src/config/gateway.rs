@@ -257,6 +257,13 @@ struct RawAdmin {
     /// Host names (besides IP literals and `localhost`) the admin port answers to.
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    /// GET endpoints that stay open without the token when one is set (probes).
+    #[serde(default = "d_open_endpoints")]
+    open_endpoints: Vec<String>,
+}
+
+fn d_open_endpoints() -> Vec<String> {
+    vec!["/health".into(), "/ready".into()]
 }
 
 impl Default for RawAdmin {
@@ -264,6 +271,7 @@ impl Default for RawAdmin {
         RawAdmin {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
             allowed_hosts: Vec::new(),
+            open_endpoints: d_open_endpoints(),
             token_env: None,
             token_file: None,
         }
@@ -360,6 +368,8 @@ pub struct GatewayConfig {
     /// Host names the admin port answers to, besides IP literals and `localhost`
     /// (`admin.allowed_hosts`): a browser tricked by DNS rebinding sends another name.
     pub admin_hosts: Vec<String>,
+    /// With a token set, the GET endpoints that need none (`admin.open_endpoints`).
+    pub admin_open: Vec<String>,
     /// Bearer token required by state-changing admin endpoints; `None` on loopback only.
     pub admin_token: Option<AdminToken>,
     pub worker_threads: usize,
@@ -587,6 +597,7 @@ impl GatewayConfig {
             listeners,
             admin_address: raw.admin.address,
             admin_hosts: raw.admin.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            admin_open: raw.admin.open_endpoints.clone(),
             admin_token,
             worker_threads,
             data_dir,
@@ -635,6 +646,9 @@ impl GatewayConfig {
         }
         if self.admin_hosts != running.admin_hosts {
             out.push("admin.allowed_hosts");
+        }
+        if self.admin_open != running.admin_open {
+            out.push("admin.open_endpoints");
         }
         if self.worker_threads != running.worker_threads {
             out.push("worker_threads");

@@ -76,8 +76,16 @@ impl Receiver {
     }
 }
 
+/// `/alerts`, with the token of the test that sets one (ignored where none is set).
 fn alerts(gw: &Gateway) -> serde_json::Value {
-    get(&gw.admin_url("/alerts")).json()
+    send(
+        &agent(),
+        "GET",
+        &gw.admin_url("/alerts"),
+        &[("Authorization", "Bearer alert-ack-token")],
+    )
+    .unwrap()
+    .json()
 }
 
 fn state_of(gw: &Gateway, rule: &str) -> Option<String> {
@@ -215,7 +223,14 @@ fn failing_upstream_fires_notifies_acknowledges_and_resolves() {
         "{first}"
     );
     assert!(first["endsAt"].as_str().unwrap() > starts, "{first}");
-    let m = get(&gw.admin_url("/metrics")).body;
+    let m = send(
+        &agent(),
+        "GET",
+        &gw.admin_url("/metrics"),
+        &[("Authorization", "Bearer alert-ack-token")],
+    )
+    .unwrap()
+    .body;
     assert!(
         m.contains("quantumvault_alerts{state=\"firing\",severity=\"critical\"} 1"),
         "{m}"
