@@ -255,6 +255,46 @@ pub struct Keystore {
     master: MasterKey,
     file: File,
     provider: Arc<dyn KeyProvider>,
+    /// An exclusive lock on `{path}.lock`, held while this is open: the CLI, a running gateway
+    /// and the new process of a graceful upgrade read, change and write the store in turn, so
+    /// none overwrites another's rotation or undoes a destroy.
+    _lock: Option<std::fs::File>,
+}
+
+/// Waits for, and takes, the exclusive lock of the keystore at `path`. On a directory nobody
+/// may write (a read-only mount), nobody can change the store either, and there is no lock.
+fn lock(path: &Path) -> Result<Option<std::fs::File>, KmsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock_path = lock_path(path);
+    let f = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+    {
+        Ok(f) => f,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            log::debug!(
+                "keystore lock {}: {e}; the store is read-only here",
+                lock_path.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(KmsError::Io(lock_path, e)),
+    };
+    f.lock().map_err(|e| KmsError::Io(lock_path, e))?;
+    Ok(Some(f))
+}
+
+/// `keystore.json.lock` beside `keystore.json`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
 }
 
 impl std::fmt::Debug for Keystore {
@@ -302,6 +342,13 @@ impl Keystore {
         provider: Arc<dyn KeyProvider>,
         lifetime: Option<u64>,
     ) -> Result<Keystore, KmsError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| KmsError::Io(dir.to_path_buf(), e))?;
+        }
+        if path.exists() {
+            return Err(KmsError::Exists(path.to_path_buf()));
+        }
+        let held = lock(path)?;
         if path.exists() {
             return Err(KmsError::Exists(path.to_path_buf()));
         }
@@ -329,6 +376,7 @@ impl Keystore {
             master,
             file,
             provider,
+            _lock: held,
         };
         for (alg, short) in [(KeyAlg::EcdsaP256, "ecdsa"), (KeyAlg::MlDsa65, "mldsa")] {
             ks.file.keys.push(KeyRecord {
@@ -382,6 +430,7 @@ impl Keystore {
                 mode,
             });
         }
+        let held = lock(path)?;
         let bytes = std::fs::read(path).map_err(|e| KmsError::Io(path.to_path_buf(), e))?;
         let corrupt = |reason: String| KmsError::Corrupt {
             path: path.to_path_buf(),
@@ -404,6 +453,7 @@ impl Keystore {
             master,
             file,
             provider,
+            _lock: held,
         };
         // Authenticate every record now, so tampering is found at start-up, not mid-traffic:
         // the sealed material by its AEAD tag, a signing key's stored public key against the
@@ -794,6 +844,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
         // Reopen: right passphrase works; wrong one, a flipped byte and loose permissions fail.
+        drop(ks);
         assert!(Keystore::open(&path, &pass("correct horse"), prov.clone()).is_ok());
         assert!(matches!(
             Keystore::open(&path, &pass("wrong"), prov.clone()),
@@ -845,6 +896,41 @@ mod tests {
     }
 
     #[test]
+    fn an_open_keystore_holds_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        std::fs::write(&key_file, hex::encode([7u8; 32])).unwrap();
+        let path = dir.path().join("ks.json");
+        let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
+        let ks = Keystore::init(&path, &MasterSource::KeyFile(key_file.clone()), 0, prov.clone(), None).unwrap();
+        let probe = std::fs::File::open(lock_path(&path)).unwrap();
+        assert!(probe.try_lock().is_err(), "held while the store made by init is open");
+        drop(ks);
+        probe.try_lock().unwrap();
+        probe.unlock().unwrap();
+        let ks = Keystore::open(&path, &MasterSource::KeyFile(key_file.clone()), prov.clone()).unwrap();
+        assert!(probe.try_lock().is_err(), "held while an opened store is open");
+        // A second opener (the CLI while the gateway rotates) waits for the first.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (p2, k2, prov2) = (path.clone(), key_file.clone(), prov.clone());
+        let t = std::thread::spawn(move || {
+            let mut other = Keystore::open(&p2, &MasterSource::KeyFile(k2), prov2).unwrap();
+            other.rotate("gateway-signing-ecdsa", None).unwrap();
+            tx.send(()).unwrap();
+        });
+        let mut ks = ks;
+        ks.rotate("gateway-signing-ecdsa", None).unwrap();
+        assert!(rx.try_recv().is_err(), "the second opener has not run yet");
+        drop(ks);
+        t.join().unwrap();
+        // Both rotations are in the store: v2 by the first, v3 by the second (without the lock
+        // the second would have read the store before v2 and written v2 again).
+        let ks = Keystore::open(&path, &MasterSource::KeyFile(key_file), prov).unwrap();
+        let ecdsa = ks.keys().iter().find(|k| k.name == "gateway-signing-ecdsa").unwrap();
+        assert_eq!(ecdsa.versions.len(), 3);
+    }
+
+    #[test]
     fn a_stored_public_key_must_match_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("master.key");
@@ -854,6 +940,7 @@ mod tests {
         let mut ks = Keystore::init(&path, &MasterSource::KeyFile(key_file.clone()), 0, prov.clone(), None).unwrap();
         ks.rotate("gateway-signing-ecdsa", None).unwrap();
         ks.destroy("gateway-signing-ecdsa", 1).unwrap();
+        drop(ks);
         let good = std::fs::read(&path).unwrap();
         let open = || Keystore::open(&path, &MasterSource::KeyFile(key_file.clone()), prov.clone());
         assert!(open().is_ok());
@@ -897,6 +984,7 @@ mod tests {
             "signing material never leaves"
         );
         assert_eq!(ks.key_ring().unwrap().published.len(), 2, "secrets are never published");
+        drop(ks);
         let again = Keystore::open(&path, &pass("p"), prov).unwrap();
         assert_eq!(again.secret(&e).unwrap().len(), 32);
     }
