@@ -219,13 +219,12 @@ pub fn verify_exchange(
 /// origin (`docs/batch-signing.md` §6.1).
 fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity::batch::RootSig>, String> {
     use base64::Engine;
-    let uri: http::Uri = request_url
-        .parse()
-        .map_err(|_| format!("bad request URL {request_url}"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(format!("request URL {request_url} has no origin"));
-    };
-    let url = format!("{scheme}://{authority}{}{}", crate::proxy::BATCH_PATH, hex::encode(id));
+    let url = format!(
+        "{}{}{}",
+        origin_of(request_url)?,
+        crate::proxy::BATCH_PATH,
+        hex::encode(id)
+    );
     let text = ureq::get(&url)
         .timeout(std::time::Duration::from_secs(10))
         .call()
@@ -253,6 +252,17 @@ fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity:
             Ok(crate::integrity::batch::RootSig { alg, keyid, sig })
         })
         .collect()
+}
+
+/// `scheme://authority` of `request_url`: where its well-known documents are.
+pub fn origin_of(request_url: &str) -> Result<String, String> {
+    let uri: http::Uri = request_url
+        .parse()
+        .map_err(|_| format!("bad request URL {request_url}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!("request URL {request_url} has no origin"));
+    };
+    Ok(format!("{scheme}://{authority}"))
 }
 
 /// Fetches `url` (plain HTTP) and builds the exchange.

@@ -78,25 +78,15 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8
 fn admitted(req: &pingora::http::RequestHeader, method: &Method, allowed: &[String]) -> Result<(), &'static str> {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let host = header("host").or(req.uri.authority().map(|a| a.as_str())).unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((ip, rest))
-                if rest.is_empty()
-                    || rest
-                        .strip_prefix(':')
-                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
-            {
-                ip
-            }
-            _ => "(malformed)",
-        },
-        None => host
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(n, _)| n),
-    }
-    .to_ascii_lowercase();
     // (No Host at all: an HTTP/1.0 probe, never a browser.)
+    let name = match host {
+        "" => String::new(),
+        h => {
+            crate::canonical::host::parse_authority(h.as_bytes())
+                .map_err(|_| "this admin port does not answer to that Host; add it to admin.allowed_hosts")?
+                .host
+        }
+    };
     let literal = name.is_empty() || name.parse::<std::net::IpAddr>().is_ok();
     if !(literal || name == "localhost" || allowed.iter().any(|a| *a == name)) {
         return Err("this admin port does not answer to that Host; add it to admin.allowed_hosts");

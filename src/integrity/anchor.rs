@@ -350,13 +350,14 @@ impl AnchorLog {
 
     /// The `tlog-proof` of batch `batch_id` against the latest checkpoint.
     pub fn proof(&self, batch_id: &[u8; 16]) -> ProofAnswer {
-        let Some(index) = self.lock().by_id.get(batch_id).copied() else {
+        let st = self.lock();
+        let Some(&index) = st.by_id.get(batch_id) else {
             return ProofAnswer::Unknown;
         };
         let Some(cp) = self.checkpoint().filter(|c| index < c.size) else {
             return ProofAnswer::NotYet;
         };
-        match self.lock().tree.inclusion(index, cp.size) {
+        match st.tree.inclusion(index, cp.size) {
             Some(path) => ProofAnswer::Proof(tlog::proof_text(index, &path, &cp.note)),
             None => ProofAnswer::NotYet,
         }

@@ -31,10 +31,7 @@ impl Gateway {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
         let id = ctx.canonical.path[BATCH_PATH.len()..].to_string();
-        let entry = hex::decode(&id)
-            .ok()
-            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            .and_then(|b| self.anchor.entry(&b));
+        let entry = batch_id(&id).and_then(|b| self.anchor.entry(&b));
         let Some(e) = entry else {
             let d = Denial::new(404, "no_batch", "no batch with this id in the anchor log");
             return Box::pin(self.send_denial(session, ctx, d)).await;
@@ -150,6 +147,11 @@ impl Gateway {
         }
         self.write_whole(session, header, bytes::Bytes::from(body)).await
     }
+}
+
+/// A batch id as written in a well-known path (32 hex digits).
+fn batch_id(hex_id: &str) -> Option<[u8; 16]> {
+    hex::decode(hex_id).ok().and_then(|b| <[u8; 16]>::try_from(b).ok())
 }
 
 /// How a well-known document goes out.
