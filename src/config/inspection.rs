@@ -143,7 +143,7 @@ impl TryFrom<&RawInspectionRule> for Rule {
         }
         let class = Class::parse(&r.class).ok_or((
             "class".to_string(),
-            "one of sqli, xss, traversal, cmdi, crlf".to_string(),
+            "one of sqli, xss, traversal, cmdi, crlf, php, java, rfi, nosqli, ssrf".to_string(),
         ))?;
         if !(1..=4).contains(&r.paranoia) {
             return Err(("paranoia".into(), "1 to 4".into()));
@@ -155,6 +155,7 @@ impl TryFrom<&RawInspectionRule> for Rule {
             paranoia: r.paranoia,
             description: r.description.clone().into(),
             pattern: r.pattern.clone().into(),
+            scope: crate::inspect::rules::Scope::Everywhere,
         })
     }
 }

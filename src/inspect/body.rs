@@ -309,7 +309,10 @@ pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], e
     // Otherwise the raw text is inspected too.
     let mut covered = false;
     if is(Kind::Json) {
-        if let Some(found) = json_walk::walk(text.as_bytes(), exclude, |s| insp.check(s, false, "json")) {
+        if let Some(found) = json_walk::walk(text.as_bytes(), exclude, |s, key| {
+            insp.check(s, false, "json")
+                .or_else(|| key.and_then(|k| insp.check_include(k, s, false, "json")))
+        }) {
             if found.is_some() {
                 return found;
             }
@@ -319,7 +322,7 @@ pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], e
     if is(Kind::Form) {
         let found = pairs(text)
             .filter(|(k, _)| !exclude.iter().any(|e| e == k))
-            .find_map(|(k, v)| insp.check(k, true, "form").or_else(|| insp.check(v, true, "form")));
+            .find_map(|(k, v)| insp.check_pair(k, v, true, "form", "form"));
         if found.is_some() {
             return found;
         }
@@ -384,6 +387,8 @@ fn multipart(insp: &Inspector, text: &str, boundary: &str, exclude: &[String]) -
         let piece = piece.split_once('\n').map_or("", |(_, rest)| rest);
         let (head, content) = split_head(piece);
         let mut name = None;
+        // A file's content is data, not a parameter an include loader reads.
+        let mut upload = false;
         for line in head.lines() {
             let line = line.trim_end_matches('\r');
             let (field, value) = line.split_once(':').unwrap_or(("", line));
@@ -392,6 +397,7 @@ fn multipart(insp: &Inspector, text: &str, boundary: &str, exclude: &[String]) -
                     if k.eq_ignore_ascii_case("name") {
                         name = Some(v.to_string());
                     }
+                    upload |= k.eq_ignore_ascii_case("filename") || k.eq_ignore_ascii_case("filename*");
                     if let Some(f) = insp.check(&v, false, "multipart_header") {
                         return Parts::Found(f);
                     }
@@ -400,12 +406,17 @@ fn multipart(insp: &Inspector, text: &str, boundary: &str, exclude: &[String]) -
                 return Parts::Found(f);
             }
         }
-        if name.is_some_and(|n| exclude.contains(&n)) {
+        if name.as_ref().is_some_and(|n| exclude.contains(n)) {
             continue;
         }
         let content = content.strip_suffix('\n').unwrap_or(content);
         let content = content.strip_suffix('\r').unwrap_or(content);
-        if let Some(f) = insp.check(content, false, "multipart") {
+        let found = insp.check(content, false, "multipart").or_else(|| {
+            name.as_deref()
+                .filter(|_| !upload)
+                .and_then(|n| insp.check_include(n, content, false, "multipart"))
+        });
+        if let Some(f) = found {
             return Parts::Found(f);
         }
     }
@@ -430,7 +441,7 @@ fn split_head(piece: &str) -> (&str, &str) {
 }
 
 /// `form-data; name="a"; filename="b"` as (name, value) pairs, the disposition type with an
-/// empty name; semicolons inside quotes do not split, `\"` escapes a quote.
+/// empty name; semicolons inside quotes do not split, `\"` escapes a quote (other backslashes stay).
 fn header_params(value: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -443,7 +454,9 @@ fn header_params(value: &str) -> Vec<(String, String)> {
     };
     while let Some(c) = chars.next() {
         match c {
-            '\\' if quoted => {
+            // Browsers never escape a backslash in a filename (`C:\\x`), and parsers differ on
+            // whether `\\` escapes: only `\\"` is read as an escape, a backslash stays otherwise.
+            '\\' if quoted && chars.clone().next() == Some('"') => {
                 if let Some(n) = chars.next() {
                     cur.push(n);
                 }
@@ -460,9 +473,13 @@ fn header_params(value: &str) -> Vec<(String, String)> {
     out
 }
 
-/// XML values: text, CDATA, attribute values and the DOCTYPE (entity declarations reach a
-/// file or URL from there). Comments and processing instructions are not data. `Ok(true)` when
-/// the document was read to its end without an unterminated construct.
+/// XML values: character data, attribute values, dotted element names and the DOCTYPE
+/// (entity declarations reach a file or URL from there). Text and CDATA sections up to the next
+/// element tag are one value, as a parser's text content is (`<![CDATA[' OR]]><![CDATA[ 1=1]]>`
+/// reaches the application whole); comments and processing instructions are not data and do not
+/// split it. An element named like a class (`<java.lang.ProcessBuilder>`) is how XStream and
+/// similar binders pick the type they build, so such names are checked too. `Ok(true)` when the
+/// document was read to its end without an unterminated construct.
 fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
     let check = |v: &str| {
         let v = v.trim();
@@ -471,44 +488,60 @@ fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
             None => Ok(()),
         }
     };
+    // Character data since the last element tag.
+    let mut data = String::new();
+    let flush = |data: &mut String| {
+        let r = check(data);
+        data.clear();
+        r
+    };
     let mut rest = text;
     while let Some(lt) = rest.find('<') {
-        check(&rest[..lt])?;
+        data.push_str(&rest[..lt]);
         let tag = &rest[lt..];
-        let (close, inner): (&str, fn(&str) -> &str) = if tag.starts_with("<![CDATA[") {
-            ("]]>", |t| &t[9..])
+        let cdata = tag.starts_with("<![CDATA[");
+        let (close, element) = if cdata {
+            ("]]>", false)
         } else if tag.starts_with("<!--") {
-            ("-->", |_| "")
+            ("-->", false)
         } else if tag.starts_with("<?") {
-            ("?>", |_| "")
+            ("?>", false)
         } else if tag.starts_with("<!") {
             // DOCTYPE with an internal subset ends at `]>`.
-            (
-                if tag[..tag.find('>').unwrap_or(tag.len())].contains('[') {
-                    "]>"
-                } else {
-                    ">"
-                },
-                |t| t,
-            )
+            let head = &tag[..tag.find('>').unwrap_or(tag.len())];
+            (if head.contains('[') { "]>" } else { ">" }, false)
         } else {
-            (">", |_| "")
+            (">", true)
         };
         let Some(end) = tag.find(close) else {
-            check(tag)?;
+            data.push_str(tag);
+            flush(&mut data)?;
             return Ok(false);
         };
         let whole = &tag[..end + close.len()];
-        let data = inner(&tag[..end]);
-        check(data)?;
-        if close == ">" && !tag.starts_with("<!") {
+        if cdata {
+            data.push_str(&tag[9..end]);
+        } else if element {
+            flush(&mut data)?;
+            let name = whole[1..]
+                .trim_start_matches('/')
+                .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .next()
+                .unwrap_or("");
+            if name.contains('.') {
+                check(name)?;
+            }
             for v in attribute_values(whole) {
                 check(v)?;
             }
+        } else if tag.starts_with("<!") && !tag.starts_with("<!--") {
+            flush(&mut data)?;
+            check(&tag[..end])?;
         }
         rest = &tag[end + close.len()..];
     }
-    check(rest)?;
+    data.push_str(rest);
+    flush(&mut data)?;
     Ok(true)
 }
 
@@ -708,6 +741,14 @@ mod tests {
         assert!(xml("<r><!-- ' or 1=1 --><name>O'Brien</name></r>").is_none());
         // Unterminated: the tail is inspected as text.
         assert!(xml("<r><q>ok</q><a b='1' OR '1'='1").is_some());
+        // Adjacent CDATA sections and text around a comment are one value to the parser.
+        assert!(xml("<r><q><![CDATA[1' OR]]><![CDATA[ '1'='1]]></q></r>").is_some());
+        assert!(xml("<r><q>1' OR<!-- x --> '1'='1</q></r>").is_some());
+        // Values of different elements are not joined.
+        assert!(xml("<r><q>1' OR</q><q> '1'='1</q></r>").is_none());
+        // Element names that pick a class to build (XStream).
+        assert!(xml("<map><java.lang.ProcessBuilder><command/></java.lang.ProcessBuilder></map>").is_some());
+        assert!(xml("<feed><media.title>Rock</media.title></feed>").is_none());
         // The same markup sent as text/plain may be rendered as HTML: raw text too.
         assert!(found(Some("text/plain"), b"<script>alert(1)</script>").is_some());
         assert!(found(None, b"<svg onload=alert(1)>").is_some());

@@ -3,26 +3,10 @@
 use super::walk::pairs;
 use super::{Finding, Inspector};
 
-/// Headers that carry no user-controlled text worth inspecting (or carry credentials, which are
-/// never matched or logged).
-const SKIP_HEADERS: &[&str] = &[
-    "accept",
-    "accept-encoding",
-    "authorization",
-    "cache-control",
-    "connection",
-    "content-length",
-    "content-type",
-    "host",
-    "if-modified-since",
-    "if-none-match",
-    "pragma",
-    "te",
-    "upgrade-insecure-requests",
-    "x-api-key",
-    "dnt",
-    "priority",
-];
+/// Headers that are framing the gateway itself checks (routing, length, hop-by-hop). Every
+/// other header is inspected, credentials included (an application may log or parse any of
+/// them, and Log4Shell arrived in Authorization); a finding names the rule, never the value.
+const SKIP_HEADERS: &[&str] = &["connection", "content-length", "host", "te", "accept-encoding"];
 
 pub struct RequestView<'a> {
     /// The raw path, as on the wire (percent-encoded), without the query.
@@ -46,10 +30,7 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
             if r.exclude.iter().any(|e| e == k) {
                 continue;
             }
-            if let Some(f) = insp
-                .check(k, true, "query_name")
-                .or_else(|| insp.check(v, true, "query"))
-            {
+            if let Some(f) = insp.check_pair(k, v, true, "query_name", "query") {
                 return Some(f);
             }
         }
@@ -57,9 +38,10 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
     for (name, value) in &r.headers {
         let lname = name.to_ascii_lowercase();
         if lname == "cookie" {
+            // PHP and others url-decode cookie values, `+` included.
             for c in value.split(';') {
                 let v = c.split_once('=').map(|(_, v)| v).unwrap_or(c);
-                if let Some(f) = insp.check(v.trim(), false, "cookie") {
+                if let Some(f) = insp.check(v.trim(), true, "cookie") {
                     return Some(f);
                 }
             }
@@ -68,8 +50,22 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
         if SKIP_HEADERS.contains(&lname.as_str()) || lname.starts_with("sec-") {
             continue;
         }
-        if let Some(f) = insp.check(value, false, "header") {
+        let location = if lname == "referer" || lname == "origin" {
+            "referer"
+        } else {
+            "header"
+        };
+        if let Some(f) = insp.check(value, false, location) {
             return Some(f);
+        }
+        // A URL's query (Referer, Location-like custom headers) is read the way its server reads
+        // it: parameter by parameter, `+` as a space.
+        if let Some((_, q)) = value.split_once('?') {
+            for (k, v) in pairs(q.split('#').next().unwrap_or(q)) {
+                if let Some(f) = insp.check(k, true, "header").or_else(|| insp.check(v, true, "header")) {
+                    return Some(f);
+                }
+            }
         }
     }
     super::body::inspect_body(insp, r.content_type, r.body?, r.exclude)

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod extract;
 pub mod normalize;
+pub mod record;
 pub mod rules;
 mod walk;
 
@@ -48,7 +49,7 @@ impl Inspector {
         let mut rules = rules::builtin();
         rules.extend(own.iter().cloned());
         let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.pattern.as_ref()))
-            .size_limit(rules::PATTERN_SIZE_LIMIT * (own.len() + 8))
+            .size_limit(rules::PATTERN_SIZE_LIMIT * (own.len() + 32))
             .build()
             .map_err(|e| format!("inspection rules do not compile: {e}"))?;
         let active = rules
@@ -69,6 +70,31 @@ impl Inspector {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Checks one `name=value` parameter: the name, the value, and the pair
+    /// ([`Inspector::check_include`]).
+    pub fn check_pair(
+        &self,
+        name: &str,
+        value: &str,
+        form: bool,
+        name_location: &'static str,
+        value_location: &'static str,
+    ) -> Option<Finding> {
+        self.check(name, form, name_location)
+            .or_else(|| self.check(value, form, value_location))
+            .or_else(|| self.check_include(name, value, form, value_location))
+    }
+
+    /// For a parameter name that include loaders take (`file`, `page`, `template`, ...), checks
+    /// `name=value`, so that a remote URL there is seen as remote file inclusion.
+    pub fn check_include(&self, name: &str, value: &str, form: bool, location: &'static str) -> Option<Finding> {
+        let bare = name.strip_suffix("[]").unwrap_or(name);
+        if value.is_empty() || !rules::is_include_param(bare) {
+            return None;
+        }
+        self.check(&format!("{}={value}", bare.to_ascii_lowercase()), form, location)
     }
 
     /// Checks one value (`form`: `+` means space).
@@ -95,7 +121,10 @@ impl Inspector {
             self.set
                 .matches(text)
                 .iter()
-                .find(|i| self.active[*i] && only.is_none_or(|c| self.rules[*i].class == c))
+                .find(|i| {
+                    let r = &self.rules[*i];
+                    self.active[*i] && only.is_none_or(|c| r.class == c) && r.scope.applies_to(location)
+                })
                 .map(|i| Finding {
                     rule_id: self.rules[i].id,
                     class: self.rules[i].class,
@@ -106,17 +135,15 @@ impl Inspector {
             .or_else(|| {
                 // Shells drop quotes, carets and backslashes inside words (w'h'o'am'i, wh^oami):
                 // command rules also see the text without them.
-                if n.text.contains(['\'', '"', '^', '\\']) {
-                    let stripped: String = n
-                        .text
-                        .chars()
-                        .filter(|c| !matches!(c, '\'' | '"' | '^' | '\\'))
-                        .collect();
+                // Empty expansions (`c$@at`, `w$()hoami`) go the same way.
+                if n.text.contains(['\'', '"', '^', '\\', '$']) {
+                    let stripped: String = shell_unquote(&n.text);
                     hit(&stripped, Some(Class::Cmdi))
                 } else {
                     None
                 }
             })
+            .or_else(|| n.joined.as_deref().and_then(|j| hit(j, Some(Class::Sqli))))
             .or_else(|| {
                 self.tokenizers.iter().find(|t| (t.detect)(&n.text)).map(|t| Finding {
                     rule_id: t.id,
@@ -125,6 +152,50 @@ impl Inspector {
                 })
             })
     }
+}
+
+/// What a shell leaves of a word once it has removed quotes, carets, backslashes and empty
+/// expansions (`$@`, `$()`, and `$name` variables, which are unset in an attack: `cat$u /etc$u/passwd`).
+fn shell_unquote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '^' | '\\' => {}
+            '$' => match chars.peek() {
+                Some('@') => {
+                    chars.next();
+                }
+                Some('(') if text.contains("$()") => {
+                    let mut look = chars.clone();
+                    look.next();
+                    if look.peek() == Some(&')') {
+                        chars.next();
+                        chars.next();
+                    } else {
+                        out.push('$');
+                    }
+                }
+                Some(c) if c.is_ascii_lowercase() || *c == '_' => {
+                    let name: String = chars
+                        .clone()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    // `$ifs` is a separator, not an empty word: the evasion rule sees it as is.
+                    if name == "ifs" {
+                        out.push('$');
+                    } else {
+                        for _ in 0..name.chars().count() {
+                            chars.next();
+                        }
+                    }
+                }
+                _ => out.push('$'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A cheap pre-check: every rule needs either a metacharacter or an SQL keyword, so values
@@ -142,7 +213,7 @@ fn may_match(raw: &str) -> bool {
     // into a multi-substring search), instead of lower-casing and scanning once per keyword.
     static KEYWORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::RegexBuilder::new(
-            "union|select|or|and|order|group|having|waitfor|case|xor|sleep|benchmark|exec|drop|insert|delete|update",
+            "union|select|or|and|order|group|having|waitfor|case|xor|sleep|benchmark|exec|drop|insert|delete|update|powershell|pwsh|invoke|iex|whoami|systeminfo|tasklist|ifconfig|ipconfig|netstat|uname|mkfifo|certutil|bitsadmin|rundll|regsvr|mshta|wmic|cscript|ro0ab|aced0005|net user|bash|ncat|netcat|2852039166|a9fea9fe|0x2e",
         )
         .case_insensitive(true)
         .unicode(false)

@@ -115,7 +115,12 @@ pub fn fold_width(s: &str) -> String {
             0x3000 => ' ',
             0x2024 => '.',
             0xFE52 => '.',
-            0x2215 | 0x2044 => '/',
+            0x2215 | 0x2044 | 0x29F8 => '/',
+            0x2216 => '\\',
+            0x3002 | 0xFF61 => '.',
+            // Circled digits (NFKC reads ①②⑦.⓪.⓪.① as 127.0.0.1).
+            0x2460..=0x2468 => char::from_u32(c as u32 - 0x2460 + u32::from(b'1')).unwrap_or(c),
+            0x24EA => '0',
             0xFE68 | 0x29F5 => '\\',
             _ => c,
         })
@@ -123,6 +128,7 @@ pub fn fold_width(s: &str) -> String {
 }
 
 /// SQL comments become spaces (`UN/**/ION`), MySQL version comments open up (`/*!50000SELECT*/`).
+/// [`join_sql_comments`] is the other reading, for filters that delete comments (`SEL/**/ECT`).
 pub fn strip_sql_comments(s: &str) -> String {
     if !s.contains("/*") {
         return s.to_string();
@@ -144,6 +150,9 @@ pub fn strip_sql_comments(s: &str) -> String {
                 rest = &after[end + 2..];
             }
             None => {
+                // An unterminated comment cuts the rest of the query off: keep its opener, which
+                // is what the quote-then-comment rule looks for (`admin'/*`).
+                out.push_str(" /*");
                 rest = "";
             }
         }
@@ -152,15 +161,33 @@ pub fn strip_sql_comments(s: &str) -> String {
     out.replace("*/", " ")
 }
 
-/// Null bytes out, whitespace runs (tabs, newlines, vertical tabs) to one space; CR and LF are
-/// kept as `\n` markers so header-injection rules can still see them.
+/// Comments removed without a trace (`SEL/**/ECT` becomes `SELECT`), for the SQL rules' second
+/// look.
+pub fn join_sql_comments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find("*/") {
+            Some(end) => rest = &rest[start + 2 + end + 2..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Null bytes out, whitespace runs (tabs, vertical tabs, form feeds) to one space; CR, LF and the
+/// other C0 controls are kept as `\n` markers so header-injection and command rules see them.
 pub fn collapse_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
         match c {
             '\0' => {}
-            '\r' | '\n' => {
+            // Other C0 controls (`%1a`, `%0b` aside) end a line too: shells and header parsers
+            // differ on them, so the rules see them where a newline would be.
+            '\r' | '\n' | '\u{1}'..='\u{8}' | '\u{e}'..='\u{1f}' => {
                 out.push('\n');
                 space = false;
             }
@@ -184,6 +211,8 @@ pub fn collapse_whitespace(s: &str) -> String {
 pub struct Normalized {
     pub text: String,
     pub malformed: bool,
+    /// The text with SQL comments deleted rather than turned into spaces, when it had any.
+    pub joined: Option<String>,
 }
 
 /// Each step runs only when its trigger is present, so a plain value costs one copy: most values
@@ -206,18 +235,26 @@ pub fn normalize(raw: &str, form: bool) -> Normalized {
     } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
         text.make_ascii_lowercase();
     }
+    let mut joined = None;
     if text.contains("/*") || text.contains("*/") {
+        if text.contains("/*") {
+            joined = Some(join_sql_comments(&text));
+        }
         text = strip_sql_comments(&text);
     }
     let needs_ws = text
         .bytes()
         .zip(text.bytes().skip(1).chain(std::iter::once(b'x')))
-        .any(|(a, b)| matches!(a, b'\t' | b'\r' | b'\n' | 0 | 0x0b | 0x0c) || (a == b' ' && b == b' '))
+        .any(|(a, b)| a < 0x20 || (a == b' ' && b == b' '))
         || !text.is_ascii();
     if needs_ws {
         text = collapse_whitespace(&text);
     }
-    Normalized { text, malformed }
+    Normalized {
+        text,
+        malformed,
+        joined,
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +294,8 @@ mod tests {
         assert_eq!(html_entities("&lt;script&gt;&#x61;&#98;&colon;&amp"), "<script>ab:&");
         assert_eq!(fold_width("＜ｓｃｒｉｐｔ＞"), "<script>");
         assert_eq!(strip_sql_comments("un/**/ion/*!50000select*/"), "un ion select ");
+        assert_eq!(strip_sql_comments("admin'/* rest"), "admin' /*");
+        assert_eq!(join_sql_comments("sel/*x*/ect pass/**/word/* cut"), "select password");
         assert_eq!(collapse_whitespace("a\t\t b\0c\r\nd"), "a bc\n\nd");
         assert!(normalize("%c0%ae%c0%ae/", false).malformed);
         assert_eq!(

