@@ -42,6 +42,10 @@ pub struct CanonicalRequest {
     pub rewritten: bool,
     /// A method override the request keeps (checked against `methods` like the method).
     pub method_override: Option<Method>,
+    /// Headers removed before forwarding (untrusted `X-Forwarded-Host`, underscore lookalikes),
+    /// with their values: inspection still reads them, since a client that sends a payload
+    /// there is attacking whatever else might read it (a log, a proxy in front of the upstream).
+    pub removed_headers: Vec<(String, String)>,
 }
 
 /// Why the request was refused with 400.
@@ -116,6 +120,7 @@ impl CanonicalRequest {
             host,
             host_header,
             method_override: None,
+            removed_headers: Vec::new(),
         })
     }
 

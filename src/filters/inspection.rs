@@ -131,7 +131,16 @@ impl RequestFilter for Inspection {
         let view = RequestView {
             path,
             query,
-            headers: values.iter().map(|(k, v)| (*k, v.as_ref())).collect(),
+            headers: values
+                .iter()
+                .map(|(k, v)| (*k, v.as_ref()))
+                .chain(
+                    r.canonical
+                        .removed_headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+                .collect(),
             content_type: None,
             body: None,
             exclude: &spec.exclude_params,

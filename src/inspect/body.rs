@@ -411,7 +411,8 @@ fn multipart(insp: &Inspector, text: &str, boundary: &str, exclude: &[String]) -
         }
         let content = content.strip_suffix('\n').unwrap_or(content);
         let content = content.strip_suffix('\r').unwrap_or(content);
-        let found = insp.check(content, false, "multipart").or_else(|| {
+        let location = if upload { "multipart_file" } else { "multipart" };
+        let found = insp.check(content, false, location).or_else(|| {
             name.as_deref()
                 .filter(|_| !upload)
                 .and_then(|n| insp.check_include(n, content, false, "multipart"))
@@ -488,10 +489,15 @@ fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
             None => Ok(()),
         }
     };
-    // Character data since the last element tag.
+    // Character data since the last element tag, and the element it sits in: an element named
+    // like an include parameter (`<template>http://.../x.php</template>`) is paired with it.
     let mut data = String::new();
-    let flush = |data: &mut String| {
-        let r = check(data);
+    let mut element_name = "";
+    let flush = |data: &mut String, element: &str| {
+        let r = check(data).and_then(|()| match insp.check_include(element, data.trim(), false, "xml") {
+            Some(f) => Err(f),
+            None => Ok(()),
+        });
         data.clear();
         r
     };
@@ -515,19 +521,25 @@ fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
         };
         let Some(end) = tag.find(close) else {
             data.push_str(tag);
-            flush(&mut data)?;
+            flush(&mut data, element_name)?;
             return Ok(false);
         };
         let whole = &tag[..end + close.len()];
         if cdata {
             data.push_str(&tag[9..end]);
         } else if element {
-            flush(&mut data)?;
+            flush(&mut data, element_name)?;
             let name = whole[1..]
                 .trim_start_matches('/')
                 .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
                 .next()
                 .unwrap_or("");
+            // The local name (`<m:template>` is a `template`).
+            element_name = if whole.starts_with("</") {
+                ""
+            } else {
+                name.rsplit(':').next().unwrap_or(name)
+            };
             if name.contains('.') {
                 check(name)?;
             }
@@ -535,13 +547,13 @@ fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
                 check(v)?;
             }
         } else if tag.starts_with("<!") && !tag.starts_with("<!--") {
-            flush(&mut data)?;
+            flush(&mut data, element_name)?;
             check(&tag[..end])?;
         }
         rest = &tag[end + close.len()..];
     }
     data.push_str(rest);
-    flush(&mut data)?;
+    flush(&mut data, element_name)?;
     Ok(true)
 }
 

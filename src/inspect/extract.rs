@@ -40,8 +40,12 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
         if lname == "cookie" {
             // PHP and others url-decode cookie values, `+` included.
             for c in value.split(';') {
-                let v = c.split_once('=').map(|(_, v)| v).unwrap_or(c);
-                if let Some(f) = insp.check(v.trim(), true, "cookie") {
+                let (name, v) = c.split_once('=').unwrap_or(("", c));
+                let (name, v) = (name.trim(), v.trim());
+                if let Some(f) = insp
+                    .check(v, true, "cookie")
+                    .or_else(|| insp.check_include(name, v, true, "cookie"))
+                {
                     return Some(f);
                 }
             }

@@ -14,7 +14,7 @@ pub mod record;
 pub mod rules;
 mod walk;
 
-use regex::RegexSet;
+use regex::bytes::RegexSet;
 
 pub use rules::{Class, Rule};
 
@@ -48,8 +48,13 @@ impl Inspector {
     pub fn with_rules(paranoia: u8, disabled: &[u32], own: &[Rule]) -> Result<Inspector, String> {
         let mut rules = rules::builtin();
         rules.extend(own.iter().cloned());
-        let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.pattern.as_ref()))
+        // Matched over bytes with ASCII classes: `\w`, `\s` and `\b` stay small, so the lazy
+        // DFA of the whole set stays in its cache instead of falling back to the slow engine.
+        // Non-ASCII text still matches literally (UTF-8 bytes of the pattern's own literals).
+        let set = regex::bytes::RegexSetBuilder::new(rules.iter().map(|r| r.pattern.as_ref()))
+            .unicode(false)
             .size_limit(rules::PATTERN_SIZE_LIMIT * (own.len() + 32))
+            .dfa_size_limit(16 << 20)
             .build()
             .map_err(|e| format!("inspection rules do not compile: {e}"))?;
         let active = rules
@@ -115,11 +120,11 @@ impl Inspector {
         }
         let hit = |text: &str, only: Option<Class>| {
             // Most values match nothing: `is_match` answers that without allocating.
-            if !self.set.is_match(text) {
+            if !self.set.is_match(text.as_bytes()) {
                 return None;
             }
             self.set
-                .matches(text)
+                .matches(text.as_bytes())
                 .iter()
                 .find(|i| {
                     let r = &self.rules[*i];

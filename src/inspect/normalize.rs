@@ -150,10 +150,10 @@ pub fn strip_sql_comments(s: &str) -> String {
                 rest = &after[end + 2..];
             }
             None => {
-                // An unterminated comment cuts the rest of the query off: keep its opener, which
-                // is what the quote-then-comment rule looks for (`admin'/*`).
+                // An unterminated comment cuts the rest off for an SQL parser, not for a browser
+                // or a shell: keep it all, opener included (`admin'/*`, `javascript:/*--><svg`).
                 out.push_str(" /*");
-                rest = "";
+                rest = after;
             }
         }
     }
@@ -170,7 +170,11 @@ pub fn join_sql_comments(s: &str) -> String {
         out.push_str(&rest[..start]);
         match rest[start + 2..].find("*/") {
             Some(end) => rest = &rest[start + 2 + end + 2..],
-            None => rest = "",
+            None => {
+                // Unterminated: kept, as in `strip_sql_comments`.
+                rest = &rest[start..];
+                break;
+            }
         }
     }
     out.push_str(rest);
@@ -294,8 +298,16 @@ mod tests {
         assert_eq!(html_entities("&lt;script&gt;&#x61;&#98;&colon;&amp"), "<script>ab:&");
         assert_eq!(fold_width("＜ｓｃｒｉｐｔ＞"), "<script>");
         assert_eq!(strip_sql_comments("un/**/ion/*!50000select*/"), "un ion select ");
-        assert_eq!(strip_sql_comments("admin'/* rest"), "admin' /*");
-        assert_eq!(join_sql_comments("sel/*x*/ect pass/**/word/* cut"), "select password");
+        assert_eq!(strip_sql_comments("admin'/* rest"), "admin' /* rest");
+        // What follows an unterminated comment still reaches a browser or a shell.
+        assert_eq!(
+            strip_sql_comments("javascript:/*--><svg onload=x>"),
+            "javascript: /*--><svg onload=x>"
+        );
+        assert_eq!(
+            join_sql_comments("sel/*x*/ect pass/**/word/* cut"),
+            "select password/* cut"
+        );
         assert_eq!(collapse_whitespace("a\t\t b\0c\r\nd"), "a bc\n\nd");
         assert!(normalize("%c0%ae%c0%ae/", false).malformed);
         assert_eq!(

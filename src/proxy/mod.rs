@@ -395,6 +395,19 @@ impl ProxyHttp for Gateway {
                 &owned,
             )?;
             c.method_override = cleaned.method_override;
+            let headers = &session.req_header().headers;
+            c.removed_headers = cleaned
+                .remove
+                .iter()
+                .flat_map(|n| {
+                    headers.get_all(n).iter().map(move |v| {
+                        (
+                            n.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                })
+                .collect();
             Ok((c, cleaned.remove))
         });
         let remove = match canonical {

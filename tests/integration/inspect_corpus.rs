@@ -16,6 +16,37 @@ fn load(name: &str) -> Vec<Case> {
     Record::load(&p).unwrap()
 }
 
+/// The challenge set (tests/corpus/challenge/, written apart from the rules by someone who had
+/// not read them): the same targets. Its first, blind run is in its README.
+#[test]
+fn challenge_set_detection_and_false_positive_rates() {
+    let insp = Inspector::new(1, &[]);
+    let attacks = load("challenge/attacks.jsonl");
+    let benign = load("challenge/benign.jsonl");
+    let missed: Vec<&str> = attacks
+        .iter()
+        .filter(|c| fires(&insp, c).is_none())
+        .map(|c| c.id.as_str())
+        .collect();
+    let flagged: Vec<String> = benign
+        .iter()
+        .filter_map(|c| fires(&insp, c).map(|f| format!("{} ({} {})", c.id, f.rule_id, f.location)))
+        .collect();
+    let detection = 1.0 - missed.len() as f64 / attacks.len() as f64;
+    let fp = flagged.len() as f64 / benign.len() as f64;
+    println!(
+        "challenge: {}/{} attacks detected ({:.1}%), {}/{} benign flagged ({:.2}%)\nmissed: {missed:?}\nflagged: {flagged:?}",
+        attacks.len() - missed.len(),
+        attacks.len(),
+        100.0 * detection,
+        flagged.len(),
+        benign.len(),
+        100.0 * fp
+    );
+    assert!(detection >= 0.95, "detection {:.1}% below 95%", 100.0 * detection);
+    assert!(fp <= 0.01, "false positives {:.2}% above 1%", 100.0 * fp);
+}
+
 fn fires(insp: &Inspector, c: &Case) -> Option<quantumvault::inspect::Finding> {
     c.inspect(insp)
 }

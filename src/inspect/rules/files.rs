@@ -103,12 +103,29 @@ pub fn rules() -> Vec<Rule> {
             931150,
             Class::Rfi,
             1,
-            "remote URL in a parameter that names a file to include (checked as `name=value`)",
-            format!(r"^(?:{INCLUDE_PARAMS})=\s*(?:(?:https?|ftps?|smb|sftp)://|\\\\|//[a-z0-9])"),
+            "remote script or text file in a parameter that names a file to include (checked as `name=value`)",
+            // A page or document URL there is ordinary (`{"page": "https://example.com/pricing"}`);
+            // what an include loader runs is a script or text file, or a URL whose tail is cut
+            // off by an empty query, a fragment or a NUL.
+            format!(
+                r"^(?:{INCLUDE_PARAMS})=\s*(?:(?:https?|ftps?|smb|sftp):)?(?://|\\\\)[^/\\\s]+[/\\](?:[^?#\s]*\.(?:php\d?|phtml|phar|inc|txt|jsp|jspx|asp|aspx|ashx|sh|pl|py|cgi|rb|exe|dll|war|jar)(?:$|[?#\s.])|[^\s]*(?:[?#]|[?&][\w.]*=|%00|\x00)\s*$)"
+            ),
         )
-        .scope(Scope::ValuesOnly),
+        // Only `check_include` writes `name=value`: no scope needed.
+        .scope(Scope::Everywhere),
+        rule(
+            931155,
+            Class::Rfi,
+            1,
+            "any remote URL in a PHP global or CMS path setting (checked as `name=value`)",
+            format!(r"^(?:{INCLUDE_GLOBALS})=\s*(?:(?:https?|ftps?|smb|sftp):)?//"),
+        ),
     ]
 }
+
+/// Settings that old PHP applications read from request parameters when `register_globals` or
+/// an `extract($_REQUEST)` lets them, and that name the directory includes are read from.
+pub const INCLUDE_GLOBALS: &str = r"_server\[document_root\]|mosconfig_absolute_path|_conf\[path\]|gallery_basedir|path\[docroot\]|appserv_root|config\[root_dir\]|globals\[\w+\]";
 
 /// Parameter names that PHP, JSP and CGI applications pass to include or template loaders.
 pub const INCLUDE_PARAMS: &str = "base_dir|basedir|base_path|include_path|inc_path|root_dir|rootdir|abspath|file|filename|page|include|inc|template|tpl|path|dir|folder|doc|document|root|load|module|mod|view|layout|style|theme|lang|language|conf|config|require|pg";

@@ -6,11 +6,27 @@
 
 mod code;
 mod files;
-use files::INCLUDE_PARAMS;
+use files::{INCLUDE_GLOBALS, INCLUDE_PARAMS};
 
 /// Whether include or template loaders take a parameter of this name (`file`, `page`, ...).
+/// Asked of every JSON key, so it is one hash lookup, not a scan of the list.
 pub fn is_include_param(name: &str) -> bool {
-    INCLUDE_PARAMS.split('|').any(|p| p.eq_ignore_ascii_case(name))
+    static NAMES: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| INCLUDE_PARAMS.split('|').collect());
+    static GLOBALS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        // Invariant: a fixed alternation (tested with the rules).
+        regex::Regex::new(&format!("^(?:{INCLUDE_GLOBALS})$")).expect("include globals compile")
+    });
+    const LONGEST: usize = 32;
+    if name.len() > LONGEST {
+        return false;
+    }
+    let mut buf = [0u8; LONGEST];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name.as_bytes());
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower)
+        .is_ok_and(|l| NAMES.contains(l) || (l.contains('[') || l.starts_with(['m', 'g', 'a'])) && GLOBALS.is_match(l))
 }
 mod sqli;
 mod web;
@@ -80,6 +96,9 @@ pub enum Scope {
     NotReferer,
     /// Only parameter and body values, never headers, cookies or the path.
     ValuesOnly,
+    /// Everywhere but the content of an uploaded file (a multipart part with a filename): a
+    /// calendar file's `LOCATION:` line is data, not a header it could inject.
+    NotInFiles,
 }
 
 impl Scope {
@@ -89,8 +108,9 @@ impl Scope {
             Scope::NotReferer => location != "referer",
             Scope::ValuesOnly => matches!(
                 location,
-                "query" | "query_name" | "json" | "form" | "xml" | "multipart" | "body"
+                "query" | "query_name" | "json" | "form" | "xml" | "multipart" | "multipart_file" | "body"
             ),
+            Scope::NotInFiles => location != "multipart_file",
         }
     }
 }
@@ -186,7 +206,8 @@ pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 /// Checks that a policy's own pattern compiles within the size limit.
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
-    regex::RegexBuilder::new(pattern)
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
         .size_limit(PATTERN_SIZE_LIMIT)
         .build()
         .map(|_| ())
@@ -286,13 +307,19 @@ mod tests {
         // An IP-literal URL is suspect in a parameter, ordinary in a Referer.
         assert!(insp.check("http://192.0.2.9/app", false, "query").is_some());
         assert!(insp.check("http://192.0.2.9/app", false, "header").is_none());
-        // A remote URL where a file is included, by parameter name.
-        assert_eq!(
-            insp.check_pair("page", "https://x.example/inc", true, "query_name", "query")
-                .unwrap()
-                .class,
-            Class::Rfi
-        );
+        // A remote script where a file is included, by parameter name; a page URL there is not.
+        for (name, url) in [
+            ("page", "https://x.example/inc.php"),
+            ("template", "https://x.example/t.txt?"),
+            ("file", r"\\x.example\share\x.php"),
+            ("_SERVER[DOCUMENT_ROOT]", "http://x.example/inc"),
+        ] {
+            let f = insp.check_pair(name, url, true, "query_name", "query");
+            assert_eq!(f.map(|f| f.class), Some(Class::Rfi), "{name}={url}");
+        }
+        assert!(insp
+            .check_pair("page", "https://example.com/pricing", true, "query_name", "query")
+            .is_none());
         assert!(insp
             .check_pair("avatar", "https://x.example/a.png", true, "query_name", "query")
             .is_none());

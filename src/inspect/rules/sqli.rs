@@ -58,7 +58,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Sqli,
             1,
             "quote then comment",
-            r#"['"]\)*(?:--|#|/\*)|['"]\s*\)*\s*(?:--(?:[\s+-]*$|[+-])|#|;\s*--|/\*)"#,
+            r#"['"]\)*(?:--|/\*)|['"]\s*\)*\s*#[^"'\n]*$|['"]\s*\)*\s*(?:--(?:[\s+-]*$|[+-])|;\s*--|/\*)"#,
         ),
         rule(
             942180,
@@ -86,7 +86,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Sqli,
             1,
             "UNION split by comments",
-            r"\bunion\b[\s\S]{0,40}\bselect\b[\s\S]{0,60}(?:,|\bfrom\b|--|#|@@|\bnull\b|\d)",
+            r"\bunion\b(?:\s|\+|--[^\n]*\n|#[^\n]*\n|\(|\ball\b|\bdistinct\b)*\(?\s*select\b\s*(?:\*|\d|null\b|@@|\w+\s*\(|[\w.]+\s*(?:,|\bfrom\b)|'|0x)",
         ),
         rule(
             942200,

@@ -3,7 +3,7 @@
 use super::{rule, Class, Rule, Scope};
 
 /// MongoDB query operators an API that takes JSON may be fed.
-const OPS: &str = r"(?:unionwith|match|group|project|merge|out|addfields|replaceroot|graphlookup|facet|sample|bucket|ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|expr|or|and|nor|not|elemmatch|function|accumulator|lookup|jsonschema|all|size|mod|options)";
+const OPS: &str = r"(?:unionwith|match|group|project|merge|out|addfields|replaceroot|graphlookup|facet|sample|bucket|ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|expr|or|and|nor|not|elemmatch|function|accumulator|lookup|jsonschema|all|size|mod|options|bitsallset|bitsanyset)";
 
 pub fn rules() -> Vec<Rule> {
     vec![
@@ -12,22 +12,25 @@ pub fn rules() -> Vec<Rule> {
             Class::Crlf,
             1,
             "CRLF then header",
-            r"\n\s*(?:set-cookie|location|content-[\w-]+|refresh|link|x-[\w-]+|access-control-[\w-]+|cache-control|transfer-encoding|host|cookie|authorization|status|http/\d)\s*:|\n\s*http/\d|\n\s*\n\s*<",
-        ),
+            r"\n\s*(?:set-cookie|location|content-[\w-]+|refresh|link|x-[\w-]+|access-control-[\w-]+|cache-control|transfer-encoding|host|cookie|authorization|status|http/\d|bcc|cc|reply-to|return-path)\s*:|\n\s*http/\d|\n\s*\n\s*<(?:html|body|script|svg|iframe|meta|img|a\s|!doctype)",
+        )
+        .scope(Scope::NotInFiles),
         rule(
             921110,
             Class::Crlf,
             1,
             "escaped CRLF left after decoding",
             r"(?:%0d|%0a|\\r|\\n)+\s*(?:set-cookie|location|content-[\w-]+|x-[\w-]+|refresh)\s*:",
-        ),
+        )
+        .scope(Scope::NotInFiles),
         rule(
             921120,
             Class::Crlf,
             1,
             "characters whose low byte is CR or LF (latin1 truncation), then a header",
-            r"[\x{010a}\x{010b}\x{010d}\x{560a}\x{560d}]+\s*(?:set-cookie|location|content-[\w-]+|x-[\w-]+|refresh|access-control-[\w-]+|http/\d)\s*:",
-        ),
+            r"(?:\x{010a}|\x{010b}|\x{010d}|\x{560a}|\x{560d})+\s*(?:set-cookie|location|content-[\w-]+|x-[\w-]+|refresh|access-control-[\w-]+|http/\d)\s*:",
+        )
+        .scope(Scope::NotInFiles),
         rule(
             935100,
             Class::Nosqli,
@@ -40,7 +43,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Nosqli,
             1,
             "server-side JavaScript in a NoSQL query",
-            r#"\$where\b|\bthis\s*\.\s*\w+\s*\.\s*match\s*\(|\bthis\s*\.\s*(?:password|passwd|pass|pwd|username|user|email|token|secret|role|isadmin)\b|;\s*return\s+(?:true|false|\d|this|db|sleep|/)|\bwhile\s*\(\s*new\s+date\s*\(|\|\|\s*['"]?\w+['"]?\s*===?\s*['"]?\w+|\bdb\s*\.\s*(?:\w+\s*\.\s*)?(?:find|findone|drop|dropdatabase|remove|insert|update|eval|getcollection|getsiblingdb|runcommand)\s*\(|\bmapreduce\b|\$\$root\b"#,
+            r#"\$where\b|\bthis\s*\.\s*\w+\s*\.\s*match\s*\(|\bthis\s*\.\s*(?:password|passwd|pass|pwd|username|user|email|token|secret|role|isadmin)\b|;\s*return\s+(?:true|false|\d|this|db|sleep|/)|\bwhile\s*\(\s*new\s+date\s*\(|\bwhile\s*\(\s*(?:true|1)\s*\)\s*\{|\|\|\s*['"]?\w+['"]?\s*===?\s*['"]?\w+|\bdb\s*\.\s*(?:\w+\s*\.\s*)?(?:find|findone|drop|dropdatabase|remove|insert|update|eval|getcollection|getsiblingdb|runcommand)\s*\(|\bmapreduce\b|\$\$root\b"#,
         ),
         rule(
             934100,

@@ -1,6 +1,6 @@
 //! Cross-site scripting and template injection: tags, event handlers, script URLs, SVG and MathML, script sinks.
 
-use super::{rule, Class, Rule};
+use super::{rule, Class, Rule, Scope};
 
 pub fn rules() -> Vec<Rule> {
     vec![
@@ -25,7 +25,9 @@ pub fn rules() -> Vec<Rule> {
             1,
             "dangerous HTML element",
             r"<\s*(?:iframe|frame|svg|object|embed|math|base|meta|applet|isindex|xml|xss|form|link|style|portal)\b",
-        ),
+        )
+        // An uploaded SVG is an <svg>: only scripts and handlers in it count.
+        .scope(Scope::NotInFiles),
         rule(
             941140,
             Class::Xss,
