@@ -10,6 +10,7 @@
 #   FLOOR=1 benches/load.sh         # also bare Pingora plus only the required forwarding headers
 #   INSTR=1 DURATION=6s benches/load.sh  # instructions per request under callgrind, not timing
 #   RATES="10 50 100" SCENARIO=signcost ... # also both gateways at shares of the peak (open-ish loop)
+#   SCENARIO=inspect REQUEST=json2k benches/load.sh  # inspection on against off, POSTs of 2 KiB JSON
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression (and its policy files by COMPARE_POLICY_SED, if set),
@@ -75,6 +76,27 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+
+# REQUEST=json2k: every wrk request is a POST of the 2 KiB JSON body of benches/filters.rs
+# (inspect_2k_json_request) instead of a GET, so that inspection has a body to read.
+WRK_ARGS=()
+if [ "${REQUEST:-get}" = json2k ]; then
+  python3 - > "$WORK/body2k.json" <<'PY'
+items = [
+    '{"id":"%08x-4b1e-9c3a","name":"O\'Brien\'s order %d","note":"please select the blue one and drop it at the door","url":"https://shop.example.com/p/%d?ref=mail%%20campaign","qty":%d}' % (i, i, i, i)
+    for i in range(12)
+]
+print('{"customer":{"email":"anna+shop@example.com","items":[%s]}}' % ",".join(items), end="")
+PY
+  cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body2k.json", "rb"); wrk.body = f:read("*a"); f:close()
+LUA
+  WRK_ARGS=(-s "$WORK/post.lua")
+elif [ "${REQUEST:-get}" != get ]; then
+  echo "REQUEST is get or json2k" >&2; exit 1
+fi
 
 # The fast upstream: nginx serving a fixed body (from the page cache).
 mkdir -p "$WORK/nginx"
@@ -161,7 +183,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the 
 run_wrk() { # url pid -> "rps p99_ms proxy_cpu_us_per_request"
   local before after
   before=$(cpu_ticks "$2")
-  $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "$WRK_HEADER" "$1" 2>/dev/null > "$WORK/wrk.out"
+  $ON_LOAD wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${WRK_ARGS[@]}" -H "$WRK_HEADER" "$1" 2>/dev/null > "$WORK/wrk.out"
   after=$(cpu_ticks "$2")
   awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
     /requests in/ {n=$1}

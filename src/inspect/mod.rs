@@ -38,7 +38,7 @@ pub struct Inspector {
 impl Inspector {
     /// The built-in rules at `paranoia`, minus `disabled` rule ids.
     pub fn new(paranoia: u8, disabled: &[u32]) -> Inspector {
-        // Invariant: the built-in patterns are tested to compile (rules.rs unit test).
+        // Invariant: the built-in patterns are tested to compile (rules/mod.rs unit test).
         Self::with_rules(paranoia, disabled, &[]).expect("built-in rules compile")
     }
 
