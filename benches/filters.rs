@@ -96,6 +96,7 @@ fn bench(c: &mut Criterion) {
                     content_type: Some("application/json"),
                     body: Some(json.as_bytes()),
                     exclude: &[],
+                    limits: quantumvault::inspect::Limits::default(),
                 };
                 black_box(inspect(insp, &view))
             })

@@ -30,6 +30,12 @@ pub struct RawInspection {
     /// Parameter names (query, form, JSON keys are not matched) never inspected.
     #[serde(default)]
     pub exclude_params: Option<Vec<String>>,
+    /// The most values one request's head, or its body, has checked.
+    #[serde(default)]
+    pub max_values: Option<u32>,
+    /// The deepest JSON nesting inspected.
+    #[serde(default)]
+    pub max_depth: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +64,7 @@ pub struct InspectionSpec {
     pub oversize: Oversize,
     pub disabled_rules: Vec<u32>,
     pub exclude_params: Vec<String>,
+    pub limits: crate::inspect::Limits,
 }
 
 impl Default for InspectionSpec {
@@ -69,6 +76,7 @@ impl Default for InspectionSpec {
             oversize: Oversize::Refuse,
             disabled_rules: Vec::new(),
             exclude_params: Vec::new(),
+            limits: crate::inspect::Limits::default(),
         }
     }
 }
@@ -106,6 +114,19 @@ pub(super) fn merge(base: &InspectionSpec, raw: &RawInspection) -> Result<Inspec
     }
     if let Some(e) = &raw.exclude_params {
         s.exclude_params = e.clone();
+    }
+    if let Some(n) = raw.max_values {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(("max_values".into(), "1 to 1000000".into()));
+        }
+        s.limits.max_values = n;
+    }
+    if let Some(d) = raw.max_depth {
+        // serde_json stops at 128 levels on its own; the limit must come first to give a verdict.
+        if !(1..=120).contains(&d) {
+            return Err(("max_depth".into(), "1 to 120".into()));
+        }
+        s.limits.max_depth = d;
     }
     Ok(s)
 }
@@ -214,5 +235,21 @@ mod tests {
         assert!(e.0[0].message.contains("not one of refuse, pass"), "{e}");
         let e = load(&format!("inspection:\n  over_size: pass\n{GOOD}")).unwrap_err();
         assert!(e.0[0].message.contains("unknown field `over_size`"), "{e}");
+    }
+
+    #[test]
+    fn inspection_limits_default_and_are_checked() {
+        let p = load(&format!("inspection:\n  mode: block\n{GOOD}")).unwrap();
+        assert_eq!(p.routes[0].inspection.limits, crate::inspect::Limits::default());
+        let p = load(&format!("inspection:\n  max_values: 500\n  max_depth: 16\n{GOOD}")).unwrap();
+        assert_eq!(p.routes[0].inspection.limits.max_values, 500);
+        assert_eq!(p.routes[0].inspection.limits.max_depth, 16);
+        for (yaml, field) in [
+            ("max_values: 0", "inspection.max_values"),
+            ("max_depth: 200", "inspection.max_depth"),
+        ] {
+            let e = load(&format!("inspection:\n  {yaml}\n{GOOD}")).unwrap_err();
+            assert_eq!(e.0[0].field, field, "{e}");
+        }
     }
 }

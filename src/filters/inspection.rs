@@ -144,6 +144,7 @@ impl RequestFilter for Inspection {
             content_type: None,
             body: None,
             exclude: &spec.exclude_params,
+            limits: spec.limits,
         };
         let Some(f) = inspect(insp, &view) else { return Ok(()) };
         match spec.mode {
@@ -240,7 +241,7 @@ pub fn body_chunk(
         crate::telemetry::metrics::unsigned_inspection_oversize(&route.spec.name);
     }
     let ct = content_type(req).map_err(refused)?;
-    if let Some(f) = body::inspect_body(insp, ct.as_deref(), &decoded, &spec.exclude_params) {
+    if let Some(f) = body::inspect_body(insp, ct.as_deref(), &decoded, &spec.exclude_params, spec.limits) {
         match spec.mode {
             InspectionMode::Block => {
                 record(&route.spec.name, &f, "block");
@@ -509,6 +510,7 @@ routes:
                     content_type: None,
                     body: None,
                     exclude: &[],
+                    limits: crate::inspect::Limits::default(),
                 };
                 let f = inspect(&insp, &view).unwrap_or_else(|| panic!("{name}: {v}"));
                 assert_eq!(f.class, crate::inspect::Class::Sqli);

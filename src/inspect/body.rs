@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::io::Read;
 
 use super::walk::{json_unescape_lossy, json_walk, pairs};
-use super::{Finding, Inspector};
+use super::{Finding, Inspector, Limits, Scan};
 
 /// Why a body cannot be inspected; each becomes a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -296,7 +296,14 @@ fn sniff(text: &str) -> Kind {
 }
 
 /// The first finding in a body. `content_type` is the request's (one value, as sent).
-pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], exclude: &[String]) -> Option<Finding> {
+pub fn inspect_body(
+    insp: &Inspector,
+    content_type: Option<&str>,
+    body: &[u8],
+    exclude: &[String],
+    limits: Limits,
+) -> Option<Finding> {
+    let insp = &Scan::new(insp, limits);
     let ct = content_type.unwrap_or("");
     let media = crate::text::media_type(ct);
     // An unsupported charset is refused before the body phase; here it reads as ASCII.
@@ -309,7 +316,7 @@ pub fn inspect_body(insp: &Inspector, content_type: Option<&str>, body: &[u8], e
     // Otherwise the raw text is inspected too.
     let mut covered = false;
     if is(Kind::Json) {
-        if let Some(found) = json_walk::walk(text.as_bytes(), exclude, |s, key| {
+        if let Some(found) = json_walk::walk(text.as_bytes(), exclude, insp.limits.max_depth, |s, key| {
             insp.check(s, false, "json")
                 .or_else(|| key.and_then(|k| insp.check_include(k, s, false, "json")))
         }) {
@@ -372,7 +379,7 @@ enum Parts {
 
 /// Splits `text` at `--boundary` lines (CRLF or LF) and inspects each part's header values and
 /// content. A part without a blank line after its headers is inspected whole as content.
-fn multipart(insp: &Inspector, text: &str, boundary: &str, exclude: &[String]) -> Parts {
+fn multipart(insp: &Scan<'_>, text: &str, boundary: &str, exclude: &[String]) -> Parts {
     let delim = format!("--{boundary}");
     let mut pieces = text.split(delim.as_str());
     // The preamble before the first delimiter is ignored by parsers (and by RFC 2046).
@@ -481,7 +488,7 @@ fn header_params(value: &str) -> Vec<(String, String)> {
 /// split it. An element named like a class (`<java.lang.ProcessBuilder>`) is how XStream and
 /// similar binders pick the type they build, so such names are checked too. `Ok(true)` when the
 /// document was read to its end without an unterminated construct.
-fn xml(insp: &Inspector, text: &str) -> Result<bool, Finding> {
+fn xml(insp: &Scan<'_>, text: &str) -> Result<bool, Finding> {
     let check = |v: &str| {
         let v = v.trim();
         match insp.check(v, false, "xml") {
@@ -586,7 +593,7 @@ mod tests {
     }
 
     fn found(ct: Option<&str>, body: &[u8]) -> Option<Finding> {
-        inspect_body(&insp(), ct, body, &[])
+        inspect_body(&insp(), ct, body, &[], Limits::default())
     }
 
     const SQLI: &str = "1' OR '1'='1";
@@ -732,6 +739,50 @@ mod tests {
     }
 
     #[test]
+    fn inspection_work_is_bounded_by_values_and_depth() {
+        let limits = Limits {
+            max_values: 100,
+            max_depth: 8,
+        };
+        let run =
+            |ct: &str, body: &str| inspect_body(&insp(), Some(ct), body.as_bytes(), &[], limits).map(|f| f.rule_id);
+        // 100 values are inspected; the 101st is refused (it would have been inspected too).
+        let json = |n: usize| format!("[{}]", vec!["\"o'k\""; n].join(","));
+        assert_eq!(run("application/json", &json(100)), None);
+        assert_eq!(
+            run("application/json", &json(101)),
+            Some(crate::inspect::TOO_MANY_VALUES)
+        );
+        let form = |n: usize| vec!["a=b"; n].join("&");
+        assert_eq!(run("application/x-www-form-urlencoded", &form(100)), None);
+        assert_eq!(
+            run("application/x-www-form-urlencoded", &form(101)),
+            Some(crate::inspect::TOO_MANY_VALUES)
+        );
+        let xml = |n: usize| format!("<r>{}</r>", "<v>x</v>".repeat(n));
+        assert_eq!(run("application/xml", &xml(80)), None);
+        assert_eq!(run("application/xml", &xml(101)), Some(crate::inspect::TOO_MANY_VALUES));
+        // Nesting: 8 levels are walked, a 9th is refused, before serde_json's own limit (128)
+        // would end the walk without a verdict.
+        let nest = |n: usize| format!("{}\"x\"{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(run("application/json", &nest(8)), None);
+        assert_eq!(run("application/json", &nest(9)), Some(crate::inspect::TOO_DEEP));
+        let deep = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        assert_eq!(run("application/json", &deep(9)), Some(crate::inspect::TOO_DEEP));
+        assert_eq!(
+            inspect_body(
+                &insp(),
+                Some("application/json"),
+                nest(200).as_bytes(),
+                &[],
+                Limits::default()
+            )
+            .map(|f| f.rule_id),
+            Some(crate::inspect::TOO_DEEP)
+        );
+    }
+
+    #[test]
     fn json_escapes_hide_nothing() {
         let escaped = r#"{"q":"\u0027 OR \u00271\u0027=\u00271"}"#;
         assert_eq!(found(Some("text/plain"), escaped.as_bytes()).unwrap().location, "json");
@@ -812,7 +863,14 @@ mod tests {
         assert!(mp(ct, &format!("--XyZ\r\n{SQLI}\r\n--XyZ--")).is_some());
         // An excluded part name skips its content, not its headers.
         let ex = ["a".to_string()];
-        assert!(inspect_body(&insp(), Some(ct), body("name=\"a\"", SQLI, "\r\n").as_bytes(), &ex).is_none());
+        assert!(inspect_body(
+            &insp(),
+            Some(ct),
+            body("name=\"a\"", SQLI, "\r\n").as_bytes(),
+            &ex,
+            Limits::default()
+        )
+        .is_none());
     }
 
     #[test]

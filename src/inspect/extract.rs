@@ -1,7 +1,7 @@
 //! Which parts of a request are inspected, and how each is split into values.
 
 use super::walk::pairs;
-use super::{Finding, Inspector};
+use super::{Finding, Inspector, Limits, Scan};
 
 /// Headers that are framing the gateway itself checks (routing, length, hop-by-hop). Every
 /// other header is inspected, credentials included (an application may log or parse any of
@@ -18,10 +18,12 @@ pub struct RequestView<'a> {
     pub body: Option<&'a [u8]>,
     /// Parameter (and JSON key) names whose values are not inspected.
     pub exclude: &'a [String],
+    pub limits: Limits,
 }
 
 /// The first rule that fires anywhere in the request.
-pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
+pub fn inspect(inspector: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
+    let insp = &Scan::new(inspector, r.limits);
     if let Some(f) = insp.check(r.path, false, "path") {
         return Some(f);
     }
@@ -72,7 +74,7 @@ pub fn inspect(insp: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
             }
         }
     }
-    super::body::inspect_body(insp, r.content_type, r.body?, r.exclude)
+    super::body::inspect_body(inspector, r.content_type, r.body?, r.exclude, r.limits)
 }
 
 #[cfg(test)]
@@ -87,6 +89,7 @@ mod tests {
             content_type: Some("application/json"),
             body: Some(body.as_bytes()),
             exclude,
+            limits: Limits::default(),
         }
     }
 

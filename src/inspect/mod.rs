@@ -26,6 +26,87 @@ pub struct Finding {
     pub location: &'static str,
 }
 
+/// What inspecting one request may cost (`inspection.max_values`, `inspection.max_depth`):
+/// with the body bounded by `max_body`, these bound its CPU (see the README for the worst case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Values (parameters, names, headers, JSON keys and strings, parts, XML values) checked
+    /// in one phase (the head, the body); one more is refused, rule 920110.
+    pub max_values: u32,
+    /// JSON arrays and objects nested deeper are refused, rule 920120.
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_values: 10_000,
+            max_depth: 64,
+        }
+    }
+}
+
+/// The rule ids of the limits' refusals.
+pub const TOO_MANY_VALUES: u32 = 920110;
+pub const TOO_DEEP: u32 = 920120;
+
+/// One phase's scan: the shared inspector and what is left of the request's value budget.
+/// It checks like the inspector, and once the budget is spent every check is a finding
+/// (rule 920110), which stops the scan.
+pub struct Scan<'a> {
+    insp: &'a Inspector,
+    left: std::cell::Cell<u32>,
+    pub limits: Limits,
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(insp: &'a Inspector, limits: Limits) -> Scan<'a> {
+        Scan {
+            insp,
+            left: std::cell::Cell::new(limits.max_values),
+            limits,
+        }
+    }
+
+    fn spend(&self, location: &'static str) -> Option<Finding> {
+        match self.left.get() {
+            0 => Some(Finding {
+                rule_id: TOO_MANY_VALUES,
+                class: Class::Malformed,
+                location,
+            }),
+            n => {
+                self.left.set(n - 1);
+                None
+            }
+        }
+    }
+
+    /// Empty values (the whitespace between XML elements) cost nothing and are not counted.
+    pub fn check(&self, raw: &str, form: bool, location: &'static str) -> Option<Finding> {
+        if raw.is_empty() {
+            return None;
+        }
+        self.spend(location).or_else(|| self.insp.check(raw, form, location))
+    }
+
+    pub fn check_pair(
+        &self,
+        name: &str,
+        value: &str,
+        form: bool,
+        name_location: &'static str,
+        value_location: &'static str,
+    ) -> Option<Finding> {
+        self.spend(value_location)
+            .or_else(|| self.insp.check_pair(name, value, form, name_location, value_location))
+    }
+
+    pub fn check_include(&self, name: &str, value: &str, form: bool, location: &'static str) -> Option<Finding> {
+        self.insp.check_include(name, value, form, location)
+    }
+}
+
 pub struct Inspector {
     rules: Vec<Rule>,
     set: RegexSet,

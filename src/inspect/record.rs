@@ -44,6 +44,7 @@ impl Record {
             content_type: self.content_type.as_deref(),
             body: self.body.as_deref().map(str::as_bytes),
             exclude: &[],
+            limits: super::Limits::default(),
         };
         inspect(insp, &view)
     }

@@ -23,6 +23,8 @@ pub(super) mod json_walk {
         pub found: &'a mut Option<Finding>,
         /// The include-like key a string value sits under.
         pub key: Option<&'a str>,
+        /// Arrays and objects still allowed below this one.
+        pub depth_left: u32,
     }
 
     /// The error that stops parsing once something is found.
@@ -42,7 +44,22 @@ pub(super) mod json_walk {
                 check: self.check,
                 found: self.found,
                 key,
+                depth_left: self.depth_left,
             }
+        }
+        /// Entering an array or object: refused past the depth limit (rule 920120), before
+        /// serde_json's own recursion limit would end the walk without a verdict.
+        fn descend<E: serde::de::Error>(&mut self) -> Result<(), E> {
+            if self.depth_left == 0 {
+                *self.found = Some(Finding {
+                    rule_id: crate::inspect::TOO_DEEP,
+                    class: crate::inspect::Class::Malformed,
+                    location: "json",
+                });
+                return Err(E::custom(STOP));
+            }
+            self.depth_left -= 1;
+            Ok(())
         }
     }
 
@@ -113,11 +130,13 @@ pub(super) mod json_walk {
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            self.descend()?;
             let key = self.key;
             while seq.next_element_seed(self.reborrow(key))?.is_some() {}
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            self.descend()?;
             while let Some(seen) = map.next_key_seed(Key(&mut self))? {
                 match seen {
                     Seen::Excluded => {
@@ -136,6 +155,7 @@ pub(super) mod json_walk {
     pub fn walk(
         body: &[u8],
         exclude: &[String],
+        max_depth: u32,
         mut check: impl FnMut(&str, Option<&str>) -> Option<Finding>,
     ) -> Option<Option<Finding>> {
         let mut found = None;
@@ -145,6 +165,7 @@ pub(super) mod json_walk {
             check: &mut check,
             found: &mut found,
             key: None,
+            depth_left: max_depth,
         }
         .deserialize(&mut de)
         .and_then(|()| de.end());

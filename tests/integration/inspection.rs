@@ -334,6 +334,17 @@ fn xml_and_the_new_classes_are_inspected_end_to_end() {
         ),
         403
     );
+    // The work a body may cost is bounded: nesting past max_depth (64) and more than
+    // max_values (10,000) values are refused, naming the rule.
+    let deep = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+    let resp = post(&gw, "/", "Content-Type: application/json\r\n", deep.as_bytes());
+    assert_eq!(status_of(&resp), 403);
+    assert!(json_of(&resp)["message"].as_str().unwrap().contains("920120"), "{resp}");
+    let many = format!("[{}]", vec!["\"o'k\""; 10_001].join(","));
+    let resp = post(&gw, "/", "Content-Type: application/json\r\n", many.as_bytes());
+    assert!(json_of(&resp)["message"].as_str().unwrap().contains("920110"), "{resp}");
+    let enough = format!("[{}]", vec!["\"o'k\""; 10_000].join(","));
+    assert_eq!(send("application/json", &enough), 200);
     // Benign business documents pass.
     let plist = "<?xml version=\"1.0\"?><!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
                  \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\"><plist><dict><key>Name</key>\
