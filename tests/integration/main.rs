@@ -12,6 +12,7 @@ mod inspection;
 mod monitoring;
 mod reload;
 mod signing;
+mod smuggling;
 mod tlog;
 mod tls;
 mod upstreams;
