@@ -106,6 +106,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
                 anchor.clone(),
             )),
             anchor.clone(),
+            gateway.downstream,
         ),
         "quantumvault proxy",
     );

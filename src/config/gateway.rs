@@ -34,6 +34,47 @@ struct RawGateway {
     monitoring: RawMonitoring,
     #[serde(default)]
     signing_batch: RawSigningBatch,
+    #[serde(default)]
+    downstream: RawDownstream,
+}
+
+/// Client-side timeouts (`downstream:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownstream {
+    #[serde(default = "d_minute", deserialize_with = "de::duration")]
+    read_timeout: Duration,
+    #[serde(default = "d_minute", deserialize_with = "de::duration")]
+    write_timeout: Duration,
+    #[serde(default = "d_minute", deserialize_with = "de::duration")]
+    keepalive_timeout: Duration,
+}
+
+fn d_minute() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for RawDownstream {
+    fn default() -> Self {
+        RawDownstream {
+            read_timeout: d_minute(),
+            write_timeout: d_minute(),
+            keepalive_timeout: d_minute(),
+        }
+    }
+}
+
+/// How long the gateway waits on a client (`downstream:` in gateway.yaml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownstreamTimeouts {
+    /// Each read of a request's head (first request) or body: a client silent that long is
+    /// dropped (`quantumvault_downstream_timeouts_total{kind="read"}`).
+    pub read: Duration,
+    /// Each write of a response: a client that stops reading is dropped, and what was held for
+    /// it is freed (`kind="write"`).
+    pub write: Duration,
+    /// An idle keep-alive connection between requests is closed after this (whole seconds).
+    pub keepalive: Duration,
 }
 
 /// The batch signer's threads and batch bounds (`signing_batch:`; see
@@ -385,6 +426,7 @@ pub struct GatewayConfig {
     pub keys: KeysConfig,
     pub monitoring: MonitoringConfig,
     pub signing_batch: BatchSettings,
+    pub downstream: DownstreamTimeouts,
 }
 
 impl GatewayConfig {
@@ -611,6 +653,12 @@ impl GatewayConfig {
             keys,
             monitoring,
             signing_batch,
+            downstream: DownstreamTimeouts {
+                read: raw.downstream.read_timeout,
+                write: raw.downstream.write_timeout,
+                // Pingora counts keep-alive in whole seconds.
+                keepalive: raw.downstream.keepalive_timeout.max(Duration::from_secs(1)),
+            },
         })
     }
 

@@ -49,6 +49,8 @@ pub struct Gateway {
     batcher: Arc<crate::integrity::batcher::Batcher>,
     /// Every signed batch, served at [`BATCH_PATH`] ([`crate::integrity::anchor`]).
     anchor: Arc<crate::integrity::anchor::AnchorLog>,
+    /// Client timeouts, set on every downstream session before its body is read.
+    downstream: crate::config::gateway::DownstreamTimeouts,
 }
 
 impl Gateway {
@@ -59,6 +61,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         batcher: Arc<crate::integrity::batcher::Batcher>,
         anchor: Arc<crate::integrity::anchor::AnchorLog>,
+        downstream: crate::config::gateway::DownstreamTimeouts,
     ) -> Gateway {
         Gateway {
             policy,
@@ -68,6 +71,7 @@ impl Gateway {
             clock,
             batcher,
             anchor,
+            downstream,
         }
     }
 }
@@ -343,7 +347,19 @@ impl ProxyHttp for Gateway {
     /// A signing route's subrequest takes over its parent's context here, before any phase
     /// reads the request ([`signed`]).
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<()> {
-        signed::adopt_parent(session, ctx);
+        if !signed::adopt_parent(session, ctx) {
+            // Before the body is read and the response written. The first request's head was
+            // read under Pingora's own per-read timeout (60 s); later ones under the keep-alive one.
+            let d = &self.downstream;
+            session.set_read_timeout(Some(d.read));
+            session.set_write_timeout(Some(d.write));
+            // Only where keep-alive is on: Pingora switches it off for a request that must close
+            // (Content-Length with Transfer-Encoding, `Connection: close`), and validation
+            // reads that state.
+            if session.as_downstream().get_keepalive().is_some() {
+                session.set_keepalive(Some(d.keepalive.as_secs()));
+            }
+        }
         Ok(())
     }
 
@@ -675,6 +691,13 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<Ctx>) {
         if signed::return_to_parent(ctx) {
             return; // the parent logs the request once, with what its client saw
+        }
+        if let Some(e) = e.filter(|e| matches!(e.esource(), pingora::ErrorSource::Downstream)) {
+            match e.etype() {
+                pingora::ErrorType::ReadTimedout => crate::telemetry::metrics::downstream_timeout("read"),
+                pingora::ErrorType::WriteTimedout => crate::telemetry::metrics::downstream_timeout("write"),
+                _ => {}
+            }
         }
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         let end = crate::clock::instant();

@@ -301,6 +301,12 @@ pub fn upstream_error(upstream: &str, kind: &'static str) {
     counter!("quantumvault_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind).increment(1);
 }
 
+/// A client dropped for being too slow: `kind` is `read` (a request it stopped sending) or
+/// `write` (a response it stopped reading).
+pub fn downstream_timeout(kind: &'static str) {
+    counter!("quantumvault_downstream_timeouts_total", "kind" => kind).increment(1);
+}
+
 pub fn in_flight() -> Gauge {
     gauge!("quantumvault_requests_in_flight")
 }

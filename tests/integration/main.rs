@@ -13,6 +13,7 @@ mod monitoring;
 mod reload;
 mod signing;
 mod smuggling;
+mod timeouts;
 mod tlog;
 mod tls;
 mod upstreams;
