@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod errors;
 pub mod filters;
+pub mod held;
 pub mod inspect;
 pub mod integrity;
 pub mod keys_cli;

@@ -85,6 +85,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
         crate::integrity::anchor::AnchorLog::open(&gateway.data_dir, gateway.signing_batch.log_origin.as_deref())
             .map_err(|e| StartError::Other(e.to_string()))?,
     );
+    crate::held::set_limit(gateway.held_bytes);
     let conf = server_conf(&gateway);
     let opt = Opt {
         upgrade,

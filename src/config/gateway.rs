@@ -36,6 +36,27 @@ struct RawGateway {
     signing_batch: RawSigningBatch,
     #[serde(default)]
     downstream: RawDownstream,
+    #[serde(default)]
+    memory: RawMemory,
+}
+
+/// Memory bounds (`memory:`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMemory {
+    /// Bytes held across all requests for inspection and signing ([`crate::held`]).
+    #[serde(default = "d_held", deserialize_with = "de::byte_size")]
+    held_bytes: u64,
+}
+
+fn d_held() -> u64 {
+    crate::held::DEFAULT_LIMIT
+}
+
+impl Default for RawMemory {
+    fn default() -> Self {
+        RawMemory { held_bytes: d_held() }
+    }
 }
 
 /// Client-side timeouts (`downstream:`).
@@ -427,6 +448,8 @@ pub struct GatewayConfig {
     pub monitoring: MonitoringConfig,
     pub signing_batch: BatchSettings,
     pub downstream: DownstreamTimeouts,
+    /// `memory.held_bytes`: see [`crate::held`].
+    pub held_bytes: u64,
 }
 
 impl GatewayConfig {
@@ -659,6 +682,7 @@ impl GatewayConfig {
                 // Pingora counts keep-alive in whole seconds.
                 keepalive: raw.downstream.keepalive_timeout.max(Duration::from_secs(1)),
             },
+            held_bytes: raw.memory.held_bytes,
         })
     }
 

@@ -175,6 +175,15 @@ pub struct BodyHold {
     /// Over the bound with `oversize: refuse`: the rest is read and dropped, and the refusal
     /// answered at the end, so the client is not reset while it is still sending.
     refusing: Option<Denial>,
+    /// This body's share of the gateway-wide held-bytes budget.
+    held: crate::held::Held,
+}
+
+/// 503 with Retry-After: the gateway-wide held-bytes budget is spent by other requests.
+fn busy() -> Denial {
+    Denial::new(503, "busy", "the gateway holds too many request bodies; retry later")
+        .reason("held_bytes_budget")
+        .header(http::header::RETRY_AFTER, "1".to_string())
 }
 
 /// Holds the request body of an inspected route until it is complete (up to the route's
@@ -202,6 +211,13 @@ pub fn body_chunk(
         return if end { Err(denial.clone()) } else { Ok(()) };
     }
     if let Some(chunk) = body.take() {
+        if !hold.held.take(chunk.len() as u64) {
+            crate::telemetry::metrics::held_budget_exhausted("inspection");
+            hold.buf = BytesMut::new();
+            hold.held.release();
+            hold.refusing = Some(busy());
+            return body_chunk(route, req, hold, finding, body, end);
+        }
         hold.buf.extend_from_slice(&chunk);
     }
     let max = spec.max_body;
@@ -216,6 +232,8 @@ pub fn body_chunk(
     }
     let held = std::mem::take(&mut hold.buf).freeze();
     hold.done = true;
+    // Released upstream below (or refused): no longer this gateway's to hold.
+    hold.held.release();
     let prefix = &held[..held.len().min(max as usize)];
     let mut oversize = over;
     let codings = codings(req).map_err(refused)?;

@@ -413,6 +413,8 @@ impl Gateway {
         let mut pending: Option<HttpTask> = None;
         let mut resp: Option<Box<ResponseHeader>> = None;
         let mut held = BytesMut::new();
+        // Its share of the gateway-wide held-bytes budget (crate::held), given back on return.
+        let mut share = crate::held::Held::default();
         let mut streaming = false;
         let mut ended = false;
         let mut failed = false;
@@ -454,12 +456,20 @@ impl Gateway {
                                 }
                                 continue;
                             }
+                            // Over the gateway-wide budget the response streams unsigned, as one
+                            // over max_hold does: other requests hold the memory.
+                            let budget_spent = !share.take(chunk.len() as u64);
                             held.extend_from_slice(&chunk);
-                            if held.len() as u64 > spec.max_hold && resp.is_some() {
-                                metrics::unsigned("too_large");
-                                if !self.start_stream(session, &mut resp, &mut held, "too-large", false).await {
+                            if (held.len() as u64 > spec.max_hold || budget_spent) && resp.is_some() {
+                                let (label, status) = if budget_spent { ("busy", "busy") } else { ("too_large", "too-large") };
+                                metrics::unsigned(label);
+                                if budget_spent {
+                                    crate::telemetry::metrics::held_budget_exhausted("signing");
+                                }
+                                if !self.start_stream(session, &mut resp, &mut held, status, false).await {
                                     return Fetched::ClientGone;
                                 }
+                                share.release();
                                 streaming = true;
                             }
                         }

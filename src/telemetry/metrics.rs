@@ -85,6 +85,19 @@ fn describe() {
         "Gateway-side request errors by class (as listed on /errors)"
     );
     describe_gauge!("quantumvault_requests_in_flight", "Requests being processed now");
+    describe_gauge!(
+        "quantumvault_held_bytes",
+        Unit::Bytes,
+        "Bytes held across requests for inspection and signing (memory.held_bytes)"
+    );
+    describe_counter!(
+        "quantumvault_held_budget_exhausted_total",
+        "Request bodies refused (503) or responses streamed unsigned because the held-bytes budget was spent"
+    );
+    describe_counter!(
+        "quantumvault_downstream_timeouts_total",
+        "Clients dropped by the downstream read or write timeout"
+    );
     describe_counter!(
         "quantumvault_requests_denied_total",
         "Requests refused by a filter, by route and reason (filter and rule)"
@@ -299,6 +312,17 @@ impl RouteMetrics {
 
 pub fn upstream_error(upstream: &str, kind: &'static str) {
     counter!("quantumvault_upstream_errors_total", "upstream" => upstream.to_string(), "kind" => kind).increment(1);
+}
+
+/// Bytes held across requests for inspection and signing (see [`crate::held`]).
+pub fn held_bytes(bytes: u64) {
+    gauge!("quantumvault_held_bytes").set(bytes as f64);
+}
+
+/// A request refused (or a response streamed unsigned) because the held-bytes budget was spent:
+/// `kind` is `inspection` or `signing`.
+pub fn held_budget_exhausted(kind: &'static str) {
+    counter!("quantumvault_held_budget_exhausted_total", "kind" => kind).increment(1);
 }
 
 /// A client dropped for being too slow: `kind` is `read` (a request it stopped sending) or

@@ -621,3 +621,44 @@ fn detect_mode_body_findings_are_counted_and_logged() {
             .contains("inspection_rule")
     });
 }
+
+#[test]
+fn held_bodies_share_one_budget_and_over_it_get_503_with_retry_after() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let up = echo("u");
+    let policy = format!(
+        "inspection:\n  mode: block\nupstreams:\n  - {{ name: u, peers: [\"{}\"] }}\nroutes:\n  - {{ name: api, path_prefix: /, upstream: u }}\n",
+        up.addr()
+    );
+    let gw = Gateway::start_with(&policy, "memory:\n  held_bytes: 128KiB\n");
+    // A slow upload holds 60 KiB of its 100 KiB body while it waits for the rest.
+    let mut slow = std::net::TcpStream::connect(gw.listen).unwrap();
+    slow.write_all(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 102400\r\n\r\n")
+        .unwrap();
+    let half = format!("[\"{}", "x".repeat(60 * 1024 - 2));
+    slow.write_all(half.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Another 80 KiB body would take the total over 128 KiB: 503 with Retry-After.
+    let body = format!("[\"{}\"]", "y".repeat(80 * 1024));
+    let resp = post(&gw, "/b", "Content-Type: application/json\r\n", body.as_bytes());
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("retry-after: 1"), "{resp}");
+    assert_eq!(json_of(&resp)["error"], "busy");
+    let metrics = get(&gw.admin_url("/metrics")).body;
+    assert!(
+        metrics.contains("quantumvault_held_budget_exhausted_total{kind=\"inspection\"} 1"),
+        "{metrics}"
+    );
+    // The slow upload finishes and is forwarded; its share comes back, and the other fits now.
+    let rest = format!("{}\"]", "x".repeat(100 * 1024 - half.len() - 2));
+    slow.write_all(rest.as_bytes()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = slow.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(
+        status_of(&post(&gw, "/b", "Content-Type: application/json\r\n", body.as_bytes())),
+        200
+    );
+}
