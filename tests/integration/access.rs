@@ -498,3 +498,43 @@ routes:\n  - {{ name: r, path_prefix: /, upstream: u, rate_limits: [per-ip] }}\n
     assert_eq!(from("/host/", "2001:db8:9::2"), 200);
     assert_eq!(from("/host/", "2001:db8:9::1"), 429);
 }
+
+/// SIGKILL loses at most one flush interval of API-key usage (README, "usage.flush_interval"):
+/// what was counted before the last flush survives, what came after may not.
+#[test]
+fn sigkill_loses_at_most_one_flush_interval_of_usage() {
+    let up = echo("u");
+    let mut gw = Gateway::start_with(&key_policy(up.addr(), ""), "usage:\n  flush_interval: 300ms\n");
+    let (id, key) = create_key(&gw, "gold", None);
+    let ag = agent();
+    gw.wait_for(10, "key loaded", || {
+        send(&ag, "GET", &gw.url("/other/x"), &[("X-API-Key", key.as_str())])
+            .unwrap()
+            .status
+            == 200
+    });
+    let used = |gw: &Gateway| -> u64 {
+        get(&gw.admin_url(&format!("/usage/{id}"))).json()["usage"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // Two more requests, then a flush interval and more: they are on disk.
+    for _ in 0..2 {
+        send(&ag, "GET", &gw.url("/other/x"), &[("X-API-Key", key.as_str())]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(900));
+    let flushed = used(&gw);
+    assert!(flushed >= 2, "{flushed}");
+    let on_disk = std::fs::read_to_string(gw.path("data/usage.json")).unwrap();
+    assert!(on_disk.contains(&id), "flushed within the interval: {on_disk}");
+    // One more request and SIGKILL at once: it may be lost, nothing before it is.
+    let _ = send(&ag, "GET", &gw.url("/other/x"), &[("X-API-Key", key.as_str())]);
+    gw.kill9();
+    gw.spawn();
+    let after = used(&gw);
+    assert!(
+        after >= flushed,
+        "what was flushed before the kill survives: {after} < {flushed}"
+    );
+    assert!(after <= flushed + 1, "nothing is invented: {after} > {flushed} + 1");
+}
