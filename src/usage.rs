@@ -3,6 +3,11 @@
 //! the per-route table), persisted to `data_dir/usage.json` every `flush_interval` and on
 //! shutdown (written atomically: temp file, fsync, rename). A crash loses at most the last
 //! interval. Served on the admin port as `GET /usage` and `GET /usage/{key_id}`.
+//!
+//! Two processes may count at once: during a graceful upgrade the old one drains while the new
+//! one serves. So a save never overwrites: under an exclusive lock on `usage.json.lock` it reads
+//! the file, adds what this process counted since it last read or wrote it, takes in what the
+//! other counted meanwhile, and writes the sum.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -40,6 +45,8 @@ pub struct KeyUsage {
     last_seen: AtomicU64,
     routes: Mutex<HashMap<String, Counters>>,
     quota: Mutex<QuotaState>,
+    /// What the file held for this key when this process last read or wrote it.
+    synced: Mutex<KeyUsageSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -145,7 +152,59 @@ impl KeyUsage {
             last_seen: AtomicU64::new(s.last_seen),
             routes: Mutex::new(s.routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
             quota: Mutex::new(s.quota),
+            synced: Mutex::new(s.clone()),
         }
+    }
+
+    /// The file's entry for this key (`disk`, absent if the file has none) merged with what this
+    /// process counted since its last sync; what another process added to the file meanwhile
+    /// is taken into memory too (quotas are shared). Returns the entry to write.
+    fn merge_with(&self, disk: Option<&KeyUsageSnapshot>) -> KeyUsageSnapshot {
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let disk = disk.cloned().unwrap_or_else(|| synced.clone());
+        // What others counted since our last sync.
+        let others = Counters {
+            requests: disk.totals.requests.saturating_sub(synced.totals.requests),
+            denials: disk.totals.denials.saturating_sub(synced.totals.denials),
+            bytes_in: disk.totals.bytes_in.saturating_sub(synced.totals.bytes_in),
+            bytes_out: disk.totals.bytes_out.saturating_sub(synced.totals.bytes_out),
+        };
+        self.requests.fetch_add(others.requests, Ordering::Relaxed);
+        self.denials.fetch_add(others.denials, Ordering::Relaxed);
+        self.bytes_in.fetch_add(others.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(others.bytes_out, Ordering::Relaxed);
+        self.last_seen.fetch_max(disk.last_seen, Ordering::Relaxed);
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, d) in &disk.routes {
+                let base = synced.routes.get(name).cloned().unwrap_or_default();
+                let c = routes.entry(name.clone()).or_default();
+                c.requests += d.requests.saturating_sub(base.requests);
+                c.denials += d.denials.saturating_sub(base.denials);
+                c.bytes_in += d.bytes_in.saturating_sub(base.bytes_in);
+                c.bytes_out += d.bytes_out.saturating_sub(base.bytes_out);
+            }
+        }
+        {
+            let mut q = self.quota.lock().unwrap_or_else(|p| p.into_inner());
+            let (d, b) = (disk.quota, synced.quota);
+            // The other's count on the same day (what it added since our sync, or all of it if
+            // our last sync was another day); a later day on disk replaces an earlier one here.
+            let since = |dc: u64, dp: u64, bc: u64, bp: u64| if dp == bp { dc.saturating_sub(bc) } else { dc };
+            if d.day == q.day {
+                q.day_count += since(d.day_count, d.day, b.day_count, b.day);
+            } else if d.day > q.day {
+                (q.day, q.day_count) = (d.day, d.day_count);
+            }
+            if d.month == q.month {
+                q.month_count += since(d.month_count, d.month, b.month_count, b.month);
+            } else if d.month > q.month {
+                (q.month, q.month_count) = (d.month, d.month_count);
+            }
+        }
+        let merged = self.snapshot();
+        *synced = merged.clone();
+        merged
     }
 }
 
@@ -248,14 +307,33 @@ impl UsageStore {
             .map(|u| u.snapshot())
     }
 
-    /// Writes the file atomically: temp file, fsync, rename, fsync of the folder.
+    /// Merges this process's counts into the file (see the module comment) and writes it
+    /// atomically: temp file, fsync, rename, fsync of the folder.
     pub fn save(&self) -> std::io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
         let _one_writer = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let body = serde_json::to_vec_pretty(&UsageFile {
-            version: 1,
-            keys: self.snapshot(),
-        })?;
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(lock_path))?;
+        lock.lock()?;
+        let mut keys = match std::fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<UsageFile>(&bytes)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+                    .keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        for (id, usage) in self.keys.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            let merged = usage.merge_with(keys.get(id));
+            keys.insert(id.clone(), merged);
+        }
+        let body = serde_json::to_vec_pretty(&UsageFile { version: 1, keys })?;
         write_atomic(path, &body, 0o600)
     }
 }
@@ -340,5 +418,38 @@ mod tests {
             .err()
             .unwrap_or_default()
             .contains("corrupt"));
+    }
+
+    #[test]
+    fn two_processes_on_one_file_add_up_and_never_overwrite() {
+        // A graceful upgrade: the old process drains while the new one, which read the file at
+        // start, serves; both flush now and then, in any order.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.json");
+        let old = UsageStore::open(Some(path.clone())).unwrap();
+        old.entry("k").record("api", false, 1, 1, 100);
+        old.save().unwrap();
+        let new = UsageStore::open(Some(path.clone())).unwrap();
+        for _ in 0..3 {
+            old.entry("k").record("api", false, 1, 1, 200);
+        }
+        old.entry("k").consume_quota(Some(10), None, 200).unwrap();
+        for _ in 0..2 {
+            new.entry("k").record("api", true, 1, 1, 300);
+        }
+        new.entry("k").consume_quota(Some(10), None, 300).unwrap();
+        new.entry("n").record("api", false, 0, 0, 300);
+        old.save().unwrap();
+        new.save().unwrap();
+        old.save().unwrap(); // again: nothing counted twice
+        let file = UsageStore::open(Some(path.clone())).unwrap();
+        let k = file.get("k").unwrap();
+        assert_eq!((k.totals.requests, k.totals.denials, k.last_seen), (6, 2, 300));
+        assert_eq!(k.routes["api"].requests, 6);
+        assert_eq!(k.quota.day_count, 2, "both processes' quota use counts");
+        assert_eq!(file.get("n").unwrap().totals.requests, 1, "a key only one process saw");
+        // Each process now knows the other's counts (quotas are shared).
+        assert_eq!(old.get("k").unwrap().totals.requests, 6);
+        assert_eq!(new.get("k").unwrap().totals.requests, 6);
     }
 }
