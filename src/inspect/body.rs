@@ -738,6 +738,151 @@ mod tests {
         }
     }
 
+    /// Property: over random documents (JSON nested at random with random keys, XML with text,
+    /// CDATA, attributes and comments, forms, multipart), a payload placed in any value is found
+    /// wherever it sits and however the body is labelled, and random bytes of the same pieces
+    /// never panic.
+    #[test]
+    fn property_a_payload_anywhere_in_a_random_document_is_found() {
+        use rand::{Rng, SeedableRng};
+        const WORDS: &[&str] = &[
+            "a",
+            "O'Brien",
+            "rock & roll",
+            "é",
+            "50% off",
+            "x y",
+            "\\n",
+            "1",
+            "select",
+        ];
+        const PAYLOAD: &str = "1' OR '1'='1";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let insp = insp();
+        fn json(rng: &mut impl Rng, depth: u32, payload: &mut Option<&str>) -> String {
+            let pick = |rng: &mut dyn rand::RngCore| WORDS[rng.gen_range(0..WORDS.len())].to_string();
+            let leaf = |rng: &mut dyn rand::RngCore, payload: &mut Option<&str>| {
+                if rng.gen_range(0..4) == 0 {
+                    if let Some(p) = payload.take() {
+                        return serde_json::to_string(p).unwrap();
+                    }
+                }
+                serde_json::to_string(&pick(rng)).unwrap()
+            };
+            if depth == 0 || rng.gen_range(0..3) == 0 {
+                return match rng.gen_range(0..4) {
+                    0 => rng.gen_range(0..1000).to_string(),
+                    1 => "null".into(),
+                    _ => leaf(rng, payload),
+                };
+            }
+            let n = rng.gen_range(0..4);
+            if rng.gen() {
+                let items: Vec<String> = (0..n).map(|_| json(rng, depth - 1, payload)).collect();
+                format!("[{}]", items.join(","))
+            } else {
+                let items: Vec<String> = (0..n)
+                    .map(|_| {
+                        let k = serde_json::to_string(&pick(rng)).unwrap();
+                        format!("{k}:{}", json(rng, depth - 1, payload))
+                    })
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+        }
+        for case in 0..3000 {
+            // JSON: the payload goes in at some leaf, or is appended as the last one.
+            let mut slot = Some(PAYLOAD);
+            let depth = rng.gen_range(1..8);
+            let doc = json(&mut rng, depth, &mut slot);
+            let doc = if slot.is_some() {
+                format!("[{doc},{}]", serde_json::to_string(PAYLOAD).unwrap())
+            } else {
+                doc
+            };
+            for ct in [Some("application/json"), Some("text/plain"), None] {
+                let f = inspect_body(&insp, ct, doc.as_bytes(), &[], Limits::default());
+                assert!(f.is_some(), "case {case} {ct:?}: {doc}");
+            }
+            // The same kind of document without it passes: the finding is the payload's.
+            let clean = json(&mut rng, depth, &mut None);
+            let f = inspect_body(
+                &insp,
+                Some("application/json"),
+                clean.as_bytes(),
+                &[],
+                Limits::default(),
+            );
+            assert!(f.is_none(), "case {case}: {clean}: {f:?}");
+            // XML: text, CDATA, an attribute, or split by a comment.
+            let escaped = PAYLOAD.replace('\'', "&apos;");
+            let inner = match rng.gen_range(0..4) {
+                0 => format!("<v>{escaped}</v>"),
+                1 => format!("<v><![CDATA[{PAYLOAD}]]></v>"),
+                2 => format!("<v a=\"{escaped}\"/>"),
+                _ => format!("<v>1' OR<!-- c --> '1'='1</v>"),
+            };
+            let noise: String = (0..rng.gen_range(0..4))
+                .map(|i| {
+                    format!(
+                        "<n{i}>{}</n{i}>",
+                        WORDS[i % WORDS.len()].replace('&', "&amp;").replace('\'', "&apos;")
+                    )
+                })
+                .collect();
+            let xml = format!("<?xml version=\"1.0\"?><r>{noise}{inner}{noise}</r>");
+            assert!(
+                inspect_body(&insp, Some("application/xml"), xml.as_bytes(), &[], Limits::default()).is_some(),
+                "case {case}: {xml}"
+            );
+            // Random bytes of the same pieces: any verdict, never a panic.
+            const BITS: &[&str] = &[
+                "{",
+                "}",
+                "[",
+                "]",
+                "\"",
+                ":",
+                ",",
+                "\\u0027",
+                "<",
+                ">",
+                "<![CDATA[",
+                "]]>",
+                "<!--",
+                "-->",
+                "&",
+                "=",
+                "--b\r\n",
+                "\r\n\r\n",
+                "%",
+                "é",
+                "\u{0}",
+            ];
+            let junk: String = (0..rng.gen_range(0..40))
+                .map(|_| BITS[rng.gen_range(0..BITS.len())])
+                .collect();
+            for ct in [
+                "application/json",
+                "application/xml",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=b",
+                "text/plain",
+            ] {
+                let _ = inspect_body(
+                    &insp,
+                    Some(ct),
+                    junk.as_bytes(),
+                    &[],
+                    Limits {
+                        max_values: 5,
+                        max_depth: 3,
+                    },
+                );
+            }
+        }
+    }
+
     #[test]
     fn inspection_work_is_bounded_by_values_and_depth() {
         let limits = Limits {
