@@ -22,7 +22,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Traversal,
             1,
             "absolute system path",
-            r"(?:^|[^\w.])/?(?:etc/(?:passwd|shadow|gshadow|master\.passwd|hosts|group|issue|motd|profile|bashrc|environment|resolv\.conf|fstab|mtab|hostname|inittab|sudoers|crontab|login\.defs|exports|security/|ssh/|ssl/|nginx/|apache2?/|httpd/|mysql/|php\d*/|redis/|postgresql/|my\.cnf|shells|aliases)|proc/(?:self|thread-self|\d+)/|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|kallsyms|kcore|partitions|config\.gz|cmdline)|var/(?:log|lib/mysql|spool/cron|mail)/|root/\.|home/[^/]+/\.(?:ssh|bash|aws|config|docker|kube|git|npm|pg)|boot\.ini|win\.ini|system\.ini|windows[/\\](?:win\.ini|system32|system\.ini|repair|panther|debug)|system32[/\\]|winnt[/\\]|inetpub[/\\]|web-inf[/\\]|meta-inf[/\\]|\.htaccess|\.htpasswd|web\.config|\.env\b|wp-config\.php|\.git[/\\]|\.svn[/\\]|\.hg[/\\]|\.ds_store|\.bash_history|\.mysql_history|\.npmrc|\.pgpass|\.netrc|\.dockercfg|id_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|applicationhost\.config)|[/\\](?:php\.ini|httpd\.conf|server\.xml|tomcat-users\.xml|localsettings\.php|configuration\.php|settings\.php|config\.inc\.php|database\.yml|credentials\.xml|known_hosts)\b",
+            r"(?:^|[^\w.])/?(?:etc/+(?:passwd|shadow|gshadow|master\.passwd|hosts|group|issue|motd|profile|bashrc|environment|resolv\.conf|fstab|mtab|hostname|inittab|sudoers|crontab|login\.defs|exports|security/|ssh/|ssl/|nginx/|apache2?/|httpd/|mysql/|php\d*/|redis/|postgresql/|my\.cnf|shells|aliases)|proc/(?:self|thread-self|\d+)/|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|kallsyms|kcore|partitions|config\.gz|cmdline)|var/(?:log|lib/mysql|spool/cron|mail)/|root/\.|home/[^/]+/\.(?:ssh|bash|aws|config|docker|kube|git|npm|pg)|boot\.ini|win\.ini|system\.ini|windows[/\\](?:win\.ini|system32|system\.ini|repair|panther|debug)|system32[/\\]|winnt[/\\]|inetpub[/\\]|web-inf[/\\]|meta-inf[/\\]|\.htaccess|\.htpasswd|web\.config|\.env\b|wp-config\.php|\.git[/\\]|\.svn[/\\]|\.hg[/\\]|\.ds_store|\.bash_history|\.mysql_history|\.npmrc|\.pgpass|\.netrc|\.dockercfg|id_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|applicationhost\.config)|[/\\](?:php\.ini|httpd\.conf|server\.xml|tomcat-users\.xml|localsettings\.php|configuration\.php|settings\.php|config\.inc\.php|database\.yml|credentials\.xml|known_hosts)\b",
         ),
         rule(
             930120,
@@ -37,7 +37,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Traversal,
             1,
             "secrets and runtime paths",
-            r"/(?:var/)?run/secrets/|/\.kube/config|/\.aws/credentials|/\.git/(?:config|head)|/\.docker/config",
+            r"/(?:var/)?run/secrets/|(?:^\s*|/)\.(?:kube/config|aws/credentials|docker/config)|/\.git/(?:config|head)",
         ),
         rule(
             930150,
