@@ -163,12 +163,7 @@ impl KeyUsage {
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
         let disk = disk.cloned().unwrap_or_else(|| synced.clone());
         // What others counted since our last sync.
-        let others = Counters {
-            requests: disk.totals.requests.saturating_sub(synced.totals.requests),
-            denials: disk.totals.denials.saturating_sub(synced.totals.denials),
-            bytes_in: disk.totals.bytes_in.saturating_sub(synced.totals.bytes_in),
-            bytes_out: disk.totals.bytes_out.saturating_sub(synced.totals.bytes_out),
-        };
+        let others = disk.totals.since(&synced.totals);
         self.requests.fetch_add(others.requests, Ordering::Relaxed);
         self.denials.fetch_add(others.denials, Ordering::Relaxed);
         self.bytes_in.fetch_add(others.bytes_in, Ordering::Relaxed);
@@ -178,33 +173,60 @@ impl KeyUsage {
             let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
             for (name, d) in &disk.routes {
                 let base = synced.routes.get(name).cloned().unwrap_or_default();
-                let c = routes.entry(name.clone()).or_default();
-                c.requests += d.requests.saturating_sub(base.requests);
-                c.denials += d.denials.saturating_sub(base.denials);
-                c.bytes_in += d.bytes_in.saturating_sub(base.bytes_in);
-                c.bytes_out += d.bytes_out.saturating_sub(base.bytes_out);
+                routes.entry(name.clone()).or_default().add(&d.since(&base));
             }
         }
         {
             let mut q = self.quota.lock().unwrap_or_else(|p| p.into_inner());
             let (d, b) = (disk.quota, synced.quota);
-            // The other's count on the same day (what it added since our sync, or all of it if
-            // our last sync was another day); a later day on disk replaces an earlier one here.
-            let since = |dc: u64, dp: u64, bc: u64, bp: u64| if dp == bp { dc.saturating_sub(bc) } else { dc };
-            if d.day == q.day {
-                q.day_count += since(d.day_count, d.day, b.day_count, b.day);
-            } else if d.day > q.day {
-                (q.day, q.day_count) = (d.day, d.day_count);
-            }
-            if d.month == q.month {
-                q.month_count += since(d.month_count, d.month, b.month_count, b.month);
-            } else if d.month > q.month {
-                (q.month, q.month_count) = (d.month, d.month_count);
-            }
+            (q.day, q.day_count) = merge_period((q.day, q.day_count), (d.day, d.day_count), (b.day, b.day_count));
+            (q.month, q.month_count) = merge_period(
+                (q.month, q.month_count),
+                (d.month, d.month_count),
+                (b.month, b.month_count),
+            );
         }
         let merged = self.snapshot();
         *synced = merged.clone();
         merged
+    }
+}
+
+impl Counters {
+    /// What `self` holds beyond `base` (another process's counts since our last sync).
+    fn since(&self, base: &Counters) -> Counters {
+        Counters {
+            requests: self.requests.saturating_sub(base.requests),
+            denials: self.denials.saturating_sub(base.denials),
+            bytes_in: self.bytes_in.saturating_sub(base.bytes_in),
+            bytes_out: self.bytes_out.saturating_sub(base.bytes_out),
+        }
+    }
+
+    fn add(&mut self, other: &Counters) {
+        self.requests += other.requests;
+        self.denials += other.denials;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+}
+
+/// One quota period (a day or a month) as `(period, count)`: here, on disk, and at our last
+/// sync. On the same period the other's count is what it added since our sync (or all of it if
+/// our last sync was in another period); a later period on disk replaces an earlier one here.
+fn merge_period(here: (u64, u64), disk: (u64, u64), synced: (u64, u64)) -> (u64, u64) {
+    let (period, count) = disk;
+    if period == here.0 {
+        let others = if period == synced.0 {
+            count.saturating_sub(synced.1)
+        } else {
+            count
+        };
+        (here.0, here.1 + others)
+    } else if period > here.0 {
+        disk
+    } else {
+        here
     }
 }
 
