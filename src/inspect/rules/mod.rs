@@ -11,8 +11,13 @@ use files::{INCLUDE_GLOBALS, INCLUDE_PARAMS};
 /// Whether include or template loaders take a parameter of this name (`file`, `page`, ...).
 /// Asked of every JSON key, so it is one hash lookup, not a scan of the list.
 pub fn is_include_param(name: &str) -> bool {
-    static NAMES: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
-        std::sync::LazyLock::new(|| INCLUDE_PARAMS.split('|').collect());
+    // The plain names of the globals join the hash; only the bracketed ones need the pattern.
+    static NAMES: std::sync::LazyLock<std::collections::HashSet<&'static str>> = std::sync::LazyLock::new(|| {
+        INCLUDE_PARAMS
+            .split('|')
+            .chain(INCLUDE_GLOBALS.split('|').filter(|g| !g.contains('\\')))
+            .collect()
+    });
     static GLOBALS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         // Invariant: a fixed alternation (tested with the rules).
         regex::Regex::new(&format!("^(?:{INCLUDE_GLOBALS})$")).expect("include globals compile")
@@ -25,8 +30,7 @@ pub fn is_include_param(name: &str) -> bool {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name.as_bytes());
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower)
-        .is_ok_and(|l| NAMES.contains(l) || (l.contains('[') || l.starts_with(['m', 'g', 'a'])) && GLOBALS.is_match(l))
+    std::str::from_utf8(lower).is_ok_and(|l| NAMES.contains(l) || (l.contains('[') && GLOBALS.is_match(l)))
 }
 mod sqli;
 mod web;
@@ -313,6 +317,7 @@ mod tests {
             ("template", "https://x.example/t.txt?"),
             ("file", r"\\x.example\share\x.php"),
             ("_SERVER[DOCUMENT_ROOT]", "http://x.example/inc"),
+            ("mosConfig_absolute_path", "http://x.example/inc"),
         ] {
             let f = insp.check_pair(name, url, true, "query_name", "query");
             assert_eq!(f.map(|f| f.class), Some(Class::Rfi), "{name}={url}");
