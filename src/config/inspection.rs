@@ -162,10 +162,10 @@ impl TryFrom<&RawInspectionRule> for Rule {
                 ),
             ));
         }
-        let class = Class::parse(&r.class).ok_or((
-            "class".to_string(),
-            "one of sqli, xss, traversal, cmdi, crlf, php, java, rfi, nosqli, ssrf".to_string(),
-        ))?;
+        let class = Class::parse(&r.class).ok_or_else(|| {
+            let names: Vec<&str> = Class::OWN.iter().map(|c| c.as_str()).collect();
+            ("class".to_string(), format!("one of {}", names.join(", ")))
+        })?;
         if !(1..=4).contains(&r.paranoia) {
             return Err(("paranoia".into(), "1 to 4".into()));
         }

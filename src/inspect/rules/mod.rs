@@ -145,21 +145,23 @@ impl Rule {
 }
 
 impl Class {
-    /// The classes a policy's own rule may use.
+    /// The classes a policy's own rule may use (every class but `malformed`).
+    pub const OWN: [Class; 10] = [
+        Class::Sqli,
+        Class::Xss,
+        Class::Traversal,
+        Class::Cmdi,
+        Class::Crlf,
+        Class::Php,
+        Class::Java,
+        Class::Rfi,
+        Class::Nosqli,
+        Class::Ssrf,
+    ];
+
+    /// One of [`Class::OWN`] by its name.
     pub fn parse(s: &str) -> Option<Class> {
-        Some(match s {
-            "sqli" => Class::Sqli,
-            "xss" => Class::Xss,
-            "traversal" => Class::Traversal,
-            "cmdi" => Class::Cmdi,
-            "crlf" => Class::Crlf,
-            "php" => Class::Php,
-            "java" => Class::Java,
-            "rfi" => Class::Rfi,
-            "nosqli" => Class::Nosqli,
-            "ssrf" => Class::Ssrf,
-            _ => return None,
-        })
+        Class::OWN.into_iter().find(|c| c.as_str() == s)
     }
 }
 
