@@ -11,6 +11,7 @@
 #   INSTR=1 DURATION=6s benches/load.sh  # instructions per request under callgrind, not timing
 #   RATES="10 50 100" SCENARIO=signcost ... # also both gateways at shares of the peak (open-ish loop)
 #   SCENARIO=inspect REQUEST=json2k benches/load.sh  # inspection on against off, POSTs of 2 KiB JSON
+#   COMPARE_BIN=/tmp/qv-before SCENARIO=signcost benches/load.sh  # this build against another one
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression (and its policy files by COMPARE_POLICY_SED, if set),
@@ -74,7 +75,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; if [ -n "${KEEP_WORK-}" ]; then rm -rf "$KEEP_WORK"; cp -r "$WORK" "$KEEP_WORK"; fi; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # REQUEST=json2k: every wrk request is a POST of the 2 KiB JSON body of benches/filters.rs
@@ -149,6 +150,12 @@ routes:
 YAML
 WRK_HEADER="X-Bench: 1"
 if [ -f "benches/scenarios/$SCENARIO.sh" ]; then . "benches/scenarios/$SCENARIO.sh"; fi
+# COMPARE_BIN=path: the second gateway is another build (say, the commit before a change) with
+# the same configuration as the first, in the same alternating rounds.
+COMPARE_BIN=${COMPARE_BIN-}
+if [ -n "$COMPARE_BIN" ]; then
+  COMPARE_SED='s/^//'; COMPARE_POLICY_SED=''; COMPARE_NAME=${COMPARE_BIN_NAME:-other build}
+fi
 
 CG_OUT=$WORK/bare.cg $ON_PROXY "$TARGET"/release/examples/bare_pingora 127.0.0.1:$BASE_PORT 127.0.0.1:$UP_PORT "$THREADS" 2>"$WORK/bare.log" & BASE_PID=$!; PIDS+=($BASE_PID)
 CG_OUT=$WORK/gw.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw/gateway.yaml" 2>"$WORK/gw.log" & GW_PID=$!; PIDS+=($GW_PID)
@@ -167,7 +174,7 @@ elif [ -n "$COMPARE_SED" ]; then
   sed -i "s/127.0.0.1:$GW_PORT/127.0.0.1:$GW2_PORT/; s/127.0.0.1:$ADMIN_PORT/127.0.0.1:$ADMIN2_PORT/" "$WORK/gw2/gateway.yaml"
   sed -i "$COMPARE_SED" "$WORK/gw2/gateway.yaml"
   if [ -n "$COMPARE_POLICY_SED" ]; then sed -i "$COMPARE_POLICY_SED" "$WORK/gw2/policies/"*.yaml; fi
-  CG_OUT=$WORK/gw2.cg $ON_PROXY "$TARGET"/release/quantumvault run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
+  CG_OUT=$WORK/gw2.cg $ON_PROXY "${COMPARE_BIN:-$TARGET/release/quantumvault}" run --config "$WORK/gw2/gateway.yaml" 2>"$WORK/gw2.log" & GW2_PID=$!; PIDS+=($GW2_PID)
   PORTS="$PORTS $GW2_PORT"
 fi
 

@@ -13,6 +13,7 @@ pub mod background;
 pub mod canonical;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod errors;
 pub mod filters;

@@ -94,7 +94,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut app = pingora::proxy::http_proxy(
         &server.configuration,
         Gateway::new(
             runtime.policy.clone(),
@@ -109,7 +109,20 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
             anchor.clone(),
             gateway.downstream,
         ),
-        "quantumvault proxy",
+    );
+    // HTTP/2 bounds: streams per connection, the header list, and idle connections (an h2
+    // connection's streams are tasks of their own, so the HTTP/1 deadlines do not apply).
+    let d = &gateway.downstream;
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_concurrent_streams(d.h2_max_streams);
+    h2.max_header_list_size(d.h2_max_header_bytes);
+    app.h2_options = Some(h2);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(d.keepalive);
+    app.server_options = Some(options);
+    let mut proxy = Service::new(
+        "quantumvault proxy".to_string(),
+        crate::connections::Guarded::new(app, d),
     );
     for l in &gateway.listeners {
         let addr = l.address.to_string();

@@ -69,6 +69,40 @@ struct RawDownstream {
     write_timeout: Duration,
     #[serde(default = "d_minute", deserialize_with = "de::duration")]
     keepalive_timeout: Duration,
+    /// 0 switches the HTTP/1 head and body deadlines off.
+    #[serde(default = "d_header_timeout", deserialize_with = "de::duration")]
+    header_timeout: Duration,
+    #[serde(default = "d_body_timeout", deserialize_with = "de::duration")]
+    body_timeout: Duration,
+    #[serde(default = "d_body_min_rate", deserialize_with = "de::byte_size")]
+    body_min_rate: u64,
+    #[serde(default = "d_max_connections")]
+    max_connections: usize,
+    #[serde(default = "d_h2_max_streams")]
+    h2_max_streams: u32,
+    #[serde(default = "d_h2_max_header_bytes", deserialize_with = "de::byte_size")]
+    h2_max_header_bytes: u64,
+}
+
+// The head and body deadlines follow Apache's mod_reqtimeout defaults (header=20-40,
+// body=20,MinRate=500); the HTTP/2 limits are Pingora's own defaults.
+fn d_header_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn d_body_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn d_body_min_rate() -> u64 {
+    500
+}
+fn d_max_connections() -> usize {
+    10_000
+}
+fn d_h2_max_streams() -> u32 {
+    100
+}
+fn d_h2_max_header_bytes() -> u64 {
+    64 * 1024
 }
 
 fn d_minute() -> Duration {
@@ -81,6 +115,12 @@ impl Default for RawDownstream {
             read_timeout: d_minute(),
             write_timeout: d_minute(),
             keepalive_timeout: d_minute(),
+            header_timeout: d_header_timeout(),
+            body_timeout: d_body_timeout(),
+            body_min_rate: d_body_min_rate(),
+            max_connections: d_max_connections(),
+            h2_max_streams: d_h2_max_streams(),
+            h2_max_header_bytes: d_h2_max_header_bytes(),
         }
     }
 }
@@ -96,6 +136,21 @@ pub struct DownstreamTimeouts {
     pub write: Duration,
     /// An idle keep-alive connection between requests is closed after this (whole seconds).
     pub keepalive: Duration,
+    /// The whole head of an HTTP/1 request must arrive within this, counted from the
+    /// connection's start or from the previous response's end plus `keepalive` (slowloris;
+    /// `kind="header"`). Zero switches the head and body deadlines off ([`crate::connections`]).
+    pub header_timeout: Duration,
+    /// An HTTP/1 request body must arrive within this from its head, plus one second for every
+    /// `body_min_rate` bytes received (slow POST; `kind="body"`).
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    /// Client connections open at once on the proxy listeners; more are closed on accept
+    /// (`quantumvault_connections_refused_total`).
+    pub max_connections: usize,
+    /// HTTP/2: streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_streams: u32,
+    /// HTTP/2: the decoded size of a request's header list (SETTINGS_MAX_HEADER_LIST_SIZE).
+    pub h2_max_header_bytes: u32,
 }
 
 /// The batch signer's threads and batch bounds (`signing_batch:`; see
@@ -681,6 +736,12 @@ impl GatewayConfig {
                 write: raw.downstream.write_timeout,
                 // Pingora counts keep-alive in whole seconds.
                 keepalive: raw.downstream.keepalive_timeout.max(Duration::from_secs(1)),
+                header_timeout: raw.downstream.header_timeout,
+                body_timeout: raw.downstream.body_timeout,
+                body_min_rate: raw.downstream.body_min_rate.max(1),
+                max_connections: raw.downstream.max_connections.max(1),
+                h2_max_streams: raw.downstream.h2_max_streams.max(1),
+                h2_max_header_bytes: raw.downstream.h2_max_header_bytes.clamp(1024, u32::MAX as u64) as u32,
             },
             held_bytes: raw.memory.held_bytes,
         })

@@ -214,6 +214,8 @@ pub struct Ctx {
     upstream_took: Option<std::time::Duration>,
     /// Set while this context runs a signing route's subrequest ([`signed`]).
     subrequest: Option<signed::Slot>,
+    /// The HTTP/1 connection's head and body deadlines ([`crate::connections`]).
+    conn: Option<Arc<crate::connections::Watch>>,
     _in_flight: Option<InFlight>,
 }
 
@@ -238,6 +240,7 @@ impl Ctx {
             upstream_started: None,
             upstream_took: None,
             subrequest: None,
+            conn: None,
             _in_flight: in_flight,
         }
     }
@@ -359,6 +362,7 @@ impl ProxyHttp for Gateway {
             if session.as_downstream().get_keepalive().is_some() {
                 session.set_keepalive(Some(d.keepalive.as_secs()));
             }
+            ctx.conn = crate::connections::begin_request(!session.is_body_empty());
         }
         Ok(())
     }
@@ -500,6 +504,9 @@ impl ProxyHttp for Gateway {
         end: bool,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
+        if let Some(w) = &ctx.conn {
+            w.body(body.as_ref().map_or(0, |b| b.len()), end);
+        }
         if let Some(route) = ctx.route.as_ref() {
             let found = &mut ctx.filters;
             if let Err(denial) = phases::body(route, session.req_header(), &mut ctx.body, found, body, end) {
@@ -691,6 +698,9 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<Ctx>) {
         if signed::return_to_parent(ctx) {
             return; // the parent logs the request once, with what its client saw
+        }
+        if let Some(w) = ctx.conn.take() {
+            w.end_request();
         }
         if let Some(e) = e.filter(|e| matches!(e.esource(), pingora::ErrorSource::Downstream)) {
             match e.etype() {

@@ -96,7 +96,15 @@ fn describe() {
     );
     describe_counter!(
         "quantumvault_downstream_timeouts_total",
-        "Clients dropped by the downstream read or write timeout"
+        "Clients dropped by a downstream timeout: read, write, header (the whole head) or body (its minimum rate)"
+    );
+    describe_gauge!(
+        "quantumvault_connections_open",
+        "Client connections open on the proxy listeners"
+    );
+    describe_counter!(
+        "quantumvault_connections_refused_total",
+        "Client connections closed on accept because downstream.max_connections were open"
     );
     describe_counter!(
         "quantumvault_requests_denied_total",
@@ -325,8 +333,19 @@ pub fn held_budget_exhausted(kind: &'static str) {
     counter!("quantumvault_held_budget_exhausted_total", "kind" => kind).increment(1);
 }
 
-/// A client dropped for being too slow: `kind` is `read` (a request it stopped sending) or
-/// `write` (a response it stopped reading).
+/// Client connections open on the proxy listeners ([`crate::connections`]).
+pub fn connections_open() -> Gauge {
+    gauge!("quantumvault_connections_open")
+}
+
+/// A connection closed on accept: `downstream.max_connections` were open.
+pub fn connection_refused() {
+    counter!("quantumvault_connections_refused_total").increment(1);
+}
+
+/// A client dropped for being too slow: `kind` is `read` (a request it stopped sending),
+/// `write` (a response it stopped reading), `header` (a head not complete in time) or `body`
+/// (a body below its minimum rate).
 pub fn downstream_timeout(kind: &'static str) {
     counter!("quantumvault_downstream_timeouts_total", "kind" => kind).increment(1);
 }

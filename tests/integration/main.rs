@@ -12,6 +12,7 @@ mod inspection;
 mod monitoring;
 mod reload;
 mod signing;
+mod slow_clients;
 mod smuggling;
 mod timeouts;
 mod tlog;
