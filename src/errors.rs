@@ -1,5 +1,11 @@
-//! Responses the gateway writes itself: a small JSON body with a stable `error` code and the
-//! request id, never anything internal (no peer addresses, no Rust error text).
+//! What a client sees when the gateway answers itself, in one vocabulary: a [`Denial`] (status,
+//! a stable `error` code, a safe message, the [`Reason`] that metrics and the access log name,
+//! and extra headers), written as a small JSON body with the request id and nothing internal
+//! (no peer addresses, no Rust error text). Failures of the proxy path are [`GatewayError`]s,
+//! classified from Pingora's errors ([`GatewayError::from_pingora`]) and turned into a
+//! [`Denial`] with `From`; the proxy writes both through one function.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -14,6 +20,39 @@ pub enum GatewayError {
     UpstreamTimeout,
     BadRequest,
     Internal,
+}
+
+/// What went wrong on the way to the upstream: the `kind` label of
+/// `quantumvault_upstream_errors_total` and the `kind` of a `/errors` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    ConnectTimeout,
+    ReadTimeout,
+    ConnectRefused,
+    NoHealthyPeer,
+    Downstream,
+    Tls,
+    ConnectError,
+    Protocol,
+    Other,
+    Internal,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::ReadTimeout => "read_timeout",
+            FailureKind::ConnectRefused => "connect_refused",
+            FailureKind::NoHealthyPeer => "no_healthy_peer",
+            FailureKind::Downstream => "downstream",
+            FailureKind::Tls => "tls",
+            FailureKind::ConnectError => "connect_error",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Other => "other",
+            FailureKind::Internal => "internal",
+        }
+    }
 }
 
 impl GatewayError {
@@ -48,32 +87,34 @@ impl GatewayError {
     }
 
     /// Classifies a Pingora error: which answer the client gets, and the metric kind.
-    pub fn from_pingora(e: &Error) -> (GatewayError, &'static str) {
+    pub fn from_pingora(e: &Error) -> (GatewayError, FailureKind) {
         use pingora::ErrorSource;
         match e.etype() {
-            ErrorType::ConnectTimedout => (GatewayError::UpstreamTimeout, "connect_timeout"),
+            ErrorType::ConnectTimedout => (GatewayError::UpstreamTimeout, FailureKind::ConnectTimeout),
             ErrorType::ReadTimedout | ErrorType::WriteTimedout if e.esource() == &ErrorSource::Upstream => {
-                (GatewayError::UpstreamTimeout, "read_timeout")
+                (GatewayError::UpstreamTimeout, FailureKind::ReadTimeout)
             }
-            ErrorType::ConnectRefused => (GatewayError::UpstreamUnavailable, "connect_refused"),
-            ErrorType::Custom(NO_PEER) => (GatewayError::UpstreamUnavailable, "no_healthy_peer"),
-            ErrorType::HTTPStatus(400) => (GatewayError::BadRequest, "downstream"),
+            ErrorType::ConnectRefused => (GatewayError::UpstreamUnavailable, FailureKind::ConnectRefused),
+            ErrorType::Custom(NO_PEER) => (GatewayError::UpstreamUnavailable, FailureKind::NoHealthyPeer),
+            ErrorType::HTTPStatus(400) => (GatewayError::BadRequest, FailureKind::Downstream),
             _ => match e.esource() {
                 ErrorSource::Upstream => {
                     let kind = match e.etype() {
-                        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => "tls",
+                        ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError => {
+                            FailureKind::Tls
+                        }
                         ErrorType::ConnectionClosed
                         | ErrorType::ConnectError
                         | ErrorType::ConnectNoRoute
                         | ErrorType::SocketError
-                        | ErrorType::BindError => "connect_error",
-                        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => "protocol",
-                        _ => "other",
+                        | ErrorType::BindError => FailureKind::ConnectError,
+                        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => FailureKind::Protocol,
+                        _ => FailureKind::Other,
                     };
                     (GatewayError::UpstreamUnavailable, kind)
                 }
-                ErrorSource::Downstream => (GatewayError::BadRequest, "downstream"),
-                _ => (GatewayError::Internal, "internal"),
+                ErrorSource::Downstream => (GatewayError::BadRequest, FailureKind::Downstream),
+                _ => (GatewayError::Internal, FailureKind::Internal),
             },
         }
     }
@@ -81,6 +122,102 @@ impl GatewayError {
 
 /// The `Custom` error type for "no peer of the pool is available".
 pub const NO_PEER: &str = "no_healthy_peer";
+
+/// Which check refused a request: the `reason` label of `quantumvault_requests_denied_total`,
+/// the denial counts of `/stats` and the access log's outcome. The label is the variant's
+/// ([`Reason::label`]); nothing decides on its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A check with one fixed name (`ip_deny`, `uri_too_long`, `revoked_api_key`, ...).
+    Check(&'static str),
+    /// A rate-limit rule, by name: `rate_limit:{rule}`.
+    RateLimit(String),
+    /// An inspection rule in `block` mode, by id: `inspection:{id}`.
+    Inspection(u32),
+    /// A failure of the proxy path: its stable code.
+    Gateway(GatewayError),
+}
+
+impl Reason {
+    pub fn label(&self) -> Cow<'static, str> {
+        match self {
+            Reason::Check(name) => Cow::Borrowed(name),
+            Reason::RateLimit(rule) => Cow::Owned(format!("rate_limit:{rule}")),
+            Reason::Inspection(id) => Cow::Owned(format!("inspection:{id}")),
+            Reason::Gateway(e) => Cow::Borrowed(e.code()),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// An answer the gateway writes itself instead of proxying: a filter's refusal or a failure
+/// of the proxy path ([`GatewayError`], by `From`).
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub status: u16,
+    /// Stable code in the JSON body.
+    pub code: &'static str,
+    pub message: Cow<'static, str>,
+    /// Which filter and rule decided: the `reason` label and the access log's outcome.
+    pub reason: Reason,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl Denial {
+    /// A refusal whose reason is its code.
+    pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
+        Denial {
+            status,
+            code,
+            message: message.into(),
+            reason: Reason::Check(code),
+            headers: Vec::new(),
+        }
+    }
+    pub fn reason(mut self, reason: Reason) -> Denial {
+        self.reason = reason;
+        self
+    }
+    /// The reason is a fixed check name.
+    pub fn check(self, name: &'static str) -> Denial {
+        self.reason(Reason::Check(name))
+    }
+    pub fn with_message(mut self, message: String) -> Denial {
+        self.message = message.into();
+        self
+    }
+    /// Adds a header to the denial. Invariant: callers pass visible ASCII (numbers, method
+    /// lists, a fixed challenge), so the value is valid; one that is not is left out.
+    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Denial {
+        match http::HeaderValue::try_from(value.into()) {
+            Ok(value) => self.headers.push((name, value)),
+            Err(_) => debug_assert!(false, "denial header {name} is not a valid value"),
+        }
+        self
+    }
+
+    /// The JSON body and headers of this answer (its extra headers are the caller's to add).
+    pub fn response(&self, request_id: &str) -> Result<(ResponseHeader, Bytes)> {
+        json_response(self.status, self.code, &self.message, request_id)
+    }
+}
+
+impl From<GatewayError> for Denial {
+    fn from(e: GatewayError) -> Denial {
+        Denial {
+            status: e.status(),
+            code: e.code(),
+            message: e.message().into(),
+            reason: Reason::Gateway(e),
+            headers: Vec::new(),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -90,7 +227,7 @@ struct Body<'a> {
 }
 
 /// The JSON body and headers of a gateway response.
-pub fn json_response(status: u16, code: &str, message: &str, request_id: &str) -> Result<(ResponseHeader, Bytes)> {
+fn json_response(status: u16, code: &str, message: &str, request_id: &str) -> Result<(ResponseHeader, Bytes)> {
     let body = serde_json::to_vec(&Body {
         error: code,
         message,

@@ -58,7 +58,7 @@ pub fn load_keys(source: &str) -> Result<Vec<NoteKey>, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(NoteKey::parse)
+        .map(|l| NoteKey::parse(l).map_err(|e| e.to_string()))
         .collect()
 }
 

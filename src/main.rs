@@ -170,7 +170,9 @@ fn verify(
         let keys = k::load_jwks(jwks)?;
         if let Some((given, from)) = &log {
             for v in given {
-                log_check.keys.push(quantumvault::integrity::tlog::NoteKey::parse(v)?);
+                log_check
+                    .keys
+                    .push(quantumvault::integrity::tlog::NoteKey::parse(v).map_err(|e| e.to_string())?);
             }
             if let Some(src) = from {
                 log_check.keys.extend(quantumvault::log_cli::load_keys(src)?);

@@ -75,7 +75,7 @@ pub enum PolicyError {
     #[error("route {route}: no upstream {upstream}")]
     NoUpstream { route: String, upstream: String },
     #[error("inspection rules: {0}")]
-    Inspection(String),
+    Inspection(crate::inspect::CompileError),
 }
 
 pub struct Policy {
@@ -150,7 +150,10 @@ impl Policy {
         let mut routes = Vec::new();
         let mut entries = Vec::new();
         // One compiled rule set per distinct (paranoia, disabled rules), shared by routes.
-        let mut inspectors: HashMap<(u8, Vec<u32>), Result<Arc<crate::inspect::Inspector>, String>> = HashMap::new();
+        let mut inspectors: HashMap<
+            (u8, Vec<u32>),
+            Result<Arc<crate::inspect::Inspector>, crate::inspect::CompileError>,
+        > = HashMap::new();
         for spec in &config.routes {
             // Invariant: validation checked that every route names an existing upstream.
             let pool = pools

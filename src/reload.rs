@@ -62,20 +62,21 @@ pub enum ReloadError {
     Config(#[from] crate::config::ConfigErrors),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
-    /// The keystore is missing, cannot be unlocked, or is damaged.
-    #[error("{0}")]
-    Keys(String),
+    /// Signing is configured but there is no keystore.
+    #[error("response signing is enabled but there is no keystore at {}; create it with `quantumvault keys init --config {}`", .keystore.display(), .config.display())]
+    NoKeystore { keystore: PathBuf, config: PathBuf },
+    /// The keystore cannot be unlocked, or is damaged.
     #[error(transparent)]
     Kms(#[from] crate::kms::keystore::KmsError),
-    #[error("{0}")]
-    Usage(String),
+    #[error(transparent)]
+    Usage(#[from] crate::usage::UsageError),
 }
 
 impl Runtime {
     /// Builds the first policy (generation 1).
     pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, ReloadError> {
         let keyring = load_keyring(&gateway, &policy)?;
-        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json"))).map_err(ReloadError::Usage)?;
+        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
         let registries = Registries {
             peers: PeerRegistry::default(),
             limiters: LimiterRegistry::default(),
@@ -166,11 +167,10 @@ pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<Ke
     let wants_signing = policy.access.signing.enabled || policy.routes.iter().any(|r| r.signing.enabled);
     if !k.keystore.exists() {
         if wants_signing {
-            return Err(ReloadError::Keys(format!(
-                "response signing is enabled but there is no keystore at {}; create it with `quantumvault keys init --config {}`",
-                k.keystore.display(),
-                gateway.path.display()
-            )));
+            return Err(ReloadError::NoKeystore {
+                keystore: k.keystore.clone(),
+                config: gateway.path.clone(),
+            });
         }
         return Ok(KeyRing::default());
     }

@@ -262,6 +262,15 @@ struct UsageFile {
     keys: BTreeMap<String, KeyUsageSnapshot>,
 }
 
+/// Why the usage file cannot be opened; the running counts are never silently reset.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("usage file {} is corrupt ({error}); move it aside to start counting afresh", .path.display())]
+    Corrupt { path: PathBuf, error: serde_json::Error },
+    #[error("cannot read usage file {}: {error}", .path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+}
+
 /// All keys' usage, by key id. Entries survive reloads and restarts; a revoked key's history
 /// stays until the file is pruned by hand.
 pub struct UsageStore {
@@ -273,23 +282,19 @@ pub struct UsageStore {
 impl UsageStore {
     /// Opens `path` (missing is fine: no usage yet; unreadable or corrupt is an error, never
     /// silently reset).
-    pub fn open(path: Option<PathBuf>) -> Result<UsageStore, String> {
+    pub fn open(path: Option<PathBuf>) -> Result<UsageStore, UsageError> {
         let mut keys = HashMap::new();
         if let Some(p) = &path {
             match std::fs::read(p) {
                 Ok(bytes) => {
-                    let file: UsageFile = serde_json::from_slice(&bytes).map_err(|e| {
-                        format!(
-                            "usage file {} is corrupt ({e}); move it aside to start counting afresh",
-                            p.display()
-                        )
-                    })?;
+                    let file: UsageFile = serde_json::from_slice(&bytes)
+                        .map_err(|error| UsageError::Corrupt { path: p.clone(), error })?;
                     for (id, snap) in &file.keys {
                         keys.insert(id.clone(), Arc::new(KeyUsage::restore(snap)));
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read usage file {}: {e}", p.display())),
+                Err(error) => return Err(UsageError::Read { path: p.clone(), error }),
             }
         }
         Ok(UsageStore {
@@ -438,6 +443,7 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         assert!(UsageStore::open(Some(path))
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default()
             .contains("corrupt"));
     }

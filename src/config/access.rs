@@ -263,10 +263,10 @@ impl TierSpec {
     /// One tier; `rate_limits` are the valid rate limits. Errors name the field below the tier.
     pub(super) fn build(t: &RawTier, rate_limits: &Names) -> Result<TierSpec, FieldError> {
         // The tier travels to the upstream in X-Api-Key-Tier and names metrics.
-        check_name(&t.name).map_err(|m| ("name".to_string(), m))?;
+        check_name(&t.name).map_err(|m| ("name".to_string(), m.to_string()))?;
         rate_limits
             .resolve_all(&t.rate_limits)
-            .map_err(|(j, m)| (format!("rate_limits[{j}]"), m))?;
+            .map_err(|(j, m)| (format!("rate_limits[{j}]"), m.to_string()))?;
         let methods = t
             .methods
             .as_ref()
@@ -289,23 +289,23 @@ impl ApiKeySpec {
     /// One key; `tiers` are the valid tiers, `taken` the keys accepted so far (no two share a
     /// hash). Errors name the field below the key.
     pub(super) fn build(k: &RawApiKey, tiers: &Names, taken: &[ApiKeySpec]) -> Result<ApiKeySpec, FieldError> {
-        let err = |f: &str, m: String| (f.to_string(), m);
+        let err = |f: &str, m: &dyn std::fmt::Display| (f.to_string(), m.to_string());
         // The id travels to the upstream in X-Api-Key-Id and names the key in /usage/{id}.
-        check_name(&k.id).map_err(|m| err("id", m))?;
-        tiers.resolve(&k.tier).map_err(|m| err("tier", m))?;
+        check_name(&k.id).map_err(|m| err("id", &m))?;
+        tiers.resolve(&k.tier).map_err(|m| err("tier", &m))?;
         let mut sha = [0u8; 32];
         if k.sha256.len() != 64 || hex::decode_to_slice(&k.sha256, &mut sha).is_err() {
-            return Err(err("sha256", "must be 64 hex digits (the SHA-256 of the key)".into()));
+            return Err(err("sha256", &"must be 64 hex digits (the SHA-256 of the key)"));
         }
         if taken.iter().any(|x| x.sha256 == sha) {
-            return Err(err("sha256", "two API keys have the same hash".into()));
+            return Err(err("sha256", &"two API keys have the same hash"));
         }
         let expires = match &k.expires {
             None => None,
             Some(e) => Some(humantime::parse_rfc3339_weak(e).map_err(|_| {
                 err(
                     "expires",
-                    format!("{e:?} is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"),
+                    &format!("{e:?} is not an RFC 3339 time (e.g. 2027-01-31T00:00:00Z)"),
                 )
             })?),
         };
@@ -389,7 +389,9 @@ pub(super) fn rate_limits<'a>(
     let mut taken = Names::new(names::RATE_LIMIT);
     for (src, i, r) in items {
         let at = |f: &str| format!("rate_limits[{i}].{f}");
-        let converted = taken.check_unique(&r.name).map_err(|m| ("name".to_string(), m));
+        let converted = taken
+            .check_unique(&r.name)
+            .map_err(|m| ("name".to_string(), m.to_string()));
         match converted.and_then(|()| RateLimitSpec::try_from(r)) {
             Ok(spec) => {
                 taken.insert(spec.name.clone(), &src.path);
@@ -412,7 +414,9 @@ pub(super) fn tiers<'a>(
     for (src, i, t) in items {
         let at = |f: &str| format!("tiers[{i}].{f}");
         // Only valid tiers take a name, so an invalid name is reported as such, never as a duplicate.
-        let converted = taken.check_unique(&t.name).map_err(|m| ("name".to_string(), m));
+        let converted = taken
+            .check_unique(&t.name)
+            .map_err(|m| ("name".to_string(), m.to_string()));
         match converted.and_then(|()| TierSpec::build(t, rate_limits)) {
             Ok(spec) => {
                 taken.insert(spec.name.clone(), &src.path);
@@ -434,7 +438,7 @@ pub(super) fn api_keys<'a>(
     let mut taken = Names::new(names::API_KEY);
     for (src, i, k) in items {
         let at = |f: &str| format!("api_keys[{i}].{f}");
-        let converted = taken.check_unique(&k.id).map_err(|m| ("id".to_string(), m));
+        let converted = taken.check_unique(&k.id).map_err(|m| ("id".to_string(), m.to_string()));
         match converted.and_then(|()| ApiKeySpec::build(k, tiers, &out)) {
             Ok(spec) => {
                 taken.insert(spec.id.clone(), &src.path);
@@ -476,7 +480,7 @@ pub(super) fn ip_lists(f: &RawIpFilter, src: &SourceFile, prefix: &str) -> Resul
         }
         let mut ranges = Vec::new();
         for (i, e) in inline.iter().enumerate() {
-            ranges.push(parse_cidr(e).map_err(|m| (format!("{prefix}.{name}[{i}]"), m))?);
+            ranges.push(parse_cidr(e).map_err(|m| (format!("{prefix}.{name}[{i}]"), m.to_string()))?);
         }
         for (i, file) in files.iter().enumerate() {
             let path = if file.is_absolute() {

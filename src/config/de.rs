@@ -28,13 +28,28 @@ pub fn host_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     Ok(raw)
 }
 
-pub fn check_host_port(raw: &str) -> Result<(), String> {
+/// Why a setting's value is refused; the text is the config error's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0:?} is not host:port")]
+    NotHostPort(String),
+    #[error("{0:?} has an invalid port")]
+    BadPort(String),
+    #[error("invalid size {0:?}; write e.g. \"10MiB\"")]
+    BadSize(String),
+    #[error("invalid size unit {unit:?} in {raw:?}; use B, KiB, MiB or GiB")]
+    BadSizeUnit { unit: String, raw: String },
+    #[error("size {0:?} is too large")]
+    SizeTooLarge(String),
+}
+
+pub fn check_host_port(raw: &str) -> Result<(), ValueError> {
     let (host, port) = raw
         .rsplit_once(':')
-        .ok_or_else(|| format!("{raw:?} is not host:port"))?;
-    let port: u16 = port.parse().map_err(|_| format!("{raw:?} has an invalid port"))?;
+        .ok_or_else(|| ValueError::NotHostPort(raw.to_string()))?;
+    let port: u16 = port.parse().map_err(|_| ValueError::BadPort(raw.to_string()))?;
     if port == 0 || host.is_empty() {
-        return Err(format!("{raw:?} is not host:port"));
+        return Err(ValueError::NotHostPort(raw.to_string()));
     }
     Ok(())
 }
@@ -57,13 +72,11 @@ pub fn opt_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::
     byte_size(d).map(Some)
 }
 
-pub fn parse_byte_size(raw: &str) -> Result<u64, String> {
+pub fn parse_byte_size(raw: &str) -> Result<u64, ValueError> {
     let s = raw.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {raw:?}; write e.g. \"10MiB\""))?;
+    let n: u64 = num.parse().map_err(|_| ValueError::BadSize(raw.to_string()))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -73,10 +86,12 @@ pub fn parse_byte_size(raw: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         other => {
-            return Err(format!(
-                "invalid size unit {other:?} in {raw:?}; use B, KiB, MiB or GiB"
-            ))
+            return Err(ValueError::BadSizeUnit {
+                unit: other.to_string(),
+                raw: raw.to_string(),
+            })
         }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {raw:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| ValueError::SizeTooLarge(raw.to_string()))
 }

@@ -91,14 +91,14 @@ impl SourceFile {
     }
 
     /// An error at the place where `field` is written.
-    pub fn error(&self, field: &str, message: impl Into<String>) -> ConfigError {
+    pub fn error(&self, field: &str, message: impl fmt::Display) -> ConfigError {
         let Position { line, column } = self.index.find(field);
         ConfigError {
             file: self.path.clone(),
             line,
             column,
             field: field.to_string(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 

@@ -169,7 +169,7 @@ impl TryFrom<&RawInspectionRule> for Rule {
         if !(1..=4).contains(&r.paranoia) {
             return Err(("paranoia".into(), "1 to 4".into()));
         }
-        check_pattern(&r.pattern).map_err(|e| ("pattern".to_string(), e))?;
+        check_pattern(&r.pattern).map_err(|e| ("pattern".to_string(), e.to_string()))?;
         Ok(Rule {
             id: r.id,
             class,
@@ -192,7 +192,7 @@ pub(super) fn rules<'a>(
         let at = |f: &str| format!("inspection_rules[{i}].{f}");
         // Only valid rules take an id, so a built-in id is never a duplicate: it is reported as
         // built-in by the conversion.
-        let converted = ids.check_unique(&r.id).map_err(|m| ("id".to_string(), m));
+        let converted = ids.check_unique(&r.id).map_err(|m| ("id".to_string(), m.to_string()));
         match converted.and_then(|()| Rule::try_from(r)) {
             Ok(rule) => {
                 ids.insert(rule.id, &src.path);
@@ -211,10 +211,15 @@ pub(super) fn known_rule_ids(own: &[Rule]) -> Vec<u32> {
     known
 }
 
+/// A `disabled_rules` entry that names no rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no rule with id {0}")]
+pub(super) struct UnknownRule(pub u32);
+
 /// Every id of a `disabled_rules` list names a known rule (the first that does not is reported).
-pub(super) fn check_disabled(list: &[u32], known: &[u32]) -> Result<(), String> {
+pub(super) fn check_disabled(list: &[u32], known: &[u32]) -> Result<(), UnknownRule> {
     match list.iter().find(|id| !known.contains(id)) {
-        Some(bad) => Err(format!("no rule with id {bad}")),
+        Some(bad) => Err(UnknownRule(*bad)),
         None => Ok(()),
     }
 }

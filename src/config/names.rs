@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::SourceFile;
 
@@ -21,12 +21,42 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Why a name, or a reference to one, is refused. The text is the config error's message;
+/// names are quoted as written (`{name:?}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{}", NAME_RULE)]
+    Invalid,
+    #[error("duplicate {noun} {key} {name}")]
+    Duplicate {
+        noun: &'static str,
+        key: &'static str,
+        name: String,
+    },
+    #[error("duplicate {noun} {key} {name} (first defined in {})", .first.display())]
+    DuplicateOf {
+        noun: &'static str,
+        key: &'static str,
+        name: String,
+        first: PathBuf,
+    },
+    #[error("no {noun} named {name}")]
+    Unknown { noun: &'static str, name: String },
+    /// With the names that exist.
+    #[error("no {noun} named {name} (defined: {known})")]
+    UnknownOf {
+        noun: &'static str,
+        name: String,
+        known: String,
+    },
+}
+
 /// [`NAME_RULE`] as a check.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if valid_name(name) {
         Ok(())
     } else {
-        Err(NAME_RULE.to_string())
+        Err(NameError::Invalid)
     }
 }
 
@@ -97,16 +127,23 @@ impl<'a, K: Ord + Debug + Clone> Names<'a, K> {
         }
     }
 
-    /// `Err(message)` when `name` is already taken.
-    pub fn check_unique(&self, name: &K) -> Result<(), String> {
+    /// An error when `name` is already taken.
+    pub fn check_unique(&self, name: &K) -> Result<(), NameError> {
         let Kind { noun, key, .. } = self.kind;
+        let quoted = || format!("{name:?}");
         match self.taken.get(name) {
             None => Ok(()),
-            Some(file) if self.kind.first_file => Err(format!(
-                "duplicate {noun} {key} {name:?} (first defined in {})",
-                file.display()
-            )),
-            Some(_) => Err(format!("duplicate {noun} {key} {name:?}")),
+            Some(file) if self.kind.first_file => Err(NameError::DuplicateOf {
+                noun,
+                key,
+                name: quoted(),
+                first: file.to_path_buf(),
+            }),
+            Some(_) => Err(NameError::Duplicate {
+                noun,
+                key,
+                name: quoted(),
+            }),
         }
     }
 
@@ -116,14 +153,14 @@ impl<'a, K: Ord + Debug + Clone> Names<'a, K> {
     }
 
     /// [`check_unique`](Self::check_unique), then [`insert`](Self::insert).
-    pub fn claim(&mut self, name: &K, file: &'a Path) -> Result<(), String> {
+    pub fn claim(&mut self, name: &K, file: &'a Path) -> Result<(), NameError> {
         self.check_unique(name)?;
         self.insert(name.clone(), file);
         Ok(())
     }
 
-    /// A reference to `name`: `Err(message)` when nothing has that name.
-    pub fn resolve<Q>(&self, name: &Q) -> Result<(), String>
+    /// A reference to `name`: an error when nothing has that name.
+    pub fn resolve<Q>(&self, name: &Q) -> Result<(), NameError>
     where
         K: std::borrow::Borrow<Q>,
         Q: Ord + Debug + ?Sized,
@@ -134,14 +171,21 @@ impl<'a, K: Ord + Debug + Clone> Names<'a, K> {
         let noun = self.kind.noun;
         if self.kind.list_known {
             let known: Vec<&K> = self.taken.keys().collect();
-            Err(format!("no {noun} named {name:?} (defined: {known:?})"))
+            Err(NameError::UnknownOf {
+                noun,
+                name: format!("{name:?}"),
+                known: format!("{known:?}"),
+            })
         } else {
-            Err(format!("no {noun} named {name:?}"))
+            Err(NameError::Unknown {
+                noun,
+                name: format!("{name:?}"),
+            })
         }
     }
 
-    /// The first of a list of references that names nothing: `Err((index, message))`.
-    pub fn resolve_all<Q>(&self, names: &[Q]) -> Result<(), (usize, String)>
+    /// The first of a list of references that names nothing: `Err((index, error))`.
+    pub fn resolve_all<Q>(&self, names: &[Q]) -> Result<(), (usize, NameError)>
     where
         K: std::borrow::Borrow<Q>,
         Q: Ord + Debug,
@@ -163,26 +207,32 @@ mod tests {
         let mut pools: Names = Names::new(UPSTREAM);
         pools.claim(&"api".to_string(), a).unwrap();
         assert_eq!(
-            pools.claim(&"api".to_string(), b).unwrap_err(),
+            pools.claim(&"api".to_string(), b).unwrap_err().to_string(),
             "duplicate upstream name \"api\" (first defined in a.yaml)"
         );
         assert_eq!(
-            pools.resolve("apx").unwrap_err(),
+            pools.resolve("apx").unwrap_err().to_string(),
             "no upstream named \"apx\" (defined: [\"api\"])"
         );
         let mut tiers: Names = Names::new(TIER);
         tiers.claim(&"gold".to_string(), a).unwrap();
         assert_eq!(
-            tiers.check_unique(&"gold".to_string()).unwrap_err(),
+            tiers.check_unique(&"gold".to_string()).unwrap_err().to_string(),
             "duplicate tier name \"gold\""
         );
         assert_eq!(
-            tiers.resolve_all(&["gold".to_string(), "tin".to_string()]).unwrap_err(),
+            tiers
+                .resolve_all(&["gold".to_string(), "tin".to_string()])
+                .map_err(|(i, e)| (i, e.to_string()))
+                .unwrap_err(),
             (1, "no tier named \"tin\"".to_string())
         );
         let mut ids: Names<u32> = Names::new(INSPECTION_RULE);
         ids.claim(&5, a).unwrap();
-        assert_eq!(ids.claim(&5, a).unwrap_err(), "duplicate inspection rule id 5");
+        assert_eq!(
+            ids.claim(&5, a).unwrap_err().to_string(),
+            "duplicate inspection rule id 5"
+        );
     }
 
     #[test]
@@ -191,6 +241,6 @@ mod tests {
         assert!(!valid_name(""));
         assert!(!valid_name("gold star"));
         assert!(!valid_name(&"a".repeat(65)));
-        assert_eq!(check_name("a b").unwrap_err(), NAME_RULE);
+        assert_eq!(check_name("a b").unwrap_err().to_string(), NAME_RULE);
     }
 }

@@ -73,8 +73,13 @@ pub enum HostPattern {
     Suffix(String),
 }
 
+/// A `hosts` entry that is neither a host name nor a `*.domain` wildcard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a host name or a *.domain wildcard")]
+pub struct BadHost(pub String);
+
 impl HostPattern {
-    pub(super) fn parse(raw: &str) -> Result<HostPattern, String> {
+    pub(super) fn parse(raw: &str) -> Result<HostPattern, BadHost> {
         let lower = raw.trim().to_ascii_lowercase();
         let valid_name = |s: &str| {
             !s.is_empty()
@@ -91,7 +96,7 @@ impl HostPattern {
         } else if valid_name(&lower) {
             return Ok(HostPattern::Exact(lower));
         }
-        Err(format!("{raw:?} is not a host name or a *.domain wildcard"))
+        Err(BadHost(raw.to_string()))
     }
 
     pub fn matches(&self, host: &str) -> bool {
@@ -158,10 +163,10 @@ impl RouteSpec {
             defaults,
             ..
         } = cx;
-        let err = |f: &str, m: String| (f.to_string(), m);
-        check_name(&r.name).map_err(|m| err("name", m))?;
+        let err = |f: &str, m: &dyn std::fmt::Display| (f.to_string(), m.to_string());
+        check_name(&r.name).map_err(|m| err("name", &m))?;
         if !r.path_prefix.starts_with('/') {
-            return Err(err("path_prefix", "must start with '/'".into()));
+            return Err(err("path_prefix", &"must start with '/'"));
         }
         // Prefixes are compared with canonical paths, so they must be canonical themselves and
         // spelled with characters that have one spelling only.
@@ -173,17 +178,17 @@ impl RouteSpec {
         if !plain || canonical.as_deref() != Ok(r.path_prefix.as_str()) {
             return Err(err(
                 "path_prefix",
-                "must be a plain canonical path: letters, digits, '-', '.', '_', '~' and single '/', no '.' or '..' segments".into(),
+                &"must be a plain canonical path: letters, digits, '-', '.', '_', '~' and single '/', no '.' or '..' segments",
             ));
         }
         let mut hosts = Vec::new();
         for h in &r.hosts {
-            hosts.push(HostPattern::parse(h).map_err(|m| err("hosts", m))?);
+            hosts.push(HostPattern::parse(h).map_err(|m| err("hosts", &m))?);
         }
-        upstreams.resolve(&r.upstream).map_err(|m| err("upstream", m))?;
+        upstreams.resolve(&r.upstream).map_err(|m| err("upstream", &m))?;
         if let Some(h) = &r.upstream_host {
             if h.is_empty() || h.chars().any(|c| c.is_control() || c == ' ') {
-                return Err(err("upstream_host", "must be a host name".into()));
+                return Err(err("upstream_host", &"must be a host name"));
             }
         }
         let (ip_allow, ip_deny) = match &r.ip_filter {
@@ -191,7 +196,7 @@ impl RouteSpec {
             Some(f) if f.drop_connections => {
                 return Err(err(
                     "ip_filter.drop_connections",
-                    "only the policy-wide ip_filter can drop connections (a connection has no route yet)".into(),
+                    &"only the policy-wide ip_filter can drop connections (a connection has no route yet)",
                 ))
             }
             Some(f) => {
@@ -213,7 +218,7 @@ impl RouteSpec {
             Some(a) => {
                 if let Some(q) = &a.query_param {
                     if q.is_empty() || !q.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                        return Err(err("auth.query_param", "must be a plain parameter name".into()));
+                        return Err(err("auth.query_param", &"must be a plain parameter name"));
                     }
                 }
                 Some(RouteAuthSpec {
@@ -234,7 +239,7 @@ impl RouteSpec {
         };
         rate_limits
             .resolve_all(&r.rate_limits)
-            .map_err(|(i, m)| (format!("rate_limits[{i}]"), m))?;
+            .map_err(|(i, m)| (format!("rate_limits[{i}]"), m.to_string()))?;
         Ok(RouteSpec {
             name: r.name.clone(),
             hosts,

@@ -161,7 +161,7 @@ impl TryFrom<&RawUpstream> for UpstreamSpec {
     type Error = FieldError;
 
     fn try_from(u: &RawUpstream) -> Result<UpstreamSpec, FieldError> {
-        check_name(&u.name).map_err(|m| ("name".to_string(), m))?;
+        check_name(&u.name).map_err(|m| ("name".to_string(), m.to_string()))?;
         if u.peers.is_empty() {
             return Err(("peers".to_string(), "an upstream needs at least one peer".into()));
         }

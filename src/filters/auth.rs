@@ -6,7 +6,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, RequestFilter, RequestInfo};
+use crate::errors::Denial;
 
 pub struct ApiKeyAuth;
 
@@ -88,7 +89,7 @@ pub fn presented_key(r: &RequestInfo<'_>, query_param: Option<&str>) -> Result<O
         0 => Ok(None),
         1 => Ok(values.pop().map(|v| (v, KeySource::Query(param.to_string())))),
         _ => Err(
-            Denial::new(400, "bad_request", "the request carries more than one API key").reason("duplicate_credential"),
+            Denial::new(400, "bad_request", "the request carries more than one API key").check("duplicate_credential"),
         ),
     }
 }
@@ -139,7 +140,7 @@ impl RequestFilter for ApiKeyAuth {
         if found.spec.revoked {
             return Err(
                 unauthorized("invalid_api_key", "the API key is not valid", Some("invalid_token"))
-                    .reason("revoked_api_key"),
+                    .check("revoked_api_key"),
             );
         }
         if let Some(exp) = found.spec.expires {
@@ -163,7 +164,7 @@ impl RequestFilter for ApiKeyAuth {
             .is_some_and(|routes| !routes.iter().any(|n| *n == route.spec.name))
         {
             return Err(
-                Denial::new(403, "tier_forbidden", "your plan does not include this route").reason("tier_route"),
+                Denial::new(403, "tier_forbidden", "your plan does not include this route").check("tier_route"),
             );
         }
         let overridden = r.canonical.method_override.as_ref();
@@ -173,7 +174,7 @@ impl RequestFilter for ApiKeyAuth {
             .is_some_and(|m| !m.contains(&r.req.method) || overridden.is_some_and(|o| !m.contains(o)))
         {
             return Err(
-                Denial::new(403, "tier_forbidden", "your plan does not allow this method").reason("tier_method"),
+                Denial::new(403, "tier_forbidden", "your plan does not allow this method").check("tier_method"),
             );
         }
         Ok(())

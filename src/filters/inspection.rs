@@ -13,8 +13,9 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
 
-use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, RequestFilter, RequestInfo};
 use crate::config::inspection::{InspectionMode, InspectionSpec, Oversize};
+use crate::errors::{Denial, Reason};
 use crate::inspect::body::{self, BodyError};
 use crate::inspect::extract::{inspect, RequestView};
 use crate::inspect::Finding;
@@ -24,7 +25,7 @@ pub struct Inspection;
 
 pub fn blocked(f: &Finding) -> Denial {
     Denial::new(403, "request_blocked", "")
-        .reason(format!("inspection:{}", f.rule_id))
+        .reason(Reason::Inspection(f.rule_id))
         .with_message(format!(
             "blocked by inspection rule {} ({})",
             f.rule_id,
@@ -41,7 +42,7 @@ fn refused(e: BodyError) -> Denial {
         BodyError::TooLarge => (413, "body_too_large", "inspection_oversize"),
         BodyError::Corrupt => (400, "invalid_content_encoding", "inspection_encoding"),
     };
-    Denial::new(status, code, "").with_message(e.to_string()).reason(reason)
+    Denial::new(status, code, "").with_message(e.to_string()).check(reason)
 }
 
 pub fn record(route: &str, f: &Finding, action: &'static str) {
@@ -182,7 +183,7 @@ pub struct BodyHold {
 /// 503 with Retry-After: the gateway-wide held-bytes budget is spent by other requests.
 fn busy() -> Denial {
     Denial::new(503, "busy", "the gateway holds too many request bodies; retry later")
-        .reason("held_bytes_budget")
+        .check("held_bytes_budget")
         .header(http::header::RETRY_AFTER, "1".to_string())
 }
 
@@ -366,12 +367,12 @@ routes:
         let (r, state) = check(&p, &format!("/block/?{SQLI_QUERY}"), &[]);
         let d = r.unwrap_err();
         assert_eq!((d.status, d.code), (403, "request_blocked"));
-        assert_eq!(d.reason, "inspection:942100");
+        assert_eq!(d.reason, Reason::Inspection(942100));
         assert_eq!(d.message, "blocked by inspection rule 942100 (sqli)");
         assert!(state.finding.is_none());
         let d = check(&p, "/block/", &[("X-Note", XSS)]).0.unwrap_err();
         assert_eq!(
-            (d.reason.as_str(), d.message.as_ref()),
+            (d.reason.label().as_ref(), d.message.as_ref()),
             ("inspection:941100", "blocked by inspection rule 941100 (xss)")
         );
         let d = check(&p, "/block/", &[("Cookie", b"id=1' OR '1'='1")]).0.unwrap_err();
@@ -399,7 +400,10 @@ routes:
     fn the_header_phase_refuses_what_it_cannot_inspect() {
         let p = policy();
         let refusal = |route: &str, headers: &[(&str, &[u8])]| {
-            check(&p, route, headers).0.err().map(|d| (d.status, d.code, d.reason))
+            check(&p, route, headers)
+                .0
+                .err()
+                .map(|d| (d.status, d.code, d.reason.label()))
         };
         let len: (&str, &[u8]) = ("Content-Length", b"10");
         assert_eq!(
@@ -443,7 +447,7 @@ routes:
         assert!(out[0].is_ok());
         let d = out[1].as_ref().unwrap_err();
         assert_eq!(
-            (d.status, d.code, d.reason.as_str()),
+            (d.status, d.code, d.reason.label().as_ref()),
             (403, "request_blocked", "inspection:941100")
         );
         // A form, and an attack split across chunks.
@@ -460,7 +464,7 @@ routes:
         std::io::Write::write_all(&mut gz, body).unwrap();
         let gz = gz.finish().unwrap();
         let (out, _) = feed(&p, "block", &[json(), ("Content-Encoding", b"gzip")], &[&gz]);
-        assert_eq!(out[0].as_ref().unwrap_err().reason, "inspection:941100");
+        assert_eq!(out[0].as_ref().unwrap_err().reason, Reason::Inspection(941100));
         let (out, finding) = feed(&p, "detect", &[json(), ("Content-Encoding", b"gzip")], &[&gz]);
         assert_eq!(out[0].as_ref().unwrap().as_deref(), Some(&gz[..]));
         assert!(finding.is_some());
@@ -479,7 +483,7 @@ routes:
         assert_eq!(out[1].as_ref().unwrap(), &None, "dropped, not forwarded");
         let d = out[2].as_ref().unwrap_err();
         assert_eq!(
-            (d.status, d.code, d.reason.as_str()),
+            (d.status, d.code, d.reason.label().as_ref()),
             (413, "body_too_large", "inspection_oversize")
         );
         // Decompressing past the bound is refused too.

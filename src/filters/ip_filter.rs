@@ -1,6 +1,7 @@
 //! IP allow and deny lists, global then per route. Deny wins; an absent allow list allows all.
 
-use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, RequestFilter, RequestInfo};
+use crate::errors::Denial;
 
 pub struct IpFilter;
 
@@ -17,17 +18,17 @@ impl RequestFilter for IpFilter {
         let access = &r.policy.config.access;
         let ip = r.client_ip;
         if access.ip_deny.contains(ip) {
-            return Err(denied().reason("ip_deny"));
+            return Err(denied().check("ip_deny"));
         }
         if access.ip_allow.as_ref().is_some_and(|a| !a.contains(ip)) {
-            return Err(denied().reason("ip_not_allowed"));
+            return Err(denied().check("ip_not_allowed"));
         }
         if let Some(route) = r.route {
             if route.spec.ip_deny.as_ref().is_some_and(|d| d.contains(ip)) {
-                return Err(denied().reason("route_ip_deny"));
+                return Err(denied().check("route_ip_deny"));
             }
             if route.spec.ip_allow.as_ref().is_some_and(|a| !a.contains(ip)) {
-                return Err(denied().reason("route_ip_not_allowed"));
+                return Err(denied().check("route_ip_not_allowed"));
             }
         }
         Ok(())
@@ -105,7 +106,7 @@ mod tests {
         test_check(&IpFilter, p, &req, ip, now, &mut FilterState::default()).map_err(|d| {
             assert_eq!((d.status, d.code), (403, "ip_denied"));
             assert_eq!(d.message, "access from this address is not allowed");
-            d.reason
+            d.reason.to_string()
         })
     }
 

@@ -22,16 +22,23 @@ fn to_u128(ip: IpAddr) -> u128 {
     }
 }
 
+/// Why an address list entry is refused; the text is the config error's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} is not an IP address or CIDR block")]
+    NotAnAddress(String),
+    #[error("{0:?} has an invalid prefix length")]
+    BadPrefix(String),
+}
+
 /// Parses `1.2.3.4`, `10.0.0.0/8`, `2001:db8::/32`, `::1`.
-pub fn parse_cidr(raw: &str) -> Result<(u128, u128), String> {
+pub fn parse_cidr(raw: &str) -> Result<(u128, u128), CidrError> {
     let s = raw.trim();
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{raw:?} is not an IP address or CIDR block"))?;
+    let ip: IpAddr = addr.parse().map_err(|_| CidrError::NotAnAddress(raw.to_string()))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u32 = match len {
         None => max,
@@ -39,7 +46,7 @@ pub fn parse_cidr(raw: &str) -> Result<(u128, u128), String> {
             .parse()
             .ok()
             .filter(|l| *l <= max)
-            .ok_or_else(|| format!("{raw:?} has an invalid prefix length"))?,
+            .ok_or_else(|| CidrError::BadPrefix(raw.to_string()))?,
     };
     let base = to_u128(ip);
     // IPv4 prefixes sit in the low 32 bits of the mapped space.
@@ -55,7 +62,7 @@ pub fn parse_cidr(raw: &str) -> Result<(u128, u128), String> {
 
 impl IpSet {
     /// Builds from CIDR strings; errors name the first bad entry.
-    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<IpSet, String> {
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<IpSet, CidrError> {
         let mut ranges = Vec::new();
         for item in items {
             ranges.push(parse_cidr(item)?);
@@ -107,7 +114,7 @@ impl IpSet {
 }
 
 /// Parses a list file: one address or CIDR per line; `#` starts a comment.
-pub fn parse_list_file(text: &str) -> Result<Vec<(u128, u128)>, (usize, String)> {
+pub fn parse_list_file(text: &str) -> Result<Vec<(u128, u128)>, (usize, CidrError)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();

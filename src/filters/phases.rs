@@ -18,8 +18,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use pingora::http::RequestHeader;
 
-pub use super::request::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
+pub use super::request::{FilterState, RateHeaders, RequestFilter, RequestInfo};
 use super::{auth, inspection, ip_filter, quota, rate_limit_filter, security_headers, validate};
+use crate::errors::{Denial, GatewayError};
 use crate::policy::{Policy, Route};
 
 /// Routing as a step of the chain: a request without a route stops here with 404.
@@ -32,7 +33,7 @@ impl RequestFilter for Routing {
     fn check(&self, req: &RequestInfo<'_>, _: &mut FilterState) -> Result<(), Denial> {
         match req.route {
             Some(_) => Ok(()),
-            None => Err(Denial::new(404, "no_route", "no route matches this host and path")),
+            None => Err(GatewayError::NoRoute.into()),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Daily and monthly request quotas of the caller's tier (UTC calendar days and months),
 //! counted in the key's usage record so they survive restarts.
 
-use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, RequestFilter, RequestInfo};
+use crate::errors::Denial;
 use crate::usage::QuotaExceeded;
 
 pub struct Quota;
@@ -26,7 +27,7 @@ impl RequestFilter for Quota {
                 };
                 Err(
                     Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
-                        .reason(reason)
+                        .check(reason)
                         .header(http::header::RETRY_AFTER, reset.as_secs().max(1).to_string()),
                 )
             }
@@ -40,6 +41,7 @@ mod tests {
 
     use super::*;
     use crate::clock::{Clock, ManualClock};
+    use crate::errors::Reason;
     use crate::filters::request::{denial_header, test_check, test_request_to};
     use crate::policy::{test_key, test_key_entry as key, test_policy, Policy};
 
@@ -85,7 +87,7 @@ mod tests {
         }
         let d = check(&p, "k1", &clock).unwrap_err();
         assert_eq!(
-            (d.status, d.code, d.reason.as_str()),
+            (d.status, d.code, d.reason.label().as_ref()),
             (429, "quota_exceeded", "quota_daily")
         );
         assert_eq!(d.message, "the request quota of your plan is spent");
@@ -106,7 +108,7 @@ mod tests {
         clock.set_unix(DEC_01 - 1); // 23:59:59
         let d = check(&p, "d", &clock).unwrap_err();
         assert_eq!(
-            (d.reason.as_str(), denial_header(&d, "retry-after")),
+            (d.reason.label().as_ref(), denial_header(&d, "retry-after")),
             ("quota_daily", Some("1"))
         );
         clock.advance(Duration::from_secs(1)); // 2026-12-01 00:00:00
@@ -127,13 +129,16 @@ mod tests {
         assert!(check(&p, "k1", &clock).is_ok());
         assert_eq!(counts(&p, "k1"), (2, 5));
         let d = check(&p, "k1", &clock).unwrap_err();
-        assert_eq!(d.reason, "quota_monthly");
+        assert_eq!(d.reason, Reason::Check("quota_monthly"));
         let to_december = (DEC_01 - NOV_28_0100 - 86_400).to_string();
         assert_eq!(denial_header(&d, "retry-after"), Some(to_december.as_str()));
         assert_eq!(to_december, "169200");
         // Still spent on the last second of the month, whatever the day count.
         clock.set_unix(DEC_01 - 1);
-        assert_eq!(check(&p, "k1", &clock).unwrap_err().reason, "quota_monthly");
+        assert_eq!(
+            check(&p, "k1", &clock).unwrap_err().reason,
+            Reason::Check("quota_monthly")
+        );
         clock.set_unix(DEC_01);
         assert!(check(&p, "k1", &clock).is_ok());
         assert_eq!(counts(&p, "k1"), (1, 1));
@@ -147,7 +152,7 @@ mod tests {
         }
         let d = check(&p, "k1", &clock).unwrap_err();
         assert_eq!(
-            (d.reason.as_str(), denial_header(&d, "retry-after")),
+            (d.reason.label().as_ref(), denial_header(&d, "retry-after")),
             ("quota_monthly", Some("79200"))
         );
         clock.advance(Duration::from_secs(79_200));

@@ -7,9 +7,10 @@
 //! authenticated requests; give anonymous traffic a `client_ip` rule.
 
 use super::rate_limit::Decision;
-use super::request::{Denial, FilterState, RateHeaders, RequestFilter, RequestInfo};
+use super::request::{FilterState, RateHeaders, RequestFilter, RequestInfo};
 use crate::clock::ceil_secs;
 use crate::config::access::Scope;
+use crate::errors::{Denial, Reason};
 
 pub struct RateLimit;
 
@@ -55,7 +56,7 @@ impl RequestFilter for RateLimit {
                     headers.remaining = 0;
                     headers.reset = reset;
                     let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
-                        .reason(format!("rate_limit:{}", rule.spec.name))
+                        .reason(Reason::RateLimit(rule.spec.name.clone()))
                         .header(http::header::RETRY_AFTER, ceil_secs(retry_after).max(1).to_string());
                     d.headers.extend(headers.to_headers());
                     state.rate = Some(headers);
@@ -173,7 +174,7 @@ api_keys:
         let (r, state) = check(&p, &clock, "/ip/", ip, None);
         let d = r.unwrap_err();
         assert_eq!(
-            (d.status, d.code, d.reason.as_str()),
+            (d.status, d.code, d.reason.label().as_ref()),
             (429, "rate_limited", "rate_limit:per-ip")
         );
         assert_eq!(d.message, "too many requests; retry later");
@@ -219,13 +220,13 @@ api_keys:
         assert!(allowed(&p, &clock, "/shared/", "192.0.2.1", None));
         assert!(allowed(&p, &clock, "/shared/", "192.0.2.2", None));
         let d = check(&p, &clock, "/shared/", "192.0.2.3", None).0.unwrap_err();
-        assert_eq!(d.reason, "rate_limit:per-route");
+        assert_eq!(d.reason, Reason::RateLimit("per-route".into()));
         // api_key: one bucket per key (2), on every route; anonymous requests are not counted.
         assert!(allowed(&p, &clock, "/a/", "192.0.2.1", Some("k1")));
         assert!(allowed(&p, &clock, "/b/", "192.0.2.2", Some("k1")));
         let d = check(&p, &clock, "/a/", "192.0.2.3", Some("k1")).0.unwrap_err();
         assert_eq!(
-            (d.reason.as_str(), denial_header(&d, "retry-after")),
+            (d.reason.label().as_ref(), denial_header(&d, "retry-after")),
             ("rate_limit:per-key", Some("60"))
         );
         assert!(allowed(&p, &clock, "/a/", "192.0.2.1", Some("k2")));
@@ -235,7 +236,7 @@ api_keys:
         assert!(allowed(&p, &clock, "/a/", "192.0.2.1", Some("p1")));
         assert_eq!(
             check(&p, &clock, "/a/", "192.0.2.1", Some("p1")).0.unwrap_err().reason,
-            "rate_limit:per-key-route"
+            Reason::RateLimit("per-key-route".into())
         );
         assert!(allowed(&p, &clock, "/b/", "192.0.2.1", Some("p1")));
         assert!(!allowed(&p, &clock, "/b/", "192.0.2.1", Some("p1")));
@@ -284,7 +285,7 @@ api_keys:
         );
         // The second rule refuses; the first has counted the request.
         let d = check(&p, &clock, "/both/", "192.0.2.1", None).0.unwrap_err();
-        assert_eq!(d.reason, "rate_limit:tight");
+        assert_eq!(d.reason, Reason::RateLimit("tight".into()));
         assert_eq!(
             denial_fields(&d),
             [

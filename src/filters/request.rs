@@ -1,5 +1,5 @@
 //! What the request-header filters share: the request as they see it ([`RequestInfo`]), what
-//! they learn for later phases ([`FilterState`]), how they refuse ([`Denial`]), the trait they
+//! they learn for later phases ([`FilterState`]), how they refuse ([`Denial`], from [`crate::errors`]), the trait they
 //! implement ([`RequestFilter`]) and the rate-limit response fields. The list of filters, in
 //! order, is in [`super::chain`].
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use pingora::http::RequestHeader;
 use pingora::OrErr;
 
+use crate::errors::Denial;
 use crate::policy::{ApiKey, Policy, Route};
 
 /// What a filter sees of the request.
@@ -137,46 +138,6 @@ impl RateHeaders {
             headers.insert(name, value);
         }
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Denial {
-    pub status: u16,
-    /// Stable code in the JSON body.
-    pub code: &'static str,
-    pub message: std::borrow::Cow<'static, str>,
-    /// Which filter and rule decided: the `reason` label and the access log's outcome.
-    pub reason: String,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-}
-
-impl Denial {
-    pub fn new(status: u16, code: &'static str, message: &'static str) -> Denial {
-        Denial {
-            status,
-            code,
-            message: message.into(),
-            reason: code.to_string(),
-            headers: Vec::new(),
-        }
-    }
-    pub fn reason(mut self, reason: impl Into<String>) -> Denial {
-        self.reason = reason.into();
-        self
-    }
-    pub fn with_message(mut self, message: String) -> Denial {
-        self.message = message.into();
-        self
-    }
-    /// Adds a header to the denial. Invariant: callers pass visible ASCII (numbers, method
-    /// lists, a fixed challenge), so the value is valid; one that is not is left out.
-    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Denial {
-        match http::HeaderValue::try_from(value.into()) {
-            Ok(value) => self.headers.push((name, value)),
-            Err(_) => debug_assert!(false, "denial header {name} is not a valid value"),
-        }
-        self
     }
 }
 

@@ -4,7 +4,8 @@
 
 use pingora::http::RequestHeader;
 
-use super::request::{Denial, FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, RequestFilter, RequestInfo};
+use crate::errors::Denial;
 
 pub struct Validation;
 
@@ -57,12 +58,12 @@ impl HeaderScan<'_> {
     fn check_framing(&self) -> Result<(), Denial> {
         if self.content_lengths > 1 || self.content_length.is_some_and(|v| v.as_bytes().contains(&b',')) {
             return Err(bad("ambiguous_framing", "the request has more than one Content-Length")
-                .reason("duplicate_content_length"));
+                .check("duplicate_content_length"));
         }
         if let Some(cl) = self.content_length {
             if cl.is_empty() || !cl.as_bytes().iter().all(u8::is_ascii_digit) {
                 return Err(
-                    bad("ambiguous_framing", "the Content-Length is not a number").reason("invalid_content_length")
+                    bad("ambiguous_framing", "the Content-Length is not a number").check("invalid_content_length")
                 );
             }
             if self.transfer_encoding {
@@ -70,9 +71,7 @@ impl HeaderScan<'_> {
             }
         }
         if self.control_characters {
-            return Err(
-                bad("invalid_header", "a header value contains control characters").reason("control_characters")
-            );
+            return Err(bad("invalid_header", "a header value contains control characters").check("control_characters"));
         }
         Ok(())
     }
@@ -95,7 +94,7 @@ fn cl_with_te() -> Denial {
         "ambiguous_framing",
         "the request has both Content-Length and Transfer-Encoding",
     )
-    .reason("content_length_with_transfer_encoding")
+    .check("content_length_with_transfer_encoding")
 }
 
 /// Whether a header value holds a control character (below 0x20 other than tab, or DEL). The
@@ -124,12 +123,12 @@ impl RequestFilter for Validation {
         }
         if req.headers.len() > v.max_headers {
             return Err(
-                Denial::new(431, "headers_too_large", "the request has too many headers").reason("too_many_headers"),
+                Denial::new(431, "headers_too_large", "the request has too many headers").check("too_many_headers"),
             );
         }
         if scan.bytes as u64 > v.max_header_bytes {
             return Err(
-                Denial::new(431, "headers_too_large", "the request headers are too large").reason("header_bytes"),
+                Denial::new(431, "headers_too_large", "the request headers are too large").check("header_bytes"),
             );
         }
         if let Some(methods) = &v.methods {
@@ -184,7 +183,7 @@ mod tests {
     use crate::filters::request::test_request as request;
 
     fn reason(req: &RequestHeader) -> Option<String> {
-        HeaderScan::of(req).check_framing().err().map(|d| d.reason)
+        HeaderScan::of(req).check_framing().err().map(|d| d.reason.to_string())
     }
 
     #[test]

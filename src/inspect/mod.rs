@@ -107,6 +107,12 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The rule set does not compile (config validation compiles each pattern first, so this is
+/// a set too large for the regex engine's limits).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("inspection rules do not compile: {0}")]
+pub struct CompileError(#[source] regex::Error);
+
 pub struct Inspector {
     rules: Vec<Rule>,
     set: RegexSet,
@@ -126,7 +132,7 @@ impl Inspector {
     /// The built-in rules plus the policy's own (`inspection_rules`), at `paranoia`, minus
     /// `disabled` rule ids. Fails only if a pattern does not compile (config validation checks
     /// each one first).
-    pub fn with_rules(paranoia: u8, disabled: &[u32], own: &[Rule]) -> Result<Inspector, String> {
+    pub fn with_rules(paranoia: u8, disabled: &[u32], own: &[Rule]) -> Result<Inspector, CompileError> {
         let mut rules = rules::builtin();
         rules.extend(own.iter().cloned());
         // Matched over bytes with ASCII classes: `\w`, `\s` and `\b` stay small, so the lazy
@@ -137,7 +143,7 @@ impl Inspector {
             .size_limit(rules::PATTERN_SIZE_LIMIT * (own.len() + 32))
             .dfa_size_limit(16 << 20)
             .build()
-            .map_err(|e| format!("inspection rules do not compile: {e}"))?;
+            .map_err(CompileError)?;
         let active = rules
             .iter()
             .map(|r| r.paranoia <= paranoia && !disabled.contains(&r.id))

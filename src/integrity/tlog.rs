@@ -324,27 +324,31 @@ impl NoteKey {
         format!("{}+{}+{}", self.name, hex::encode(self.id()), B64.encode(blob))
     }
 
-    pub fn parse(vkey: &str) -> Result<NoteKey, String> {
+    pub fn parse(vkey: &str) -> Result<NoteKey, NoteError> {
         let mut it = vkey.trim().splitn(3, '+');
         let (Some(name), Some(id), Some(blob)) = (it.next(), it.next(), it.next()) else {
-            return Err(format!("verifier key {vkey:?} is not name+id+key"));
+            return Err(NoteError::VkeyShape(vkey.to_string()));
         };
         let blob = B64
             .decode(blob)
-            .map_err(|_| format!("verifier key {name}: the key is not base64"))?;
+            .map_err(|_| NoteError::VkeyNotBase64(name.to_string()))?;
         let (alg, public) = if let Some(pk) = blob.strip_prefix(sig_type(SigAlg::MlDsa65)) {
             (SigAlg::MlDsa65, pk)
         } else if let Some(pk) = blob.strip_prefix(sig_type(SigAlg::Ed25519)) {
             (SigAlg::Ed25519, pk)
         } else {
-            return Err(format!("verifier key {name}: unknown signature type"));
+            return Err(NoteError::VkeyUnknownType(name.to_string()));
         };
         let want = match alg {
             SigAlg::Ed25519 => 32,
             _ => 1952,
         };
         if public.len() != want {
-            return Err(format!("verifier key {name}: a {} key is {want} bytes", alg.name()));
+            return Err(NoteError::VkeyLength {
+                name: name.to_string(),
+                alg: alg.name(),
+                want,
+            });
         }
         let key = NoteKey {
             name: name.to_string(),
@@ -352,10 +356,43 @@ impl NoteKey {
             public: public.to_vec(),
         };
         if hex::encode(key.id()) != id.to_ascii_lowercase() || id.len() != 8 {
-            return Err(format!("verifier key {name}: the key id does not match the key"));
+            return Err(NoteError::VkeyIdMismatch(name.to_string()));
         }
         Ok(key)
     }
+}
+
+/// Why a verifier key, a checkpoint note or its signing is refused; the text is what the
+/// CLI and the logs print.
+#[derive(Debug, thiserror::Error)]
+pub enum NoteError {
+    #[error("verifier key {0:?} is not name+id+key")]
+    VkeyShape(String),
+    #[error("verifier key {0}: the key is not base64")]
+    VkeyNotBase64(String),
+    #[error("verifier key {0}: unknown signature type")]
+    VkeyUnknownType(String),
+    #[error("verifier key {name}: a {alg} key is {want} bytes")]
+    VkeyLength {
+        name: String,
+        alg: &'static str,
+        want: usize,
+    },
+    #[error("verifier key {0}: the key id does not match the key")]
+    VkeyIdMismatch(String),
+    #[error("signing a checkpoint: {0}")]
+    Sign(super::sig::CryptoError),
+    /// The note's shape is wrong (which part, in words).
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("signature by {0}: not base64")]
+    SignatureNotBase64(String),
+    #[error("signature by {0}: too short")]
+    SignatureTooShort(String),
+    #[error("the {alg} signature by {name} does not verify")]
+    DoesNotVerify { alg: &'static str, name: String },
+    #[error("the checkpoint has no {alg} signature by {name}")]
+    MissingSignature { alg: &'static str, name: String },
 }
 
 /// The body of a checkpoint (C2SP tlog-checkpoint): origin, size and root, each on its line.
@@ -364,12 +401,10 @@ pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
 }
 
 /// Signs `text` as a C2SP signed note, one signature line per signer, each named `name`.
-pub fn sign_note(text: &str, name: &str, signers: &[&dyn Signer]) -> Result<String, String> {
+pub fn sign_note(text: &str, name: &str, signers: &[&dyn Signer]) -> Result<String, NoteError> {
     let mut out = format!("{text}\n");
     for s in signers {
-        let sig = s
-            .sign(text.as_bytes())
-            .map_err(|e| format!("signing a checkpoint: {e}"))?;
+        let sig = s.sign(text.as_bytes()).map_err(NoteError::Sign)?;
         let mut blob = key_id(name, s.alg(), s.public_key()).to_vec();
         blob.extend_from_slice(&sig);
         out.push_str(&format!("\u{2014} {name} {}\n", B64.encode(blob)));
@@ -388,75 +423,81 @@ pub struct Checkpoint {
 }
 
 /// Parses a checkpoint note's text (no signature check).
-pub fn parse_checkpoint_text(text: &str) -> Result<(String, u64, Hash), String> {
+pub fn parse_checkpoint_text(text: &str) -> Result<(String, u64, Hash), NoteError> {
     let lines: Vec<&str> = text
         .strip_suffix('\n')
-        .ok_or("a checkpoint ends in a newline")?
+        .ok_or(NoteError::Malformed("a checkpoint ends in a newline"))?
         .split('\n')
         .collect();
     if lines.len() < 3 {
-        return Err("a checkpoint has an origin, a size and a root".into());
+        return Err(NoteError::Malformed("a checkpoint has an origin, a size and a root"));
     }
     let origin = lines[0];
     if origin.is_empty() {
-        return Err("the checkpoint's origin is empty".into());
+        return Err(NoteError::Malformed("the checkpoint's origin is empty"));
     }
-    let size: u64 = lines[1].parse().map_err(|_| "the checkpoint's size is not a number")?;
+    let size: u64 = lines[1]
+        .parse()
+        .map_err(|_| NoteError::Malformed("the checkpoint's size is not a number"))?;
     if size.to_string() != lines[1] {
-        return Err("the checkpoint's size is not canonical".into());
+        return Err(NoteError::Malformed("the checkpoint's size is not canonical"));
     }
     let root = B64
         .decode(lines[2])
         .ok()
         .and_then(|r| Hash::try_from(r).ok())
-        .ok_or("the checkpoint's root is not 32 bytes of base64")?;
+        .ok_or(NoteError::Malformed("the checkpoint's root is not 32 bytes of base64"))?;
     Ok((origin.to_string(), size, root))
 }
 
 /// Verifies a signed checkpoint against `keys`: every key given must have a signature line
 /// that verifies (signatures of other keys are ignored), and there must be at least one key.
-pub fn verify_checkpoint(note: &str, keys: &[NoteKey]) -> Result<Checkpoint, String> {
+pub fn verify_checkpoint(note: &str, keys: &[NoteKey]) -> Result<Checkpoint, NoteError> {
     if keys.is_empty() {
-        return Err("no checkpoint keys to verify with".into());
+        return Err(NoteError::Malformed("no checkpoint keys to verify with"));
     }
     if note.bytes().any(|b| b < 0x20 && b != b'\n') {
-        return Err("the checkpoint holds control characters".into());
+        return Err(NoteError::Malformed("the checkpoint holds control characters"));
     }
-    let (text, sigs) = note.rsplit_once("\n\n").ok_or("the checkpoint has no signatures")?;
+    let (text, sigs) = note
+        .rsplit_once("\n\n")
+        .ok_or(NoteError::Malformed("the checkpoint has no signatures"))?;
     let text = format!("{text}\n");
     let mut verified = vec![false; keys.len()];
     for line in sigs
         .strip_suffix('\n')
-        .ok_or("the checkpoint ends in a newline")?
+        .ok_or(NoteError::Malformed("the checkpoint ends in a newline"))?
         .split('\n')
     {
         let rest = line
             .strip_prefix("\u{2014} ")
-            .ok_or("a signature line starts with an em dash")?;
+            .ok_or(NoteError::Malformed("a signature line starts with an em dash"))?;
         let (name, b64) = rest
             .split_once(' ')
-            .ok_or("a signature line has a name and a signature")?;
+            .ok_or(NoteError::Malformed("a signature line has a name and a signature"))?;
         let blob = B64
             .decode(b64)
-            .map_err(|_| format!("signature by {name}: not base64"))?;
+            .map_err(|_| NoteError::SignatureNotBase64(name.to_string()))?;
         if blob.len() < 5 {
-            return Err(format!("signature by {name}: too short"));
+            return Err(NoteError::SignatureTooShort(name.to_string()));
         }
         for (i, k) in keys.iter().enumerate() {
             if k.name == name && k.id() == blob[..4] {
                 if !super::sig::verify_aws_lc(k.alg, &k.public, text.as_bytes(), &blob[4..]) {
-                    return Err(format!("the {} signature by {name} does not verify", k.alg.name()));
+                    return Err(NoteError::DoesNotVerify {
+                        alg: k.alg.name(),
+                        name: name.to_string(),
+                    });
                 }
                 verified[i] = true;
             }
         }
     }
     if let Some(i) = verified.iter().position(|v| !v) {
-        return Err(format!(
-            "the checkpoint has no {} signature by {}",
-            keys[i].alg.name(),
-            keys[i].name
-        ));
+        return Err(NoteError::MissingSignature {
+            alg: keys[i].alg.name(),
+            name: keys[i].name.clone(),
+        });
     }
     let (origin, size, root) = parse_checkpoint_text(&text)?;
     Ok(Checkpoint {
@@ -648,7 +689,10 @@ mod tests {
         }
         // A note signed by one key only lacks the other.
         let half = sign_note(&text, name, &[&ed]).unwrap();
-        assert!(verify_checkpoint(&half, &keys).unwrap_err().contains("ml-dsa-65"));
+        assert!(verify_checkpoint(&half, &keys)
+            .unwrap_err()
+            .to_string()
+            .contains("ml-dsa-65"));
         // A stranger's key with the same name is ignored, so it cannot satisfy ours.
         let other = AwsLcSigner::load(SigAlg::Ed25519, &generate(SigAlg::Ed25519).unwrap()).unwrap();
         let forged = sign_note(&text, name, &[&other]).unwrap();

@@ -1,27 +1,30 @@
 //! The Pingora `ProxyHttp` implementation: phase wiring only. Each phase hands its work to the
 //! module that owns it (routing in [`crate::policy`], peers in [`crate::upstream`], forwarding
-//! headers in [`forward`], error bodies in [`crate::errors`], telemetry in [`crate::telemetry`]).
+//! headers in [`forward`], the answers the gateway writes itself in [`answer`], telemetry in [`crate::telemetry`]).
 
+mod answer;
 pub mod forward;
 pub mod headers;
 pub mod signed;
 mod wellknown;
 
 use std::net::IpAddr;
+
+use answer::drain_h2_body;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::canonical::CanonicalRequest;
 use crate::clock::{mono_ms, Clock};
-use crate::errors::{self, GatewayError, NO_PEER};
-use crate::filters::phases::{self, Denial, FilterState, RequestInfo};
+use crate::errors::{Denial, FailureKind, GatewayError, NO_PEER};
+use crate::filters::phases::{self, FilterState, RequestInfo};
 use crate::filters::{client_ip, security_headers};
 use crate::kms::keystore::KeyRing;
 use crate::policy::{Policy, Route};
@@ -74,104 +77,6 @@ impl Gateway {
             downstream,
         }
     }
-}
-
-impl Gateway {
-    /// Writes a filter's denial: JSON body, its headers (Retry-After, Allow, WWW-Authenticate,
-    /// rate-limit fields), the security headers of the route, and signatures where it signs.
-    async fn send_denial(&self, session: &mut Session, ctx: &mut Ctx, denial: Denial) -> Result<()> {
-        if denial.status == 404 {
-            ctx.error = Some(GatewayError::NoRoute);
-        }
-        drain_h2_body(session).await;
-        let result = self
-            .write_gateway_response(
-                session,
-                ctx,
-                denial.status,
-                denial.code,
-                &denial.message,
-                denial.headers.clone(),
-            )
-            .await;
-        ctx.denial = Some(denial);
-        result
-    }
-
-    /// Every response the gateway makes itself goes through here: JSON body, security headers,
-    /// and (on signing routes, or for unrouted requests when the policy signs by default)
-    /// Content-Digest and signatures.
-    async fn write_gateway_response(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        status: u16,
-        code: &str,
-        message: &str,
-        extra: Vec<(HeaderName, HeaderValue)>,
-    ) -> Result<()> {
-        let (mut header, body) = errors::json_response(status, code, message, ctx.request_id.as_str())?;
-        let spec = ctx.security_headers();
-        headers::edit_response(&mut header, extra.len() + spec.max_added(), |h| {
-            for (name, value) in extra {
-                h.insert(name, value);
-            }
-            security_headers::apply(h, spec, ctx.tls, security_headers::Removed::NONE)
-        });
-        self.sign_if_configured(session, ctx, &mut header, &body).await;
-        self.write_whole(session, header, body).await
-    }
-
-    async fn sign_if_configured(&self, session: &Session, ctx: &Ctx, header: &mut ResponseHeader, body: &[u8]) {
-        let spec = ctx
-            .route
-            .as_ref()
-            .map(|r| &r.spec.signing)
-            .unwrap_or(&ctx.policy.config.access.signing);
-        // A signing route's subrequest leaves signing to its parent, which signs what it relays.
-        if !spec.enabled || ctx.subrequest.is_some() {
-            return;
-        }
-        if let Err(reason) = self.sign(header, Some(body), spec, session.req_header(), ctx.tls).await {
-            crate::telemetry::metrics::unsigned("signing_failed");
-            let _ = header.insert_header("Integrity-Status", format!("unsigned; reason={reason}"));
-        }
-    }
-
-    async fn write_whole(&self, session: &mut Session, header: ResponseHeader, body: bytes::Bytes) -> Result<()> {
-        let head_only = session.req_header().method == http::Method::HEAD;
-        session
-            .write_response_header(Box::new(header), head_only || body.is_empty())
-            .await?;
-        if !head_only && !body.is_empty() {
-            session.write_response_body(Some(body), true).await?;
-        }
-        if session.subrequest_ctx.is_some() {
-            // A subrequest's response ends with an explicit `Done` for the parent.
-            session.downstream_session.finish_body().await?;
-        }
-        Ok(())
-    }
-}
-
-/// Before an HTTP/2 request is refused, reads (and drops) the rest of its body, up to 256 KiB
-/// or one second: a refusal sent while the client is still sending makes Pingora reset the
-/// stream, and clients (curl among them) then report a stream error instead of the answer.
-/// Past the bound the refusal goes out anyway.
-async fn drain_h2_body(session: &mut Session) {
-    if session.req_header().version != http::Version::HTTP_2 || session.is_body_done() {
-        return;
-    }
-    let drain = async {
-        let mut read = 0usize;
-        while read < 256 * 1024 {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => read += chunk.len(),
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 /// Decrements the in-flight gauge however the request ends.
@@ -315,7 +220,7 @@ impl Ctx {
     }
 
     /// Adds this request's gateway-side error to `/errors`.
-    fn record_error(&self, err: GatewayError, kind: &'static str) {
+    fn record_error(&self, err: GatewayError, kind: FailureKind) {
         crate::telemetry::errors::record(crate::telemetry::errors::ErrorRecord {
             time_ms: crate::clock::unix_ms(),
             route: self
@@ -325,7 +230,7 @@ impl Ctx {
                 .unwrap_or_else(|| "none".into()),
             request_id: self.request_id.to_string(),
             class: err.code(),
-            kind,
+            kind: kind.as_str(),
             upstream: self.peer_label().map(str::to_string),
             status: err.status(),
         });
@@ -440,7 +345,7 @@ impl ProxyHttp for Gateway {
                 ctx.peer_ip = Some(peer);
                 let denial = Denial::new(400, "bad_request", "")
                     .with_message(e.to_string())
-                    .reason(e.reason());
+                    .check(e.reason());
                 Box::pin(self.send_denial(session, ctx, denial)).await?;
                 return Ok(true);
             }
@@ -572,7 +477,7 @@ impl ProxyHttp for Gateway {
         let Some(route) = ctx.route.as_ref() else { return e };
         let pool = &route.pool;
         let (_, kind) = GatewayError::from_pingora(&e);
-        crate::telemetry::metrics::upstream_error(&pool.spec.name, kind);
+        crate::telemetry::metrics::upstream_error(&pool.spec.name, kind.as_str());
         if let Some(idx) = ctx.peer {
             pool.connect_failed(idx, mono_ms());
         }
@@ -653,7 +558,7 @@ impl ProxyHttp for Gateway {
         );
         if let Some(route) = ctx.route.as_ref() {
             if !connect_phase && err != GatewayError::BadRequest {
-                crate::telemetry::metrics::upstream_error(&route.pool.spec.name, kind);
+                crate::telemetry::metrics::upstream_error(&route.pool.spec.name, kind.as_str());
             }
         }
         ctx.error = Some(err);
@@ -675,16 +580,7 @@ impl ProxyHttp for Gateway {
         } else {
             // The connection is not reused after a proxy failure; say so in the response.
             session.set_keepalive(None);
-            match Box::pin(self.write_gateway_response(
-                session,
-                ctx,
-                err.status(),
-                err.code(),
-                err.message(),
-                Vec::new(),
-            ))
-            .await
-            {
+            match Box::pin(self.write_answer(session, ctx, &Denial::from(err))).await {
                 Ok(()) => err.status(),
                 Err(_) => 0,
             }
@@ -719,8 +615,9 @@ impl ProxyHttp for Gateway {
         };
         metrics.record(&req.method, status, end, elapsed, ctx.upstream_took);
         let route_name = ctx.route.as_ref().map(|r| r.spec.name.as_str()).unwrap_or("none");
-        if let Some(d) = &ctx.denial {
-            metrics.record_denial(end, &d.reason);
+        let reason = ctx.denial.as_ref().map(|d| d.reason.label());
+        if let Some(reason) = &reason {
+            metrics.record_denial(end, reason);
         }
         if let Some(key) = &ctx.filters.key {
             key.usage.record(
@@ -732,8 +629,8 @@ impl ProxyHttp for Gateway {
             );
         }
         if self.access_log.enabled() {
-            let outcome = match (&ctx.denial, ctx.error, e) {
-                (Some(d), _, _) => d.reason.as_str(),
+            let outcome = match (&reason, ctx.error, e) {
+                (Some(reason), _, _) => &**reason,
                 (None, Some(err), _) => err.code(),
                 (None, None, Some(_)) => "aborted",
                 (None, None, None) => "ok",

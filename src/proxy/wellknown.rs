@@ -6,7 +6,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{headers, Ctx, Gateway, BATCH_PATH, LOG_PATH};
-use crate::filters::phases::Denial;
+use crate::errors::Denial;
 use crate::filters::security_headers;
 use crate::integrity::anchor::ProofAnswer;
 use crate::integrity::tlog;

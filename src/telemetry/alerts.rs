@@ -569,7 +569,7 @@ impl pingora::services::background::BackgroundService for WebhookSender {
                     post(&self.connector, &self.config.url, body.clone()),
                 )
                 .await
-                .unwrap_or_else(|_| Err("timed out".into()));
+                .unwrap_or(Err(PostError::TimedOut));
                 match sent {
                     Ok(()) => {
                         metrics::counter!("quantumvault_alert_notifications_total", "result" => "ok").increment(1);
@@ -595,19 +595,23 @@ impl pingora::services::background::BackgroundService for WebhookSender {
 
 /// One delivery: `POST` the batch over Pingora's connector (HTTP or HTTPS; the certificate is
 /// checked against the system's CAs, or `SSL_CERT_FILE`), success on any 2xx.
-async fn post(connector: &pingora::connectors::http::Connector, url: &str, body: bytes::Bytes) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|_| "bad URL".to_string())?;
+async fn post(
+    connector: &pingora::connectors::http::Connector,
+    url: &str,
+    body: bytes::Bytes,
+) -> Result<(), PostError> {
+    let uri: http::Uri = url.parse().map_err(|_| PostError::BadUrl)?;
     let tls = uri.scheme_str() == Some("https");
-    let host = uri.host().ok_or("URL without a host")?.to_string();
+    let host = uri.host().ok_or(PostError::NoHost)?.to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let bare_host = host.trim_matches(['[', ']']).to_string();
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|e| PostError::Resolve(host.clone(), e))?
         .collect();
     // Every address of the name in turn (`localhost` may list ::1 before 127.0.0.1).
     let mut session = None;
-    let mut last_error = format!("{host} has no address");
+    let mut last_error = PostError::NoAddress(host.clone());
     for addr in addrs {
         let peer = pingora::upstreams::peer::HttpPeer::new(addr, tls, bare_host.clone());
         match connector.get_http_session(&peer).await {
@@ -615,22 +619,22 @@ async fn post(connector: &pingora::connectors::http::Connector, url: &str, body:
                 session = Some(s);
                 break;
             }
-            Err(e) => last_error = format!("connect {addr}: {}", e.etype().as_str()),
+            Err(e) => last_error = PostError::Connect(addr, e.etype().as_str()),
         }
     }
     let mut session = session.ok_or(last_error)?;
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or(&host).to_string();
-    let mut req = pingora::http::RequestHeader::build("POST", target.as_bytes(), None).map_err(|e| e.to_string())?;
+    let mut req = pingora::http::RequestHeader::build("POST", target.as_bytes(), None).map_err(PostError::Request)?;
     for (name, value) in [
         ("Host", authority),
         ("Content-Type", "application/json".to_string()),
         ("Content-Length", body.len().to_string()),
         ("User-Agent", format!("quantumvault/{}", env!("CARGO_PKG_VERSION"))),
     ] {
-        req.insert_header(name, value).map_err(|e| e.to_string())?;
+        req.insert_header(name, value).map_err(PostError::Request)?;
     }
-    let io = |e: Box<pingora::Error>| e.etype().as_str().to_string();
+    let io = |e: Box<pingora::Error>| PostError::Exchange(e.etype().as_str());
     session.write_request_header(Box::new(req)).await.map_err(io)?;
     session.write_request_body(body, true).await.map_err(io)?;
     session.finish_request_body().await.map_err(io)?;
@@ -646,8 +650,32 @@ async fn post(connector: &pingora::connectors::http::Connector, url: &str, body:
         // Accepted: what the body says (or how slowly) no longer matters.
         Ok(())
     } else {
-        Err(format!("HTTP {status}"))
+        Err(PostError::Status(status))
     }
+}
+
+/// Why one webhook delivery failed: logged with the attempt's number.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    #[error("bad URL")]
+    BadUrl,
+    #[error("URL without a host")]
+    NoHost,
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    #[error("{0} has no address")]
+    NoAddress(String),
+    #[error("connect {0}: {1}")]
+    Connect(std::net::SocketAddr, &'static str),
+    /// Building the request failed (Pingora's error text, as before).
+    #[error("{0}")]
+    Request(Box<pingora::Error>),
+    #[error("{0}")]
+    Exchange(&'static str),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("timed out")]
+    TimedOut,
 }
 
 #[cfg(test)]

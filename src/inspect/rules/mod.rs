@@ -211,19 +211,27 @@ pub fn builtin_ids() -> Vec<u32> {
 pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 /// Checks that a policy's own pattern compiles within the size limit.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
+/// A detection pattern that does not compile: the last line of the regex error, which says
+/// what is wrong without repeating the pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
+pub fn check_pattern(pattern: &str) -> Result<(), PatternError> {
     regex::bytes::RegexBuilder::new(pattern)
         .unicode(false)
         .size_limit(PATTERN_SIZE_LIMIT)
         .build()
         .map(|_| ())
         .map_err(|e| {
-            e.to_string()
-                .lines()
-                .last()
-                .unwrap_or("invalid pattern")
-                .trim()
-                .to_string()
+            PatternError(
+                e.to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid pattern")
+                    .trim()
+                    .to_string(),
+            )
         })
 }
 
