@@ -231,7 +231,17 @@ fn http2_stream_and_header_list_limits_are_advertised_and_enforced() {
     let url = format!("https://localhost:{port}/h2");
     let curl = |extra: &[&str]| {
         let out = std::process::Command::new("curl")
-            .args(["-sS", "-v", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "--http2"])
+            .args([
+                "-sS",
+                "-v",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+                "--http2",
+            ])
             .args(["--cacert", ca.to_str().unwrap(), "--resolve", &resolve])
             .args(extra)
             .arg(&url)
@@ -253,8 +263,14 @@ fn http2_stream_and_header_list_limits_are_advertised_and_enforced() {
         .output()
         .expect("python3");
     let settings = String::from_utf8_lossy(&settings.stdout).into_owned();
-    assert!(settings.contains("3=7 "), "SETTINGS_MAX_CONCURRENT_STREAMS is 7: {settings}");
-    assert!(settings.contains("6=4096 "), "SETTINGS_MAX_HEADER_LIST_SIZE is 4096: {settings}");
+    assert!(
+        settings.contains("3=7 "),
+        "SETTINGS_MAX_CONCURRENT_STREAMS is 7: {settings}"
+    );
+    assert!(
+        settings.contains("6=4096 "),
+        "SETTINGS_MAX_HEADER_LIST_SIZE is 4096: {settings}"
+    );
     // A header list over 4 KiB decoded is refused; one under it passes.
     let big = format!("X-Big: {}", "b".repeat(6000));
     let (code, verbose) = curl(&["-H", &big]);
