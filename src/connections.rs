@@ -44,7 +44,7 @@ const BUSY: u8 = 2;
 /// Milliseconds since the first call (a monotonic clock shared by every connection).
 fn now_ms() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+    BASE.get_or_init(crate::clock::instant).elapsed().as_millis() as u64
 }
 
 /// Where one HTTP/1 connection stands, and until when it may stay there.

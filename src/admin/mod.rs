@@ -92,6 +92,15 @@ fn admitted(req: &pingora::http::RequestHeader, method: &Method, allowed: &[Stri
         return Err("this admin port does not answer to that Host; add it to admin.allowed_hosts");
     }
     if *method == Method::POST {
+        // A browser sends a cross-site POST without a CORS preflight only with a form,
+        // multipart or text/plain body; the admin port answers no preflight, so a POST whose
+        // body is anything but JSON is refused, and a forged form is refused even by a browser
+        // that sends neither Origin nor Sec-Fetch-Site. A POST without a body type
+        // (`curl -X POST`) is not one a page can forge with a body.
+        let ct = req.headers.get(http::header::CONTENT_TYPE);
+        if ct.is_some() && crate::text::media_type_of(&req.headers) != "application/json" {
+            return Err("admin POST bodies must be Content-Type: application/json");
+        }
         if let Some(site) = header("sec-fetch-site") {
             if site != "same-origin" && site != "none" {
                 return Err("cross-site requests to the admin port are refused");
@@ -350,6 +359,27 @@ mod tests {
         assert!(ok(
             Method::POST,
             &[("Host", "127.0.0.1:9901"), ("Sec-Fetch-Site", "same-origin")]
+        ));
+        // Bodies a page can post cross-site without a preflight are refused; JSON and no
+        // body at all are not.
+        for ct in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "Text/Plain; charset=utf-8",
+            "application/json-but-not",
+        ] {
+            assert!(
+                !ok(Method::POST, &[("Host", "127.0.0.1:9901"), ("Content-Type", ct)]),
+                "{ct}"
+            );
+        }
+        assert!(ok(
+            Method::POST,
+            &[
+                ("Host", "127.0.0.1:9901"),
+                ("Content-Type", "application/json; charset=utf-8")
+            ]
         ));
         // A GET's Origin does not matter (reads are guarded by the Host check).
         assert!(ok(

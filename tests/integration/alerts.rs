@@ -246,6 +246,7 @@ fn failing_upstream_fires_notifies_acknowledges_and_resolves() {
     let r = ag
         .post(&ack_url)
         .set("Authorization", "Bearer alert-ack-token")
+        .set("Content-Type", "application/json")
         .send_string(r#"{"by": "oncall", "comment": "upstream restarting"}"#)
         .unwrap();
     assert_eq!(r.status(), 200);

@@ -217,6 +217,28 @@ pub(super) struct File {
     pub(super) kdf: Kdf,
     pub(super) check: Sealed,
     pub(super) keys: Vec<KeyRecord>,
+    /// HMAC-SHA256 over the format, KDF and every record's metadata (names, algorithms,
+    /// states, dates, public keys), under a key derived from the master key ([`metadata_mac`]):
+    /// a state, an expiry or a public key edited in the file is found at open. Absent only in
+    /// keystores written before it existed; their `check` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) mac: Option<String>,
+}
+
+/// The MAC of `file`'s metadata (everything but `check` and the MAC itself). The sealed
+/// material is covered too, as stored; its AEAD tag authenticates it on its own as well.
+pub(super) fn metadata_mac(master: &MasterKey, file: &File) -> Result<Vec<u8>, String> {
+    use hmac::{Mac, SimpleHmac};
+    type HmacSha256 = SimpleHmac<sha2::Sha256>;
+    let key = {
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&master.0[..]).map_err(|e| e.to_string())?;
+        m.update(b"quantumvault-keystore/v1 metadata mac");
+        Zeroizing::new(m.finalize().into_bytes().to_vec())
+    };
+    let body = serde_json::to_vec(&(&file.format, file.version, &file.kdf, &file.keys)).map_err(|e| e.to_string())?;
+    let mut m = <HmacSha256 as Mac>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    m.update(&body);
+    Ok(m.finalize().into_bytes().to_vec())
 }
 
 pub(super) fn aad(name: &str, version: u32, alg: KeyAlg) -> Vec<u8> {

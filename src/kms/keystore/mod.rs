@@ -20,7 +20,11 @@ pub use ring::{KeyRing, PrimarySigner, PublicKeyInfo};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const FORMAT: &str = "quantumvault-keystore";
+/// The `check` of a keystore written before its metadata MAC existed.
 const CHECK_PLAINTEXT: &[u8] = b"quantumvault keystore check v1";
+/// The `check` of a keystore whose metadata carries a MAC ([`format::metadata_mac`]): a file
+/// with this check and no valid MAC was edited, never merely old.
+const CHECK_PLAINTEXT_MAC: &[u8] = b"quantumvault keystore check v2 (metadata mac)";
 pub const MIN_ITERATIONS: u32 = 600_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,8 @@ pub enum KmsError {
     WrongKey(PathBuf),
     #[error("keystore {path}: record {name} v{version} failed authentication: the file was modified or corrupted")]
     Tampered { path: PathBuf, name: String, version: u32 },
+    #[error("keystore {0}: its key metadata (states, expiry dates, public keys) failed authentication: the file was modified outside QuantumVault or is corrupt")]
+    MetadataTampered(PathBuf),
     #[error("keystore {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("keystore {0}: {1}")]
@@ -135,13 +141,14 @@ impl Keystore {
             MasterSource::KeyFile(_) => Kdf::KeyFile,
         };
         let master = source.derive(&kdf)?;
-        let check = seal(&master, CHECK_PLAINTEXT, b"check")?;
+        let check = seal(&master, CHECK_PLAINTEXT_MAC, b"check")?;
         let file = File {
             format: FORMAT.into(),
             version: 1,
             kdf,
             check,
             keys: Vec::new(),
+            mac: None,
         };
         let mut ks = Keystore {
             path: path.to_path_buf(),
@@ -208,7 +215,7 @@ impl Keystore {
             path: path.to_path_buf(),
             reason,
         };
-        let file: File = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let mut file: File = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         if file.format != FORMAT || file.version != 1 {
             return Err(corrupt(format!(
                 "unsupported format {} version {}",
@@ -216,10 +223,23 @@ impl Keystore {
             )));
         }
         let master = source.derive(&file.kdf)?;
-        match open(&master, &file.check, b"check") {
-            Some(p) if p.as_slice() == CHECK_PLAINTEXT => {}
+        // The metadata MAC is checked after the records below, so a record whose own
+        // authentication fails is named; anything else edited fails here.
+        let metadata_ok = match open(&master, &file.check, b"check") {
+            Some(p) if p.as_slice() == CHECK_PLAINTEXT_MAC => {
+                use subtle::ConstantTimeEq;
+                let want = format::metadata_mac(&master, &file).map_err(KmsError::Invalid)?;
+                let got = file.mac.as_deref().and_then(|m| B64.decode(m).ok()).unwrap_or_default();
+                bool::from(got.ct_eq(&want))
+            }
+            // Written before the MAC existed: it gets one (and the check that requires it) at
+            // its next save.
+            Some(p) if p.as_slice() == CHECK_PLAINTEXT => {
+                file.check = seal(&master, CHECK_PLAINTEXT_MAC, b"check")?;
+                true
+            }
             _ => return Err(KmsError::WrongKey(path.to_path_buf())),
-        }
+        };
         let ks = Keystore {
             path: path.to_path_buf(),
             master,
@@ -274,6 +294,9 @@ impl Keystore {
                     _ => {}
                 }
             }
+        }
+        if !metadata_ok {
+            return Err(KmsError::MetadataTampered(path.to_path_buf()));
         }
         Ok(ks)
     }
@@ -332,7 +355,9 @@ impl Keystore {
     }
 
     pub fn save(&self) -> Result<(), KmsError> {
-        let body = serde_json::to_vec_pretty(&self.file).map_err(|e| KmsError::Invalid(e.to_string()))?;
+        let mut file = self.file.clone();
+        file.mac = Some(B64.encode(format::metadata_mac(&self.master, &file).map_err(KmsError::Invalid)?));
+        let body = serde_json::to_vec_pretty(&file).map_err(|e| KmsError::Invalid(e.to_string()))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| KmsError::Io(dir.to_path_buf(), e))?;
         }

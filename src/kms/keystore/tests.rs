@@ -180,3 +180,68 @@ fn hmac_and_encryption_keys_per_service() {
     let again = Keystore::open(&path, &pass("p"), prov).unwrap();
     assert_eq!(again.secret(&e).unwrap().len(), 32);
 }
+
+/// Metadata is authenticated (issue 17): a state, an expiry or a public key edited in the file,
+/// or the MAC stripped, stops the open with its own error; a keystore written before the MAC
+/// existed opens and gets one at its next save.
+#[test]
+fn edited_metadata_is_refused_and_old_stores_gain_a_mac() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keystore.json");
+    let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
+    let mut ks = Keystore::init(&path, &pass("pw"), MIN_ITERATIONS, prov.clone(), None).unwrap();
+    ks.rotate("gateway-signing-ecdsa", None).unwrap();
+    ks.retire("gateway-signing-ecdsa", 1).unwrap();
+    drop(ks);
+    let good = std::fs::read_to_string(&path).unwrap();
+    assert!(Keystore::open(&path, &pass("pw"), prov.clone()).is_ok());
+    let write = |v: &serde_json::Value| {
+        std::fs::write(&path, serde_json::to_vec(v).unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let ecdsa = |f: &serde_json::Value| {
+        f["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|k| k["name"] == "gateway-signing-ecdsa")
+            .unwrap()
+    };
+    let edits: [(&str, fn(&mut serde_json::Value, usize)); 5] = [
+        ("a retired version made active again", |f, i| {
+            f["keys"][i]["versions"][0]["state"] = "active".into()
+        }),
+        ("an expiry moved", |f, i| {
+            f["keys"][i]["versions"][1]["expires"] = 4_000_000_000u64.into()
+        }),
+        ("a creation date moved", |f, i| {
+            f["keys"][i]["versions"][1]["created"] = 1u64.into()
+        }),
+        ("a key renamed", |f, i| f["keys"][i]["service"] = "other".into()),
+        ("the MAC stripped", |f, _| {
+            f.as_object_mut().unwrap().remove("mac");
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut f: serde_json::Value = serde_json::from_str(&good).unwrap();
+        let i = ecdsa(&f);
+        edit(&mut f, i);
+        write(&f);
+        let err = Keystore::open(&path, &pass("pw"), prov.clone()).err();
+        assert!(matches!(err, Some(KmsError::MetadataTampered(_))), "{what}: {err:?}");
+    }
+    // A keystore from before the MAC: its v1 check, no MAC. It opens, and a save adds both.
+    let mut f: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let master = MasterSource::Passphrase(Zeroizing::new("pw".into()))
+        .derive(&serde_json::from_value(f["kdf"].clone()).unwrap())
+        .unwrap();
+    f["check"] = serde_json::to_value(seal(&master, CHECK_PLAINTEXT, b"check").unwrap()).unwrap();
+    f.as_object_mut().unwrap().remove("mac");
+    write(&f);
+    let mut ks = Keystore::open(&path, &pass("pw"), prov.clone()).expect("an old keystore opens");
+    ks.rotate("gateway-signing-mldsa", None).unwrap();
+    drop(ks);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"mac\""), "the next save adds the MAC");
+    assert!(Keystore::open(&path, &pass("pw"), prov.clone()).is_ok());
+}
