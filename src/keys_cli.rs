@@ -221,7 +221,7 @@ fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity:
     use base64::Engine;
     let url = format!(
         "{}{}{}",
-        origin_of(request_url)?,
+        crate::log_cli::origin_of(request_url)?,
         crate::proxy::BATCH_PATH,
         hex::encode(id)
     );
@@ -252,17 +252,6 @@ fn fetch_batch(request_url: &str, id: &[u8; 16]) -> Result<Vec<crate::integrity:
             Ok(crate::integrity::batch::RootSig { alg, keyid, sig })
         })
         .collect()
-}
-
-/// `scheme://authority` of `request_url`: where its well-known documents are.
-pub fn origin_of(request_url: &str) -> Result<String, String> {
-    let uri: http::Uri = request_url
-        .parse()
-        .map_err(|_| format!("bad request URL {request_url}"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(format!("request URL {request_url} has no origin"));
-    };
-    Ok(format!("{scheme}://{authority}"))
 }
 
 /// Fetches `url` (plain HTTP) and builds the exchange.

@@ -22,13 +22,20 @@ pub struct LogCheck {
     pub save_checkpoint: Option<PathBuf>,
 }
 
+/// `scheme://authority` of `request_url`: where its well-known documents are.
+pub fn origin_of(request_url: &str) -> Result<String, String> {
+    let uri: http::Uri = request_url
+        .parse()
+        .map_err(|_| format!("bad request URL {request_url}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!("request URL {request_url} has no origin"));
+    };
+    Ok(format!("{scheme}://{authority}"))
+}
+
 /// The log's prefix URL at the origin of `request_url`.
 pub fn log_prefix(request_url: &str) -> Result<String, String> {
-    Ok(format!(
-        "{}{}",
-        crate::keys_cli::origin_of(request_url)?,
-        LOG_PATH.trim_end_matches('/')
-    ))
+    Ok(format!("{}{}", origin_of(request_url)?, LOG_PATH.trim_end_matches('/')))
 }
 
 fn get(url: &str) -> Result<Result<Vec<u8>, u16>, String> {

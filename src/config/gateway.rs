@@ -49,8 +49,11 @@ struct RawMemory {
     held_bytes: u64,
 }
 
+/// Default for `memory.held_bytes`: 512 MiB.
+pub const DEFAULT_HELD_BYTES: u64 = 512 << 20;
+
 fn d_held() -> u64 {
-    crate::held::DEFAULT_LIMIT
+    DEFAULT_HELD_BYTES
 }
 
 impl Default for RawMemory {
