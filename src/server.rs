@@ -15,7 +15,7 @@ use crate::background::{KeyMaintenance, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
-use crate::telemetry::alerts::WebhookSender;
+use crate::telemetry::webhook::WebhookSender;
 use crate::telemetry::{access_log::AccessLog, metrics};
 use crate::upstream::health::HealthChecker;
 
