@@ -57,7 +57,7 @@ pub fn alertmanager_body(n: &Notification, generator_url: &str) -> serde_json::V
 /// each bounded by `timeout`, with backoff from 1 s. It runs on its own task and queue
 /// (bounded, 64 batches), so a slow receiver never holds up evaluation or requests.
 pub struct WebhookSender {
-    pub config: crate::config::gateway::WebhookConfig,
+    pub config: crate::config::monitoring::WebhookConfig,
     pub generator_url: String,
     connector: std::sync::Arc<pingora::connectors::http::Connector>,
     pub queue: Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
@@ -66,7 +66,7 @@ pub struct WebhookSender {
 impl WebhookSender {
     /// The sender and the engine's end of its queue.
     pub fn new(
-        config: crate::config::gateway::WebhookConfig,
+        config: crate::config::monitoring::WebhookConfig,
         generator_url: String,
     ) -> (WebhookSender, tokio::sync::mpsc::Sender<Notification>) {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
