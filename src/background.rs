@@ -27,9 +27,11 @@ where
     }
 }
 
-/// Evaluates the running policy's alert rules every `interval`.
+/// Evaluates the running policy's alert rules every `interval`, against the running policy,
+/// keys and reload state.
 pub struct AlertEvaluator {
     pub runtime: std::sync::Arc<crate::reload::Runtime>,
+    pub alerts: std::sync::Arc<crate::telemetry::alerts::AlertEngine>,
     pub interval: Duration,
 }
 
@@ -45,7 +47,7 @@ impl pingora::services::background::BackgroundService for AlertEvaluator {
                 keyring: &keyring,
             };
             let observations = crate::telemetry::alerts::observe(&live, &policy.config.alerts, crate::clock::instant());
-            self.runtime.alerts.evaluate(crate::clock::unix_ms(), &observations);
+            self.alerts.evaluate(crate::clock::unix_ms(), &observations);
         })
         .await;
     }
@@ -87,12 +89,7 @@ impl pingora::services::background::BackgroundService for KeyMaintenance {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         every(self.interval, &mut shutdown, || async {
             let runtime = self.runtime.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let policy = runtime.policy.load();
-                crate::reload::load_keyring(&runtime.gateway, &policy.config)
-                    .map(|ring| runtime.keyring.store(std::sync::Arc::new(ring)))
-            })
-            .await;
+            let result = tokio::task::spawn_blocking(move || runtime.refresh_keys()).await;
             if let Ok(Err(e)) = result {
                 log::error!("key maintenance: {e}; the current keys stay in use");
             }

@@ -5,13 +5,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config::gateway::DEFAULT_HELD_BYTES;
+
 static USED: AtomicU64 = AtomicU64::new(0);
-static LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_LIMIT);
+/// Config owns the default; until [`set_limit`] runs at start-up the budget is that default.
+static LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_HELD_BYTES);
 
-/// 512 MiB.
-pub const DEFAULT_LIMIT: u64 = 512 << 20;
-
-/// Sets the budget (at start-up).
+/// Sets the budget (at start-up, from `memory.held_bytes`).
 pub fn set_limit(bytes: u64) {
     LIMIT.store(bytes, Ordering::Relaxed);
 }
@@ -78,6 +78,6 @@ mod tests {
         b.release();
         assert!(b.take(100));
         drop(b);
-        set_limit(DEFAULT_LIMIT);
+        set_limit(DEFAULT_HELD_BYTES);
     }
 }

@@ -166,13 +166,12 @@ fn verify(
     mut log_check: quantumvault::log_cli::LogCheck,
 ) -> ExitCode {
     use quantumvault::keys_cli as k;
-    let run = || -> Result<bool, String> {
+    // The commands' errors are typed; here they only become the terminal's text.
+    let run = || -> Result<bool, Box<dyn std::error::Error>> {
         let keys = k::load_jwks(jwks)?;
         if let Some((given, from)) = &log {
             for v in given {
-                log_check
-                    .keys
-                    .push(quantumvault::integrity::tlog::NoteKey::parse(v).map_err(|e| e.to_string())?);
+                log_check.keys.push(quantumvault::integrity::tlog::NoteKey::parse(v)?);
             }
             if let Some(src) = from {
                 log_check.keys.extend(quantumvault::log_cli::load_keys(src)?);

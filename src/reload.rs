@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 
+use crate::config::gateway::AdminToken;
 use crate::config::{GatewayConfig, PolicyConfig};
 use crate::filters::rate_limit::LimiterRegistry;
 use crate::kms::keystore::{KeyRing, MasterSource};
@@ -35,19 +36,22 @@ pub struct ReloadStatus {
     pub failed: u64,
 }
 
-/// State shared by the proxy, the admin port and the reload triggers.
+/// The reloadable state and the reload operation: the policy snapshot, the signing keys, the
+/// registries that outlive a policy (peers, limiters, usage), and the reload status. The proxy
+/// takes the snapshots it reads; the admin port, the reload triggers and the background
+/// services share this.
 pub struct Runtime {
-    pub gateway: GatewayConfig,
+    /// gateway.yaml as loaded at start: where a reload re-reads from, and what it compares
+    /// against to report settings that need a restart.
+    gateway: GatewayConfig,
     pub policy: Arc<ArcSwap<Policy>>,
     pub registries: Registries,
     /// Signing keys; empty when there is no keystore.
     pub keyring: Arc<ArcSwap<KeyRing>>,
-    pub started: SystemTime,
-    /// Alert state (the rules live in the policy; the state survives reloads).
-    pub alerts: crate::telemetry::alerts::AlertEngine,
-    /// The admin bearer token: read from `admin.token_file` / `token_env` at start and at
-    /// every reload, so a rotated token takes effect without a restart.
-    pub admin_token: ArcSwap<Option<crate::config::gateway::AdminToken>>,
+    /// The admin app's bearer token, which it hands over at start: read from
+    /// `admin.token_file` / `token_env` again at every reload, so a rotated token takes effect
+    /// without a restart.
+    admin_token: Arc<ArcSwap<Option<AdminToken>>>,
     status: Mutex<ReloadStatus>,
     /// Serialises reloads, so generations are strictly increasing.
     reload_lock: Mutex<()>,
@@ -73,8 +77,13 @@ pub enum ReloadError {
 }
 
 impl Runtime {
-    /// Builds the first policy (generation 1).
-    pub fn new(gateway: GatewayConfig, policy: PolicyConfig) -> Result<Runtime, ReloadError> {
+    /// Builds the first policy (generation 1). `admin_token` is the admin app's token, which
+    /// reloads refresh.
+    pub fn new(
+        gateway: GatewayConfig,
+        policy: PolicyConfig,
+        admin_token: Arc<ArcSwap<Option<AdminToken>>>,
+    ) -> Result<Runtime, ReloadError> {
         let keyring = load_keyring(&gateway, &policy)?;
         let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
         let registries = Registries {
@@ -84,15 +93,12 @@ impl Runtime {
         };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
-        let alerts = crate::telemetry::alerts::AlertEngine::new(gateway.monitoring.alert_history);
         Ok(Runtime {
-            alerts,
-            admin_token: ArcSwap::from_pointee(gateway.admin_token.clone()),
+            admin_token,
             gateway,
             policy: Arc::new(ArcSwap::from_pointee(policy)),
             registries,
             keyring: Arc::new(ArcSwap::from_pointee(keyring)),
-            started: crate::clock::system_time(),
             status: Mutex::new(ReloadStatus {
                 generation: 1,
                 ..Default::default()
@@ -137,6 +143,15 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+
+    /// Re-reads the keystore for the running policy (auto-rotation by age and expiry) and swaps
+    /// the new key ring in; on an error the current keys stay.
+    pub fn refresh_keys(&self) -> Result<(), ReloadError> {
+        let policy = self.policy.load();
+        let ring = load_keyring(&self.gateway, &policy.config)?;
+        self.keyring.store(Arc::new(ring));
+        Ok(())
     }
 
     fn try_reload(&self) -> Result<(u64, Vec<&'static str>), ReloadError> {

@@ -15,7 +15,9 @@ use crate::background::{KeyMaintenance, MetricsUpkeep, UsageFlusher};
 use crate::config::{load_all, ConfigErrors, GatewayConfig};
 use crate::proxy::Gateway;
 use crate::reload::{self, Runtime};
-use crate::telemetry::alerts::WebhookSender;
+use crate::telemetry::alerts::AlertEngine;
+use crate::telemetry::health::Health;
+use crate::telemetry::webhook::WebhookSender;
 use crate::telemetry::{access_log::AccessLog, metrics};
 use crate::upstream::health::HealthChecker;
 
@@ -77,7 +79,11 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     crate::telemetry::stats::init(gateway.monitoring.resolution, gateway.monitoring.enabled);
     let handle = metrics::install();
     metrics::started();
-    let runtime = Arc::new(Runtime::new(gateway.clone(), policy)?);
+    let started = crate::clock::system_time();
+    let admin_token = Arc::new(arc_swap::ArcSwap::from_pointee(gateway.admin_token.clone()));
+    let runtime = Arc::new(Runtime::new(gateway.clone(), policy, admin_token.clone())?);
+    // Alert state outlives reloads (the rules live in the policy).
+    let alerts = Arc::new(AlertEngine::new(gateway.monitoring.alert_history));
     let access_log =
         AccessLog::start(&gateway.access_log).map_err(|e| StartError::Other(format!("cannot open access log: {e}")))?;
 
@@ -146,7 +152,14 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
 
     let mut admin = Service::new(
         "quantumvault admin".to_string(),
-        AdminApp::new(runtime.clone(), handle.clone()),
+        AdminApp::new(
+            &gateway,
+            runtime.clone(),
+            alerts.clone(),
+            Health::new(alerts.clone(), runtime.clone(), started),
+            admin_token,
+            handle.clone(),
+        ),
     );
     admin.add_tcp(&gateway.admin_address.to_string());
     admin.threads = Some(1);
@@ -169,13 +182,14 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
             "alert evaluation",
             AlertEvaluator {
                 runtime: runtime.clone(),
+                alerts: alerts.clone(),
                 interval: gateway.monitoring.evaluate_every,
             },
         ));
         if let Some(webhook) = &gateway.monitoring.webhook {
             let (sender, queue) =
                 WebhookSender::new(webhook.clone(), format!("http://{}/alerts", gateway.admin_address));
-            runtime.alerts.set_notifier(queue, webhook.resend_every);
+            alerts.set_notifier(queue, webhook.resend_every);
             server.add_service(background_service("alert webhook", sender));
         }
     }

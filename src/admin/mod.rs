@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -29,23 +30,51 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::config::gateway::AdminToken;
+use crate::config::GatewayConfig;
 use crate::reload::Runtime;
-use crate::telemetry::health::{health, HealthStatus};
+use crate::telemetry::alerts::AlertEngine;
+use crate::telemetry::health::{Health, HealthStatus};
 
 pub struct AdminApp {
+    /// Reload, the running policy, keys and usage.
     runtime: Arc<Runtime>,
+    alerts: Arc<AlertEngine>,
+    health: Health,
+    /// The bearer token in force; a reload that reads a new one swaps it in.
+    token: Arc<ArcSwap<Option<AdminToken>>>,
+    /// `admin.allowed_hosts` and `admin.open_endpoints` (restart to change).
+    allowed_hosts: Vec<String>,
+    open_endpoints: Vec<String>,
+    evaluation_enabled: bool,
     metrics: PrometheusHandle,
 }
 
 impl AdminApp {
-    pub fn new(runtime: Arc<Runtime>, metrics: PrometheusHandle) -> AdminApp {
-        AdminApp { runtime, metrics }
+    pub fn new(
+        gateway: &GatewayConfig,
+        runtime: Arc<Runtime>,
+        alerts: Arc<AlertEngine>,
+        health: Health,
+        token: Arc<ArcSwap<Option<AdminToken>>>,
+        metrics: PrometheusHandle,
+    ) -> AdminApp {
+        AdminApp {
+            runtime,
+            alerts,
+            health,
+            token,
+            allowed_hosts: gateway.admin_hosts.clone(),
+            open_endpoints: gateway.admin_open.clone(),
+            evaluation_enabled: gateway.monitoring.enabled,
+            metrics,
+        }
     }
 
     /// State-changing endpoints need the bearer token when one is configured (compared in
     /// constant time).
     fn authorized(&self, session: &ServerSession) -> bool {
-        let token = self.runtime.admin_token.load();
+        let token = self.token.load();
         let Some(token) = token.as_ref() else {
             return true;
         };
@@ -121,15 +150,12 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        if let Err(why) = admitted(session.req_header(), &method, &self.runtime.gateway.admin_hosts) {
+        if let Err(why) = admitted(session.req_header(), &method, &self.allowed_hosts) {
             return json_response(StatusCode::FORBIDDEN, json!({"error": "forbidden", "message": why}));
         }
         // With a token set, reads that reveal key ids, peers, usage or errors need it too;
         // the probes' endpoints (`admin.open_endpoints`) stay open.
-        if method == Method::GET
-            && !self.runtime.gateway.admin_open.iter().any(|p| *p == path)
-            && !self.authorized(session)
-        {
+        if method == Method::GET && !self.open_endpoints.iter().any(|p| *p == path) && !self.authorized(session) {
             return json_response(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "unauthorized", "message": "this endpoint needs the admin bearer token"}),
@@ -147,7 +173,7 @@ impl ServeHttp for AdminApp {
                     .unwrap_or_default()
             }
             (Method::GET, "/health") => {
-                let (status, body) = health(&self.runtime);
+                let (status, body) = self.health.report();
                 let code = if status <= HealthStatus::Degraded {
                     StatusCode::OK
                 } else {
@@ -163,7 +189,7 @@ impl ServeHttp for AdminApp {
                 crate::telemetry::stats::stats().report(crate::clock::instant()),
             ),
             (Method::GET, "/alerts") => {
-                let (alerts, history) = self.runtime.alerts.snapshot();
+                let (alerts, history) = self.alerts.snapshot();
                 let rules: Vec<_> = self
                     .runtime
                     .policy
@@ -181,7 +207,7 @@ impl ServeHttp for AdminApp {
                 json_response(
                     StatusCode::OK,
                     json!({"alerts": alerts, "history": history, "rules": rules,
-                           "evaluation_enabled": self.runtime.gateway.monitoring.enabled}),
+                           "evaluation_enabled": self.evaluation_enabled}),
                 )
             }
             (Method::POST, p) if ack_id(p).is_some() && !self.authorized(session) => json_response(
@@ -192,11 +218,7 @@ impl ServeHttp for AdminApp {
                 let id = ack_id(p).unwrap_or_default().to_string();
                 let (by, comment) = read_ack_body(session).await;
                 use crate::telemetry::alerts::AckResult;
-                match self
-                    .runtime
-                    .alerts
-                    .acknowledge(&id, crate::clock::unix_ms(), &by, &comment)
-                {
+                match self.alerts.acknowledge(&id, crate::clock::unix_ms(), &by, &comment) {
                     AckResult::Acknowledged => {
                         log::info!("alert {id} acknowledged by {by}");
                         json_response(StatusCode::OK, json!({"result": "acknowledged", "id": id}))

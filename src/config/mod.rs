@@ -11,6 +11,7 @@ pub mod error;
 pub mod gateway;
 pub mod inspection;
 mod locate;
+pub mod monitoring;
 mod names;
 pub mod normalization;
 pub mod policy;

@@ -8,6 +8,20 @@ use std::path::{Path, PathBuf};
 
 use upstream::EchoServer;
 
+/// Why the demo's keystore or key could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Writing the master key file.
+    #[error(transparent)]
+    KeyFile(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error(transparent)]
+    Keys(#[from] crate::keys_cli::KeysCliError),
+    #[error(transparent)]
+    ApiKey(#[from] crate::apikey::ApiKeyError),
+}
+
 pub struct DemoOptions {
     pub dir: PathBuf,
     pub listen: SocketAddr,
@@ -41,7 +55,7 @@ routes:\n  - name: api\n    path_prefix: /api/\n    upstream: echo\n  - name: pr
 }
 
 /// The demo's keystore, sealed with a random key file (a systemd credential in production).
-pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), String> {
+pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), DemoError> {
     use std::os::unix::fs::OpenOptionsExt;
     let key_file = dir.join("master.key");
     if !key_file.exists() {
@@ -49,12 +63,10 @@ pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), String> {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&key_file)
-            .map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut f, hex::encode(rand::random::<[u8; 32]>()).as_bytes())
-            .map_err(|e| e.to_string())?;
+            .open(&key_file)?;
+        std::io::Write::write_all(&mut f, hex::encode(rand::random::<[u8; 32]>()).as_bytes())?;
     }
-    let g = crate::config::GatewayConfig::load(gateway_yaml).map_err(|e| e.to_string())?;
+    let g = crate::config::GatewayConfig::load(gateway_yaml)?;
     if !g.keys.keystore.exists() {
         crate::keys_cli::init(&g)?;
     }
@@ -62,18 +74,19 @@ pub fn ensure_keystore(dir: &Path, gateway_yaml: &Path) -> Result<(), String> {
 }
 
 /// A fresh demo key, stored (as a hash) in `policies/keys.yaml`.
-pub fn create_demo_key(dir: &Path) -> Result<String, String> {
+pub fn create_demo_key(dir: &Path) -> Result<String, DemoError> {
     let keys = dir.join("policies/keys.yaml");
     let _ = std::fs::remove_file(&keys);
-    crate::apikey::create(&keys, "demo", "standard", None).map(|c| c.key)
+    Ok(crate::apikey::create(&keys, "demo", "standard", None)?.key)
 }
 
 pub fn run(opts: DemoOptions) -> Result<(), crate::server::StartError> {
     let other = |e: std::io::Error| crate::server::StartError::Other(format!("demo: {e}"));
     let echo = EchoServer::start("demo", SocketAddr::from(([127, 0, 0, 1], 0))).map_err(other)?;
     let path = write_config(&opts.dir, opts.listen, opts.admin, echo.addr()).map_err(other)?;
-    let key = create_demo_key(&opts.dir).map_err(crate::server::StartError::Other)?;
-    ensure_keystore(&opts.dir, &path).map_err(crate::server::StartError::Other)?;
+    let demo = |e: DemoError| crate::server::StartError::Other(e.to_string());
+    let key = create_demo_key(&opts.dir).map_err(demo)?;
+    ensure_keystore(&opts.dir, &path).map_err(demo)?;
     let gw = format!("http://{}", opts.listen);
     let admin = format!("http://{}", opts.admin);
     println!(

@@ -1,12 +1,14 @@
 //! Gateway health: one status from the alerts, the reload state and the upstream pools, with
 //! the reasons, as `GET /health` on the admin port serves it.
 
-use std::time::UNIX_EPOCH;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use crate::clock::mono_ms;
 use crate::reload::Runtime;
+use crate::telemetry::alerts::AlertEngine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HealthStatus {
@@ -27,6 +29,28 @@ impl HealthStatus {
     }
 }
 
+/// What health is computed from: the alert engine, the reloadable state (reload status and
+/// the running policy's pools), and when the gateway started.
+pub struct Health {
+    alerts: Arc<AlertEngine>,
+    runtime: Arc<Runtime>,
+    started: SystemTime,
+}
+
+impl Health {
+    pub fn new(alerts: Arc<AlertEngine>, runtime: Arc<Runtime>, started: SystemTime) -> Health {
+        Health {
+            alerts,
+            runtime,
+            started,
+        }
+    }
+
+    pub fn report(&self) -> (HealthStatus, serde_json::Value) {
+        health(&self.alerts, &self.runtime, self.started)
+    }
+}
+
 /// Health from the alerts, the reload state and the pools:
 /// - critical: a critical alert is firing, or a pool has no peer left (its routes can only
 ///   answer 502);
@@ -35,10 +59,10 @@ impl HealthStatus {
 /// - healthy otherwise (info alerts are listed but change nothing).
 ///
 /// An acknowledged alert still counts: acknowledging says someone is on it, not that it is fixed.
-pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
+fn health(alerts: &AlertEngine, runtime: &Runtime, started: SystemTime) -> (HealthStatus, serde_json::Value) {
     let mut status = HealthStatus::Healthy;
     let mut reasons = Vec::new();
-    let (alerts, _) = runtime.alerts.snapshot();
+    let (alerts, _) = alerts.snapshot();
     let mut alert_counts = serde_json::Map::new();
     for a in &alerts {
         use crate::config::alerts::Severity;
@@ -139,7 +163,7 @@ pub fn health(runtime: &Runtime) -> (HealthStatus, serde_json::Value) {
                     "last_trigger": reload.last_trigger},
         "upstreams": upstreams,
         "alerts": alert_counts,
-        "uptime_seconds": runtime.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+        "uptime_seconds": started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
         "version": env!("CARGO_PKG_VERSION"),
     });
     (status, body)

@@ -1,5 +1,5 @@
-//! Telemetry: Prometheus metrics, sliding-window statistics, alerts, health, recent errors and the JSON
-//! access log.
+//! Telemetry: Prometheus metrics, sliding-window statistics, alerts and their webhook, health,
+//! recent errors and the JSON access log.
 
 pub mod access_log;
 pub mod alerts;
@@ -8,3 +8,4 @@ pub mod health;
 pub mod histogram;
 pub mod metrics;
 pub mod stats;
+pub mod webhook;
