@@ -58,7 +58,7 @@ http {
   server { listen 127.0.0.1:$2; location / { default_type application/json; return 200 '{"ok":true}'; } }
 }
 NGX
-  nginx -c "$1/nginx.conf" -p "$1" & echo $!
+  nginx -c "$1/nginx.conf" -p "$1" >/dev/null 2>&1 & echo $!
 }
 N1=$(start_nginx "$WORK/up1" $UP1); PIDS+=("$N1")
 N2=$(start_nginx "$WORK/up2" $UP2); PIDS+=("$N2")
@@ -154,10 +154,10 @@ while :; do
   curl -fsS -XPOST "http://127.0.0.1:$ADMIN/reload" >/dev/null && reloads=$((reloads + 1))
   # Each upstream peer restarted once: at a third and at two thirds of the run.
   if [ "$restarts" = 0 ] && [ "$now" -ge $((SOAK_SECONDS / 3)) ]; then
-    kill "$N1"; wait "$N1" 2>/dev/null || true; sleep 2
+    kill "$N1" 2>/dev/null || true; wait "$N1" 2>/dev/null || true; sleep 2
     N1=$(start_nginx "$WORK/up1" $UP1); PIDS+=("$N1"); restarts=1
   elif [ "$restarts" = 1 ] && [ "$now" -ge $((2 * SOAK_SECONDS / 3)) ]; then
-    kill "$N2"; wait "$N2" 2>/dev/null || true; sleep 2
+    kill "$N2" 2>/dev/null || true; wait "$N2" 2>/dev/null || true; sleep 2
     N2=$(start_nginx "$WORK/up2" $UP2); PIDS+=("$N2"); restarts=2
   fi
   # A keystore rotation half-way; the next reload loads the new keys.
