@@ -160,6 +160,15 @@ impl RequestFilter for Validation {
     }
 }
 
+/// The framing checks of one header scan on `req` alone: ambiguous or malformed
+/// `Content-Length`, and control characters in values. `Ok` carries the declared body length.
+/// The entry point of the `headers` fuzz target and the property test below.
+pub fn check_framing(req: &RequestHeader) -> Result<Option<u64>, Denial> {
+    let scan = HeaderScan::of(req);
+    scan.check_framing()?;
+    Ok(scan.declared_length())
+}
+
 /// Counts streamed body bytes against the route's limit; `Err` once it is exceeded.
 pub fn body_limit(seen: &mut u64, chunk: usize, max: u64) -> Result<(), Denial> {
     *seen += chunk as u64;

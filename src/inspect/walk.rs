@@ -173,6 +173,21 @@ pub(super) mod json_walk {
     }
 }
 
+/// Every string (keys and values) the JSON walk hands to its check, in document order, with
+/// nothing excluded: `None` when `body` is not JSON, `Some(Err(finding))` when it nests deeper
+/// than `max_depth`. The entry point of the `json` fuzz target and the property test below.
+pub fn json_strings(body: &[u8], max_depth: u32) -> Option<Result<Vec<String>, crate::inspect::Finding>> {
+    let mut seen = Vec::new();
+    let found = json_walk::walk(body, &[], max_depth, |s, _| {
+        seen.push(s.to_string());
+        None
+    })?;
+    Some(match found {
+        Some(f) => Err(f),
+        None => Ok(seen),
+    })
+}
+
 /// JSON string escapes decoded anywhere in `text` (`\uXXXX`, with lone surrogates as U+FFFD,
 /// and the one-letter escapes); everything else is kept as it is.
 pub(super) fn json_unescape_lossy(text: &str) -> String {

@@ -272,15 +272,35 @@ pub fn verify_with(
     Ok(out)
 }
 
-fn verify_one(
-    m: &Message<'_>,
-    label: &str,
-    entry: sfv::ListEntry,
-    sigs: &sfv::Dictionary,
-    keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
-    backend: Backend,
-    fetch: super::batch::Fetch<'_>,
-) -> Result<Verified, HttpSigError> {
+/// One label of `Signature-Input` as read: the covered components, the parameters in the
+/// order written (for `@signature-params`), and the ones the gateway reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureParams {
+    pub covered: Vec<Component>,
+    pub params: Vec<(String, Param)>,
+    pub keyid: Option<String>,
+    pub alg: Option<String>,
+    pub tag: Option<String>,
+    pub created: Option<i64>,
+}
+
+/// Reads a `Signature-Input` field value: each label with its parameters, or why that label
+/// cannot be used. [`params_value`] of a label read here is read back the same (the fuzz
+/// target and the property test check it).
+pub fn parse_signature_input(
+    value: &str,
+) -> Result<Vec<(String, Result<SignatureParams, HttpSigError>)>, HttpSigError> {
+    let inputs = sfv::Parser::parse_dictionary(value.as_bytes()).map_err(|e| HttpSigError::Syntax {
+        field: "Signature-Input",
+        message: e.to_string(),
+    })?;
+    Ok(inputs
+        .into_iter()
+        .map(|(label, entry)| (label, signature_params(entry)))
+        .collect())
+}
+
+fn signature_params(entry: sfv::ListEntry) -> Result<SignatureParams, HttpSigError> {
     let bad = |m: &str| HttpSigError::Malformed(m.to_string());
     let sfv::ListEntry::InnerList(list) = entry else {
         return Err(bad("not an inner list"));
@@ -303,7 +323,7 @@ fn verify_one(
         });
     }
     let mut params = Vec::new();
-    let (mut keyid, mut alg_name, mut tag, mut created) = (None, None, None, None);
+    let (mut keyid, mut alg, mut tag, mut created) = (None, None, None, None);
     for (k, v) in &list.params {
         let p = match v {
             sfv::BareItem::Integer(i) => Param::Int(*i),
@@ -312,7 +332,7 @@ fn verify_one(
         };
         match (k.as_str(), &p) {
             ("keyid", Param::Str(s)) => keyid = Some(s.clone()),
-            ("alg", Param::Str(s)) => alg_name = Some(s.clone()),
+            ("alg", Param::Str(s)) => alg = Some(s.clone()),
             ("tag", Param::Str(s)) => tag = Some(s.clone()),
             ("created", Param::Int(i)) => created = Some(*i),
             ("nonce" | "expires", _) => {}
@@ -320,6 +340,34 @@ fn verify_one(
         }
         params.push((k.clone(), p));
     }
+    Ok(SignatureParams {
+        covered,
+        params,
+        keyid,
+        alg,
+        tag,
+        created,
+    })
+}
+
+fn verify_one(
+    m: &Message<'_>,
+    label: &str,
+    entry: sfv::ListEntry,
+    sigs: &sfv::Dictionary,
+    keys: &dyn Fn(&str) -> Option<(SigAlg, Vec<u8>)>,
+    backend: Backend,
+    fetch: super::batch::Fetch<'_>,
+) -> Result<Verified, HttpSigError> {
+    let bad = |m: &str| HttpSigError::Malformed(m.to_string());
+    let SignatureParams {
+        covered,
+        params,
+        keyid,
+        alg: alg_name,
+        tag,
+        created,
+    } = signature_params(entry)?;
     created.ok_or_else(|| bad("no created parameter"))?;
     let keyid = keyid.ok_or_else(|| bad("no keyid parameter"))?;
     if let Some(batch) = alg_name.as_deref().and_then(super::batch::BatchAlg::parse) {
