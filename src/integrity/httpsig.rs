@@ -43,11 +43,15 @@ impl Component {
             req: true,
         }
     }
+    /// The component identifier as a Structured Field string (RFC 9421 section 2.1), with
+    /// `\\` and `"` escaped: a name holding either was written unescaped before, so the
+    /// signature base and `@signature-params` named a different component than the field.
     fn serialize(&self) -> String {
+        let name = self.name.replace('\\', "\\\\").replace('"', "\\\"");
         if self.req {
-            format!("\"{}\";req", self.name)
+            format!("\"{name}\";req")
         } else {
-            format!("\"{}\"", self.name)
+            format!("\"{name}\"")
         }
     }
 }
@@ -524,5 +528,18 @@ mod tests {
             .unwrap()
             .iter()
             .all(|(_, v)| v.is_err()));
+    }
+
+    /// Found by the `httpsig` fuzz target: a component name with `"` or `\\` re-serialised
+    /// unescaped, so `@signature-params` read back as other components.
+    #[test]
+    fn component_names_are_escaped() {
+        let input = r#"s=("a\"b" "c\\d";req);created=1;keyid="k""#;
+        let parsed = parse_signature_input(input).unwrap();
+        let p = parsed[0].1.as_ref().unwrap();
+        assert_eq!(p.covered, vec![Component::new("a\"b"), Component::req("c\\d")]);
+        let again = format!("s={}", params_value(&p.covered, &p.params));
+        assert_eq!(again, input);
+        assert_eq!(parse_signature_input(&again).unwrap()[0].1.as_ref(), Ok(p));
     }
 }
