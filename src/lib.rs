@@ -24,6 +24,8 @@ pub mod keys_cli;
 pub mod kms;
 pub mod log_cli;
 pub mod policy;
+#[cfg(test)]
+mod prop;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -17,9 +17,20 @@ static TYPES: &[&str] = &[
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&first, body)) = data.split_first() else { return };
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
     static INSP: std::sync::OnceLock<Inspector> = std::sync::OnceLock::new();
     let insp = INSP.get_or_init(|| Inspector::new(2, &[]));
     let ct = TYPES[first as usize % TYPES.len()];
-    let _ = inspect_body(insp, Some(ct), body, &[], Limits { max_values: 64, max_depth: 8 });
+    let _ = inspect_body(
+        insp,
+        Some(ct),
+        body,
+        &[],
+        Limits {
+            max_values: 64,
+            max_depth: 8,
+        },
+    );
 });

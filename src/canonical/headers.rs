@@ -306,4 +306,90 @@ mod tests {
         let mut h = map(&[("x-api-key", "a"), ("x-api-key", "a")]);
         assert!(sanitize_map(&mut h, &HeaderOptions::default(), false, &[&KEY]).is_ok());
     }
+
+    /// Property (the `headers` fuzz target's, 4,000 random header sets under every option):
+    /// never panics; a refused set is left as it came; otherwise no header the options remove
+    /// is left (underscores under `drop`, proxy-only headers and method overrides from an
+    /// untrusted peer), and `reject` never passes a name with `_`.
+    #[test]
+    fn property_what_the_options_remove_is_gone() {
+        use rand::Rng;
+        let names = [
+            "x_api_key",
+            "x-api-key",
+            "x_forwarded_for",
+            "forwarded",
+            "x-real-ip",
+            "x_real_ip",
+            "authorization",
+            "x-http-method-override",
+            "x_http_method",
+            "x-method-override",
+            "a_b",
+            "a-b",
+            "host",
+            "content_length",
+        ];
+        let values = ["GET", "delete", "P(T", "a", "b", " PUT "];
+        let mut rng = crate::prop::rng(7230);
+        for case in 0..4_000 {
+            let mut h = HeaderMap::new();
+            for _ in 0..rng.gen_range(0..8) {
+                let n = HeaderName::from_static(names[rng.gen_range(0..names.len())]);
+                h.append(
+                    n,
+                    http::HeaderValue::from_static(values[rng.gen_range(0..values.len())]),
+                );
+            }
+            let opts = HeaderOptions {
+                underscores: [
+                    Underscores::DropLookalikes,
+                    Underscores::Drop,
+                    Underscores::Reject,
+                    Underscores::Allow,
+                ][rng.gen_range(0..4)],
+                method_override: if rng.gen() {
+                    MethodOverride::Remove
+                } else {
+                    MethodOverride::Check
+                },
+                ..HeaderOptions::default()
+            };
+            let trusted = rng.gen();
+            let before = h.clone();
+            match sanitize_map(&mut h, &opts, trusted, &[&KEY]) {
+                Err(_) => assert_eq!(h, before, "case {case}"),
+                Ok(_) => {
+                    let underscore = |m: &HeaderMap| m.keys().any(|n| n.as_str().contains('_'));
+                    assert!(
+                        !(opts.underscores == Underscores::Reject && underscore(&before)),
+                        "case {case}"
+                    );
+                    assert!(
+                        !(opts.underscores == Underscores::Drop && underscore(&h)),
+                        "case {case}"
+                    );
+                    if !trusted {
+                        assert!(
+                            opts.untrusted_remove.iter().all(|n| !h.contains_key(n)),
+                            "case {case}: {h:?}"
+                        );
+                        if opts.method_override == MethodOverride::Remove {
+                            assert!(
+                                METHOD_OVERRIDE_HEADERS.iter().all(|n| !h.contains_key(*n)),
+                                "case {case}"
+                            );
+                        }
+                    }
+                    // Nothing that reads as a protected name with '_' as '-' survives the default.
+                    if opts.underscores == Underscores::DropLookalikes {
+                        assert!(
+                            h.keys().all(|n| !n.as_str().contains('_') || !PROTECTED.contains(&dashed(n.as_str()).as_ref())),
+                            "case {case}: {h:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -431,6 +431,13 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
         let file = SourceFile::read(path).map_err(ConfigErrors::single)?;
+        GatewayConfig::from_source(&file)
+    }
+
+    /// As [`GatewayConfig::load`], from text already read (the `config` fuzz target). Paths
+    /// in it are resolved against `file.path`'s folder and checked on disk as in a load.
+    pub fn from_source(file: &SourceFile) -> Result<GatewayConfig, ConfigErrors> {
+        let path = file.path.as_path();
         let raw: RawGateway = file.parse().map_err(ConfigErrors::single)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() {

@@ -177,4 +177,65 @@ mod tests {
         assert!(s.contains(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + 7 * 500))));
         assert!(!s.contains(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + 7 * 500 + 1))));
     }
+
+    /// Property (the `ipset` fuzz target's, 4,000 random lists): a parsed list contains every
+    /// listed address and agrees with a linear scan of its ranges at and next to each edge;
+    /// a list file's error names a line that does not parse on its own.
+    #[test]
+    fn property_lists_contain_what_they_list() {
+        use rand::Rng;
+        let mut rng = crate::prop::rng(17);
+        for case in 0..4_000 {
+            let mut lines = Vec::new();
+            for _ in 0..rng.gen_range(0..12) {
+                let line = match rng.gen_range(0..4) {
+                    0 => Ipv4Addr::from(rng.gen::<u32>()).to_string(),
+                    1 => format!("{}/{}", Ipv4Addr::from(rng.gen::<u32>()), rng.gen_range(0..=33)),
+                    2 => format!(
+                        "{}/{}",
+                        std::net::Ipv6Addr::from(rng.gen::<u128>()),
+                        rng.gen_range(0..=129)
+                    ),
+                    _ => format!(
+                        "::ffff:{}/{}",
+                        Ipv4Addr::from(rng.gen::<u32>()),
+                        rng.gen_range(96..=128)
+                    ),
+                };
+                lines.push(line);
+            }
+            let mut text = lines.join("\n");
+            if rng.gen_ratio(1, 3) {
+                text = crate::prop::mutate_str(&mut rng, &text, b"0123456789abcdef.:/# \n");
+            }
+            let ranges = match parse_list_file(&text) {
+                Ok(r) => r,
+                Err((line, _)) => {
+                    let l = text.lines().nth(line - 1).expect("the error names a line");
+                    assert!(
+                        parse_cidr(l.split('#').next().unwrap_or("").trim()).is_err(),
+                        "case {case}: {text:?}"
+                    );
+                    continue;
+                }
+            };
+            let set = IpSet::from_ranges(ranges.clone());
+            for entry in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+                if !entry.is_empty() {
+                    let addr: IpAddr = entry.split('/').next().unwrap_or("").parse().unwrap();
+                    assert!(set.contains(addr), "case {case}: {entry} in {text:?}");
+                }
+            }
+            for &(s, e) in &ranges {
+                for x in [s.wrapping_sub(1), s, e, e.wrapping_add(1)] {
+                    let naive = ranges.iter().any(|&(s, e)| s <= x && x <= e);
+                    assert_eq!(
+                        set.contains(IpAddr::V6(x.into())),
+                        naive,
+                        "case {case}: {x:#x} in {text:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -159,6 +159,15 @@ impl RequestFilter for Validation {
     }
 }
 
+/// The framing checks of one header scan on `req` alone: ambiguous or malformed
+/// `Content-Length`, and control characters in values. `Ok` carries the declared body length.
+/// The entry point of the `headers` fuzz target and the property test below.
+pub fn check_framing(req: &RequestHeader) -> Result<Option<u64>, Denial> {
+    let scan = HeaderScan::of(req);
+    scan.check_framing()?;
+    Ok(scan.declared_length())
+}
+
 /// Counts streamed body bytes against the route's limit; `Err` once it is exceeded.
 pub fn body_limit(seen: &mut u64, chunk: usize, max: u64) -> Result<(), Denial> {
     *seen += chunk as u64;
@@ -225,5 +234,74 @@ mod tests {
         assert!(scan.has_body() && scan.declared_length().is_none());
         assert!(scan.had_content_length_with_transfer_encoding(&chunked, true));
         assert!(!scan.had_content_length_with_transfer_encoding(&chunked, false));
+    }
+
+    /// Property (the `headers` fuzz target's, 4,000 random header sets): the framing scan never
+    /// panics; what it passes has at most one `Content-Length`, all digits, and no
+    /// `Transfer-Encoding` beside it; and the word-at-a-time control-byte test agrees with the
+    /// byte-by-byte one on every value.
+    #[test]
+    fn property_passed_framing_is_unambiguous() {
+        use rand::Rng;
+        let names = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "x-a",
+            "content-type",
+        ];
+        let values: [&[u8]; 9] = [
+            b"12",
+            b"0",
+            b"1, 1",
+            b"",
+            b"chunked",
+            b"close",
+            b"a\tb",
+            b"\x7f",
+            b"99999999999999999999999",
+        ];
+        let mut rng = crate::prop::rng(9112);
+        for case in 0..4_000 {
+            let mut headers: Vec<(&str, Vec<u8>)> = Vec::new();
+            for _ in 0..rng.gen_range(0..5) {
+                let v = values[rng.gen_range(0..values.len())];
+                let v = if rng.gen_ratio(1, 4) {
+                    crate::prop::mutate(&mut rng, v, b"0123456789, \t")
+                } else {
+                    v.to_vec()
+                };
+                headers.push((names[rng.gen_range(0..names.len())], v));
+            }
+            for (_, v) in &headers {
+                let naive = v.iter().any(|&b| b < 0x20 || b == 0x7f);
+                assert_eq!(
+                    crate::text::any_byte_below_or(v, 0x20, &[0x7f]),
+                    naive,
+                    "case {case}: {v:?}"
+                );
+            }
+            let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+            for (n, v) in &headers {
+                if let Ok(v) = http::HeaderValue::from_bytes(v) {
+                    req.append_header(*n, v).unwrap();
+                }
+            }
+            if let Ok(declared) = check_framing(&req) {
+                let cls: Vec<_> = req.headers.get_all(http::header::CONTENT_LENGTH).iter().collect();
+                assert!(cls.len() <= 1, "case {case}: {headers:?}");
+                if let Some(cl) = cls.first() {
+                    assert!(
+                        !cl.is_empty() && cl.as_bytes().iter().all(u8::is_ascii_digit),
+                        "case {case}"
+                    );
+                    assert!(
+                        !req.headers.contains_key(http::header::TRANSFER_ENCODING),
+                        "case {case}"
+                    );
+                    assert_eq!(declared, cl.to_str().unwrap().parse().ok(), "case {case}");
+                }
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ mod walk;
 use regex::bytes::RegexSet;
 
 pub use rules::{Class, Rule};
+pub use walk::json_strings;
 
 /// A rule that fired.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -173,6 +173,21 @@ pub(super) mod json_walk {
     }
 }
 
+/// Every string (keys and values) the JSON walk hands to its check, in document order, with
+/// nothing excluded: `None` when `body` is not JSON, `Some(Err(finding))` when it nests deeper
+/// than `max_depth`. The entry point of the `json` fuzz target and the property test below.
+pub fn json_strings(body: &[u8], max_depth: u32) -> Option<Result<Vec<String>, crate::inspect::Finding>> {
+    let mut seen = Vec::new();
+    let found = json_walk::walk(body, &[], max_depth, |s, _| {
+        seen.push(s.to_string());
+        None
+    })?;
+    Some(match found {
+        Some(f) => Err(f),
+        None => Ok(seen),
+    })
+}
+
 /// JSON string escapes decoded anywhere in `text` (`\uXXXX`, with lone surrogates as U+FFFD,
 /// and the one-letter escapes); everything else is kept as it is.
 pub(super) fn json_unescape_lossy(text: &str) -> String {
@@ -206,4 +221,63 @@ pub(super) fn json_unescape_lossy(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::Rng;
+
+    use super::json_strings;
+
+    /// A random JSON value of at most `depth` levels, its strings pushed to `strings` in
+    /// document order.
+    fn value(rng: &mut StdRng, depth: u32, strings: &mut Vec<String>) -> String {
+        let string = |rng: &mut StdRng, strings: &mut Vec<String>| {
+            let s = crate::prop::text(rng, b"ab \"\\/\n\xc3\xa9<'", 6);
+            strings.push(s.clone());
+            serde_json::to_string(&s).expect("a string serialises")
+        };
+        match rng.gen_range(0..if depth == 0 { 4 } else { 6 }) {
+            0 => string(rng, strings),
+            1 => rng.gen::<i32>().to_string(),
+            2 => "-1.5e3".into(),
+            3 => ["true", "false", "null"][rng.gen_range(0..3)].into(),
+            4 => {
+                let items: Vec<String> = (0..rng.gen_range(0..4))
+                    .map(|_| value(rng, depth - 1, strings))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+            _ => {
+                let mut items = Vec::new();
+                for _ in 0..rng.gen_range(0..4) {
+                    let k = string(rng, strings);
+                    items.push(format!("{k}:{}", value(rng, depth - 1, strings)));
+                }
+                format!("{{{}}}", items.join(","))
+            }
+        }
+    }
+
+    /// Property (the `json` fuzz target's, 3,000 random documents and a mutation of each): the
+    /// walk hands over exactly the document's strings in order, refuses only what serde_json
+    /// refuses or what nests too deep, and never panics.
+    #[test]
+    fn property_the_walk_sees_every_string_and_agrees_with_serde_json() {
+        let mut rng = crate::prop::rng(8259);
+        for case in 0..3_000 {
+            let mut want = Vec::new();
+            let doc = value(&mut rng, 5, &mut want);
+            assert_eq!(json_strings(doc.as_bytes(), 8), Some(Ok(want)), "case {case}: {doc}");
+            let deep = format!("{}{}", "[".repeat(9), "]".repeat(9));
+            assert!(matches!(json_strings(deep.as_bytes(), 8), Some(Err(_))));
+            let bad = crate::prop::mutate(&mut rng, doc.as_bytes(), b"[]{}\":,\\u0");
+            let parsed = serde_json::from_slice::<serde::de::IgnoredAny>(&bad).is_ok();
+            match json_strings(&bad, 64) {
+                Some(Ok(_)) | None => assert_eq!(json_strings(&bad, 64).is_some(), parsed, "case {case}: {bad:?}"),
+                Some(Err(_)) => panic!("case {case}: no mutation nests 64 deep"),
+            }
+        }
+    }
 }

@@ -465,4 +465,41 @@ mod tests {
             assert!(super::verify(BatchAlg::Hybrid, &bases[i], &d, &keys, &check, &none).is_err());
         }
     }
+
+    /// Property (the `httpsig` fuzz target's, 5,000 mutated values): a batch signature value
+    /// that decodes encodes back to the same bytes, so one value has one spelling.
+    #[test]
+    fn property_decoded_values_encode_to_the_same_bytes() {
+        let v = Value {
+            batch: Batch {
+                id: [7; 16],
+                time_ms: 1_790_000_000_123,
+                size: 5,
+                sigs: vec![RootSig {
+                    alg: SigAlg::EcdsaP256,
+                    keyid: "k-v1".into(),
+                    sig: vec![9; 8],
+                }],
+            },
+            index: 3,
+            salt: [1; 16],
+            path: vec![[2; 32]],
+            detached: false,
+        };
+        let seeds = [
+            v.encode(),
+            Value {
+                detached: true,
+                ..v.clone()
+            }
+            .encode(),
+        ];
+        let mut rng = crate::prop::rng(6);
+        for case in 0..5_000 {
+            let bytes = crate::prop::mutate(&mut rng, &seeds[case % 2], &[0, 1, 2, 16, 32, 0xff]);
+            if let Ok(d) = Value::decode(&bytes) {
+                assert_eq!(d.encode(), bytes, "case {case}");
+            }
+        }
+    }
 }

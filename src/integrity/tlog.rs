@@ -702,4 +702,61 @@ mod tests {
         assert_eq!(parse_proof(&proof).unwrap(), (3, vec![[1; 32], [2; 32]], note.clone()));
         assert!(parse_proof(&proof.replace("index 3", "index 03")).is_err());
     }
+
+    /// Property (the `tlog` fuzz target's, 4,000 mutated inputs of each format): tile paths,
+    /// checkpoint texts, proofs and verifier keys that parse are exactly what the writer of
+    /// what they parsed to writes; a mutated signed note never verifies.
+    #[test]
+    fn property_every_format_has_one_spelling() {
+        let ed = AwsLcSigner::load(SigAlg::Ed25519, &generate(SigAlg::Ed25519).unwrap()).unwrap();
+        let name = "gw.test/log";
+        let keys = [NoteKey {
+            name: name.into(),
+            alg: SigAlg::Ed25519,
+            public: ed.public_key().to_vec(),
+        }];
+        let text = checkpoint_text(name, 1234, &[7; 32]);
+        let note = sign_note(&text, name, &[&ed]).unwrap();
+        let proof = proof_text(3, &[[1; 32], [2; 32]], &note);
+        let with_extra = proof.replacen("\nindex", "\nextra x\nindex", 1);
+        let vkey = keys[0].vkey();
+        let tiles = ["0/x001/x234/067", "entries/005.p/12", "63/000"];
+        let alphabet = b"0123456789x/.pentries+\n \xe2\x80\x94AZaz=";
+        let mut rng = crate::prop::rng(2025);
+        for case in 0..4_000 {
+            let t = crate::prop::mutate_str(&mut rng, tiles[case % 3], alphabet);
+            if let Some((level, n, width)) = parse_tile_path(&t) {
+                let level = level.map_or("entries".to_string(), |l| l.to_string());
+                let width = if width == TILE_WIDTH {
+                    String::new()
+                } else {
+                    format!(".p/{width}")
+                };
+                assert_eq!(format!("{level}/{}{width}", tile_index_path(n)), t, "case {case}");
+            }
+            let c = crate::prop::mutate_str(&mut rng, &text, alphabet);
+            if let Ok((origin, size, root)) = parse_checkpoint_text(&c) {
+                assert!(
+                    c.starts_with(&checkpoint_text(&origin, size, &root)),
+                    "case {case}: {c:?}"
+                );
+            }
+            let n = crate::prop::mutate_str(&mut rng, &note, alphabet);
+            if n != note {
+                assert!(verify_checkpoint(&n, &keys).is_err(), "case {case}: {n:?}");
+            }
+            let p = crate::prop::mutate_str(&mut rng, if case % 2 == 0 { &proof } else { &with_extra }, alphabet);
+            if let Ok((index, path, note)) = parse_proof(&p) {
+                let mut lines: Vec<&str> = p.split('\n').collect();
+                if lines.get(1).is_some_and(|l| l.starts_with("extra ")) {
+                    lines.remove(1);
+                }
+                assert_eq!(proof_text(index, &path, &note), lines.join("\n"), "case {case}: {p:?}");
+            }
+            let k = crate::prop::mutate_str(&mut rng, &vkey, alphabet);
+            if let Ok(key) = NoteKey::parse(&k) {
+                assert_eq!(NoteKey::parse(&key.vkey()), Ok(key), "case {case}: {k:?}");
+            }
+        }
+    }
 }
