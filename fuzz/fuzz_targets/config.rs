@@ -23,12 +23,13 @@ fuzz_target!(|data: &[u8]| {
     if ["/dev", "/proc", "/sys"].iter().any(|p| text.contains(p)) {
         return;
     }
-    // Lines as YAML counts them: a bare CR ends one too.
+    // Lines as YAML counts them (a bare CR ends one too); an error at the end of a file
+    // without a final newline sits on the line after its last.
     let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count().max(1);
     let check = |errors: ConfigErrors| {
         assert!(!errors.is_empty());
         for e in &errors.0 {
-            assert!(e.line >= 1 && e.line <= lines, "{e} (file of {lines} lines)");
+            assert!(e.line >= 1 && e.line <= lines + 1, "{e} (file of {lines} lines)");
             assert!(e.column >= 1, "{e}");
             assert!(!e.message.is_empty(), "{e}");
         }

@@ -177,7 +177,8 @@ mod tests {
         let mut rng = crate::prop::rng(64);
         for case in 0..3_000 {
             let text = crate::prop::mutate_str(&mut rng, if case % 2 == 0 { gateway } else { policy }, alphabet);
-            // Lines as YAML counts them: a bare CR ends one too.
+            // Lines as YAML counts them (a bare CR ends one too); an error at the end of a file
+            // without a final newline sits on the line after its last.
             let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count().max(1);
             let result = if case % 2 == 0 {
                 let src = SourceFile::from_text(Path::new("/nonexistent-qv-test/gateway.yaml"), text.clone());
@@ -188,7 +189,7 @@ mod tests {
             };
             for e in result.iter().flat_map(|e| &e.0) {
                 assert!(
-                    e.line >= 1 && e.line <= lines && e.column >= 1 && !e.message.is_empty(),
+                    e.line >= 1 && e.line <= lines + 1 && e.column >= 1 && !e.message.is_empty(),
                     "case {case}: {e} (file of {lines} lines):\n{text}"
                 );
             }
