@@ -110,21 +110,23 @@ cat > "$WORK/count.lua" <<'LUA'
 local expected = tonumber(os.getenv("EXPECT"))
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-function init(args) unexpected = 0; seen = {} end
+function init(args) unexpected = 0; statuses = "" end
 function response(status, headers, body)
   if status ~= expected then
     unexpected = unexpected + 1
-    seen[status] = (seen[status] or 0) + 1
+    if #statuses < 200 then statuses = statuses .. status .. " " end
   end
 end
 function done(summary, latency, requests)
   local n, detail = 0, ""
   for _, t in ipairs(threads) do
     n = n + t:get("unexpected")
+    detail = detail .. t:get("statuses")
   end
   local e = summary.errors
-  io.write(string.format("requests=%d unexpected=%d connect=%d read=%d write=%d timeout=%d p99_ms=%.2f\n",
-    summary.requests, n, e.connect, e.read, e.write, e.timeout, latency:percentile(99) / 1000))
+  io.write(string.format("requests=%d unexpected=%d connect=%d read=%d write=%d timeout=%d p99_ms=%.2f %s\n",
+    summary.requests, n, e.connect, e.read, e.write, e.timeout, latency:percentile(99) / 1000,
+    n > 0 and ("statuses: " .. detail) or ""))
 end
 LUA
 run_kind() { # name expected path [header]
@@ -141,6 +143,8 @@ run_kind signed 200 /signed/items "X-API-Key: $KEY"
 WRKS=("${PIDS[@]: -4}")
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$GWPID/status"; }
+# The anchor log's in-memory index (KiB): it grows with every signed batch, by design.
+index_kib() { curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^quantumvault_anchor_index_bytes / {printf "%d", $2 / 1024}'; }
 started=$(date +%s)
 RSS_WARM=""; RSS_MAX=0; reloads=0; restarts=0; rotated=0
 while :; do
@@ -148,7 +152,7 @@ while :; do
   now=$(( $(date +%s) - started ))
   [ "$now" -ge "$SOAK_SECONDS" ] && break
   r=$(rss); [ "$r" -gt "$RSS_MAX" ] && RSS_MAX=$r
-  if [ -z "$RSS_WARM" ] && [ "$now" -ge "$WARMUP" ]; then RSS_WARM=$r; RSS_MAX=$r; fi
+  if [ -z "$RSS_WARM" ] && [ "$now" -ge "$WARMUP" ]; then RSS_WARM=$r; RSS_MAX=$r; IDX_WARM=$(index_kib); fi
   # A reload every 10 s (the policy is touched, so the new generation is a real rebuild).
   printf '# reload %s\n' "$now" >> "$WORK/gw/policies/soak.yaml"
   curl -fsS -XPOST "http://127.0.0.1:$ADMIN/reload" >/dev/null && reloads=$((reloads + 1))
@@ -167,6 +171,7 @@ while :; do
 done
 for p in "${WRKS[@]}"; do wait "$p" || true; done
 RSS_END=$(rss)
+sleep 2; IDX_END=$(index_kib)
 fail=0
 echo "soak: ${SOAK_SECONDS}s, $CONNS connections per kind, $reloads reloads, $restarts upstream restarts, rotation done=$rotated"
 for k in valid denied inspected signed; do
@@ -176,8 +181,9 @@ for k in valid denied inspected signed; do
 done
 grow=$(awk -v a="$RSS_WARM" -v b="$RSS_END" -v m="$RSS_MAX" 'BEGIN {printf "%.1f", (m - a) * 100 / a}')
 echo "RSS after warm-up (${WARMUP}s) ${RSS_WARM} KiB, at the end ${RSS_END} KiB, highest after warm-up ${RSS_MAX} KiB (+${grow}%)"
+echo "anchor log index after warm-up ${IDX_WARM:-0} KiB, at the end ${IDX_END:-0} KiB; RSS growth beside it: $(awk -v a="$RSS_WARM" -v m="$RSS_MAX" -v i0="${IDX_WARM:-0}" -v i1="${IDX_END:-0}" 'BEGIN {printf "%+.1f%%", (m - a - (i1 - i0)) * 100 / a}')"
 awk -v g="$grow" 'BEGIN {exit !(g > 10)}' && { echo "RSS grew more than 10% after warm-up" >&2; fail=1; }
 metrics=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics")
-echo "$metrics" | grep -E '^quantumvault_(config_reloads_total|batch_size_count|upstream_retries_total|unsigned_responses_total)' | head -20 || true
+echo "$metrics" | grep -E '^quantumvault_(config_reloads_total|batch_size_count|upstream_retries_total|unsigned_responses_total|anchor_log_size)' | head -20 || true
 [ "$fail" = 0 ] && echo "soak: no unexpected answer, no socket error, RSS flat" || { echo "soak: FAILED" >&2; tail -20 "$WORK/gw.log" >&2; }
 exit "$fail"

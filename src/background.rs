@@ -115,7 +115,7 @@ impl AnchorMaintenance {
         }
         let signers: Vec<&dyn crate::integrity::sig::Signer> = ring.checkpoint.iter().map(|s| &*s.signer).collect();
         match self.log.sign_checkpoint(&signers) {
-            Ok(Some(size)) => crate::telemetry::metrics::checkpoint_signed(size),
+            Ok(Some(size)) => crate::telemetry::metrics::checkpoint_signed(size, self.log.index_bytes()),
             Ok(None) => {}
             Err(e) => {
                 crate::telemetry::metrics::checkpoint_failed();

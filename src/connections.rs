@@ -10,7 +10,7 @@
 //!
 //! | phase | deadline | moved on by |
 //! |---|---|---|
-//! | head | `header_timeout` from the connection's start, or from the end of the previous response plus `keepalive_timeout` | [`begin_request`] (`early_request_filter`) |
+//! | head | `header_timeout` from the connection's start, or from the end of the previous response (dated by the watcher, at most one `header_timeout` late) plus `keepalive_timeout` | [`begin_request`] (`early_request_filter`) |
 //! | body | `body_timeout` from the head, plus 1 s for every `body_min_rate` bytes received | [`Watch::body`] (the body phase) |
 //! | busy | none: the upstream's time and the response are bounded by the upstream and write timeouts | [`Watch::end_request`] (`logging`) |
 //!
@@ -40,6 +40,8 @@ tokio::task_local! {
 const HEAD: u8 = 0;
 const BODY: u8 = 1;
 const BUSY: u8 = 2;
+/// A head phase whose deadline the watcher has not set yet (after a response ended).
+const UNDATED: u64 = u64::MAX;
 
 /// Milliseconds since the first call (a monotonic clock shared by every connection).
 fn now_ms() -> u64 {
@@ -101,17 +103,26 @@ impl Watch {
     }
 
     /// The response is done: the next head is due within the keep-alive and header timeouts.
+    /// The clock is not read here (this runs once a request): the watcher dates the end when
+    /// it next wakes, at most one `header_timeout` later ([`UNDATED`]).
     pub fn end_request(&self) {
-        let l = self.limits;
-        self.since_or_deadline
-            .store(now_ms() + l.keepalive_ms + l.header_ms, Relaxed);
+        self.since_or_deadline.store(UNDATED, Relaxed);
         self.phase.store(HEAD, Relaxed);
+    }
+
+    /// Called by the watcher when it wakes: gives an undated head phase its deadline.
+    fn date(&self, now: u64) {
+        let l = self.limits;
+        let _ = self
+            .since_or_deadline
+            .compare_exchange(UNDATED, now + l.keepalive_ms + l.header_ms, Relaxed, Relaxed);
     }
 
     /// The deadline of the current phase, if it has one.
     fn deadline(&self) -> Option<(u64, &'static str)> {
         let at = self.since_or_deadline.load(Relaxed);
         match self.phase.load(Relaxed) {
+            HEAD if at == UNDATED => None,
             HEAD => Some((at, "header")),
             BODY => {
                 let l = self.limits;
@@ -196,12 +207,17 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         let work = WATCH.scope(watch.clone(), self.inner.process_new(stream, shutdown));
         tokio::pin!(work);
         loop {
+            watch.date(now_ms());
             let wait = match watch.deadline() {
                 Some((at, _)) => at.saturating_sub(now_ms()),
-                // Busy: look again after a header timeout (a long response wakes this rarely).
+                // Busy, or a response just ended: look again after a header timeout (a long
+                // response wakes this rarely).
                 None => limits.header_ms,
             };
             tokio::select! {
+                // The connection's work first, and no random branch order: this runs at every
+                // wake of the connection's task.
+                biased;
                 r = &mut work => return r,
                 _ = pingora::prelude::sleep(Duration::from_millis(wait.max(1))) => {}
             }
@@ -251,9 +267,15 @@ mod tests {
         w.head_read(false, 10);
         assert_eq!(w.deadline(), None);
         w.end_request();
-        let (at, kind) = w.deadline().expect("the next head has a deadline");
-        assert_eq!(kind, "header");
-        assert!(at >= 6_000, "keep-alive plus header timeout from now: {at}");
+        assert_eq!(w.deadline(), None, "undated until the watcher wakes");
+        w.date(20_000);
+        assert_eq!(
+            w.deadline(),
+            Some((26_000, "header")),
+            "keep-alive plus header timeout from then"
+        );
+        w.date(30_000);
+        assert_eq!(w.deadline(), Some((26_000, "header")), "dated once");
     }
 
     #[test]

@@ -258,6 +258,17 @@ impl AnchorLog {
         self.lock().records.len() as u64
     }
 
+    /// Heap bytes of the log's in-memory index (record offsets, the batch-id map and the
+    /// tree's hashes): it grows with every batch, about 150 bytes each
+    /// (`quantumvault_anchor_index_bytes`).
+    pub fn index_bytes(&self) -> u64 {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let records = (st.records.capacity() * std::mem::size_of::<Record>()) as u64;
+        // hashbrown: one control byte per bucket beside each (key, value) slot.
+        let map = (st.by_id.capacity() * (std::mem::size_of::<([u8; 16], u64)>() + 1)) as u64;
+        records + map + st.tree.heap_bytes()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -27,6 +27,11 @@ impl Tree {
         self.levels.first().map_or(0, |l| l.len() as u64)
     }
 
+    /// Heap bytes its hashes hold (capacity, not length: what the allocator gave).
+    pub fn heap_bytes(&self) -> u64 {
+        self.levels.iter().map(|l| (l.capacity() * 32) as u64).sum()
+    }
+
     pub fn push(&mut self, leaf: Hash) {
         if self.levels.is_empty() {
             self.levels.push(Vec::new());

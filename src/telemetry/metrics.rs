@@ -182,6 +182,11 @@ fn describe() {
         "quantumvault_anchor_log_size",
         "Batches covered by the latest anchor log checkpoint"
     );
+    describe_gauge!(
+        "quantumvault_anchor_index_bytes",
+        Unit::Bytes,
+        "Memory of the anchor log's in-memory index (offsets, batch ids, tree hashes); grows with every batch"
+    );
     describe_counter!(
         "quantumvault_log_proofs_total",
         "Inclusion proofs (tlog-proof) asked for, by result: served, not_yet (newer than the latest checkpoint), unknown"
@@ -417,10 +422,12 @@ pub fn root_verified(alg: &'static str, ok: bool) {
     counter!("quantumvault_batch_roots_verified_total", "alg" => alg, "result" => result).increment(1);
 }
 
-/// A checkpoint of the anchor log was signed, covering `size` batches.
-pub fn checkpoint_signed(size: u64) {
+/// A checkpoint of the anchor log was signed, covering `size` batches; the log's in-memory
+/// index holds `index_bytes`.
+pub fn checkpoint_signed(size: u64, index_bytes: u64) {
     counter!("quantumvault_checkpoints_total", "result" => "ok").increment(1);
     gauge!("quantumvault_anchor_log_size").set(size as f64);
+    gauge!("quantumvault_anchor_index_bytes").set(index_bytes as f64);
 }
 
 pub fn checkpoint_failed() {

@@ -59,9 +59,12 @@ impl MasterSource {
             }
             (MasterSource::KeyFile(path), Kdf::KeyFile) => {
                 let raw = Zeroizing::new(std::fs::read(path).map_err(|e| KmsError::Io(path.clone(), e))?);
+                // Exactly 32 bytes is a raw key, whatever its last byte (a random key ends in
+                // a newline byte once in 256); only hex is read with a line end after it.
                 let trimmed: &[u8] = raw.strip_suffix(b"\n").unwrap_or(&raw);
-                if trimmed.len() == 32 {
-                    key.copy_from_slice(trimmed);
+                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+                if raw.len() == 32 {
+                    key.copy_from_slice(&raw);
                 } else if trimmed.len() == 64 && hex::decode_to_slice(trimmed, key.as_mut()).is_ok() {
                 } else {
                     return Err(KmsError::Invalid(format!(

@@ -245,3 +245,31 @@ fn edited_metadata_is_refused_and_old_stores_gain_a_mac() {
     assert!(text.contains("\"mac\""), "the next save adds the MAC");
     assert!(Keystore::open(&path, &pass("pw"), prov.clone()).is_ok());
 }
+
+/// A raw 32-byte key file is the key whatever its last byte: one that ends in a newline byte
+/// (a random key does once in 256) is not cut to 31 bytes; a hex key may have a line end.
+#[test]
+fn raw_key_files_ending_in_a_newline_byte_are_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let prov: Arc<dyn KeyProvider> = Arc::new(SoftwareProvider);
+    let mut raw = [9u8; 32];
+    raw[31] = b'\n';
+    for (i, content) in [
+        raw.to_vec(),
+        format!("{}\n", hex::encode([5u8; 32])).into_bytes(),
+        format!("{}\r\n", hex::encode([6u8; 32])).into_bytes(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key_file = dir.path().join(format!("master{i}.key"));
+        std::fs::write(&key_file, &content).unwrap();
+        let path = dir.path().join(format!("ks{i}.json"));
+        let source = MasterSource::KeyFile(key_file);
+        Keystore::init(&path, &source, 0, prov.clone(), None).unwrap_or_else(|e| panic!("key file {i}: {e}"));
+        assert!(Keystore::open(&path, &source, prov.clone()).is_ok(), "key file {i}");
+    }
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, [1u8; 31]).unwrap();
+    assert!(Keystore::init(&dir.path().join("x.json"), &MasterSource::KeyFile(short), 0, prov, None).is_err());
+}
