@@ -38,7 +38,7 @@ QV=$PWD/target/release/quantumvault
 
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; if [ -n "${SOAK_LOG-}" ]; then cp "$WORK/gw.log" "$SOAK_LOG"; fi; rm -rf "$WORK"; }
 trap cleanup EXIT
 UP1=18910; UP2=18911; GW=18912; ADMIN=18913
 

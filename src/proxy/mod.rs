@@ -432,10 +432,9 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
         };
         let pool = &route.pool;
-        let Some(idx) = pool.select(ctx.tried.as_slice(), mono_ms()) else {
+        let Some(idx) = pool.choose(&mut ctx.tried, mono_ms()) else {
             return Error::e_explain(ErrorType::Custom(NO_PEER), format!("upstream {}", pool.spec.name));
         };
-        ctx.tried.push(idx);
         ctx.peer = Some(idx);
         ctx.upstream_begin();
         ctx.begin_attempt();
@@ -444,9 +443,9 @@ impl ProxyHttp for Gateway {
 
     /// Pingora's default decision (idempotent requests whose body it still holds are retried
     /// when the connection was a reused one), plus: after a reused connection failed (closed by
-    /// the upstream or by a load balancer or NAT while it sat in the pool), the same peer may
-    /// be chosen again, since the peer itself is fine; a one-peer pool would otherwise have no
-    /// peer left for the retry and answer 502.
+    /// the upstream or by a load balancer or NAT while it sat in the pool), the retry prefers
+    /// another peer and may fall back to the same one, whose connection rather than itself may
+    /// have failed; a one-peer pool would otherwise have no peer left and answer 502.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -462,7 +461,7 @@ impl ProxyHttp for Gateway {
             e.retry.decide_reuse(client_reused);
         }
         if client_reused && e.retry() {
-            ctx.tried.forget_last();
+            ctx.tried.allow_last_again();
         }
         e
     }

@@ -109,6 +109,8 @@ pub struct Tried {
     idx: [usize; 11],
     len: u8,
     count: u32,
+    /// A peer whose pooled connection failed (not the peer): the next choice may fall back to it.
+    fallback: Option<usize>,
 }
 
 impl Tried {
@@ -120,10 +122,11 @@ impl Tried {
         self.count = self.count.saturating_add(1);
     }
 
-    /// Lets the last peer be chosen again (its connection, not the peer, failed). The try
-    /// still counts.
-    pub fn forget_last(&mut self) {
-        self.len = self.len.saturating_sub(1);
+    /// The last peer's pooled connection failed, not the peer: the next choice prefers a peer
+    /// not tried yet and falls back to this one (a one-peer pool would otherwise have none).
+    /// The try still counts.
+    pub fn allow_last_again(&mut self) {
+        self.fallback = self.as_slice().last().copied();
     }
 
     /// The remembered indices.
@@ -153,6 +156,17 @@ impl Pool {
         (0..n)
             .map(|i| (start + i) % n)
             .find(|idx| !tried.contains(idx) && self.peers[*idx].state.available(now))
+    }
+
+    /// Chooses a request's next peer and remembers it: the next available one it has not
+    /// tried, else the one whose pooled connection just failed ([`Tried::allow_last_again`]).
+    /// Preferring another peer matters when a peer restarts: its pooled connections fail
+    /// first, then so does a fresh connection to it.
+    pub fn choose(&self, tried: &mut Tried, now: u64) -> Option<usize> {
+        let idx = self.select(tried.as_slice(), now).or(tried.fallback)?;
+        tried.fallback = None;
+        tried.push(idx);
+        Some(idx)
     }
 
     pub fn healthy_count(&self, now: u64) -> usize {
@@ -297,8 +311,38 @@ mod tests {
         }
         assert_eq!(t.count(), 14);
         assert_eq!(t.as_slice(), &(0..11).map(|i| i * 2).collect::<Vec<_>>()[..]);
-        t.forget_last();
-        assert_eq!((t.as_slice().len(), t.count()), (10, 14));
+    }
+
+    /// After a pooled connection failed, the retry goes to another peer when there is one, and
+    /// to the same peer in a one-peer pool.
+    #[test]
+    fn a_failed_pooled_connection_prefers_another_peer() {
+        let reg = PeerRegistry::default();
+        let pools = reg
+            .build_pools(&[spec(&["127.0.0.1:1", "127.0.0.1:2"]), {
+                let mut one = spec(&["127.0.0.1:3"]);
+                one.name = "one".into();
+                one
+            }])
+            .unwrap();
+        for _ in 0..4 {
+            let mut t = Tried::default();
+            let first = pools["p"].choose(&mut t, 0).unwrap();
+            t.allow_last_again();
+            let second = pools["p"].choose(&mut t, 0).unwrap();
+            assert_ne!(first, second, "another peer first");
+            assert_eq!(t.count(), 2);
+        }
+        let mut t = Tried::default();
+        assert_eq!(pools["one"].choose(&mut t, 0), Some(0));
+        assert_eq!(
+            pools["one"].choose(&mut t, 0),
+            None,
+            "no peer left without the fallback"
+        );
+        t.allow_last_again();
+        assert_eq!(pools["one"].choose(&mut t, 0), Some(0), "the same peer again");
+        assert_eq!(pools["one"].choose(&mut t, 0), None, "once");
     }
 
     #[test]
