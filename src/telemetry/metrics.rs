@@ -61,6 +61,12 @@ pub fn install() -> PrometheusHandle {
             }
             counter!("quantumvault_anchor_pruned_signatures_total").increment(0);
             gauge!("quantumvault_anchor_log_size").set(0.0);
+            gauge!("quantumvault_anchor_index_bytes").set(0.0);
+            gauge!("quantumvault_connections_open").set(0.0);
+            counter!("quantumvault_connections_refused_total").increment(0);
+            for kind in ["read", "write", "header", "body"] {
+                counter!("quantumvault_downstream_timeouts_total", "kind" => kind).increment(0);
+            }
             gauge!("quantumvault_config_last_reload_success").set(1.0);
             for result in ["ok", "error", "dropped"] {
                 counter!("quantumvault_alert_notifications_total", "result" => result).increment(0);
