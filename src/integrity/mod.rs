@@ -10,4 +10,5 @@ pub mod httpsig;
 pub mod jwks;
 pub mod merkle;
 pub mod sig;
+pub mod spill;
 pub mod tlog;

@@ -6,8 +6,12 @@
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use std::io;
+use std::path::{Path, PathBuf};
+
 use super::merkle::{node, Hash};
 use super::sig::{SigAlg, Signer};
+use super::spill::SpillVec;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -15,62 +19,90 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub const TILE_WIDTH: u64 = 256;
 
 /// An append-only Merkle tree that keeps the hash of every complete (perfect, aligned) subtree:
-/// `levels[k][i]` covers leaves `[i * 2^k, (i + 1) * 2^k)`. About two hashes per leaf; any root,
-/// path or tile of any earlier size is a few `log n` hashes away.
-#[derive(Debug, Default, Clone)]
+/// level `k`, item `i` covers leaves `[i * 2^k, (i + 1) * 2^k)`. About two hashes per leaf; any
+/// root, path or tile of any earlier size is a few `log n` hashes away. In memory by default;
+/// [`Tree::on_disk`] keeps each level's full blocks of 256 hashes in a file
+/// ([`super::spill`]), so the heap holds at most one block a level.
+#[derive(Debug, Default)]
 pub struct Tree {
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<SpillVec<32>>,
+    /// Where levels spill, if they do.
+    dir: Option<PathBuf>,
 }
 
 impl Tree {
+    /// A tree whose levels spill to anonymous files in `dir`.
+    pub fn on_disk(dir: &Path) -> Tree {
+        Tree {
+            levels: Vec::new(),
+            dir: Some(dir.to_path_buf()),
+        }
+    }
+
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| l.len() as u64)
+        self.levels.first().map_or(0, |l| l.len())
     }
 
     /// Heap bytes its hashes hold (capacity, not length: what the allocator gave).
     pub fn heap_bytes(&self) -> u64 {
-        self.levels.iter().map(|l| (l.capacity() * 32) as u64).sum()
+        self.levels.iter().map(SpillVec::heap_bytes).sum()
     }
 
-    pub fn push(&mut self, leaf: Hash) {
-        if self.levels.is_empty() {
-            self.levels.push(Vec::new());
+    fn new_level(&self) -> io::Result<SpillVec<32>> {
+        match &self.dir {
+            Some(dir) => SpillVec::on_disk(dir),
+            None => Ok(SpillVec::in_memory()),
         }
-        self.levels[0].push(leaf);
+    }
+
+    /// Adds a leaf. A write error (a spilling tree's disk) leaves the tree unusable for
+    /// appends; the anchor log reports it and refuses to sign further batches.
+    pub fn push(&mut self, leaf: Hash) -> io::Result<()> {
+        if self.levels.is_empty() {
+            let level = self.new_level()?;
+            self.levels.push(level);
+        }
+        self.levels[0].push(leaf)?;
         let mut k = 0;
         while self.levels[k].len() % 2 == 0 {
             let l = &self.levels[k];
-            let h = node(&l[l.len() - 2], &l[l.len() - 1]);
+            let n = l.len();
+            let (Some(a), Some(b)) = (l.get(n - 2)?, l.get(n - 1)?) else {
+                unreachable!("a level of even length has its last two hashes")
+            };
             if self.levels.len() == k + 1 {
-                self.levels.push(Vec::new());
+                let level = self.new_level()?;
+                self.levels.push(level);
             }
-            self.levels[k + 1].push(h);
+            self.levels[k + 1].push(node(&a, &b))?;
             k += 1;
         }
+        Ok(())
     }
 
     /// The root of the first `size` leaves (the empty tree's root is SHA-256 of nothing).
     pub fn root(&self, size: u64) -> Option<Hash> {
-        (size <= self.size()).then(|| infallible(root(&mut &*self, size)))
+        (size <= self.size()).then(|| readable(root(&mut &*self, size)))?
     }
 
     /// The inclusion path of leaf `index` in the tree of the first `size` leaves.
     pub fn inclusion(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
-        (index < size && size <= self.size()).then(|| infallible(inclusion(&mut &*self, index, size)))
+        (index < size && size <= self.size()).then(|| readable(inclusion(&mut &*self, index, size)))?
     }
 
     /// The consistency proof between the trees of the first `m` and `n` leaves.
     pub fn consistency(&self, m: u64, n: u64) -> Option<Vec<Hash>> {
-        (m <= n && n <= self.size()).then(|| infallible(consistency(&mut &*self, m, n)))
+        (m <= n && n <= self.size()).then(|| readable(consistency(&mut &*self, m, n)))?
     }
 
     /// The hashes of tile `n` at tile level `level`, `width` of them (C2SP tlog-tiles), if the
     /// tree has them all.
     pub fn tile(&self, level: u8, n: u64, width: u64) -> Option<Vec<u8>> {
         let row = self.levels.get(8 * level as usize)?;
-        let start = n.checked_mul(TILE_WIDTH)? as usize;
-        let hashes = row.get(start..start.checked_add(width as usize)?)?;
-        Some(hashes.concat())
+        let start = n.checked_mul(TILE_WIDTH)?;
+        let mut out = Vec::with_capacity(width as usize * 32);
+        readable(row.read_range(start, width, &mut out)).filter(|&whole| whole)?;
+        Some(out)
     }
 }
 
@@ -82,17 +114,18 @@ pub trait Subtrees {
 }
 
 impl Subtrees for &Tree {
-    type Error = std::convert::Infallible;
+    type Error = io::Error;
     fn perfect(&mut self, height: u32, index: u64) -> Result<Hash, Self::Error> {
-        Ok(self.levels[height as usize][index as usize])
+        self.levels
+            .get(height as usize)
+            .map_or(Ok(None), |l| l.get(index))?
+            .ok_or_else(|| io::Error::other("a subtree past the tree's end"))
     }
 }
 
-fn infallible<T>(r: Result<T, std::convert::Infallible>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => match e {},
-    }
+/// A read of a spilled tree that failed (the disk) is logged and answers like a missing size.
+fn readable<T>(r: io::Result<T>) -> Option<T> {
+    r.map_err(|e| log::error!("anchor log index: {e}")).ok()
 }
 
 /// `MTH(D[a:b])` for a range the RFC 6962 recursion reaches (`a` aligned to the largest power
@@ -572,7 +605,7 @@ mod tests {
         let mut t = Tree::default();
         let leaves: Vec<Hash> = (0..n).map(|i| leaf_of(&i.to_be_bytes())).collect();
         for l in &leaves {
-            t.push(*l);
+            t.push(*l).unwrap();
         }
         (t, leaves)
     }

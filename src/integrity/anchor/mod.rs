@@ -19,7 +19,6 @@
 //! The gateway's 8-byte instance id lives in `data_dir/anchor.instance`; batch ids are
 //! `instance || sequence`, and the sequence continues after the log's last batch on restart.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -29,7 +28,11 @@ use std::sync::{Arc, Mutex};
 use super::batch::{Batch, RootSig};
 use super::merkle::{self, Hash};
 use super::sig::{SigAlg, Signer};
+use super::spill::SpillVec;
 use super::tlog::{self, Tree};
+
+mod index;
+use index::{Index, Record};
 
 const MAGIC: &[u8; 8] = b"QVANCHR1";
 
@@ -107,23 +110,14 @@ fn batch_id_of(p: &[u8]) -> Option<[u8; 16]> {
     p.get(2 + TBS_ID_AT..2 + TBS_ID_AT + 16)?.try_into().ok()
 }
 
-/// Where a record is in the file.
-#[derive(Debug, Clone, Copy)]
-struct Record {
-    /// Offset of the payload.
-    offset: u64,
-    len: u32,
-    /// Length of the entry (the TBS).
-    entry: u16,
-}
-
-/// The log file and what is known of it in memory.
+/// The log file and its index.
 struct State {
     file: File,
     path: PathBuf,
-    records: Vec<Record>,
-    by_id: HashMap<[u8; 16], u64>,
-    tree: Tree,
+    index: Index,
+    /// The index failed to take a record the file holds: appends are refused until the log
+    /// is reopened (and the index rebuilt from the file).
+    broken: bool,
     end: u64,
 }
 
@@ -177,7 +171,7 @@ impl AnchorLog {
             return Err(AnchorError::NotALog { path });
         }
         let mut at = MAGIC.len();
-        let (mut records, mut by_id, mut tree) = (Vec::new(), HashMap::new(), Tree::default());
+        let mut index = Index::new(Some(data_dir)).map_err(|e| io(data_dir, e))?;
         let mut next_sequence = 0;
         while at + 8 <= bytes.len() {
             let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
@@ -188,21 +182,22 @@ impl AnchorLog {
             if crc32fast::hash(p) != crc {
                 break;
             }
-            let index = records.len() as u64;
-            let Some(entry) = parse_payload(index, p) else { break };
-            if let Some(id) = entry.batch_id() {
-                if id[..8] == instance {
-                    let seq = u64::from_be_bytes(id[8..].try_into().expect("8 bytes"));
-                    next_sequence = next_sequence.max(seq + 1);
-                }
-                by_id.insert(id, index);
+            let Some(entry) = parse_payload(index.len(), p) else {
+                break;
+            };
+            let id = entry.batch_id();
+            if let Some(id) = id.filter(|id| id[..8] == instance) {
+                let seq = u64::from_be_bytes(id[8..].try_into().expect("8 bytes"));
+                next_sequence = next_sequence.max(seq + 1);
             }
-            records.push(Record {
+            let record = Record {
                 offset: (at + 8) as u64,
                 len: len as u32,
                 entry: entry.tbs.len() as u16,
-            });
-            tree.push(merkle::leaf_of(&entry.tbs));
+            };
+            index
+                .push(record, id, merkle::leaf_of(&entry.tbs))
+                .map_err(|e| io(data_dir, e))?;
             at += 8 + len;
         }
         let mut recovered_tail = 0;
@@ -212,21 +207,20 @@ impl AnchorLog {
                 "anchor log {}: {} bytes of a torn or corrupt tail after record {} truncated",
                 path.display(),
                 recovered_tail,
-                records.len()
+                index.len()
             );
             file.set_len(at as u64).map_err(|e| io(&path, e))?;
             file.sync_data().map_err(|e| io(&path, e))?;
         }
         file.seek(SeekFrom::Start(at as u64)).map_err(|e| io(&path, e))?;
         let checkpoint_path = data_dir.join("anchor.checkpoint");
-        let checkpoint = last_checkpoint(&checkpoint_path, &path, &tree)?;
+        let checkpoint = last_checkpoint(&checkpoint_path, &path, &index.tree)?;
         Ok(AnchorLog {
             state: Mutex::new(State {
                 file,
                 path,
-                records,
-                by_id,
-                tree,
+                index,
+                broken: false,
                 end: at as u64,
             }),
             checkpoint: Mutex::new(checkpoint),
@@ -255,18 +249,14 @@ impl AnchorLog {
     }
 
     pub fn len(&self) -> u64 {
-        self.lock().records.len() as u64
+        self.lock().index.len()
     }
 
-    /// Heap bytes of the log's in-memory index (record offsets, the batch-id map and the
-    /// tree's hashes): it grows with every batch, about 150 bytes each
-    /// (`quantumvault_anchor_index_bytes`).
+    /// Heap bytes of the log's index (`quantumvault_anchor_index_bytes`): the index spills
+    /// to disk in blocks, so this stays at a few hundred KiB however long the log grows
+    /// (it grew by about 130 bytes a batch while the index lived on the heap).
     pub fn index_bytes(&self) -> u64 {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let records = (st.records.capacity() * std::mem::size_of::<Record>()) as u64;
-        // hashbrown: one control byte per bucket beside each (key, value) slot.
-        let map = (st.by_id.capacity() * (std::mem::size_of::<([u8; 16], u64)>() + 1)) as u64;
-        records + map + st.tree.heap_bytes()
+        self.lock().index.heap_bytes()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -286,6 +276,12 @@ impl AnchorLog {
             buf.extend_from_slice(&crc32fast::hash(p).to_be_bytes());
             buf.extend_from_slice(p);
         }
+        if st.broken {
+            return Err(io(
+                &st.path,
+                "its index failed earlier; restart the gateway to rebuild it",
+            ));
+        }
         let start = st.end;
         let written = st.file.write_all(&buf).and_then(|_| st.file.sync_data());
         if let Err(e) = written {
@@ -296,30 +292,31 @@ impl AnchorLog {
         }
         let mut at = start;
         let mut indices = Vec::with_capacity(payloads.len());
+        st.end = start + buf.len() as u64;
         for p in payloads {
-            let index = st.records.len() as u64;
+            let index = st.index.len();
             let entry = entry_of(p).unwrap_or_default();
-            st.records.push(Record {
+            let record = Record {
                 offset: at + 8,
                 len: p.len() as u32,
                 entry: entry.len() as u16,
-            });
-            if let Some(id) = batch_id_of(p) {
-                st.by_id.insert(id, index);
+            };
+            if let Err(e) = st.index.push(record, batch_id_of(p), merkle::leaf_of(entry)) {
+                // The file holds the batch but the index does not: no later index would match.
+                st.broken = true;
+                return Err(io(&st.path, format!("its index: {e}")));
             }
-            st.tree.push(merkle::leaf_of(entry));
             at += 8 + p.len() as u64;
             indices.push(index);
         }
-        st.end = at;
         Ok(indices)
     }
 
     /// The logged batch `batch_id`, read back from the file.
     pub fn entry(&self, batch_id: &[u8; 16]) -> Option<Entry> {
         let st = self.lock();
-        let index = *st.by_id.get(batch_id)?;
-        let r = st.records[index as usize];
+        let index = readable(st.index.find(batch_id))??;
+        let r = readable(st.index.record(index))??;
         let mut p = vec![0; r.len as usize];
         st.file.read_exact_at(&mut p, r.offset).ok()?;
         parse_payload(index, &p)
@@ -328,8 +325,8 @@ impl AnchorLog {
     /// The log tree's size and root, and the inclusion path of record `index` in it.
     pub fn inclusion(&self, index: u64) -> Option<(u64, Hash, Vec<Hash>)> {
         let st = self.lock();
-        let size = st.tree.size();
-        Some((size, st.tree.root(size)?, st.tree.inclusion(index, size)?))
+        let size = st.index.tree.size();
+        Some((size, st.index.tree.root(size)?, st.index.tree.inclusion(index, size)?))
     }
 
     /// The latest signed checkpoint.
@@ -343,8 +340,9 @@ impl AnchorLog {
         let origin = self.origin.as_str();
         let (size, root) = {
             let st = self.lock();
-            let size = st.tree.size();
-            (size, st.tree.root(size).unwrap_or_default())
+            let size = st.index.tree.size();
+            let root = st.index.tree.root(size);
+            (size, root.ok_or_else(|| io(&st.path, "its index could not be read"))?)
         };
         if let Some(last) = self.checkpoint() {
             if last.size == size && last.note.starts_with(&format!("{origin}\n")) {
@@ -362,13 +360,13 @@ impl AnchorLog {
     /// The `tlog-proof` of batch `batch_id` against the latest checkpoint.
     pub fn proof(&self, batch_id: &[u8; 16]) -> ProofAnswer {
         let st = self.lock();
-        let Some(&index) = st.by_id.get(batch_id) else {
+        let Some(index) = readable(st.index.find(batch_id)).flatten() else {
             return ProofAnswer::Unknown;
         };
         let Some(cp) = self.checkpoint().filter(|c| index < c.size) else {
             return ProofAnswer::NotYet;
         };
-        match st.tree.inclusion(index, cp.size) {
+        match st.index.tree.inclusion(index, cp.size) {
             Some(path) => ProofAnswer::Proof(tlog::proof_text(index, &path, &cp.note)),
             None => ProofAnswer::NotYet,
         }
@@ -376,16 +374,16 @@ impl AnchorLog {
 
     /// Hash tile `n` of tile level `level`, `width` hashes (C2SP tlog-tiles).
     pub fn tile(&self, level: u8, n: u64, width: u64) -> Option<Vec<u8>> {
-        self.lock().tree.tile(level, n, width)
+        self.lock().index.tree.tile(level, n, width)
     }
 
     /// Entry bundle `n`, `width` entries: each a big-endian u16 length and the entry.
     pub fn entries(&self, n: u64, width: u64) -> Option<Vec<u8>> {
         let st = self.lock();
-        let start = n.checked_mul(tlog::TILE_WIDTH)? as usize;
-        let records = st.records.get(start..start.checked_add(width as usize)?)?;
+        let start = n.checked_mul(tlog::TILE_WIDTH)?;
+        let records = readable(st.index.records(start, width))??;
         let mut out = Vec::with_capacity(records.iter().map(|r| 2 + r.entry as usize).sum());
-        for r in records {
+        for r in &records {
             // The payload starts with the entry's u16 length and the entry.
             let at = out.len();
             out.resize(at + 2 + r.entry as usize, 0);
@@ -399,56 +397,59 @@ impl AnchorLog {
     /// The rewrite runs beside the log and replaces it by an atomic rename, holding the lock
     /// only to copy what was appended meanwhile.
     pub fn prune_pq(&self, before_ms: u64) -> Result<u64, AnchorError> {
-        let (path, snapshot, end) = {
+        let (path, count, end) = {
             let st = self.lock();
-            (st.path.clone(), st.records.clone(), st.end)
+            (st.path.clone(), st.index.len(), st.end)
         };
         let reader = File::open(&path).map_err(|e| io(&path, e))?;
-        let mut candidates = Vec::new();
-        for (i, r) in snapshot.iter().enumerate() {
+        let read = |r: &Record| {
             let mut p = vec![0; r.len as usize];
-            reader.read_exact_at(&mut p, r.offset).map_err(|e| io(&path, e))?;
-            let Some(e) = parse_payload(i as u64, &p) else { continue };
+            reader
+                .read_exact_at(&mut p, r.offset)
+                .map(|_| p)
+                .map_err(|e| io(&path, e))
+        };
+        let prunable = |i: u64, p: &[u8]| {
+            let e = parse_payload(i, p)?;
             let time = e
                 .tbs
                 .get(TBS_ID_AT + 16..TBS_ID_AT + 24)
                 .map(|t| u64::from_be_bytes(t.try_into().expect("8")));
-            if time.is_some_and(|t| t < before_ms) && e.sigs.iter().any(|s| s.alg == SigAlg::MlDsa65) {
-                candidates.push(i);
-            }
-        }
-        if candidates.is_empty() {
+            (time.is_some_and(|t| t < before_ms) && e.sigs.iter().any(|s| s.alg == SigAlg::MlDsa65)).then_some(e)
+        };
+        let mut any = false;
+        self.each_record(count, |i, r| {
+            any = any || prunable(i, &read(&r)?).is_some();
+            Ok(!any)
+        })?;
+        if !any {
             return Ok(0);
         }
+        let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = path.with_extension("compact");
         let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(|e| io(&tmp, e))?);
         out.write_all(MAGIC).map_err(|e| io(&tmp, e))?;
         let mut at = MAGIC.len() as u64;
-        let mut records = Vec::with_capacity(snapshot.len());
+        // The records' new places, spilled like the index (a long log has many).
+        let mut moved = SpillVec::<16>::on_disk(dir).map_err(|e| io(dir, e))?;
         let mut dropped = 0;
-        let mut next = candidates.iter().peekable();
-        for (i, r) in snapshot.iter().enumerate() {
-            let mut p = vec![0; r.len as usize];
-            reader.read_exact_at(&mut p, r.offset).map_err(|e| io(&path, e))?;
-            if next.peek() == Some(&&i) {
-                next.next();
-                if let Some(e) = parse_payload(i as u64, &p) {
-                    let kept: Vec<RootSig> = e.sigs.iter().filter(|s| s.alg != SigAlg::MlDsa65).cloned().collect();
-                    dropped += (e.sigs.len() - kept.len()) as u64;
-                    p = payload_of(&e.tbs, &kept);
-                }
+        self.each_record(count, |i, r| {
+            let mut p = read(&r)?;
+            if let Some(e) = prunable(i, &p) {
+                let kept: Vec<RootSig> = e.sigs.iter().filter(|s| s.alg != SigAlg::MlDsa65).cloned().collect();
+                dropped += (e.sigs.len() - kept.len()) as u64;
+                p = payload_of(&e.tbs, &kept);
             }
             out.write_all(&(p.len() as u32).to_be_bytes())
                 .and_then(|_| out.write_all(&crc32fast::hash(&p).to_be_bytes()))
                 .and_then(|_| out.write_all(&p))
                 .map_err(|e| io(&tmp, e))?;
-            records.push(Record {
-                offset: at + 8,
-                len: p.len() as u32,
-                entry: r.entry,
-            });
+            moved
+                .push(encode_place(at + 8, p.len() as u32, r.entry))
+                .map_err(|e| io(dir, e))?;
             at += 8 + p.len() as u64;
-        }
+            Ok(true)
+        })?;
         let mut file = out.into_inner().map_err(|e| io(&tmp, e.error()))?;
         let mut st = self.lock();
         // Records appended since the snapshot are copied as they are.
@@ -458,11 +459,11 @@ impl AnchorLog {
             .and_then(|_| file.sync_all())
             .map_err(|e| io(&tmp, e))?;
         let shift = at as i64 - end as i64;
-        for r in &st.records[snapshot.len()..] {
-            records.push(Record {
-                offset: (r.offset as i64 + shift) as u64,
-                ..*r
-            });
+        for i in count..st.index.len() {
+            let r = st.index.record(i).ok().flatten().ok_or_else(|| io(dir, "index read"))?;
+            moved
+                .push(encode_place((r.offset as i64 + shift) as u64, r.len, r.entry))
+                .map_err(|e| io(dir, e))?;
         }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
         if let Some(dir) = path.parent() {
@@ -476,9 +477,71 @@ impl AnchorLog {
         st.end = at + tail.len() as u64;
         file.seek(SeekFrom::Start(st.end)).map_err(|e| io(&path, e))?;
         st.file = file;
-        st.records = records;
+        let total = moved.len();
+        let placed = st.index.move_records(total, |i| {
+            let place = moved
+                .get(i)?
+                .ok_or_else(|| std::io::Error::other("a moved record is missing"))?;
+            Ok(decode_place(&place))
+        });
+        if let Err(e) = placed {
+            // The file was rewritten but the index still points into the old one.
+            st.broken = true;
+            return Err(io(&path, format!("its index: {e}")));
+        }
         Ok(dropped)
     }
+
+    /// Calls `f` on records `0..count` in order, taking the lock for one chunk at a time, while
+    /// it answers `true`.
+    fn each_record(
+        &self,
+        count: u64,
+        mut f: impl FnMut(u64, Record) -> Result<bool, AnchorError>,
+    ) -> Result<(), AnchorError> {
+        const CHUNK: u64 = 4096;
+        let mut start = 0;
+        while start < count {
+            let n = CHUNK.min(count - start);
+            let chunk = {
+                let st = self.lock();
+                st.index
+                    .records(start, n)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| io(&st.path, "its index could not be read"))?
+            };
+            for (k, r) in chunk.into_iter().enumerate() {
+                if !f(start + k as u64, r)? {
+                    return Ok(());
+                }
+            }
+            start += n;
+        }
+        Ok(())
+    }
+}
+
+/// A record's place in the file, as `prune_pq` keeps it while rewriting.
+fn encode_place(offset: u64, len: u32, entry: u16) -> [u8; 16] {
+    let mut b = [0; 16];
+    b[..8].copy_from_slice(&offset.to_be_bytes());
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    b[12..14].copy_from_slice(&entry.to_be_bytes());
+    b
+}
+
+fn decode_place(b: &[u8; 16]) -> Record {
+    Record {
+        offset: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+        len: u32::from_be_bytes(b[8..12].try_into().expect("4 bytes")),
+        entry: u16::from_be_bytes(b[12..14].try_into().expect("2 bytes")),
+    }
+}
+
+/// A read of the index that failed (the disk) is logged and answers like a missing record.
+fn readable<T>(r: std::io::Result<T>) -> Option<T> {
+    r.map_err(|e| log::error!("anchor log index: {e}")).ok()
 }
 
 /// The last signed checkpoint in `cp_path`, checked against the tree read from the log.
@@ -577,203 +640,4 @@ impl AnchorWriter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::integrity::sig::SigAlg;
-
-    fn batch(seq: u8) -> (Vec<u8>, Batch) {
-        batch_at(seq, 0, false)
-    }
-
-    /// A batch closed at `time_ms`, signed by ECDSA and, with `pq`, ML-DSA-65.
-    fn batch_at(seq: u8, time_ms: u64, pq: bool) -> (Vec<u8>, Batch) {
-        let mut tbs = vec![0x20; 64];
-        tbs.extend_from_slice(b"http-batch-sig/v1 root\x00\x01");
-        tbs.extend_from_slice(&[seq; 16]);
-        tbs.extend_from_slice(&time_ms.to_be_bytes());
-        tbs.extend_from_slice(&[0; 4]);
-        let mut sigs = vec![RootSig {
-            alg: SigAlg::EcdsaP256,
-            keyid: "k".into(),
-            sig: vec![seq; 64],
-        }];
-        if pq {
-            sigs.push(RootSig {
-                alg: SigAlg::MlDsa65,
-                keyid: "q".into(),
-                sig: vec![seq; 3309],
-            });
-        }
-        let b = Batch {
-            id: [seq; 16],
-            time_ms,
-            size: 1,
-            sigs,
-        };
-        (tbs, b)
-    }
-
-    fn signers() -> Vec<Box<dyn Signer>> {
-        [SigAlg::Ed25519, SigAlg::MlDsa65]
-            .into_iter()
-            .map(|a| crate::integrity::sig::load_signer(a, &crate::integrity::sig::generate(a).unwrap()).unwrap())
-            .collect()
-    }
-
-    fn keys(log: &AnchorLog, signers: &[Box<dyn Signer>]) -> Vec<tlog::NoteKey> {
-        signers
-            .iter()
-            .map(|s| tlog::NoteKey {
-                name: log.origin().to_string(),
-                alg: s.alg(),
-                public: s.public_key().to_vec(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn checkpoints_prove_entries_and_survive_pruning_and_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AnchorLog::open(dir.path(), Some("test.example/log")).unwrap();
-        let signers = signers();
-        let refs: Vec<&dyn Signer> = signers.iter().map(|s| &**s).collect();
-        let keys = keys(&log, &signers);
-        let tbs: Vec<(Vec<u8>, Batch)> = (0..40u8).map(|i| batch_at(i, 1000 * i as u64, true)).collect();
-        assert!(matches!(log.proof(&[0; 16]), ProofAnswer::NotYet) || log.is_empty());
-        log.append(&tbs[..30].iter().map(|(t, b)| payload(t, b)).collect::<Vec<_>>())
-            .unwrap();
-        assert!(matches!(log.proof(&[3; 16]), ProofAnswer::NotYet));
-        assert_eq!(log.sign_checkpoint(&refs).unwrap(), Some(30));
-        assert_eq!(
-            log.sign_checkpoint(&refs).unwrap(),
-            None,
-            "an unchanged log is not signed again"
-        );
-        let first = tlog::verify_checkpoint(&log.checkpoint().unwrap().note, &keys).unwrap();
-        assert_eq!((first.size, first.origin.as_str()), (30, "test.example/log"));
-        log.append(&tbs[30..].iter().map(|(t, b)| payload(t, b)).collect::<Vec<_>>())
-            .unwrap();
-        // Batch 35 is logged but not yet in a checkpoint; batch 3 is.
-        assert!(matches!(log.proof(&[35; 16]), ProofAnswer::NotYet));
-        assert!(matches!(log.proof(&[99; 16]), ProofAnswer::Unknown));
-        let ProofAnswer::Proof(p) = log.proof(&[3; 16]) else {
-            panic!("no proof")
-        };
-        let (index, path, note) = tlog::parse_proof(&p).unwrap();
-        let cp = tlog::verify_checkpoint(&note, &keys).unwrap();
-        assert!(tlog::verify_inclusion(
-            &merkle::leaf_of(&tbs[3].0),
-            index,
-            cp.size,
-            &path,
-            &cp.root
-        ));
-        assert_eq!(log.sign_checkpoint(&refs).unwrap(), Some(40));
-        let second = tlog::verify_checkpoint(&log.checkpoint().unwrap().note, &keys).unwrap();
-        // Tiles and entry bundles: a partial level-0 tile of 40 leaves and the 40 entries.
-        let tile = log.tile(0, 0, 40).unwrap();
-        assert_eq!(&tile[32 * 7..32 * 8], &merkle::leaf_of(&tbs[7].0));
-        assert!(log.tile(0, 0, 41).is_none() && log.tile(0, 1, 1).is_none());
-        let bundle = log.entries(0, 40).unwrap();
-        let mut at = 0;
-        for (t, _) in &tbs {
-            let len = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
-            assert_eq!(&bundle[at + 2..at + 2 + len], &t[..]);
-            at += 2 + len;
-        }
-        assert_eq!(at, bundle.len());
-        assert!(log.entries(0, 41).is_none());
-        // Retention: ML-DSA signatures of batches before t = 20 s go, the tree stays.
-        let before = std::fs::metadata(dir.path().join("anchor.log")).unwrap().len();
-        assert_eq!(log.prune_pq(20_000).unwrap(), 20);
-        assert_eq!(log.prune_pq(20_000).unwrap(), 0);
-        let after = std::fs::metadata(dir.path().join("anchor.log")).unwrap().len();
-        assert!(after < before - 20 * 3300, "{before} -> {after}");
-        let e = log.entry(&[5; 16]).unwrap();
-        assert_eq!(
-            e.sigs.iter().map(|s| s.alg).collect::<Vec<_>>(),
-            vec![SigAlg::EcdsaP256]
-        );
-        assert_eq!(log.entry(&[25; 16]).unwrap().sigs.len(), 2);
-        let (t, b) = batch_at(40, 40_000, true);
-        assert_eq!(log.append(&[payload(&t, &b)]).unwrap(), vec![40]);
-        drop(log);
-        // Reopened: every record, the last checkpoint, and consistency with the first one.
-        let log = AnchorLog::open(dir.path(), Some("test.example/log")).unwrap();
-        assert_eq!((log.len(), log.recovered_tail), (41, 0));
-        assert_eq!(log.entry(&[40; 16]).unwrap().sigs.len(), 2);
-        assert_eq!(log.checkpoint().unwrap().size, 40);
-        let st = log.lock();
-        let proof = st.tree.consistency(30, 40).unwrap();
-        assert!(tlog::verify_consistency(30, 40, &proof, &first.root, &second.root));
-        drop(st);
-        drop(log);
-        // A log cut below its last checkpoint (a lost or rewritten file) refuses to open.
-        let file = dir.path().join("anchor.log");
-        let bytes = std::fs::read(&file).unwrap();
-        std::fs::write(&file, &bytes[..MAGIC.len()]).unwrap();
-        let err = AnchorLog::open(dir.path(), None).err().expect("a diverged log opens");
-        assert!(matches!(err, AnchorError::Diverged { .. }), "{err}");
-    }
-
-    #[test]
-    fn records_survive_reopening_and_a_torn_tail_is_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AnchorLog::open(dir.path(), None).unwrap();
-        let payloads: Vec<Vec<u8>> = (1..=3)
-            .map(|i| {
-                let (t, b) = batch(i);
-                payload(&t, &b)
-            })
-            .collect();
-        assert_eq!(log.append(&payloads).unwrap(), vec![0, 1, 2]);
-        let e = log.entry(&[2; 16]).unwrap();
-        assert_eq!((e.index, e.sigs[0].sig.clone()), (1, vec![2; 64]));
-        let (size, root, path) = log.inclusion(1).unwrap();
-        assert_eq!(size, 3);
-        let (t, _) = batch(2);
-        assert!(tlog::verify_inclusion(&merkle::leaf_of(&t), 1, 3, &path, &root));
-        drop(log);
-        // A torn record (a crash mid-write) after the three good ones.
-        let file = dir.path().join("anchor.log");
-        let good = std::fs::metadata(&file).unwrap().len();
-        let mut f = OpenOptions::new().append(true).open(&file).unwrap();
-        f.write_all(&[0, 0, 1, 0, 9, 9, 9, 9, 1, 2, 3]).unwrap();
-        drop(f);
-        let log = AnchorLog::open(dir.path(), None).unwrap();
-        assert_eq!((log.len(), log.recovered_tail), (3, 11));
-        assert_eq!(std::fs::metadata(&file).unwrap().len(), good);
-        // Appending continues after the cut; a corrupt record in the middle ends the log there.
-        let (t, b) = batch(4);
-        assert_eq!(log.append(&[payload(&t, &b)]).unwrap(), vec![3]);
-        drop(log);
-        let mut bytes = std::fs::read(&file).unwrap();
-        let last = bytes.len() - 5;
-        bytes[last] ^= 1;
-        std::fs::write(&file, &bytes).unwrap();
-        let log = AnchorLog::open(dir.path(), None).unwrap();
-        assert_eq!(log.len(), 3);
-        assert!(log.entry(&[4; 16]).is_none() && log.entry(&[3; 16]).is_some());
-        // A log that cannot be written: the batch is not released as logged, health turns
-        // critical (`failing`), and the next good append clears it.
-        let log = Arc::new(log);
-        let writer = AnchorWriter::new(log.clone());
-        let (t, b) = batch(5);
-        log.break_for_test();
-        assert_eq!(writer.append(payload(&t, &b)), Err(()));
-        assert!(failing());
-        assert_eq!(log.len(), 3, "nothing of the failed append counts");
-        drop(writer);
-        let log = AnchorLog::open(dir.path(), None).unwrap();
-        assert_eq!(log.len(), 3);
-        let writer = AnchorWriter::new(Arc::new(log));
-        assert_eq!(writer.append(payload(&t, &b)), Ok(3));
-        assert!(!failing());
-        // Not a log: start-up refuses it.
-        std::fs::write(&file, b"something else").unwrap();
-        assert!(matches!(
-            AnchorLog::open(dir.path(), None),
-            Err(AnchorError::NotALog { .. })
-        ));
-    }
-}
+mod tests;
