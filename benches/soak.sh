@@ -15,6 +15,7 @@
 #
 #   benches/soak.sh                    # 10 minutes
 #   SOAK_SECONDS=120 benches/soak.sh   # a short run
+#   QV_BIN=/tmp/qv benches/soak.sh     # a given build instead of building one
 #
 # Traffic goes to 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -33,8 +34,11 @@ if ! need wrk || ! need nginx; then
     echo "benches/soak.sh needs wrk and nginx: sudo apt-get install -y wrk nginx-light" >&2; exit 1
   fi
 fi
-cargo build --release --bin quantumvault >&2
-QV=$PWD/target/release/quantumvault
+# QV_BIN runs a given build (a copy, so that building on meanwhile does not swap it).
+if [ -n "${QV_BIN-}" ]; then QV=$QV_BIN; else
+  cargo build --release --bin quantumvault >&2
+  QV=$PWD/target/release/quantumvault
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-qv_install cmd:systemd-analyze=systemd cmd:promtool=prometheus cmd:openssl=openssl python3-venv
+qv_install cmd:systemd-analyze=systemd cmd:promtool=prometheus cmd:openssl=openssl cmd:redis-server=redis-server cmd:redis-cli=redis-tools python3-venv
 
 echo "== formatting (cargo fmt --check)"
 if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "skipped: rustfmt is not installed"; fi

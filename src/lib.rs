@@ -12,6 +12,7 @@ pub mod apikey;
 pub mod background;
 pub mod canonical;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod demo;

@@ -34,6 +34,8 @@ pub struct Route {
 pub struct Rule {
     pub spec: RateLimitSpec,
     pub limiter: Arc<RateLimiter>,
+    /// `shared: true` in cluster mode: the bucket in Redis (`limiter` is then unused).
+    pub shared: Option<Arc<crate::cluster::limit::SharedLimit>>,
     /// This rule's item of the `RateLimit-Policy` field, made once.
     pub policy_item: String,
 }
@@ -56,7 +58,9 @@ pub struct ApiKey {
 pub struct Registries {
     pub peers: PeerRegistry,
     pub limiters: LimiterRegistry,
-    pub usage: UsageStore,
+    pub usage: Arc<UsageStore>,
+    /// Cluster mode's Redis (`cluster:` in gateway.yaml).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 struct Entry {
@@ -89,6 +93,8 @@ pub struct Policy {
     pub unrouted: RouteMetrics,
     /// Security headers of responses that match no route.
     pub unrouted_headers: CompiledHeaders,
+    /// Cluster mode's Redis, for shared quotas.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Policy {
@@ -104,9 +110,14 @@ impl Policy {
                 RateLimiter::new(spec.rate, spec.per, spec.burst, spec.max_tracked)
             });
             let policy_item = format!("\"{}\";q={};w={}", spec.name, spec.rate, spec.per.as_secs().max(1));
+            let shared = match &reg.cluster {
+                Some(c) if spec.shared => Some(Arc::new(crate::cluster::limit::SharedLimit::new(c.clone(), &spec))),
+                _ => None,
+            };
             Some(Rule {
                 spec,
                 limiter,
+                shared,
                 policy_item,
             })
         };
@@ -227,6 +238,7 @@ impl Policy {
             keys_by_hash,
             unrouted: RouteMetrics::new("none"),
             unrouted_headers,
+            cluster: reg.cluster.clone(),
         })
     }
 
@@ -256,7 +268,8 @@ pub(crate) fn test_policy(text: &str) -> Policy {
     let reg = Registries {
         peers: PeerRegistry::default(),
         limiters: LimiterRegistry::default(),
-        usage: UsageStore::open(None).unwrap(),
+        usage: Arc::new(UsageStore::open(None).unwrap()),
+        cluster: None,
     };
     Policy::build(cfg, 1, &reg).expect("builds")
 }

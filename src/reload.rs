@@ -74,6 +74,8 @@ pub enum ReloadError {
     Kms(#[from] crate::kms::keystore::KmsError),
     #[error(transparent)]
     Usage(#[from] crate::usage::UsageError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl Runtime {
@@ -85,11 +87,16 @@ impl Runtime {
         admin_token: Arc<ArcSwap<Option<AdminToken>>>,
     ) -> Result<Runtime, ReloadError> {
         let keyring = load_keyring(&gateway, &policy)?;
-        let usage = UsageStore::open(Some(gateway.data_dir.join("usage.json")))?;
+        let usage = Arc::new(UsageStore::open(Some(gateway.data_dir.join("usage.json")))?);
         let registries = Registries {
             peers: PeerRegistry::default(),
             limiters: LimiterRegistry::default(),
             usage,
+            cluster: gateway
+                .cluster
+                .as_ref()
+                .map(crate::cluster::Cluster::start)
+                .transpose()?,
         };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);
@@ -200,7 +207,12 @@ pub fn load_keyring(gateway: &GatewayConfig, policy: &PolicyConfig) -> Result<Ke
         ks.save()?;
         log::info!("anchor log checkpoint keys created: {}", added.join(", "));
     }
-    let ring = ks.key_ring()?;
+    let mut ring = ks.key_ring()?;
+    if let Some(c) = &gateway.cluster {
+        // Every instance keeps keys of its own; their ids name the instance, so the fleet's
+        // one directory has no two keys of one id.
+        ring.name_instance(&c.instance);
+    }
     metrics::key_ring(&ring);
     Ok(ring)
 }

@@ -82,6 +82,10 @@ pub fn run(config_path: &Path, upgrade: bool) -> Result<(), StartError> {
     let started = crate::clock::system_time();
     let admin_token = Arc::new(arc_swap::ArcSwap::from_pointee(gateway.admin_token.clone()));
     let runtime = Arc::new(Runtime::new(gateway.clone(), policy, admin_token.clone())?);
+    if let Some(cluster) = &runtime.registries.cluster {
+        // The key directory and the usage flushes run on the Redis client's own thread.
+        cluster.start_background(runtime.keyring.clone(), runtime.registries.usage.clone());
+    }
     // Alert state outlives reloads (the rules live in the policy).
     let alerts = Arc::new(AlertEngine::new(gateway.monitoring.alert_history));
     let access_log =

@@ -258,13 +258,14 @@ impl ServeHttp for AdminApp {
                 }
             }
             (Method::GET, "/usage") => {
-                let usage = self.runtime.registries.usage.snapshot();
-                json_response(StatusCode::OK, json!({"keys": usage}))
+                let (scope, usage) = self.usage(None).await;
+                json_response(StatusCode::OK, json!({"scope": scope, "keys": usage}))
             }
             (Method::GET, p) if p.starts_with("/usage/") => {
                 let id = &p["/usage/".len()..];
-                match self.runtime.registries.usage.get(id) {
-                    Some(u) => json_response(StatusCode::OK, json!({"key_id": id, "usage": u})),
+                let (scope, mut usage) = self.usage(Some(id)).await;
+                match usage.remove(id) {
+                    Some(u) => json_response(StatusCode::OK, json!({"scope": scope, "key_id": id, "usage": u})),
                     None => json_response(StatusCode::NOT_FOUND, json!({"error": "unknown_key"})),
                 }
             }
@@ -309,6 +310,32 @@ fn ack_id(path: &str) -> Option<&str> {
 /// Reads the optional `{"by": ..., "comment": ...}` of an acknowledgement (at most 4 KiB; each
 /// field cut to 200 characters). Anything else is ignored rather than refused: the
 /// acknowledgement itself is what matters.
+impl AdminApp {
+    /// Usage of every key (or of `only`): in cluster mode the fleet's totals from Redis
+    /// (`scope: fleet`), else, or while Redis is unreachable, this instance's (`scope: local`).
+    async fn usage(
+        &self,
+        only: Option<&str>,
+    ) -> (
+        &'static str,
+        std::collections::BTreeMap<String, crate::usage::KeyUsageSnapshot>,
+    ) {
+        let store = &self.runtime.registries.usage;
+        let local = match only {
+            Some(id) => store.get(id).map(|u| (id.to_string(), u)).into_iter().collect(),
+            None => store.snapshot(),
+        };
+        let Some(cluster) = &self.runtime.registries.cluster else {
+            return ("local", local);
+        };
+        let ids: Vec<String> = local.keys().cloned().collect();
+        match crate::cluster::usage::fleet_usage(cluster, ids, crate::clock::unix_now()).await {
+            Ok(fleet) => ("fleet", fleet),
+            Err(_) => ("local", local),
+        }
+    }
+}
+
 async fn read_ack_body(session: &mut ServerSession) -> (String, String) {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = session.read_request_body().await {

@@ -93,6 +93,27 @@ pub struct RawRateLimit {
     /// `client_ip` scope: IPv6 clients are grouped by this prefix length (default 64).
     #[serde(default)]
     pub ipv6_prefix: Option<u8>,
+    /// Cluster mode: one bucket in Redis for the whole fleet (see `crate::cluster::limit`).
+    #[serde(default)]
+    pub shared: bool,
+    /// Shared: tokens taken from Redis per call, spent locally (default 1: a call a request).
+    #[serde(default)]
+    pub reserve: Option<u32>,
+    /// Shared: what decides while Redis is unreachable.
+    #[serde(default)]
+    pub on_redis_down: OnRedisDown,
+}
+
+/// What a shared limit or quota does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisDown {
+    /// Fail open to a local limiter at limit ÷ instances (quotas: this instance's count
+    /// against quota ÷ instances).
+    #[default]
+    Local,
+    /// Fail closed: refuse (429 for rate limits, 503 for quotas).
+    Deny,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -105,6 +126,9 @@ pub struct RawTier {
     pub daily_quota: Option<u64>,
     #[serde(default)]
     pub monthly_quota: Option<u64>,
+    /// Cluster mode: what the quotas do while Redis is unreachable.
+    #[serde(default)]
+    pub quota_on_redis_down: OnRedisDown,
     /// Route names this tier may use; absent or `["*"]` means all.
     #[serde(default)]
     pub routes: Option<Vec<String>>,
@@ -139,6 +163,9 @@ pub struct RateLimitSpec {
     /// client usually holds a whole /64 (SLAAC, privacy addresses), so counting /128s would
     /// give it 2^64 buckets.
     pub ipv6_prefix: u8,
+    pub shared: bool,
+    pub reserve: u32,
+    pub on_redis_down: OnRedisDown,
 }
 
 impl RateLimitSpec {
@@ -162,7 +189,8 @@ impl RateLimitSpec {
     /// Identity of the limiter's state: a reload that keeps these keeps the counters.
     pub fn fingerprint(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{:?}|{}|{}",
+            "{}|{}|{}|{}|{}|{:?}|{}|{}",
+            self.shared,
             self.ipv6_prefix,
             self.name,
             self.scope.as_str(),
@@ -180,6 +208,7 @@ pub struct TierSpec {
     pub rate_limits: Vec<String>,
     pub daily_quota: Option<u64>,
     pub monthly_quota: Option<u64>,
+    pub quota_on_redis_down: OnRedisDown,
     pub routes: Option<Vec<String>>,
     pub methods: Option<Vec<http::Method>>,
 }
@@ -245,6 +274,10 @@ impl TryFrom<&RawRateLimit> for RateLimitSpec {
             err("ipv6_prefix", "must be a prefix length from 1 to 128")
         } else if r.ipv6_prefix.is_some() && r.scope != Scope::ClientIp {
             err("ipv6_prefix", "applies to the client_ip scope only")
+        } else if r.reserve == Some(0) || r.reserve.is_some_and(|n| u64::from(n) > r.burst.unwrap_or(r.rate)) {
+            err("reserve", "between 1 and the rule's burst")
+        } else if r.reserve.is_some() && !r.shared {
+            err("reserve", "applies to shared rate limits only")
         } else {
             Ok(RateLimitSpec {
                 name: r.name.clone(),
@@ -254,6 +287,9 @@ impl TryFrom<&RawRateLimit> for RateLimitSpec {
                 burst: r.burst.unwrap_or(r.rate),
                 max_tracked: r.max_tracked.unwrap_or(1 << 20).max(1024),
                 ipv6_prefix: r.ipv6_prefix.unwrap_or(64),
+                shared: r.shared,
+                reserve: r.reserve.unwrap_or(1),
+                on_redis_down: r.on_redis_down,
             })
         }
     }
@@ -279,6 +315,7 @@ impl TierSpec {
             rate_limits: t.rate_limits.clone(),
             daily_quota: t.daily_quota,
             monthly_quota: t.monthly_quota,
+            quota_on_redis_down: t.quota_on_redis_down,
             routes,
             methods,
         })

@@ -92,10 +92,12 @@ pub enum AlertMetric {
     SigningKeyExpiryDays,
     /// Failed anchor-log appends over attempts (batch signing).
     AnchorFailureRate,
+    /// 1 while Redis is unreachable in cluster mode (the breaker is open), else 0.
+    RedisUnavailable,
 }
 
 impl AlertMetric {
-    pub const ALL: [(&'static str, AlertMetric); 14] = [
+    pub const ALL: [(&'static str, AlertMetric); 15] = [
         ("error_rate", AlertMetric::ErrorRate),
         ("request_rate", AlertMetric::RequestRate),
         ("denial_rate", AlertMetric::DenialRate),
@@ -110,6 +112,7 @@ impl AlertMetric {
         ("config_reload_failed", AlertMetric::ConfigReloadFailed),
         ("signing_key_expiry_days", AlertMetric::SigningKeyExpiryDays),
         ("anchor_failure_rate", AlertMetric::AnchorFailureRate),
+        ("redis_unavailable", AlertMetric::RedisUnavailable),
     ];
 
     pub fn name(self) -> &'static str {
@@ -329,6 +332,17 @@ pub fn builtin_rules() -> Vec<AlertRule> {
             S::Warning,
             1,
             "More than 10% of signed batches could not be written to the anchor log",
+        ),
+        AlertRule::builtin(
+            "RedisUnavailable",
+            M::RedisUnavailable,
+            C::Ge,
+            1.0,
+            60,
+            0,
+            S::Warning,
+            0,
+            "Cluster mode: Redis is unreachable; shared rate limits and quotas decide by their fallbacks",
         ),
     ]
 }

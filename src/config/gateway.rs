@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::cluster::{ClusterConfig, RawCluster};
 use super::de;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::monitoring::MonitoringConfig;
@@ -40,6 +41,8 @@ struct RawGateway {
     downstream: RawDownstream,
     #[serde(default)]
     memory: RawMemory,
+    #[serde(default)]
+    cluster: Option<RawCluster>,
 }
 
 /// Memory bounds (`memory:`).
@@ -426,6 +429,8 @@ pub struct GatewayConfig {
     pub downstream: DownstreamTimeouts,
     /// `memory.held_bytes`: see [`crate::held`].
     pub held_bytes: u64,
+    /// `cluster:`: state shared with other instances through Redis ([`crate::cluster`]).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl GatewayConfig {
@@ -566,6 +571,7 @@ impl GatewayConfig {
             lifetime: raw.keys.lifetime,
         };
         let monitoring = raw.monitoring.validate(&file, &mut errors);
+        let cluster = raw.cluster.as_ref().map(|c| c.validate(file, &resolve, &mut errors));
         let b = &raw.signing_batch;
         if b.max_leaves == 0 || b.max_leaves > crate::integrity::merkle::MAX_LEAVES {
             errors.push(file.error("signing_batch.max_leaves", "between 1 and 65536"));
@@ -638,6 +644,7 @@ impl GatewayConfig {
                 h2_max_header_bytes: raw.downstream.h2_max_header_bytes.clamp(1024, u32::MAX as u64) as u32,
             },
             held_bytes: raw.memory.held_bytes,
+            cluster,
         })
     }
 
@@ -690,6 +697,9 @@ impl GatewayConfig {
             || self.graceful_shutdown_timeout != running.graceful_shutdown_timeout
         {
             out.push("shutdown");
+        }
+        if self.cluster != running.cluster {
+            out.push("cluster");
         }
         if self.monitoring != running.monitoring {
             out.push("monitoring");

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod cluster;
 mod de;
 pub mod error;
 pub mod gateway;

@@ -49,9 +49,31 @@ pub static REQUEST: [&dyn RequestFilter; 7] = [
     &inspection::Inspection,
 ];
 
-pub fn request(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
+/// Runs the request filters in order. A filter that needs Redis (cluster mode) notes it in
+/// `state.remote`; the chain awaits those decisions before the next filter, so a request
+/// refused by a shared limit spends no quota. Without a cluster nothing is awaited.
+pub async fn request(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
     for f in REQUEST.iter() {
         f.check(req, state)?;
+        if !state.remote.is_empty() {
+            settle(req, state).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The decisions the last filter left to Redis.
+async fn settle(req: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
+    let remote = std::mem::take(&mut state.remote);
+    let mut rates = Vec::new();
+    for r in remote {
+        match r {
+            super::request::Remote::Rate { rule, key } => rates.push((rule, key)),
+            super::request::Remote::Quota => quota::settle(req, state).await?,
+        }
+    }
+    if !rates.is_empty() {
+        rate_limit_filter::settle(req, state, rates).await?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Daily and monthly request quotas of the caller's tier (UTC calendar days and months),
 //! counted in the key's usage record so they survive restarts.
 
-use super::request::{FilterState, RequestFilter, RequestInfo};
+use super::request::{FilterState, Remote, RequestFilter, RequestInfo};
+use crate::cluster::usage::QuotaAnswer;
 use crate::errors::Denial;
 use crate::usage::QuotaExceeded;
 
@@ -15,23 +16,46 @@ impl RequestFilter for Quota {
     fn check(&self, r: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
         let Some(key) = &state.key else { return Ok(()) };
         let tier = &key.tier.spec;
-        match key
-            .usage
-            .consume_quota(tier.daily_quota, tier.monthly_quota, r.now.unix_secs)
-        {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let (reason, reset) = match e {
-                    QuotaExceeded::Daily { reset_in } => ("quota_daily", reset_in),
-                    QuotaExceeded::Monthly { reset_in } => ("quota_monthly", reset_in),
-                };
-                Err(
-                    Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
-                        .check(reason)
-                        .header(http::header::RETRY_AFTER, reset.as_secs().max(1).to_string()),
-                )
-            }
+        if r.policy.cluster.is_some() && (tier.daily_quota.is_some() || tier.monthly_quota.is_some()) {
+            // Counted in Redis for the fleet before the next filter runs.
+            state.remote.push(Remote::Quota);
+            return Ok(());
         }
+        key.usage
+            .consume_quota(tier.daily_quota, tier.monthly_quota, r.now.unix_secs)
+            .map_err(refusal)
+    }
+}
+
+fn refusal(e: QuotaExceeded) -> Denial {
+    let (reason, reset) = match e {
+        QuotaExceeded::Daily { reset_in } => ("quota_daily", reset_in),
+        QuotaExceeded::Monthly { reset_in } => ("quota_monthly", reset_in),
+    };
+    Denial::new(429, "quota_exceeded", "the request quota of your plan is spent")
+        .check(reason)
+        .header(http::header::RETRY_AFTER, reset.as_secs().max(1).to_string())
+}
+
+/// Counts the request against the tier's quotas in Redis (cluster mode).
+pub async fn settle(r: &RequestInfo<'_>, state: &mut FilterState) -> Result<(), Denial> {
+    let (Some(key), Some(cluster)) = (&state.key, &r.policy.cluster) else {
+        return Ok(());
+    };
+    match cluster
+        .quotas
+        .consume(cluster, &key.spec.id, &key.tier.spec, r.now.unix_secs)
+        .await
+    {
+        QuotaAnswer::Counted => Ok(()),
+        QuotaAnswer::Exceeded(e) => Err(refusal(e)),
+        QuotaAnswer::Unavailable => Err(Denial::new(
+            503,
+            "quota_unavailable",
+            "the quota of your plan cannot be checked now; retry later",
+        )
+        .check("quota_unavailable")
+        .header(http::header::RETRY_AFTER, "1".to_string())),
     }
 }
 

@@ -7,12 +7,70 @@
 //! authenticated requests; give anonymous traffic a `client_ip` rule.
 
 use super::rate_limit::Decision;
-use super::request::{FilterState, RateHeaders, RequestFilter, RequestInfo};
+use super::request::{FilterState, RateHeaders, Remote, RequestFilter, RequestInfo};
 use crate::clock::ceil_secs;
 use crate::config::access::Scope;
 use crate::errors::{Denial, Reason};
+use crate::policy::{ApiKey, Route, Rule};
 
 pub struct RateLimit;
+
+/// The bucket key of `rule` for this request, in `out`; `false` if the rule does not count it
+/// (a key scope without a key).
+fn bucket_key(rule: &Rule, r: &RequestInfo<'_>, route: &Route, key: Option<&ApiKey>, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    match rule.spec.scope {
+        Scope::ClientIp => rule.spec.client_key(r.client_ip, out),
+        Scope::Route => out.extend_from_slice(route.spec.name.as_bytes()),
+        Scope::ApiKey | Scope::ApiKeyRoute => {
+            let Some(key) = key else { return false };
+            out.extend_from_slice(key.spec.id.as_bytes());
+            if rule.spec.scope == Scope::ApiKeyRoute {
+                out.push(0);
+                out.extend_from_slice(route.spec.name.as_bytes());
+            }
+        }
+    }
+    true
+}
+
+/// Notes `rule`'s decision in `headers`; a refusal becomes the 429 (with the fields so far).
+fn apply(
+    rule: &Rule,
+    decision: Decision,
+    headers: &mut RateHeaders,
+    rate: &mut Option<RateHeaders>,
+) -> Result<(), Denial> {
+    match decision {
+        Decision::Allow { remaining, reset } => {
+            headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, ceil_secs(reset));
+            if remaining < headers.remaining {
+                headers.remaining = remaining;
+                headers.limit = rule.spec.rate;
+                headers.reset = reset;
+            }
+            Ok(())
+        }
+        Decision::Deny { retry_after, reset } => {
+            headers.push_rule(&rule.policy_item, &rule.spec.name, 0, ceil_secs(reset));
+            headers.limit = rule.spec.rate;
+            headers.remaining = 0;
+            headers.reset = reset;
+            let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
+                .reason(Reason::RateLimit(rule.spec.name.clone()))
+                .header(http::header::RETRY_AFTER, ceil_secs(retry_after).max(1).to_string());
+            d.headers.extend(headers.to_headers());
+            *rate = Some(std::mem::take(headers));
+            Err(d)
+        }
+    }
+}
+
+fn finish(headers: RateHeaders, state: &mut FilterState) {
+    if headers.remaining != u64::MAX {
+        state.rate = Some(headers);
+    }
+}
 
 impl RequestFilter for RateLimit {
     fn name(&self) -> &'static str {
@@ -27,48 +85,57 @@ impl RequestFilter for RateLimit {
         }
         let mut headers = RateHeaders::new();
         let mut key_buf = Vec::with_capacity(64);
-        for rule in route.limiters.iter().chain(tier_rules.iter()) {
-            key_buf.clear();
-            match rule.spec.scope {
-                Scope::ClientIp => rule.spec.client_key(r.client_ip, &mut key_buf),
-                Scope::Route => key_buf.extend_from_slice(route.spec.name.as_bytes()),
-                Scope::ApiKey | Scope::ApiKeyRoute => {
-                    let Some(key) = &state.key else { continue };
-                    key_buf.extend_from_slice(key.spec.id.as_bytes());
-                    if rule.spec.scope == Scope::ApiKeyRoute {
-                        key_buf.push(0);
-                        key_buf.extend_from_slice(route.spec.name.as_bytes());
-                    }
-                }
+        let now = r.now.mono_ns();
+        for (i, rule) in route.limiters.iter().chain(tier_rules.iter()).enumerate() {
+            if !bucket_key(rule, r, route, state.key.as_deref(), &mut key_buf) {
+                continue;
             }
-            match rule.limiter.check(key_buf.as_slice(), r.now.mono_ns()) {
-                Decision::Allow { remaining, reset } => {
-                    headers.push_rule(&rule.policy_item, &rule.spec.name, remaining, ceil_secs(reset));
-                    if remaining < headers.remaining {
-                        headers.remaining = remaining;
-                        headers.limit = rule.spec.rate;
-                        headers.reset = reset;
+            let decision = match &rule.shared {
+                None => rule.limiter.check(key_buf.as_slice(), now),
+                Some(shared) => match shared.take_reserved(&key_buf, now) {
+                    Some(d) => d,
+                    None => {
+                        // Decided in Redis before the next filter runs.
+                        state.remote.push(Remote::Rate {
+                            rule: i,
+                            key: key_buf.clone(),
+                        });
+                        continue;
                     }
-                }
-                Decision::Deny { retry_after, reset } => {
-                    headers.push_rule(&rule.policy_item, &rule.spec.name, 0, ceil_secs(reset));
-                    headers.limit = rule.spec.rate;
-                    headers.remaining = 0;
-                    headers.reset = reset;
-                    let mut d = Denial::new(429, "rate_limited", "too many requests; retry later")
-                        .reason(Reason::RateLimit(rule.spec.name.clone()))
-                        .header(http::header::RETRY_AFTER, ceil_secs(retry_after).max(1).to_string());
-                    d.headers.extend(headers.to_headers());
-                    state.rate = Some(headers);
-                    return Err(d);
-                }
-            }
+                },
+            };
+            apply(rule, decision, &mut headers, &mut state.rate)?;
         }
-        if headers.remaining != u64::MAX {
-            state.rate = Some(headers);
+        if state.remote.is_empty() {
+            finish(headers, state);
+        } else {
+            state.rate_pending = Some(headers);
         }
         Ok(())
     }
+}
+
+/// Decides the shared rules [`RateLimit::check`] left to Redis (cluster mode), in rule order.
+pub async fn settle(
+    r: &RequestInfo<'_>,
+    state: &mut FilterState,
+    pending: Vec<(usize, Vec<u8>)>,
+) -> Result<(), Denial> {
+    let mut headers = state.rate_pending.take().unwrap_or_else(RateHeaders::new);
+    let Some(route) = r.route else { return Ok(()) };
+    let key = state.key.clone();
+    let tier_rules = key.as_ref().map(|k| k.tier.limiters.as_slice()).unwrap_or(&[]);
+    let now = r.now.mono_ns();
+    for (i, bucket) in pending {
+        let Some(rule) = route.limiters.iter().chain(tier_rules.iter()).nth(i) else {
+            continue;
+        };
+        let Some(shared) = &rule.shared else { continue };
+        let decision = shared.decide(&bucket, now).await;
+        apply(rule, decision, &mut headers, &mut state.rate)?;
+    }
+    finish(headers, state);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -318,6 +385,9 @@ api_keys:
             burst: 1,
             max_tracked: 1024,
             ipv6_prefix: 64,
+            shared: false,
+            reserve: 1,
+            on_redis_down: Default::default(),
         };
         assert_eq!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:2:ffff:1:2:3"));
         assert_ne!(key(&spec, "2001:db8:1:2::1"), key(&spec, "2001:db8:1:3::1"));

@@ -43,6 +43,20 @@ pub struct FilterState {
     pub rate: Option<RateHeaders>,
     /// A finding of request inspection in `detect` mode (forwarded, flagged).
     pub finding: Option<crate::inspect::Finding>,
+    /// Decisions a filter left to Redis (cluster mode), settled before the next filter runs.
+    pub remote: Vec<Remote>,
+    /// The rate-limit fields while shared rules are being decided.
+    pub rate_pending: Option<RateHeaders>,
+}
+
+/// A decision that needs Redis (cluster mode): a filter notes it, and the chain awaits it
+/// before the next filter ([`super::phases::request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// Rule `rule` of the route's and the tier's rules (in that order), for bucket `key`.
+    Rate { rule: usize, key: Vec<u8> },
+    /// The caller's key against its tier's quotas.
+    Quota,
 }
 
 /// Rate-limit response fields: the strictest rule plus every rule that applied.

@@ -387,7 +387,7 @@ impl ProxyHttp for Gateway {
             Box::pin(self.serve_log(session, ctx)).await?;
             return Ok(true);
         }
-        match phases::request(&info, &mut ctx.filters) {
+        match phases::request(&info, &mut ctx.filters).await {
             Ok(()) => {
                 if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
                     Box::pin(self.proxy_signed(session, ctx)).await?;

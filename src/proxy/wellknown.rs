@@ -12,14 +12,25 @@ use crate::integrity::anchor::ProofAnswer;
 use crate::integrity::tlog;
 
 impl Gateway {
-    /// The JWKS of every active and retired signing key, cacheable for five minutes.
+    /// The JWKS of every active and retired signing key (in cluster mode, of every live
+    /// instance), cacheable for five minutes (one in cluster mode).
     pub(super) async fn serve_key_directory(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let ring = self.keyring.load();
-        let body = serde_json::to_vec_pretty(&crate::integrity::jwks::directory(&ring))
-            .or_err(ErrorType::InternalError, "jwks")?;
+        let mut directory = crate::integrity::jwks::directory(&ring);
+        let cluster = self.policy.load().cluster.clone();
+        if let Some(c) = &cluster {
+            // Cluster mode: every live instance's keys, so any instance's response verifies.
+            directory = c.fleet.directory(directory);
+        }
+        let body = serde_json::to_vec_pretty(&directory).or_err(ErrorType::InternalError, "jwks")?;
         let doc = Document {
             content_type: "application/http-message-signatures-directory+json",
-            cache_control: "public, max-age=300",
+            // A fleet's directory changes as instances come and go.
+            cache_control: if cluster.is_some() {
+                "public, max-age=60"
+            } else {
+                "public, max-age=300"
+            },
             signed: true,
         };
         self.write_document(session, ctx, body, doc).await

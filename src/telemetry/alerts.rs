@@ -437,6 +437,11 @@ pub fn observe<'a>(live: &LiveState<'_>, rules: &'a [AlertRule], now: Instant) -
                     });
                 }
             }
+            AlertMetric::RedisUnavailable => out.push(Observation {
+                rule,
+                labels: BTreeMap::new(),
+                value: Some(if crate::cluster::unavailable() { 1.0 } else { 0.0 }),
+            }),
             AlertMetric::ConfigReloadFailed => out.push(Observation {
                 rule,
                 labels: BTreeMap::new(),

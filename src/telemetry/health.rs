@@ -55,7 +55,8 @@ impl Health {
 /// - critical: a critical alert is firing, or a pool has no peer left (its routes can only
 ///   answer 502);
 /// - unhealthy: a critical alert is pending (its condition holds, its `for` has not elapsed);
-/// - degraded: a warning alert is firing, the last reload failed, or a pool lost some peers;
+/// - degraded: a warning alert is firing, the last reload failed, a pool lost some peers, or
+///   Redis is unreachable in cluster mode;
 /// - healthy otherwise (info alerts are listed but change nothing).
 ///
 /// An acknowledged alert still counts: acknowledging says someone is on it, not that it is fixed.
@@ -125,6 +126,12 @@ fn health(alerts: &AlertEngine, runtime: &Runtime, started: SystemTime) -> (Heal
         // Batch-signed responses cannot be released while their roots cannot be logged.
         status = status.max(HealthStatus::Critical);
         reasons.push("anchor log unwritable: batch-signed responses go out unsigned".to_string());
+    }
+    if crate::cluster::unavailable() {
+        status = status.max(HealthStatus::Degraded);
+        reasons.push(
+            "redis unreachable: shared rate limits and quotas decide by their fallbacks (on_redis_down)".to_string(),
+        );
     }
     let policy = runtime.policy.load();
     let now = mono_ms();

@@ -140,6 +140,35 @@ fn describe() {
         "Access-log lines dropped because the writer fell behind"
     );
     describe_gauge!("quantumvault_start_time_seconds", "Unix time the process started");
+    describe_gauge!(
+        "quantumvault_cluster_breaker_open",
+        "1 while the Redis circuit breaker is open (Redis unreachable: shared limits and quotas use their fallbacks)"
+    );
+    describe_counter!(
+        "quantumvault_cluster_breaker_switches_total",
+        "Redis circuit breaker switches, by the state switched to"
+    );
+    describe_counter!(
+        "quantumvault_cluster_calls_total",
+        "Redis calls on the request path by operation and result (ok, error, timeout, skipped, not_connected)"
+    );
+    describe_histogram!(
+        "quantumvault_cluster_call_seconds",
+        Unit::Seconds,
+        "Latency of Redis calls on the request path, by operation"
+    );
+    describe_counter!(
+        "quantumvault_cluster_fallback_total",
+        "Decisions of shared rate limits and quotas made without Redis, by rule and decision"
+    );
+    describe_counter!(
+        "quantumvault_cluster_usage_flush_failures_total",
+        "Usage flushes to Redis that failed (retried with the next)"
+    );
+    describe_gauge!(
+        "quantumvault_cluster_instances",
+        "Gateway instances alive in the fleet's key directory"
+    );
     describe_counter!(
         "quantumvault_connections_dropped_total",
         "Connections closed at accept because ip_filter.drop_connections denies the peer"
@@ -410,6 +439,59 @@ pub fn signed(alg: &'static str, started: Instant) {
 /// The statistics series of anchor-log appends (`/stats` signing latency, the
 /// `anchor_failure_rate` alert metric).
 pub const ANCHOR_SERIES: &str = "anchor-log";
+
+/// Cluster mode started: its series exist from the start (at zero).
+pub fn cluster_started() {
+    gauge!("quantumvault_cluster_breaker_open").set(0.0);
+    for to in ["open", "closed"] {
+        counter!("quantumvault_cluster_breaker_switches_total", "to" => to).increment(0);
+    }
+    counter!("quantumvault_cluster_usage_flush_failures_total").increment(0);
+    gauge!("quantumvault_cluster_instances").set(1.0);
+    cluster_fallback_rule("quota");
+}
+
+/// A shared rule's fallback series exist from its first policy (at zero).
+pub fn cluster_fallback_rule(rule: &str) {
+    for decision in ["allow", "deny"] {
+        counter!("quantumvault_cluster_fallback_total", "rule" => rule.to_string(), "decision" => decision)
+            .increment(0);
+    }
+}
+
+/// The Redis breaker opened (`true`) or closed.
+pub fn cluster_breaker(open: bool) {
+    gauge!("quantumvault_cluster_breaker_open").set(if open { 1.0 } else { 0.0 });
+    counter!("quantumvault_cluster_breaker_switches_total", "to" => if open { "open" } else { "closed" }).increment(1);
+}
+
+/// One Redis call on a request's path: `result` is ok, error, timeout, skipped (breaker open)
+/// or not_connected; the latency of calls that were made.
+pub fn cluster_call(op: &'static str, result: &'static str, took: Option<Duration>) {
+    counter!("quantumvault_cluster_calls_total", "op" => op, "result" => result).increment(1);
+    if let Some(t) = took {
+        histogram!("quantumvault_cluster_call_seconds", "op" => op).record(t.as_secs_f64());
+    }
+}
+
+/// A shared rate limit (`rule`) or a quota (`quota`) decided without Redis.
+pub fn cluster_fallback(rule: &str, allowed: bool) {
+    counter!(
+        "quantumvault_cluster_fallback_total",
+        "rule" => rule.to_string(),
+        "decision" => if allowed { "allow" } else { "deny" }
+    )
+    .increment(1);
+}
+
+pub fn cluster_usage_flush_failed() {
+    counter!("quantumvault_cluster_usage_flush_failures_total").increment(1);
+}
+
+/// Instances alive in the fleet's key directory.
+pub fn cluster_instances(n: u32) {
+    gauge!("quantumvault_cluster_instances").set(f64::from(n));
+}
 
 /// `n` signed batches were appended to the anchor log and made durable.
 pub fn anchored(n: usize, started: Instant) {

@@ -4,6 +4,7 @@ mod access;
 mod alerts;
 mod batch;
 mod canonical;
+mod cluster;
 mod common;
 mod core;
 mod engines;

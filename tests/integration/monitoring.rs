@@ -73,7 +73,7 @@ fn rules_dashboard_and_live_scrape_agree() {
     let up = echo("u");
     let policy = format!(
         r#"rate_limits:
-  - {{ name: tight, scope: client_ip, rate: 1, per: 1h }}
+  - {{ name: tight, scope: client_ip, rate: 1, per: 1h, shared: true }}
 upstreams:
   - {{ name: u, peers: ["{}"], health_check: {{ path: /, interval: 200ms }} }}
   - {{ name: dead, peers: ["{}"] }}
@@ -92,7 +92,13 @@ routes:
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("k");
     std::fs::write(&key_file, "7a".repeat(32)).unwrap();
-    let extra = format!("keys:\n  key_file: {}\n  lifetime: 30d\n", key_file.display());
+    // In cluster mode (a real redis-server), so that the cluster panels' series are live too.
+    let redis = crate::cluster::Redis::start(dir.path(), &[]);
+    let extra = format!(
+        "keys:\n  key_file: {}\n  lifetime: 30d\ncluster:\n  redis: [\"{}\"]\n  instance: mon\n",
+        key_file.display(),
+        redis.url()
+    );
     let gw = Gateway::start_with_pre(&policy, &extra, |conf| {
         keys_init(conf);
     });

@@ -38,6 +38,16 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
+    /// Prefixes the response-signing key ids with `instance/` (cluster mode).
+    pub fn name_instance(&mut self, instance: &str) {
+        for s in &mut self.signers {
+            s.keyid = format!("{instance}/{}", s.keyid);
+        }
+        for k in &mut self.published {
+            k.keyid = format!("{instance}/{}", k.keyid);
+        }
+    }
+
     pub fn signer(&self, alg: SigAlg) -> Option<&PrimarySigner> {
         self.signers.iter().find(|s| s.signer.alg() == alg)
     }

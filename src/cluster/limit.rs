@@ -1,0 +1,197 @@
+//! Shared rate limits (`shared: true` on a rate limit): one GCRA bucket per key in Redis, decided
+//! atomically by a script that reads Redis's own clock (`TIME`), so every instance spends the
+//! same bucket and clocks of the instances do not matter.
+//!
+//! Reservation (`reserve: N`, default 1): a call may take up to N tokens at once and spend the
+//! rest locally, for hot keys. Redis never grants more than the bucket holds, so reservations
+//! never admit more than the limit; a reserved token expires unused after the time the bucket
+//! takes to refill N tokens, so at most instances × (N − 1) tokens of a key go unused per
+//! that time.
+//!
+//! While Redis is unreachable (an error, the deadline, or the breaker open), `on_redis_down`
+//! decides: `local` (the default) counts on a local limiter at limit ÷ instances; `deny`
+//! refuses with 429 and a Retry-After of the breaker's probe interval.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::Cluster;
+use crate::config::access::OnRedisDown;
+use crate::config::RateLimitSpec;
+use crate::filters::rate_limit::{Decision, RateLimiter};
+
+/// KEYS[1]: the bucket. ARGV: emission interval and bucket size in µs, tokens wanted.
+/// Returns granted tokens, tokens left after them, µs until the bucket is full again, and (when
+/// nothing was granted) µs until one token is there.
+static GCRA: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local avail = math.floor((capacity - (tat - now)) / emission)
+if avail < 1 then
+  return {0, 0, tat - now, tat - now + emission - capacity}
+end
+local granted = math.min(want, avail)
+tat = tat + granted * emission
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+return {granted, avail - granted, tat - now, 0}
+",
+    )
+});
+
+struct Reservation {
+    left: u32,
+    /// Monotonic ns after which the tokens are not spent.
+    expires_ns: u64,
+    remaining: u64,
+    reset: Duration,
+}
+
+pub struct SharedLimit {
+    cluster: Arc<Cluster>,
+    /// `qv:rl:{rule name}:` and the key in hex.
+    prefix: String,
+    emission_us: u64,
+    capacity_us: u64,
+    reserve: u32,
+    on_down: OnRedisDown,
+    spec: RateLimitSpec,
+    /// The fallback limiter and the fleet size it was made for.
+    fallback: ArcSwap<(u32, Arc<RateLimiter>)>,
+    reservations: Mutex<HashMap<Vec<u8>, Reservation>>,
+}
+
+/// Keys of one rule with reserved tokens, at most (older ones are dropped first).
+const MAX_RESERVATIONS: usize = 65_536;
+
+fn fallback_limiter(spec: &RateLimitSpec, instances: u32) -> Arc<RateLimiter> {
+    let n = u64::from(instances.max(1));
+    // rate ÷ n per `per` is rate per n × `per`.
+    Arc::new(RateLimiter::new(
+        spec.rate,
+        spec.per * instances.max(1),
+        (spec.burst / n).max(1),
+        spec.max_tracked,
+    ))
+}
+
+impl SharedLimit {
+    pub fn new(cluster: Arc<Cluster>, spec: &RateLimitSpec) -> SharedLimit {
+        let emission_us = (spec.per.as_micros() / u128::from(spec.rate.max(1))).max(1) as u64;
+        let instances = cluster.instances();
+        crate::telemetry::metrics::cluster_fallback_rule(&spec.name);
+        SharedLimit {
+            prefix: format!("qv:rl:{}:", spec.name),
+            emission_us,
+            capacity_us: emission_us.saturating_mul(spec.burst.max(1)),
+            reserve: spec.reserve.max(1),
+            on_down: spec.on_redis_down,
+            fallback: ArcSwap::from_pointee((instances, fallback_limiter(spec, instances))),
+            spec: spec.clone(),
+            cluster,
+            reservations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A decision without Redis, if this key holds reserved tokens.
+    pub fn take_reserved(&self, key: &[u8], now_ns: u64) -> Option<Decision> {
+        if self.reserve <= 1 {
+            return None;
+        }
+        let mut map = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
+        let r = map.get_mut(key)?;
+        if r.left == 0 || now_ns >= r.expires_ns {
+            map.remove(key);
+            return None;
+        }
+        r.left -= 1;
+        Some(Decision::Allow {
+            remaining: r.remaining + u64::from(r.left),
+            reset: r.reset,
+        })
+    }
+
+    /// Decides in Redis, or by the fallback if Redis does not answer in time.
+    pub async fn decide(&self, key: &[u8], now_ns: u64) -> Decision {
+        let mut redis_key = String::with_capacity(self.prefix.len() + 2 * key.len());
+        redis_key.push_str(&self.prefix);
+        redis_key.push_str(&hex::encode(key));
+        let (e, c, want) = (self.emission_us, self.capacity_us, self.reserve);
+        let answer = self
+            .cluster
+            .call("rate_limit", |mut link| async move {
+                GCRA.key(redis_key)
+                    .arg(e)
+                    .arg(c)
+                    .arg(want)
+                    .invoke_async::<(i64, i64, i64, i64)>(&mut link)
+                    .await
+            })
+            .await;
+        match answer {
+            Ok((granted, left, reset_us, _)) if granted >= 1 => {
+                let reset = Duration::from_micros(reset_us.max(0) as u64);
+                let remaining = left.max(0) as u64;
+                if granted > 1 {
+                    let mut map = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
+                    if map.len() >= MAX_RESERVATIONS {
+                        map.retain(|_, r| r.expires_ns > now_ns);
+                        if map.len() >= MAX_RESERVATIONS {
+                            map.clear();
+                        }
+                    }
+                    map.insert(
+                        key.to_vec(),
+                        Reservation {
+                            left: (granted - 1) as u32,
+                            expires_ns: now_ns + (granted as u64 - 1) * self.emission_us * 1000,
+                            remaining,
+                            reset,
+                        },
+                    );
+                }
+                Decision::Allow {
+                    remaining: remaining + (granted as u64 - 1),
+                    reset,
+                }
+            }
+            Ok((_, _, reset_us, retry_us)) => Decision::Deny {
+                retry_after: Duration::from_micros(retry_us.max(1) as u64),
+                reset: Duration::from_micros(reset_us.max(0) as u64),
+            },
+            Err(_) => self.fall_back(key, now_ns),
+        }
+    }
+
+    fn fall_back(&self, key: &[u8], now_ns: u64) -> Decision {
+        let decision = match self.on_down {
+            OnRedisDown::Local => {
+                let instances = self.cluster.instances();
+                let current = self.fallback.load();
+                let limiter = if current.0 == instances {
+                    current.1.clone()
+                } else {
+                    let l = fallback_limiter(&self.spec, instances);
+                    self.fallback.store(Arc::new((instances, l.clone())));
+                    l
+                };
+                limiter.check(key, now_ns)
+            }
+            OnRedisDown::Deny => Decision::Deny {
+                retry_after: self.cluster.config.breaker_probe.max(Duration::from_secs(1)),
+                reset: self.spec.per,
+            },
+        };
+        crate::telemetry::metrics::cluster_fallback(&self.spec.name, matches!(decision, Decision::Allow { .. }));
+        decision
+    }
+}
