@@ -75,7 +75,8 @@ impl Redis {
             .expect("redis-server (apt-get install redis-server)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !redis_cmd(self.port, &["PING"]).is_ok_and(|r| r.starts_with("+PONG")) {
+        // (A server with a password answers -NOAUTH: it is up.)
+        while !redis_cmd(self.port, &["PING"]).is_ok_and(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH")) {
             assert!(Instant::now() < deadline, "redis-server on {} did not start", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -233,12 +234,26 @@ fn shared_limits_and_quotas_hold_across_two_gateways(addresses: Vec<String>, mod
     let p = policy(up.addr());
     let a = Gateway::start_with(&p, &cluster_yaml(&addresses, mode, "gw-a", ""));
     let b = Gateway::start_with(&p, &cluster_yaml(&addresses, mode, "gw-b", ""));
-    // One bucket of 40 for the fleet (refilling one token every 90 s): 40 of 120 pass.
+    // One bucket of 40 for the fleet (refilling one token every 90 s). The rate-limit fields
+    // count the fleet's bucket: b's answer follows a's.
+    let first = send(&agent(), "GET", &a.url("/shared/x"), &[]).unwrap();
+    assert_eq!(first.header("ratelimit"), Some("\"fleet\";r=39;t=90"), "{mode}");
+    assert_eq!(first.header("x-ratelimit-limit"), Some("40"));
+    let second = send(&agent(), "GET", &b.url("/shared/x"), &[]).unwrap();
+    assert_eq!(second.header("ratelimit"), Some("\"fleet\";r=38;t=180"), "{mode}");
+    assert_eq!(second.header("x-ratelimit-remaining"), Some("38"));
+    // 38 more of 120 pass.
     let shared = admitted(&[&a, &b], "/shared/x", 120, &[]);
     assert!(
-        (40..=42).contains(&shared),
-        "{mode}: shared limit admitted {shared} of 120 (limit 40)"
+        (38..=40).contains(&shared),
+        "{mode}: shared limit admitted {} of 122 (limit 40)",
+        shared + 2
     );
+    let refused = send(&agent(), "GET", &b.url("/shared/x"), &[]).unwrap();
+    assert_eq!(refused.status, 429);
+    assert!(refused
+        .header("retry-after")
+        .is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
     // Reservations of 5 tokens never admit more than the bucket.
     let reserved = admitted(&[&a, &b], "/reserved/x", 120, &[]);
     assert!(
@@ -468,4 +483,109 @@ fn a_response_of_one_instance_verifies_with_the_other_instances_directory() {
         .collect();
     let own_path = crate::signing::write_json(work.path(), "own.json", &serde_json::json!({"keys": own}));
     assert_ne!(crate::signing::qv_verify(&ex, &own_path).0, 0);
+}
+
+/// The quota counters are per UTC day: spent on one day, counted afresh the next (the script
+/// and the key names, driven here with two times; the gateway passes its request time).
+#[test]
+fn a_fleet_quota_resets_with_its_utc_window() {
+    use quantumvault::config::cluster::{ClusterConfig, RedisMode};
+    use quantumvault::config::TierSpec;
+    let work = tempfile::tempdir().unwrap();
+    let redis = Redis::start(work.path(), &[]);
+    let config = ClusterConfig {
+        addresses: vec![redis.url()],
+        mode: RedisMode::Single,
+        username: None,
+        password: None,
+        tls: false,
+        timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        instance: "t".into(),
+        instances: None,
+        usage_flush: Duration::from_secs(2),
+        breaker_failures: 5,
+        breaker_probe: Duration::from_millis(250),
+        key_ttl: Duration::from_secs(60),
+    };
+    let cluster = quantumvault::cluster::Cluster::start(&config).unwrap();
+    let tier = TierSpec {
+        name: "t".into(),
+        rate_limits: vec![],
+        daily_quota: Some(3),
+        monthly_quota: Some(5),
+        quota_on_redis_down: Default::default(),
+        routes: None,
+        methods: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 2027-11-30 23:59:00 UTC, then the next day (a new month too). In the future: counters
+    // expire a day after their window, and Redis drops a key whose expiry has passed.
+    let nov_30 = 21_152 * 86_400 + 86_340;
+    let dec_1 = nov_30 + 120;
+    let spend = |t: u64| rt.block_on(cluster.quotas.consume(&cluster, "k", &tier, t));
+    use quantumvault::cluster::usage::QuotaAnswer;
+    let counted = |a: &QuotaAnswer| matches!(a, QuotaAnswer::Counted);
+    let day1: Vec<bool> = (0..4).map(|_| counted(&spend(nov_30))).collect();
+    assert_eq!(day1, [true, true, true, false], "3 a day");
+    match spend(nov_30) {
+        QuotaAnswer::Exceeded(quantumvault::usage::QuotaExceeded::Daily { reset_in }) => {
+            assert_eq!(reset_in, Duration::from_secs(60))
+        }
+        _ => panic!("the daily quota is spent"),
+    }
+    // A new day and month: counted afresh.
+    let day2: Vec<bool> = (0..4).map(|_| counted(&spend(dec_1))).collect();
+    assert_eq!(day2, [true, true, true, false]);
+    // The monthly quota (5) spans days: two more on Dec 2, then the month is spent.
+    let dec_2 = dec_1 + 86_400;
+    let day3: Vec<bool> = (0..3).map(|_| counted(&spend(dec_2))).collect();
+    assert_eq!(day3, [true, true, false], "3 of December's 5 were spent on the 1st");
+}
+
+/// A Redis that requires a password: the gateway reads it from `password_file`, and a wrong
+/// one is an error (fallbacks), never a silent success.
+#[test]
+fn the_redis_password_comes_from_a_file() {
+    let work = tempfile::tempdir().unwrap();
+    let secret = "s3cret-for-the-test";
+    let redis = Redis::start(work.path(), &["--requirepass", secret]);
+    let up = echo("u");
+    let good = work.path().join("redis.pass");
+    std::fs::write(&good, format!("{secret}\n")).unwrap();
+    let bad = work.path().join("wrong.pass");
+    std::fs::write(&bad, "not-it\n").unwrap();
+    let conf = |file: &Path| {
+        cluster_yaml(
+            &[redis.url()],
+            "single",
+            "gw-a",
+            &format!("  password_file: {}\n", file.display()),
+        )
+    };
+    let gw = Gateway::start_with(&policy(up.addr()), &conf(&good));
+    for _ in 0..3 {
+        assert_eq!(status(&gw.url("/strict/x"), &[]), 200);
+    }
+    assert_eq!(
+        metric(&gw, "quantumvault_cluster_calls_total{op=\"rate_limit\",result=\"ok\"}"),
+        3.0
+    );
+    assert!(!gw.stderr().contains(secret), "the password is never logged");
+    let wrong = Gateway::start_with(&policy(up.addr()), &conf(&bad));
+    assert_eq!(
+        status(&wrong.url("/strict/x"), &[]),
+        429,
+        "fail closed: Redis refused us"
+    );
+    assert_eq!(
+        metric(
+            &wrong,
+            "quantumvault_cluster_calls_total{op=\"rate_limit\",result=\"ok\"}"
+        ),
+        0.0
+    );
 }
