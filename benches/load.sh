@@ -267,6 +267,8 @@ if [ -n "$COMPARE" ]; then
   done
 fi
 echo "gateway/baseline throughput ratio: $ratio"
+# A scenario may add figures of its own (say, the CPU of a server it started).
+if declare -F scenario_report >/dev/null; then scenario_report; fi
 
 # RATES="10 50 100" (with a COMPARE scenario): after the rounds, load both gateways at each
 # percentage of the gateway's measured peak (the median above). Below 100% each wrk connection

@@ -18,8 +18,16 @@ for _ in $(seq 100); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && break; 
 cat >> "$WORK/gw/gateway.yaml" <<YAML
 cluster: {redis: ["redis://127.0.0.1:$REDIS_PORT"], instance: bench, timeout: 50ms}
 YAML
-sed -i 's/{name: per-key, scope: api_key, rate: 100000000, per: 1s}/{name: per-key, scope: api_key, rate: 100000000, per: 1s, shared: true}/; s/, daily_quota: 1000000000//' "$WORK/gw/policies/bench.yaml"
+# SHARED_RESERVE=N: the shared limit takes N tokens per Redis call (`reserve`).
+RESERVE=${SHARED_RESERVE:+, reserve: $SHARED_RESERVE}
+sed -i "s/{name: per-key, scope: api_key, rate: 100000000, per: 1s}/{name: per-key, scope: api_key, rate: 100000000, per: 1s, shared: true$RESERVE}/; s/, daily_quota: 1000000000//" "$WORK/gw/policies/bench.yaml"
 grep -q "shared: true" "$WORK/gw/policies/bench.yaml" || { echo "shared.sh: the filters policy changed" >&2; exit 1; }
 COMPARE_SED='s/^//'
-COMPARE_POLICY_SED='s/, shared: true//'
+COMPARE_POLICY_SED="s/, shared: true$RESERVE//"
 COMPARE_NAME="same, local limit"
+# Redis runs on the same two cores: its CPU per call, from its own counters.
+scenario_report() {
+  redis-cli -p $REDIS_PORT info > "$WORK/redis/info.txt"
+  awk -F: '/^used_cpu_sys:/ {s=$2} /^used_cpu_user:/ {u=$2} /^total_commands_processed:/ {n=$2}
+    END {printf "redis-server: %d commands, %.1f us of CPU each (on the same cores)\n", n, (s + u) * 1e6 / n}' "$WORK/redis/info.txt"
+}

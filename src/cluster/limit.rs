@@ -3,10 +3,10 @@
 //! same bucket and clocks of the instances do not matter.
 //!
 //! Reservation (`reserve: N`, default 1): a call may take up to N tokens at once and spend the
-//! rest locally, for hot keys. Redis never grants more than the bucket holds, so reservations
-//! never admit more than the limit; a reserved token expires unused after the time the bucket
-//! takes to refill N tokens, so at most instances × (N − 1) tokens of a key go unused per
-//! that time.
+//! rest locally, for hot keys. Redis never grants more than the bucket holds, so the fleet never
+//! admits more tokens than Redis granted; a reserved token expires unused after the time the
+//! bucket takes to refill N tokens (at least 1 s), so at most instances × (N − 1) tokens of a key
+//! go unused per that time, and a token is spent at most that long after it was granted.
 //!
 //! While Redis is unreachable (an error, the deadline, or the breaker open), `on_redis_down`
 //! decides: `local` (the default) counts on a local limiter at limit ÷ instances; `deny`
@@ -69,6 +69,9 @@ pub struct SharedLimit {
     fallback: ArcSwap<(u32, Arc<RateLimiter>)>,
     reservations: Mutex<HashMap<Vec<u8>, Reservation>>,
 }
+
+/// Reserved tokens may be spent for at least this long after Redis granted them.
+const MIN_RESERVATION: Duration = Duration::from_secs(1);
 
 /// Keys of one rule with reserved tokens, at most (older ones are dropped first).
 const MAX_RESERVATIONS: usize = 65_536;
@@ -149,15 +152,28 @@ impl SharedLimit {
                             map.clear();
                         }
                     }
-                    map.insert(
-                        key.to_vec(),
-                        Reservation {
-                            left: (granted - 1) as u32,
-                            expires_ns: now_ns + (granted as u64 - 1) * self.emission_us * 1000,
-                            remaining,
-                            reset,
-                        },
-                    );
+                    let extra = (granted - 1) as u32;
+                    let expires_ns = now_ns + self.reservation_ns(u64::from(extra));
+                    match map.get_mut(key) {
+                        // Calls that ran at once each reserved: their tokens add up, none is
+                        // thrown away.
+                        Some(r) if r.expires_ns > now_ns => {
+                            r.left += extra;
+                            r.expires_ns = r.expires_ns.max(expires_ns);
+                            (r.remaining, r.reset) = (remaining, reset);
+                        }
+                        _ => {
+                            map.insert(
+                                key.to_vec(),
+                                Reservation {
+                                    left: extra,
+                                    expires_ns,
+                                    remaining,
+                                    reset,
+                                },
+                            );
+                        }
+                    }
                 }
                 Decision::Allow {
                     remaining: remaining + (granted as u64 - 1),
@@ -170,6 +186,12 @@ impl SharedLimit {
             },
             Err(_) => self.fall_back(key, now_ns),
         }
+    }
+
+    /// How long reserved tokens may be spent: the time the bucket takes to refill them, but at
+    /// least `MIN_RESERVATION` (for fast limits, that time is microseconds).
+    fn reservation_ns(&self, tokens: u64) -> u64 {
+        (tokens * self.emission_us * 1000).max(MIN_RESERVATION.as_nanos() as u64)
     }
 
     fn fall_back(&self, key: &[u8], now_ns: u64) -> Decision {
