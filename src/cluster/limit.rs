@@ -184,7 +184,13 @@ impl SharedLimit {
                 retry_after: Duration::from_micros(retry_us.max(1) as u64),
                 reset: Duration::from_micros(reset_us.max(0) as u64),
             },
-            Err(_) => self.fall_back(key, now_ns),
+            Err(e) => {
+                log::debug!(
+                    "rate limit {}: no answer from Redis ({e:?}), decided by the fallback",
+                    self.spec.name
+                );
+                self.fall_back(key, now_ns)
+            }
         }
     }
 

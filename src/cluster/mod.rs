@@ -45,6 +45,8 @@ pub fn unavailable() -> bool {
 pub enum ClusterError {
     #[error("cluster.password_file {path}: {message}")]
     PasswordFile { path: String, message: String },
+    #[error("cluster.ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
     #[error("cluster.password_env: the environment variable {0} is not set")]
     PasswordEnv(String),
     #[error("cluster.redis: {0}")]
@@ -190,9 +192,28 @@ impl Cluster {
             .map_err(|e| ClusterError::Thread(e.to_string()))?
             .map_err(ClusterError::Thread)?;
         let client_err = |e: redis::RedisError| ClusterError::Client(e.to_string());
+        // `tls: true` makes every address a TLS one.
+        let addresses: Vec<String> = config
+            .addresses
+            .iter()
+            .map(|a| match a.strip_prefix("redis://") {
+                Some(rest) if config.tls => format!("rediss://{rest}"),
+                _ => a.clone(),
+            })
+            .collect();
+        let certs = match &config.ca_file {
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(path).map_err(|e| ClusterError::CaFile {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?),
+            }),
+            None => None,
+        };
         let connector = match config.mode {
             RedisMode::Single => {
-                let mut info = config.addresses[0].as_str().into_connection_info().map_err(client_err)?;
+                let mut info = addresses[0].as_str().into_connection_info().map_err(client_err)?;
                 let mut settings = info.redis_settings().clone();
                 if let Some(u) = &config.username {
                     settings = settings.set_username(u);
@@ -201,7 +222,11 @@ impl Cluster {
                     settings = settings.set_password(p);
                 }
                 info = info.set_redis_settings(settings);
-                let client = redis::Client::open(info).map_err(client_err)?;
+                let client = match certs {
+                    Some(c) => redis::Client::build_with_tls(info, c),
+                    None => redis::Client::open(info),
+                }
+                .map_err(client_err)?;
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.timeout.max(Duration::from_millis(100))))
@@ -210,7 +235,7 @@ impl Cluster {
                 Connector::Single(client, manager_config)
             }
             RedisMode::Cluster => {
-                let mut b = redis::cluster::ClusterClientBuilder::new(config.addresses.clone())
+                let mut b = redis::cluster::ClusterClientBuilder::new(addresses)
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(config.timeout.max(Duration::from_millis(100)))
                     .retries(1);
@@ -222,6 +247,9 @@ impl Cluster {
                 }
                 if config.tls {
                     b = b.tls(redis::TlsMode::Secure);
+                }
+                if let Some(c) = certs {
+                    b = b.certs(c);
                 }
                 Connector::Cluster(b.build().map_err(client_err)?)
             }
@@ -299,11 +327,15 @@ impl Cluster {
             }
             Ok(Err(e)) => {
                 log::debug!("cluster: {op}: {e}");
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                    self.forget_link();
+                }
                 self.failed(now);
                 crate::telemetry::metrics::cluster_call(op, "error", Some(started.elapsed()));
                 Err(Unavailable::Error)
             }
             Err(_) => {
+                self.forget_link();
                 self.failed(now);
                 crate::telemetry::metrics::cluster_call(op, "timeout", Some(started.elapsed()));
                 Err(Unavailable::Timeout)
@@ -329,6 +361,16 @@ impl Cluster {
                 Err(Unavailable::Error)
             }
             Err(_) => Err(Unavailable::Timeout),
+        }
+    }
+
+    /// After a connection error or a deadline, the next call on this thread opens a fresh
+    /// single-node connection (within its own deadline) instead of waiting out the old one's
+    /// reconnect schedule: after an outage every thread is back with its first call. A cluster
+    /// connection reconnects its nodes itself, and one dead master must not reset the others.
+    fn forget_link(&self) {
+        if matches!(self.connector, Connector::Single(..)) {
+            LINKS.with(|l| l.borrow_mut().retain(|(id, _)| *id != self.id));
         }
     }
 

@@ -27,6 +27,9 @@ pub(super) struct RawCluster {
     /// TLS to Redis (`rediss://`); the addresses may also say so themselves.
     #[serde(default)]
     tls: bool,
+    /// PEM file of the CA(s) that sign Redis's certificate; default: the system's roots.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
     #[serde(default = "d_timeout", deserialize_with = "de::duration")]
     timeout: Duration,
     #[serde(default = "d_connect_timeout", deserialize_with = "de::duration")]
@@ -87,6 +90,8 @@ pub struct ClusterConfig {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub tls: bool,
+    /// With TLS: the CA(s) Redis's certificate must chain to (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
     /// The deadline of every Redis call on a request's path.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -163,6 +168,9 @@ impl RawCluster {
         if self.key_ttl < Duration::from_secs(5) {
             errors.push(file.error("cluster.key_ttl", "at least 5s"));
         }
+        if self.ca_file.is_some() && !(self.tls || self.redis.iter().any(|a| a.starts_with("rediss://"))) {
+            errors.push(file.error("cluster.ca_file", "applies with tls: true or rediss:// addresses"));
+        }
         if self.instances == Some(0) {
             errors.push(file.error("cluster.instances", "at least 1"));
         }
@@ -185,6 +193,7 @@ impl RawCluster {
                 (None, None) => None,
             },
             tls: self.tls || self.redis.iter().any(|a| a.starts_with("rediss://")),
+            ca_file: self.ca_file.as_deref().map(resolve),
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             instance,

@@ -151,9 +151,12 @@ fn cluster_yaml(addresses: &[String], mode: &str, instance: &str, extra: &str) -
 }
 
 const KEY_A: &str = "qv_clustertest_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// A key whose tier's quota fails closed.
+const KEY_B: &str = "qv_clustertest_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 fn policy(up: SocketAddr) -> String {
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(KEY_A.as_bytes()));
+    let sha_b = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(KEY_B.as_bytes()));
     format!(
         r#"upstreams:
   - {{ name: u, peers: ["{up}"] }}
@@ -167,8 +170,10 @@ rate_limits:
 {slot_rules}tiers:
   - {{ name: metered, daily_quota: 12 }}
   - {{ name: big, rate_limits: [per-key] }}
+  - {{ name: strictq, daily_quota: 1000, quota_on_redis_down: deny }}
 api_keys:
   - {{ id: a, name: a, tier: metered, sha256: "{sha}", created: '2026-01-01T00:00:00Z' }}
+  - {{ id: b, name: b, tier: strictq, sha256: "{sha_b}", created: '2026-01-01T00:00:00Z' }}
 routes:
   - {{ name: shared, path_prefix: /shared/, upstream: u, rate_limits: [fleet] }}
   - {{ name: reserved, path_prefix: /reserved/, upstream: u, rate_limits: [fleet-reserve] }}
@@ -349,10 +354,17 @@ fn redis_killed_under_load_falls_back_then_recovers() {
     println!("redis down: slowest request {slowest:?} (deadline 50 ms)");
     assert_eq!((open_ok, strict_refused), (40, 40));
     assert!(slowest < Duration::from_millis(1000), "a request waited {slowest:?}");
-    // Quota fallback (local share): counted here while Redis is away.
+    // Quota fallback (local share): counted here while Redis is away; a tier that fails
+    // closed answers 503.
     for _ in 0..3 {
         assert_eq!(status(&gw.url("/metered/x"), &key), 200);
     }
+    let closed = send(&agent(), "GET", &gw.url("/metered/x"), &[("X-API-Key", KEY_B)]).unwrap();
+    assert_eq!(
+        (closed.status, closed.json()["error"].as_str()),
+        (503, Some("quota_unavailable"))
+    );
+    assert_eq!(closed.header("retry-after"), Some("1"));
     let h = gw.health();
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(h.to_string().contains("redis unreachable"), "{h}");
@@ -499,6 +511,7 @@ fn a_fleet_quota_resets_with_its_utc_window() {
         username: None,
         password: None,
         tls: false,
+        ca_file: None,
         timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(500),
         instance: "t".into(),
@@ -588,4 +601,47 @@ fn the_redis_password_comes_from_a_file() {
         ),
         0.0
     );
+}
+
+/// Redis over TLS: the certificate must chain to `ca_file`; a gateway trusting another CA gets
+/// no answer from Redis (the strict rule fails closed).
+#[test]
+fn redis_over_tls_checks_the_certificate() {
+    let work = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(work.path());
+    let tls_port = free_port();
+    let p = |f: &str| work.path().join(f).display().to_string();
+    let (cert, key, ca) = (p("cert.pem"), p("key.pem"), p("ca.pem"));
+    let redis = Redis::start(
+        work.path(),
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let up = echo("u");
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    let conf = |ca: &str| cluster_yaml(&[url.clone()], "single", "gw-a", &format!("  ca_file: {ca}\n"));
+    let gw = Gateway::start_with(&policy(up.addr()), &conf(&ca));
+    for _ in 0..3 {
+        assert_eq!(status(&gw.url("/strict/x"), &[]), 200);
+    }
+    let ok = "quantumvault_cluster_calls_total{op=\"rate_limit\",result=\"ok\"}";
+    assert_eq!(metric(&gw, ok), 3.0, "decided by Redis over TLS");
+    let untrusting = Gateway::start_with(&policy(up.addr()), &conf(&p("other.pem")));
+    assert_eq!(
+        status(&untrusting.url("/strict/x"), &[]),
+        429,
+        "an untrusted certificate is no answer"
+    );
+    assert_eq!(metric(&untrusting, ok), 0.0);
+    drop(redis);
 }
