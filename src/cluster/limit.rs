@@ -223,3 +223,43 @@ impl SharedLimit {
         decision
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::access::Scope;
+
+    #[test]
+    fn the_fallback_is_the_limit_divided_by_the_instances() {
+        let spec = RateLimitSpec {
+            name: "r".into(),
+            scope: Scope::Route,
+            rate: 10,
+            per: Duration::from_secs(1),
+            burst: 10,
+            max_tracked: 1024,
+            ipv6_prefix: 64,
+            shared: true,
+            reserve: 1,
+            on_redis_down: OnRedisDown::Local,
+        };
+        let allowed = |instances: u32| {
+            let l = fallback_limiter(&spec, instances);
+            (0..20)
+                .filter(|_| matches!(l.check(b"k".as_slice(), 1_000_000_000), Decision::Allow { .. }))
+                .count()
+        };
+        // A bucket of 10 for one instance, 5 each for two, 3 each for three, at least 1.
+        assert_eq!((allowed(1), allowed(2), allowed(3), allowed(50)), (10, 5, 3, 1));
+        // And the rate: one instance of two refills at 5 a second.
+        let l = fallback_limiter(&spec, 2);
+        let t0 = 1_000_000_000;
+        let burst = (0..10)
+            .filter(|_| matches!(l.check(b"k".as_slice(), t0), Decision::Allow { .. }))
+            .count();
+        let later = (0..10)
+            .filter(|_| matches!(l.check(b"k".as_slice(), t0 + 1_000_000_000), Decision::Allow { .. }))
+            .count();
+        assert_eq!((burst, later), (5, 5));
+    }
+}

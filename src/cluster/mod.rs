@@ -354,7 +354,24 @@ impl Cluster {
         let Some(link) = self.link.load_full() else {
             return Err(Unavailable::NotConnected);
         };
-        match tokio::time::timeout(deadline, f((*link).clone())).await {
+        let answer = tokio::time::timeout(deadline, f((*link).clone())).await;
+        let broken = match &answer {
+            Ok(Err(e)) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal(),
+            Err(_) => true,
+            Ok(Ok(_)) => false,
+        };
+        if broken && matches!(self.connector, Connector::Single(..)) {
+            // As for the request path: a fresh connection for the next round (made on the
+            // Redis thread, which drives it).
+            let connector = self.connector.clone();
+            let slot = &self.link;
+            if let Ok(fresh) = self.runtime.spawn(async move { open(&connector).await }).await {
+                if let Ok(l) = fresh {
+                    slot.store(Some(Arc::new(l)));
+                }
+            }
+        }
+        match answer {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 log::debug!("cluster: background call: {e}");
