@@ -61,6 +61,8 @@ pub struct Registries {
     pub usage: Arc<UsageStore>,
     /// Cluster mode's Redis (`cluster:` in gateway.yaml).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Shared rate limits (cluster mode), by rule.
+    pub shared: crate::cluster::limit::SharedRegistry,
 }
 
 struct Entry {
@@ -111,7 +113,7 @@ impl Policy {
             });
             let policy_item = format!("\"{}\";q={};w={}", spec.name, spec.rate, spec.per.as_secs().max(1));
             let shared = match &reg.cluster {
-                Some(c) if spec.shared => Some(Arc::new(crate::cluster::limit::SharedLimit::new(c.clone(), &spec))),
+                Some(c) if spec.shared => Some(reg.shared.get(c, &spec)),
                 _ => None,
             };
             Some(Rule {
@@ -121,8 +123,9 @@ impl Policy {
                 policy_item,
             })
         };
-        reg.limiters
-            .retain(&access.rate_limits.iter().map(|r| r.fingerprint()).collect::<Vec<_>>());
+        let live: Vec<String> = access.rate_limits.iter().map(|r| r.fingerprint()).collect();
+        reg.limiters.retain(&live);
+        reg.shared.retain(&live);
         let mut tiers = HashMap::new();
         for t in &access.tiers {
             let limiters = t.rate_limits.iter().filter_map(|n| rule(n)).collect();
@@ -270,6 +273,7 @@ pub(crate) fn test_policy(text: &str) -> Policy {
         limiters: LimiterRegistry::default(),
         usage: Arc::new(UsageStore::open(None).unwrap()),
         cluster: None,
+        shared: Default::default(),
     };
     Policy::build(cfg, 1, &reg).expect("builds")
 }

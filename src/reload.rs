@@ -97,6 +97,7 @@ impl Runtime {
                 .as_ref()
                 .map(crate::cluster::Cluster::start)
                 .transpose()?,
+            shared: Default::default(),
         };
         let policy = Policy::build(policy, 1, &registries)?;
         metrics::policy_loaded(1, policy.hash(), None);

@@ -6,6 +6,12 @@
 //! instance's keys and a client verifies a response whichever instance served it. The count of
 //! live instances is the divisor of the fallbacks.
 //!
+//! Trust: whoever can write to Redis can publish keys under an instance name of their own,
+//! and every instance would serve them. Redis is inside the trust boundary (ACL user,
+//! password, TLS); `cluster.members` restricts the directory to named instances. What is read
+//! back is bounded, must be well-formed, and an entry's key ids must begin with its own
+//! instance's name.
+//!
 //! An instance that stops is dropped from the directory when its TTL runs out, so responses it
 //! signed stop verifying against the fleet's JWKS after that; clients that keep responses for
 //! longer keep the JWKS with them (or the operator runs one shared keystore: see the README).
@@ -21,6 +27,28 @@ use super::Cluster;
 use crate::kms::keystore::KeyRing;
 
 const INSTANCES: &str = "{qv:fleet}:instances";
+/// Bounds on what is read back from Redis: instances, bytes of one entry, keys of one instance.
+const MAX_INSTANCES: isize = 256;
+const MAX_ENTRY: usize = 64 * 1024;
+const MAX_KEYS: usize = 32;
+
+/// The JWKs of `instance`'s entry that are well-formed public keys named `instance/...`; an
+/// entry cannot claim another instance's key ids, and nothing oversized is taken.
+fn valid_keys(instance: &str, entry: &str) -> Vec<Value> {
+    if entry.len() > MAX_ENTRY {
+        log::warn!("cluster: the key directory entry of {instance} is oversized; ignored");
+        return Vec::new();
+    }
+    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(entry) else {
+        return Vec::new();
+    };
+    let prefix = format!("{instance}/");
+    list.into_iter()
+        .filter(|k| k["kid"].as_str().is_some_and(|kid| kid.starts_with(&prefix)))
+        .filter(|k| crate::integrity::jwks::parse(&serde_json::json!({ "keys": [k] })).is_ok_and(|p| p.len() == 1))
+        .take(MAX_KEYS)
+        .collect()
+}
 
 fn keys_key(instance: &str) -> String {
     format!("{{qv:fleet}}:keys:{instance}")
@@ -58,7 +86,7 @@ impl Fleet {
         let expires = now_ms + ttl.as_millis() as u64;
         let deadline = cluster.config.timeout.max(Duration::from_secs(2));
         let me2 = me.clone();
-        let (live, entries): (Vec<String>, Vec<Option<String>>) = cluster
+        let (live, others, entries): (Vec<String>, Vec<String>, Vec<Option<String>>) = cluster
             .background(deadline, |mut link| async move {
                 let mut pipe = redis::pipe();
                 pipe.set_ex(keys_key(&me2), mine, ttl.as_secs().max(1))
@@ -67,25 +95,28 @@ impl Fleet {
                     .ignore()
                     .zrembyscore(INSTANCES, 0, now_ms)
                     .ignore()
-                    .zrangebyscore(INSTANCES, now_ms, "+inf");
+                    .zrangebyscore_limit(INSTANCES, now_ms, "+inf", 0, MAX_INSTANCES);
                 let (live,): (Vec<String>,) = pipe.query_async(&mut link).await?;
-                let others: Vec<String> = live.iter().filter(|i| **i != me2).map(|i| keys_key(i)).collect();
-                let entries: Vec<Option<String>> = if others.is_empty() {
+                let others: Vec<String> = live.iter().filter(|i| **i != me2).cloned().collect();
+                let keys: Vec<String> = others.iter().map(|i| keys_key(i)).collect();
+                let entries: Vec<Option<String>> = if keys.is_empty() {
                     Vec::new()
                 } else {
-                    redis::cmd("MGET").arg(&others).query_async(&mut link).await?
+                    redis::cmd("MGET").arg(&keys).query_async(&mut link).await?
                 };
-                Ok((live, entries))
+                Ok((live, others, entries))
             })
             .await?;
+        let members = &cluster.config.members;
+        let allowed = |i: &str| members.is_empty() || members.iter().any(|m| m == i);
         let mut keys = Vec::new();
-        for e in entries.into_iter().flatten() {
-            if let Ok(Value::Array(list)) = serde_json::from_str::<Value>(&e) {
-                keys.extend(list);
+        for (instance, entry) in others.iter().zip(entries) {
+            if let Some(e) = entry.filter(|_| allowed(instance)) {
+                keys.extend(valid_keys(instance, &e));
             }
         }
         self.others.store(Some(Arc::new(keys)));
-        let n = live.len().max(1) as u32;
+        let n = live.iter().filter(|i| allowed(i)).count().max(1) as u32;
         cluster.live_instances.store(n, Ordering::Relaxed);
         crate::telemetry::metrics::cluster_instances(n);
         Ok(n as usize)
@@ -108,4 +139,49 @@ pub fn spawn(cluster: Arc<Cluster>, keyring: Arc<ArcSwap<KeyRing>>) {
             tokio::time::sleep(every).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::sig::{generate, load_signer, SigAlg};
+
+    fn jwk(kid: &str) -> Value {
+        let signer = load_signer(SigAlg::EcdsaP256, &generate(SigAlg::EcdsaP256).unwrap()).unwrap();
+        crate::integrity::jwks::jwk(kid, SigAlg::EcdsaP256, signer.public_key())
+    }
+
+    #[test]
+    fn an_entry_serves_only_well_formed_keys_of_its_own_instance() {
+        let entry = serde_json::to_string(&vec![
+            jwk("gw-2/gateway-signing-ecdsa-v1"),
+            // Another instance's key id, a name without the prefix, a broken key.
+            jwk("gw-1/gateway-signing-ecdsa-v1"),
+            jwk("gateway-signing-ecdsa-v1"),
+            serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "kid": "gw-2/bad"}),
+        ])
+        .unwrap();
+        let kept = valid_keys("gw-2", &entry);
+        let kids: Vec<&str> = kept.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(kids, ["gw-2/gateway-signing-ecdsa-v1"]);
+        // At most MAX_KEYS of one instance; nothing of an oversized or malformed entry.
+        let many: Vec<Value> = (0..40).map(|i| jwk(&format!("gw-2/k{i}"))).collect();
+        assert_eq!(
+            valid_keys("gw-2", &serde_json::to_string(&many).unwrap()).len(),
+            MAX_KEYS
+        );
+        assert!(valid_keys("gw-2", &format!("[{}]", " ".repeat(MAX_ENTRY))).is_empty());
+        assert!(valid_keys("gw-2", "{\"keys\": 1}").is_empty());
+        // The directory adds the others' keys after this instance's own, once per key id.
+        let fleet = Fleet::default();
+        fleet.others.store(Some(Arc::new(vec![jwk("gw-2/a"), jwk("gw-2/a")])));
+        let dir = fleet.directory(serde_json::json!({"keys": [jwk("gw-1/a")]}));
+        let kids: Vec<&str> = dir["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["gw-1/a", "gw-2/a"]);
+    }
 }

@@ -58,7 +58,7 @@ struct Reservation {
 
 pub struct SharedLimit {
     cluster: Arc<Cluster>,
-    /// `qv:rl:{rule name}:` and the key in hex.
+    /// `qv:rl:{rule}:{scope}:{rate}/{per ms}:{burst}:` and the key in hex.
     prefix: String,
     emission_us: u64,
     capacity_us: u64,
@@ -93,7 +93,17 @@ impl SharedLimit {
         let instances = cluster.instances();
         crate::telemetry::metrics::cluster_fallback_rule(&spec.name);
         SharedLimit {
-            prefix: format!("qv:rl:{}:", spec.name),
+            // The rule's terms are part of the bucket's name: a rule whose rate, window, burst
+            // or scope changes starts a new bucket, and instances mid-rollout with different
+            // terms do not share one.
+            prefix: format!(
+                "qv:rl:{}:{}:{}/{}:{}:",
+                spec.name,
+                spec.scope.as_str(),
+                spec.rate,
+                spec.per.as_millis(),
+                spec.burst
+            ),
             emission_us,
             capacity_us: emission_us.saturating_mul(spec.burst.max(1)),
             reserve: spec.reserve.max(1),
@@ -261,5 +271,30 @@ mod tests {
             .filter(|_| matches!(l.check(b"k".as_slice(), t0 + 1_000_000_000), Decision::Allow { .. }))
             .count();
         assert_eq!((burst, later), (5, 5));
+    }
+}
+
+/// The shared limits of the running policy, by rule fingerprint: one per rule however many
+/// routes and tiers use it, and kept across reloads that leave the rule as it was (its
+/// fallback bucket and reserved tokens with it).
+#[derive(Default)]
+pub struct SharedRegistry {
+    limits: Mutex<HashMap<String, Arc<SharedLimit>>>,
+}
+
+impl SharedRegistry {
+    pub fn get(&self, cluster: &Arc<Cluster>, spec: &RateLimitSpec) -> Arc<SharedLimit> {
+        let mut map = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(spec.fingerprint())
+            .or_insert_with(|| Arc::new(SharedLimit::new(cluster.clone(), spec)))
+            .clone()
+    }
+
+    /// Drops the limits of rules no longer in the policy.
+    pub fn retain(&self, live: &[String]) {
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|fp, _| live.contains(fp));
     }
 }

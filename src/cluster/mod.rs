@@ -305,19 +305,34 @@ impl Cluster {
         }
         let started = crate::clock::instant();
         let local = LINKS.with(|l| l.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, c)| c.clone()));
+        // A call that opens this thread's connection may take `connect_timeout` (a TLS and
+        // AUTH handshake to a distant Redis can outlast the call deadline, and a connection
+        // that never completes would keep the breaker open for good).
+        let deadline = match &local {
+            Some(_) => self.config.timeout,
+            None => self.config.timeout.max(self.config.connect_timeout),
+        };
         let work = async {
             let link = match local {
                 Some(l) => l,
                 None => {
-                    // This thread's first call: open its connection (within the deadline).
                     let l = open(&self.connector).await?;
-                    LINKS.with(|links| links.borrow_mut().push((self.id, l.clone())));
-                    l
+                    // Calls that started together on this thread keep one connection.
+                    LINKS.with(|links| {
+                        let mut links = links.borrow_mut();
+                        match links.iter().find(|(id, _)| *id == self.id) {
+                            Some((_, existing)) => existing.clone(),
+                            None => {
+                                links.push((self.id, l.clone()));
+                                l
+                            }
+                        }
+                    })
                 }
             };
             f(link).await
         };
-        match tokio::time::timeout(self.config.timeout, work).await {
+        match tokio::time::timeout(deadline, work).await {
             Ok(Ok(v)) => {
                 if self.breaker.success() == Some(Switch::Closed) {
                     self.switched(false);
@@ -327,9 +342,9 @@ impl Cluster {
             }
             Ok(Err(e)) => {
                 log::debug!("cluster: {op}: {e}");
-                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
-                    self.forget_link();
-                }
+                // Any error: a dropped connection, or a server that answers LOADING, READONLY
+                // or MASTERDOWN after a failover behind one address.
+                self.forget_link();
                 self.failed(now);
                 crate::telemetry::metrics::cluster_call(op, "error", Some(started.elapsed()));
                 Err(Unavailable::Error)
@@ -381,9 +396,9 @@ impl Cluster {
         }
     }
 
-    /// After a connection error or a deadline, the next call on this thread opens a fresh
-    /// single-node connection (within its own deadline) instead of waiting out the old one's
-    /// reconnect schedule: after an outage every thread is back with its first call. A cluster
+    /// After an error or a deadline, the next call on this thread opens a fresh single-node
+    /// connection (within `connect_timeout`) instead of waiting out the old one's reconnect
+    /// schedule: after an outage every thread is back with its first call. A cluster
     /// connection reconnects its nodes itself, and one dead master must not reset the others.
     fn forget_link(&self) {
         if matches!(self.connector, Connector::Single(..)) {

@@ -4,12 +4,14 @@
 //! script (check both, then count both), so the fleet never admits past a quota. They expire a
 //! day after their UTC window ends. While Redis is unreachable, the tier's
 //! `quota_on_redis_down` decides: `local` lets this instance spend its share of what was left
-//! when it last heard from Redis (what was left ÷ instances), `deny` answers 503.
+//! when it last heard from Redis (what was left ÷ instances), and adds what it admitted so to
+//! the counters with its next call once Redis is back; `deny` answers 503.
 //!
 //! Usage: each instance counts locally as without a cluster (and keeps `usage.json`), and
-//! every `usage_flush` adds what it counted since its last flush to one Redis hash per key
-//! (`HINCRBY`). A flush that fails is retried with the next one, so counts made during an
-//! outage arrive when Redis is back. `/usage` on any instance reads the hashes: the fleet's
+//! every `usage_flush` writes its own cumulative counts of each key to the key's Redis hash
+//! (fields `i:{instance}:...`, one atomic call per key). Writing totals instead of increments
+//! makes a retried or doubled flush harmless; counts made while Redis was away arrive with the
+//! first flush after it returns. `/usage` on any instance adds up the instances: the fleet's
 //! totals.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,11 +24,20 @@ use crate::config::TierSpec;
 use crate::usage::{days_from_month_index, month_index, Counters, KeyUsageSnapshot, QuotaExceeded, UsageStore};
 
 /// KEYS: the day and month counters. ARGV: daily and monthly limits (-1: none), the Unix
-/// seconds each counter expires at. Returns {0 counted | 1 daily spent | 2 monthly spent, day
+/// seconds each counter expires at, and the requests this instance admitted on its own while
+/// Redis was away (added first). Returns {0 counted | 1 daily spent | 2 monthly spent, day
 /// count, month count}.
 static QUOTA: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+if tonumber(ARGV[5]) > 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[5])
+  redis.call('EXPIREAT', KEYS[1], ARGV[3])
+end
+if tonumber(ARGV[6]) > 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[6])
+  redis.call('EXPIREAT', KEYS[2], ARGV[4])
+end
 local d = tonumber(redis.call('GET', KEYS[1]) or '0')
 local m = tonumber(redis.call('GET', KEYS[2]) or '0')
 local dl = tonumber(ARGV[1])
@@ -51,6 +62,16 @@ struct Seen {
     month: u64,
     month_base: u64,
     month_local: u64,
+}
+
+/// Moves `s` to the windows of `day` and `month` (counts of a past window are dropped).
+fn roll(s: &mut Seen, day: u64, month: u64) {
+    if s.day != day {
+        (s.day, s.day_base, s.day_local) = (day, 0, 0);
+    }
+    if s.month != month {
+        (s.month, s.month_base, s.month_local) = (month, 0, 0);
+    }
 }
 
 /// The quota decisions of one gateway (shared by every policy snapshot).
@@ -93,6 +114,13 @@ impl Quotas {
         let month_end = days_from_month_index(month + 1) * 86_400 + 86_400;
         let limit = |q: Option<u64>| q.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
         let (dl, ml) = (limit(tier.daily_quota), limit(tier.monthly_quota));
+        // What this instance admitted alone in these windows while Redis was away.
+        let (pd, pm) = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let s = seen.entry(key_id.to_string()).or_default();
+            roll(s, day, month);
+            (s.day_local, s.month_local)
+        };
         let answer = cluster
             .call("quota", |mut link| async move {
                 QUOTA
@@ -102,27 +130,21 @@ impl Quotas {
                     .arg(ml)
                     .arg(day_end)
                     .arg(month_end)
+                    .arg(pd)
+                    .arg(pm)
                     .invoke_async::<(i64, u64, u64)>(&mut link)
                     .await
             })
             .await;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let s = seen.entry(key_id.to_string()).or_default();
-        if s.day != day {
-            *s = Seen {
-                day,
-                month: s.month,
-                month_base: s.month_base,
-                month_local: s.month_local,
-                ..Seen::default()
-            };
-        }
-        if s.month != month {
-            (s.month, s.month_base, s.month_local) = (month, 0, 0);
-        }
+        roll(s, day, month);
         match answer {
             Ok((which, d, m)) => {
-                (s.day_base, s.day_local, s.month_base, s.month_local) = (d, 0, m, 0);
+                // The counts sent along are in Redis now.
+                s.day_local -= pd.min(s.day_local);
+                s.month_local -= pm.min(s.month_local);
+                (s.day_base, s.month_base) = (d, m);
                 if which == 0 {
                     QuotaAnswer::Counted
                 } else {
@@ -153,87 +175,97 @@ impl Quotas {
     }
 }
 
-/// Adds what each key counted since the last flush to its hash in Redis.
+/// Writes each key's usage, as this instance counted it, to the key's hash in Redis.
+///
+/// Each instance writes its own cumulative counts (`HSET i:{instance}:requests <total>`, ...),
+/// never increments: a flush retried after a deadline, or written by both processes of a
+/// graceful upgrade (which share one `usage.json` and so one total), writes the same value
+/// again instead of adding it twice. Readers add up the instances. An instance's totals are
+/// the ones `usage.json` keeps, so they continue across its restarts.
 pub struct UsageFlusher {
-    /// Per key: the local counts already in Redis.
-    flushed: Mutex<BTreeMap<String, KeyUsageSnapshot>>,
+    /// Per key: the counts last written.
+    written: Mutex<BTreeMap<String, KeyUsageSnapshot>>,
 }
 
 fn hash_key(key_id: &str) -> String {
     format!("qv:usage:{{{key_id}}}")
 }
 
-fn add_fields(out: &mut Vec<(String, i64)>, prefix: &str, now: &Counters, base: &Counters) {
-    for (name, a, b) in [
-        ("requests", now.requests, base.requests),
-        ("denials", now.denials, base.denials),
-        ("bytes_in", now.bytes_in, base.bytes_in),
-        ("bytes_out", now.bytes_out, base.bytes_out),
+fn counter_fields(out: &mut Vec<(String, u64)>, prefix: &str, c: &Counters) {
+    for (name, v) in [
+        ("requests", c.requests),
+        ("denials", c.denials),
+        ("bytes_in", c.bytes_in),
+        ("bytes_out", c.bytes_out),
     ] {
-        let d = a.saturating_sub(b);
-        if d > 0 {
-            out.push((format!("{prefix}{name}"), d.min(i64::MAX as u64) as i64));
+        out.push((format!("{prefix}{name}"), v));
+    }
+}
+
+impl Default for UsageFlusher {
+    fn default() -> Self {
+        UsageFlusher {
+            written: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
 impl UsageFlusher {
-    /// Starts from what `store` holds now: counts of earlier runs were flushed by them.
-    pub fn new(store: &UsageStore) -> UsageFlusher {
-        UsageFlusher {
-            flushed: Mutex::new(store.snapshot()),
-        }
-    }
-
-    /// One flush; how many keys it wrote.
+    /// One flush: every key whose counts changed since the last write, each key in one
+    /// atomic call of its own (a key's fields share its hash slot; keys do not). How many keys
+    /// it wrote; a key that failed is written again with the next flush.
     pub async fn flush(&self, cluster: &Cluster, store: &UsageStore) -> Result<usize, Unavailable> {
         let now = store.snapshot();
-        let mut pipe = redis::pipe();
-        let mut written = Vec::new();
-        {
-            let flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, snap) in &now {
-                let base = flushed.get(id).cloned().unwrap_or_default();
-                let mut fields = Vec::new();
-                add_fields(&mut fields, "", &snap.totals, &base.totals);
-                for (route, c) in &snap.routes {
-                    let b = base.routes.get(route).cloned().unwrap_or_default();
-                    add_fields(&mut fields, &format!("route:{route}:"), c, &b);
-                }
-                if fields.is_empty() {
-                    continue;
-                }
-                let key = hash_key(id);
-                for (f, v) in &fields {
-                    pipe.hincr(&key, f, *v).ignore();
-                }
-                pipe.hset(&key, format!("last_seen:{}", cluster.config.instance), snap.last_seen)
-                    .ignore();
-                written.push(id.clone());
-            }
-        }
-        if written.is_empty() {
-            return Ok(0);
-        }
+        let me = &cluster.config.instance;
+        let changed: Vec<(&String, &KeyUsageSnapshot)> = {
+            let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            now.iter()
+                .filter(|(id, snap)| written.get(*id) != Some(*snap))
+                .collect()
+        };
         let deadline = cluster.config.timeout.max(Duration::from_secs(2));
-        cluster
-            .background(
-                deadline,
-                |mut link| async move { pipe.query_async::<()>(&mut link).await },
-            )
-            .await?;
-        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
-        for id in &written {
-            if let Some(s) = now.get(id) {
-                flushed.insert(id.clone(), s.clone());
+        let mut done = 0;
+        let mut failed = None;
+        for (id, snap) in changed {
+            let mut fields = Vec::new();
+            counter_fields(&mut fields, &format!("i:{me}:"), &snap.totals);
+            for (route, c) in &snap.routes {
+                counter_fields(&mut fields, &format!("i:{me}:route:{route}:"), c);
+            }
+            fields.push((format!("i:{me}:last_seen"), snap.last_seen));
+            let mut pipe = redis::pipe();
+            pipe.atomic().hset_multiple(hash_key(id), &fields).ignore();
+            let r = cluster
+                .background(
+                    deadline,
+                    |mut link| async move { pipe.query_async::<()>(&mut link).await },
+                )
+                .await;
+            match r {
+                Ok(()) => {
+                    done += 1;
+                    self.written
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), snap.clone());
+                }
+                Err(e) => failed = Some(e),
             }
         }
-        Ok(written.len())
+        if failed.is_some() {
+            // Redis may have come back without its data: write every key again next time.
+            self.written.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
     }
 }
 
-/// The fleet's usage of `key_ids`, read from Redis: per key, totals and per-route counts, and
-/// the latest `last_seen` of any instance.
+/// The fleet's usage of `key_ids`, read from Redis: per key, the instances' totals and
+/// per-route counts added up, the latest `last_seen` of any instance, and the fleet's quota
+/// counters. One call per key (a key's hash and counters share its hash slot).
 pub async fn fleet_usage(
     cluster: &Cluster,
     key_ids: Vec<String>,
@@ -241,51 +273,45 @@ pub async fn fleet_usage(
 ) -> Result<BTreeMap<String, KeyUsageSnapshot>, Unavailable> {
     let day = now_secs / 86_400;
     let month = month_index(day);
-    let mut pipe = redis::pipe();
-    for id in &key_ids {
-        pipe.hgetall(hash_key(id));
-        pipe.get(format!("qv:quota:{{{id}}}:d:{day}"));
-        pipe.get(format!("qv:quota:{{{id}}}:m:{month}"));
-    }
     let deadline = cluster.config.timeout.max(Duration::from_secs(2));
-    type Row = (HashMap<String, u64>, Option<u64>, Option<u64>);
-    let values: Vec<redis::Value> = cluster
-        .background(deadline, |mut link| async move { pipe.query_async(&mut link).await })
-        .await?;
-    let mut rows: Vec<Row> = Vec::with_capacity(key_ids.len());
-    for chunk in values.chunks(3) {
-        let [h, d, m] = chunk else {
-            return Err(Unavailable::Error);
-        };
-        let parse = |v: &redis::Value| -> Option<u64> { redis::from_redis_value_ref(v).ok().flatten() };
-        let map: HashMap<String, u64> = redis::from_redis_value_ref(h).map_err(|_| Unavailable::Error)?;
-        rows.push((map, parse(d), parse(m)));
-    }
     let mut out = BTreeMap::new();
-    for (id, (fields, d, m)) in key_ids.into_iter().zip(rows) {
-        let mut snap = KeyUsageSnapshot::default();
-        snap.quota = crate::usage::QuotaState {
-            day,
-            day_count: d.unwrap_or(0),
-            month,
-            month_count: m.unwrap_or(0),
+    for id in key_ids {
+        let mut pipe = redis::pipe();
+        pipe.hgetall(hash_key(&id))
+            .get(format!("qv:quota:{{{id}}}:d:{day}"))
+            .get(format!("qv:quota:{{{id}}}:m:{month}"));
+        let (fields, d, m): (HashMap<String, u64>, Option<u64>, Option<u64>) = cluster
+            .background(deadline, |mut link| async move { pipe.query_async(&mut link).await })
+            .await?;
+        let mut snap = KeyUsageSnapshot {
+            quota: crate::usage::QuotaState {
+                day,
+                day_count: d.unwrap_or(0),
+                month,
+                month_count: m.unwrap_or(0),
+            },
+            ..KeyUsageSnapshot::default()
         };
         for (f, v) in fields {
-            let set = |c: &mut Counters, name: &str| match name {
-                "requests" => c.requests = v,
-                "denials" => c.denials = v,
-                "bytes_in" => c.bytes_in = v,
-                "bytes_out" => c.bytes_out = v,
+            // `i:{instance}:{field}`; instance names hold no ':'.
+            let Some((_, field)) = f.strip_prefix("i:").and_then(|r| r.split_once(':')) else {
+                continue;
+            };
+            let add = |c: &mut Counters, name: &str| match name {
+                "requests" => c.requests += v,
+                "denials" => c.denials += v,
+                "bytes_in" => c.bytes_in += v,
+                "bytes_out" => c.bytes_out += v,
                 _ => {}
             };
-            if f.starts_with("last_seen:") {
+            if field == "last_seen" {
                 snap.last_seen = snap.last_seen.max(v);
-            } else if let Some(rest) = f.strip_prefix("route:") {
+            } else if let Some(rest) = field.strip_prefix("route:") {
                 if let Some((route, name)) = rest.rsplit_once(':') {
-                    set(snap.routes.entry(route.to_string()).or_default(), name);
+                    add(snap.routes.entry(route.to_string()).or_default(), name);
                 }
             } else {
-                set(&mut snap.totals, &f);
+                add(&mut snap.totals, field);
             }
         }
         out.insert(id, snap);
@@ -293,9 +319,10 @@ pub async fn fleet_usage(
     Ok(out)
 }
 
-/// Flushes usage every `cluster.usage_flush` on the Redis thread, and once more at `stop`.
+/// Flushes usage every `cluster.usage_flush` on the Redis thread. A stop loses nothing for
+/// long: the totals are in `usage.json`, and the restarted instance writes them again.
 pub fn spawn_flusher(cluster: Arc<Cluster>, store: Arc<UsageStore>) {
-    let f = UsageFlusher::new(&store);
+    let f = UsageFlusher::default();
     let c = cluster.clone();
     cluster.spawn(async move {
         let mut tick = tokio::time::interval(c.config.usage_flush);

@@ -38,6 +38,8 @@ pub(super) struct RawCluster {
     instance: Option<String>,
     #[serde(default)]
     instances: Option<u32>,
+    #[serde(default)]
+    members: Vec<String>,
     #[serde(default = "d_usage_flush", deserialize_with = "de::duration")]
     usage_flush: Duration,
     #[serde(default = "d_failures")]
@@ -99,6 +101,8 @@ pub struct ClusterConfig {
     pub instance: String,
     /// Fleet size for the fail-open divisor; `None`: the live instances last seen in Redis.
     pub instances: Option<u32>,
+    /// If set, only these instances' keys are served in the fleet's directory (and counted).
+    pub members: Vec<String>,
     pub usage_flush: Duration,
     /// Consecutive failures that open the breaker.
     pub breaker_failures: u32,
@@ -132,6 +136,12 @@ impl RawCluster {
                 errors.push(file.error(
                     &format!("cluster.redis[{i}]"),
                     "a redis://host:port or rediss://host:port address",
+                ));
+            }
+            if a.contains('#') {
+                errors.push(file.error(
+                    &format!("cluster.redis[{i}]"),
+                    "no '#' fragment (`#insecure` would switch certificate checks off)",
                 ));
             }
             if a.contains('@') {
@@ -183,6 +193,9 @@ impl RawCluster {
         {
             errors.push(file.error("cluster.instance", "1 to 64 letters, digits, '-', '_' or '.'"));
         }
+        if !self.members.is_empty() && !self.members.contains(&instance) {
+            errors.push(file.error("cluster.members", "must list this instance (cluster.instance) too"));
+        }
         ClusterConfig {
             addresses: self.redis.clone(),
             mode: self.mode,
@@ -198,6 +211,7 @@ impl RawCluster {
             connect_timeout: self.connect_timeout,
             instance,
             instances: self.instances,
+            members: self.members.clone(),
             usage_flush: self.usage_flush,
             breaker_failures: self.breaker_failures,
             breaker_probe: self.breaker_probe,

@@ -194,9 +194,10 @@ routes:
 /// Routes `s0`..: one shared bucket each, so their keys spread over a cluster's masters.
 const SLOT_ROUTES: usize = 9;
 
-/// The Redis key of route `s{i}`'s bucket (`qv:rl:{rule}:{hex of the route name}`).
+/// The Redis key of route `s{i}`'s bucket (`qv:rl:{rule}:{scope}:{rate}/{per ms}:{burst}:{hex
+/// of the route name}`).
 fn slot_key(i: usize) -> String {
-    format!("qv:rl:s{i}:{}", hex::encode(format!("s{i}")))
+    format!("qv:rl:s{i}:route:100000/1000:100000:{}", hex::encode(format!("s{i}")))
 }
 
 /// The port of the master that owns `key` (a `-MOVED` answer names it).
@@ -292,6 +293,15 @@ fn shared_limits_and_quotas_hold_across_two_gateways(addresses: Vec<String>, mod
     );
     assert_eq!(u["usage"]["quota"]["day_count"], 12, "{u}");
     assert_eq!(u["usage"]["routes"]["metered"]["requests"], 30, "{u}");
+    // A second key (another hash slot in a cluster): each key's usage is written on its own.
+    for i in 0..7 {
+        assert_eq!(status(&[&a, &b][i % 2].url("/metered/x"), &[("X-API-Key", KEY_B)]), 200);
+    }
+    a.wait_for(10, "fleet usage of the second key", || {
+        let u = get(&a.admin_url("/usage/b")).json();
+        u["scope"] == "fleet" && u["usage"]["requests"] == 7 && u["usage"]["quota"]["day_count"] == 7
+    });
+    assert_eq!(get(&b.admin_url("/usage/a")).json()["usage"]["requests"], 30);
     // The fleet's key directory lists both instances' keys, and each instance counts two.
     a.wait_for(10, "two instances", || {
         metric(&a, "quantumvault_cluster_instances") == 2.0
@@ -427,14 +437,18 @@ fn redis_killed_under_load_falls_back_then_recovers() {
     assert_eq!(status(&gw.url("/strict/x"), &[]), 200);
     // The alert resolves at its next evaluation, and health with it.
     gw.wait_for(10, "healthy again", || gw.health()["status"] == "healthy");
-    // Usage counted during the outage reaches Redis with the next flushes: the 3 requests of
-    // the key made while it was away. (The one before it died with the Redis process, which
-    // ran without persistence: keeping what Redis held across its restarts is Redis's own
-    // AOF or RDB, or a replica.)
+    // Usage reaches Redis with the next flushes: each instance writes its totals, so the
+    // restarted (empty) Redis gets all 4 requests of the key, the one before the outage too.
     gw.wait_for(10, "usage flushed after the outage", || {
         let u = get(&gw.admin_url("/usage/a")).json();
-        u["scope"] == "fleet" && u["usage"]["requests"] == 3
+        u["scope"] == "fleet" && u["usage"]["requests"] == 4
     });
+    // The quota counters died with the Redis process (it ran without persistence: keeping
+    // them across Redis's restarts is its AOF, RDB or a replica); the next call adds what the
+    // fallback admitted meanwhile (3) and counts itself (1).
+    assert_eq!(status(&gw.url("/metered/x"), &key), 200);
+    let u = get(&gw.admin_url("/usage/a")).json();
+    assert_eq!(u["usage"]["quota"]["day_count"], 4, "{u}");
 }
 
 #[test]
@@ -557,6 +571,7 @@ fn a_fleet_quota_resets_with_its_utc_window() {
         connect_timeout: Duration::from_millis(500),
         instance: "t".into(),
         instances: None,
+        members: vec![],
         usage_flush: Duration::from_secs(2),
         breaker_failures: 5,
         breaker_probe: Duration::from_millis(250),
