@@ -58,6 +58,8 @@ fn keys_key(instance: &str) -> String {
 #[derive(Default)]
 pub struct Fleet {
     others: ArcSwapOption<Vec<Value>>,
+    /// This instance's entry as last written.
+    mine: ArcSwapOption<String>,
 }
 
 impl Fleet {
@@ -82,31 +84,48 @@ impl Fleet {
         let me = cluster.config.instance.clone();
         let ttl = cluster.config.key_ttl;
         let mine = serde_json::to_string(&crate::integrity::jwks::directory(ring)["keys"]).unwrap_or_default();
-        let now_ms = crate::clock::unix_ms();
-        let expires = now_ms + ttl.as_millis() as u64;
+        let mine_copy = mine.clone();
         let deadline = cluster.config.timeout.max(Duration::from_secs(2));
         let me2 = me.clone();
-        let (live, others, entries): (Vec<String>, Vec<String>, Vec<Option<String>>) = cluster
-            .background(deadline, |mut link| async move {
-                let mut pipe = redis::pipe();
-                pipe.set_ex(keys_key(&me2), mine, ttl.as_secs().max(1))
-                    .ignore()
-                    .zadd(INSTANCES, &me2, expires)
-                    .ignore()
-                    .zrembyscore(INSTANCES, 0, now_ms)
-                    .ignore()
-                    .zrangebyscore_limit(INSTANCES, now_ms, "+inf", 0, MAX_INSTANCES);
-                let (live,): (Vec<String>,) = pipe.query_async(&mut link).await?;
-                let others: Vec<String> = live.iter().filter(|i| **i != me2).cloned().collect();
-                let keys: Vec<String> = others.iter().map(|i| keys_key(i)).collect();
-                let entries: Vec<Option<String>> = if keys.is_empty() {
-                    Vec::new()
-                } else {
-                    redis::cmd("MGET").arg(&keys).query_async(&mut link).await?
-                };
-                Ok((live, others, entries))
-            })
-            .await?;
+        let last = self.mine.load_full();
+        let (live, others, entries, previous): (Vec<String>, Vec<String>, Vec<Option<String>>, Option<String>) =
+            cluster
+                .background(deadline, |mut link| async move {
+                    // Redis's clock, not ours: an instance whose clock runs ahead must not drop
+                    // the others' entries.
+                    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut link).await?;
+                    let now_ms = secs * 1000 + micros / 1000;
+                    let expires = now_ms + ttl.as_millis() as u64;
+                    // What is there now under our name: another instance's keys if two share it.
+                    let previous: Option<String> = redis::cmd("GET").arg(keys_key(&me2)).query_async(&mut link).await?;
+                    let mut pipe = redis::pipe();
+                    pipe.set_ex(keys_key(&me2), mine, ttl.as_secs().max(1))
+                        .ignore()
+                        .zadd(INSTANCES, &me2, expires)
+                        .ignore()
+                        .zrembyscore(INSTANCES, 0, now_ms)
+                        .ignore()
+                        .zrangebyscore_limit(INSTANCES, now_ms, "+inf", 0, MAX_INSTANCES);
+                    let (live,): (Vec<String>,) = pipe.query_async(&mut link).await?;
+                    let others: Vec<String> = live.iter().filter(|i| **i != me2).cloned().collect();
+                    let keys: Vec<String> = others.iter().map(|i| keys_key(i)).collect();
+                    let entries: Vec<Option<String>> = if keys.is_empty() {
+                        Vec::new()
+                    } else {
+                        redis::cmd("MGET").arg(&keys).query_async(&mut link).await?
+                    };
+                    Ok((live, others, entries, previous))
+                })
+                .await?;
+        if let (Some(prev), Some(last)) = (&previous, last.as_deref()) {
+            if prev != last {
+                log::error!(
+                    "cluster: another instance publishes keys under this instance's name ({me}); give every instance its own cluster.instance"
+                );
+                crate::telemetry::metrics::cluster_name_clash();
+            }
+        }
+        self.mine.store(Some(Arc::new(mine_copy)));
         let members = &cluster.config.members;
         let allowed = |i: &str| members.is_empty() || members.iter().any(|m| m == i);
         let mut keys = Vec::new();

@@ -359,8 +359,8 @@ impl Cluster {
     }
 
     /// As [`Cluster::call`], for background work (usage flushes, the key directory) with a
-    /// deadline of its own, on the Redis thread. It does not move the breaker: a slow bulk
-    /// call says nothing about the request path.
+    /// deadline of its own. Its failures do not open the breaker (a slow bulk call says
+    /// little about the request path), but a success closes it.
     pub async fn background<T, F, Fut>(&self, deadline: Duration, f: F) -> Result<T, Unavailable>
     where
         F: FnOnce(Link) -> Fut,
@@ -387,7 +387,14 @@ impl Cluster {
             }
         }
         match answer {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                // Redis answers: without request traffic to probe it, this closes the breaker
+                // (and clears health and the alert) too.
+                if self.breaker.success() == Some(Switch::Closed) {
+                    self.switched(false);
+                }
+                Ok(v)
+            }
             Ok(Err(e)) => {
                 log::debug!("cluster: background call: {e}");
                 Err(Unavailable::Error)

@@ -170,6 +170,10 @@ fn describe() {
         "Gateway instances alive in the fleet's key directory"
     );
     describe_counter!(
+        "quantumvault_cluster_name_clashes_total",
+        "Key directory refreshes that found another instance's keys under this instance's name"
+    );
+    describe_counter!(
         "quantumvault_connections_dropped_total",
         "Connections closed at accept because ip_filter.drop_connections denies the peer"
     );
@@ -448,6 +452,7 @@ pub fn cluster_started() {
     }
     counter!("quantumvault_cluster_usage_flush_failures_total").increment(0);
     gauge!("quantumvault_cluster_instances").set(1.0);
+    counter!("quantumvault_cluster_name_clashes_total").increment(0);
     cluster_fallback_rule("quota");
 }
 
@@ -486,6 +491,11 @@ pub fn cluster_fallback(rule: &str, allowed: bool) {
 
 pub fn cluster_usage_flush_failed() {
     counter!("quantumvault_cluster_usage_flush_failures_total").increment(1);
+}
+
+/// Another instance wrote keys under this instance's name.
+pub fn cluster_name_clash() {
+    counter!("quantumvault_cluster_name_clashes_total").increment(1);
 }
 
 /// Instances alive in the fleet's key directory.

@@ -701,3 +701,32 @@ fn redis_over_tls_checks_the_certificate() {
     assert_eq!(metric(&untrusting, ok), 0.0);
     drop(redis);
 }
+
+/// Two instances that share an instance name overwrite each other's keys in the directory:
+/// each notices, says so in its log and counts it.
+#[test]
+fn two_instances_with_one_name_are_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let redis = Redis::start(work.path(), &[]);
+    let up = echo("u");
+    let policy = format!(
+        "signing:\n  enabled: true\n  algorithm: ecdsa-p256\nupstreams:\n  - {{ name: u, peers: [\"{}\"] }}\nroutes:\n  - {{ name: api, path_prefix: /api/, upstream: u }}\n",
+        up.addr()
+    );
+    let twin = |y: &Path| {
+        let mut text = std::fs::read_to_string(y).unwrap();
+        text.push_str(&cluster_yaml(&[redis.url()], "single", "twin", "").replace("key_ttl: 10s", "key_ttl: 5s"));
+        std::fs::write(y, text).unwrap();
+    };
+    let a = crate::signing::signing_gateway_with(&policy, twin);
+    let b = crate::signing::signing_gateway_with(&policy, twin);
+    a.wait_for(15, "a name clash reported", || {
+        metric(&a, "quantumvault_cluster_name_clashes_total") + metric(&b, "quantumvault_cluster_name_clashes_total")
+            > 0.0
+    });
+    let logs = a.stderr() + &b.stderr();
+    assert!(
+        logs.contains("another instance publishes keys under this instance's name"),
+        "{logs}"
+    );
+}
