@@ -48,6 +48,127 @@ return {granted, avail - granted, tat - now, 0}
     )
 });
 
+/// What a request waiting for a round learns: its decision, or that it leads the next round
+/// (for itself and the requests behind it).
+enum Turn {
+    Decided(Decision),
+    Lead(LeadToken),
+}
+
+type Rounds = Arc<Mutex<HashMap<Vec<u8>, Vec<tokio::sync::oneshot::Sender<Turn>>>>>;
+
+/// The lead of the next round, in flight to the request that takes it. If that request went
+/// away before taking it, dropping it hands the lead on (and the batch it carried falls back).
+struct LeadToken {
+    rounds: Rounds,
+    key: Vec<u8>,
+    batch: Option<Vec<tokio::sync::oneshot::Sender<Turn>>>,
+}
+
+impl LeadToken {
+    fn take(mut self) -> Vec<tokio::sync::oneshot::Sender<Turn>> {
+        self.batch.take().unwrap_or_default()
+    }
+}
+
+impl Drop for LeadToken {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            hand_on(&self.rounds, &self.key);
+        }
+    }
+}
+
+/// The next round's lead goes to the first request still waiting for `key`; none: the key is
+/// idle and leaves the table.
+fn hand_on(rounds: &Rounds, key: &[u8]) {
+    let mut waiting = {
+        let mut map = rounds.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(queue) = map.get_mut(key) else { return };
+        if queue.is_empty() {
+            map.remove(key);
+            return;
+        }
+        std::mem::take(queue)
+    };
+    // Sent outside the lock: a refused lead is dropped here, and its drop hands on again.
+    let next = waiting.remove(0);
+    let token = LeadToken {
+        rounds: rounds.clone(),
+        key: key.to_vec(),
+        batch: Some(waiting),
+    };
+    if let Err(Turn::Lead(token)) = next.send(Turn::Lead(token)) {
+        // That request went away: dropping the token hands on to the next in line, whose
+        // batch is the rest.
+        drop(token);
+    }
+}
+
+/// A round in flight: its leader decides for itself and `batch`. Dropped before it finishes
+/// (the leader's request went away), it still hands the round on, so no one waits forever.
+struct Round<'a> {
+    limit: &'a SharedLimit,
+    key: &'a [u8],
+    now_ns: u64,
+    batch: Vec<tokio::sync::oneshot::Sender<Turn>>,
+    done: bool,
+}
+
+impl Round<'_> {
+    /// Hands out the round's decisions (the leader's first), then the lead of the next round.
+    fn finish(&mut self, answer: Result<(u64, u64, u64, u64), super::Unavailable>) -> Decision {
+        self.done = true;
+        let l = self.limit;
+        let decide = |i: u64| match answer {
+            Ok((granted, left, reset_us, _)) if i < granted => Decision::Allow {
+                remaining: left + (granted - 1 - i),
+                reset: Duration::from_micros(reset_us),
+            },
+            Ok((granted, _, reset_us, retry_us)) => Decision::Deny {
+                // Nothing granted: the script's wait; granted short: a token's time more.
+                retry_after: Duration::from_micros(if granted == 0 {
+                    retry_us.max(1)
+                } else {
+                    (reset_us + l.emission_us).saturating_sub(l.capacity_us).max(1)
+                }),
+                reset: Duration::from_micros(reset_us),
+            },
+            Err(e) => {
+                log::debug!(
+                    "rate limit {}: no answer from Redis ({e:?}), decided by the fallback",
+                    l.spec.name
+                );
+                l.fall_back(self.key, self.now_ns)
+            }
+        };
+        let mine = decide(0);
+        for (i, tx) in std::mem::take(&mut self.batch).into_iter().enumerate() {
+            let _ = tx.send(Turn::Decided(decide(i as u64 + 1)));
+        }
+        self.hand_on();
+        mine
+    }
+
+    fn hand_on(&mut self) {
+        hand_on(&self.limit.rounds, self.key);
+    }
+}
+
+impl Drop for Round<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // The leader's request went away mid-call: its batch is decided by the fallback,
+            // and the next round is handed on.
+            let l = self.limit;
+            for tx in std::mem::take(&mut self.batch) {
+                let _ = tx.send(Turn::Decided(l.fall_back(self.key, self.now_ns)));
+            }
+            self.hand_on();
+        }
+    }
+}
+
 struct Reservation {
     left: u32,
     /// Monotonic ns after which the tokens are not spent.
@@ -68,6 +189,8 @@ pub struct SharedLimit {
     /// The fallback limiter and the fleet size it was made for.
     fallback: ArcSwap<(u32, Arc<RateLimiter>)>,
     reservations: Mutex<HashMap<Vec<u8>, Reservation>>,
+    /// Keys with a call in flight, and the requests waiting for the next round.
+    rounds: Rounds,
 }
 
 /// Reserved tokens may be spent for at least this long after Redis granted them.
@@ -112,6 +235,7 @@ impl SharedLimit {
             spec: spec.clone(),
             cluster,
             reservations: Mutex::new(HashMap::new()),
+            rounds: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -135,6 +259,9 @@ impl SharedLimit {
 
     /// Decides in Redis, or by the fallback if Redis does not answer in time.
     pub async fn decide(&self, key: &[u8], now_ns: u64) -> Decision {
+        if self.reserve <= 1 {
+            return self.decide_coalesced(key, now_ns).await;
+        }
         let mut redis_key = String::with_capacity(self.prefix.len() + 2 * key.len());
         redis_key.push_str(&self.prefix);
         redis_key.push_str(&hex::encode(key));
@@ -208,6 +335,72 @@ impl SharedLimit {
     /// least `MIN_RESERVATION` (for fast limits, that time is microseconds).
     fn reservation_ns(&self, tokens: u64) -> u64 {
         (tokens * self.emission_us * 1000).max(MIN_RESERVATION.as_nanos() as u64)
+    }
+
+    /// One GCRA call for `want` tokens: (granted, left after them, µs until the bucket is full,
+    /// µs until a token when none was granted).
+    async fn gcra(&self, key: &[u8], want: u32) -> Result<(u64, u64, u64, u64), super::Unavailable> {
+        let mut redis_key = String::with_capacity(self.prefix.len() + 2 * key.len());
+        redis_key.push_str(&self.prefix);
+        redis_key.push_str(&hex::encode(key));
+        let (e, c) = (self.emission_us, self.capacity_us);
+        let (g, l, r, t) = self
+            .cluster
+            .call("rate_limit", |mut link| async move {
+                GCRA.key(redis_key)
+                    .arg(e)
+                    .arg(c)
+                    .arg(want)
+                    .invoke_async::<(i64, i64, i64, i64)>(&mut link)
+                    .await
+            })
+            .await?;
+        Ok((g.max(0) as u64, l.max(0) as u64, r.max(0) as u64, t.max(0) as u64))
+    }
+
+    /// Without reservations: requests for one key that arrive while a call for it is in flight
+    /// wait for it to end, and are decided together by the next call (`want` = how many):
+    /// one Redis call per round trip instead of one per request, each token still charged when
+    /// its request is decided, so nothing is admitted beyond the bucket and nothing is
+    /// reserved. A partial grant admits the first in line and refuses the rest.
+    async fn decide_coalesced(&self, key: &[u8], now_ns: u64) -> Decision {
+        let lead = {
+            let mut map = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get_mut(key) {
+                Some(queue) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    queue.push(tx);
+                    Err(rx)
+                }
+                None => {
+                    map.insert(key.to_vec(), Vec::new());
+                    Ok(Vec::new())
+                }
+            }
+        };
+        let batch = match lead {
+            Ok(batch) => batch,
+            Err(rx) => {
+                // Bounded: a round never takes longer than the call's deadline.
+                let c = &self.cluster.config;
+                let wait = c.timeout.max(c.connect_timeout) + Duration::from_millis(50);
+                match tokio::time::timeout(wait, rx).await {
+                    Ok(Ok(Turn::Decided(d))) => return d,
+                    Ok(Ok(Turn::Lead(token))) => token.take(),
+                    _ => return self.fall_back(key, now_ns),
+                }
+            }
+        };
+        let mut round = Round {
+            limit: self,
+            key,
+            now_ns,
+            batch,
+            done: false,
+        };
+        let want = 1 + round.batch.len() as u32;
+        let answer = self.gcra(key, want).await;
+        round.finish(answer)
     }
 
     fn fall_back(&self, key: &[u8], now_ns: u64) -> Decision {

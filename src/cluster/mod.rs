@@ -127,7 +127,8 @@ thread_local! {
     /// thread talk to Redis over a connection driven by that thread's runtime, so a call costs
     /// no wake-up of another thread (measured: a shared connection driven by the Redis thread
     /// cost about 17 µs of CPU a request).
-    static LINKS: std::cell::RefCell<Vec<(u64, Link)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// `None`: this thread had a connection and lost it.
+    static LINKS: std::cell::RefCell<Vec<(u64, Option<Link>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A handle on the shared Redis, cheap to clone (`Arc`).
@@ -230,7 +231,8 @@ impl Cluster {
                 let manager_config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.timeout.max(Duration::from_millis(100))))
-                    .set_number_of_retries(2)
+                    // A refused connect fails the call at once; the next call opens anew.
+                    .set_number_of_retries(0)
                     .set_max_delay(Duration::from_millis(200));
                 Connector::Single(client, manager_config)
             }
@@ -305,25 +307,29 @@ impl Cluster {
         }
         let started = crate::clock::instant();
         let local = LINKS.with(|l| l.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, c)| c.clone()));
-        // A call that opens this thread's connection may take `connect_timeout` (a TLS and
-        // AUTH handshake to a distant Redis can outlast the call deadline, and a connection
-        // that never completes would keep the breaker open for good).
+        // The call that opens this thread's first connection may take `connect_timeout` (a TLS
+        // and AUTH handshake to a distant Redis can outlast the call deadline); a reconnect,
+        // as while Redis is away, keeps to the call deadline.
         let deadline = match &local {
-            Some(_) => self.config.timeout,
             None => self.config.timeout.max(self.config.connect_timeout),
+            Some(_) => self.config.timeout,
         };
         let work = async {
-            let link = match local {
+            let link = match local.flatten() {
                 Some(l) => l,
                 None => {
                     let l = open(&self.connector).await?;
                     // Calls that started together on this thread keep one connection.
                     LINKS.with(|links| {
                         let mut links = links.borrow_mut();
-                        match links.iter().find(|(id, _)| *id == self.id) {
-                            Some((_, existing)) => existing.clone(),
+                        match links.iter_mut().find(|(id, _)| *id == self.id) {
+                            Some((_, Some(existing))) => existing.clone(),
+                            Some((_, slot)) => {
+                                *slot = Some(l.clone());
+                                l
+                            }
                             None => {
-                                links.push((self.id, l.clone()));
+                                links.push((self.id, Some(l.clone())));
                                 l
                             }
                         }
@@ -409,7 +415,13 @@ impl Cluster {
     /// connection reconnects its nodes itself, and one dead master must not reset the others.
     fn forget_link(&self) {
         if matches!(self.connector, Connector::Single(..)) {
-            LINKS.with(|l| l.borrow_mut().retain(|(id, _)| *id != self.id));
+            LINKS.with(|l| {
+                for (id, slot) in l.borrow_mut().iter_mut() {
+                    if *id == self.id {
+                        *slot = None;
+                    }
+                }
+            });
         }
     }
 

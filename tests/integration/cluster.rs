@@ -164,6 +164,7 @@ rate_limits:
   - {{ name: fleet, scope: route, rate: 40, per: 1h, shared: true }}
   - {{ name: fleet-reserve, scope: route, rate: 40, per: 1h, shared: true, reserve: 5 }}
   - {{ name: alone, scope: route, rate: 40, per: 1h }}
+  - {{ name: crowd, scope: route, rate: 40, per: 1h, shared: true }}
   - {{ name: open, scope: client_ip, rate: 100000, per: 1s, shared: true }}
   - {{ name: strict, scope: route, rate: 100000, per: 1s, shared: true, on_redis_down: deny }}
   - {{ name: per-key, scope: api_key, rate: 100000, per: 1s, shared: true }}
@@ -178,6 +179,7 @@ routes:
   - {{ name: shared, path_prefix: /shared/, upstream: u, rate_limits: [fleet] }}
   - {{ name: reserved, path_prefix: /reserved/, upstream: u, rate_limits: [fleet-reserve] }}
   - {{ name: local, path_prefix: /local/, upstream: u, rate_limits: [alone] }}
+  - {{ name: crowd, path_prefix: /crowd/, upstream: u, rate_limits: [crowd] }}
   - {{ name: open, path_prefix: /open/, upstream: u, rate_limits: [open] }}
   - {{ name: strict, path_prefix: /strict/, upstream: u, rate_limits: [strict] }}
   - {{ name: metered, path_prefix: /metered/, upstream: u, auth: {{ required: true }} }}
@@ -265,6 +267,26 @@ fn shared_limits_and_quotas_hold_across_two_gateways(addresses: Vec<String>, mod
     assert!(
         (36..=42).contains(&reserved),
         "{mode}: reserve 5 admitted {reserved} (limit 40)"
+    );
+    // Concurrent requests for one bucket are decided together, one call per round trip; the
+    // bucket still admits 40 of 160 sent by 16 clients at once.
+    let calls = |g: &Gateway| metric(g, "quantumvault_cluster_calls_total{op=\"rate_limit\",result=\"ok\"}");
+    let before = calls(&a) + calls(&b);
+    let urls = [a.url("/crowd/x"), b.url("/crowd/x")];
+    let crowd: usize = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..16)
+            .map(|t| {
+                let url = urls[t % 2].clone();
+                sc.spawn(move || (0..10).filter(|_| status(&url, &[]) == 200).count())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let made = calls(&a) + calls(&b) - before;
+    println!("{mode}: 160 concurrent requests, {crowd} admitted, {made} Redis calls");
+    assert!(
+        (40..=42).contains(&crowd),
+        "{mode}: concurrent shared limit admitted {crowd} of 160 (limit 40)"
     );
     // Without `shared`, each instance counts alone: the fleet admits twice the limit.
     let alone = admitted(&[&a, &b], "/local/x", 120, &[]);
