@@ -385,11 +385,8 @@ impl Cluster {
             // As for the request path: a fresh connection for the next round (made on the
             // Redis thread, which drives it).
             let connector = self.connector.clone();
-            let slot = &self.link;
-            if let Ok(fresh) = self.runtime.spawn(async move { open(&connector).await }).await {
-                if let Ok(l) = fresh {
-                    slot.store(Some(Arc::new(l)));
-                }
+            if let Ok(Ok(l)) = self.runtime.spawn(async move { open(&connector).await }).await {
+                self.link.store(Some(Arc::new(l)));
             }
         }
         match answer {
