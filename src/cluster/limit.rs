@@ -134,13 +134,7 @@ impl Round<'_> {
                 }),
                 reset: Duration::from_micros(reset_us),
             },
-            Err(e) => {
-                log::debug!(
-                    "rate limit {}: no answer from Redis ({e:?}), decided by the fallback",
-                    l.spec.name
-                );
-                l.fall_back(self.key, self.now_ns)
-            }
+            Err(e) => l.unanswered(e, self.key, self.now_ns),
         };
         let mine = decide(0);
         for (i, tx) in std::mem::take(&mut self.batch).into_iter().enumerate() {
@@ -262,25 +256,9 @@ impl SharedLimit {
         if self.reserve <= 1 {
             return self.decide_coalesced(key, now_ns).await;
         }
-        let mut redis_key = String::with_capacity(self.prefix.len() + 2 * key.len());
-        redis_key.push_str(&self.prefix);
-        redis_key.push_str(&hex::encode(key));
-        let (e, c, want) = (self.emission_us, self.capacity_us, self.reserve);
-        let answer = self
-            .cluster
-            .call("rate_limit", |mut link| async move {
-                GCRA.key(redis_key)
-                    .arg(e)
-                    .arg(c)
-                    .arg(want)
-                    .invoke_async::<(i64, i64, i64, i64)>(&mut link)
-                    .await
-            })
-            .await;
-        match answer {
-            Ok((granted, left, reset_us, _)) if granted >= 1 => {
-                let reset = Duration::from_micros(reset_us.max(0) as u64);
-                let remaining = left.max(0) as u64;
+        match self.gcra(key, self.reserve).await {
+            Ok((granted, remaining, reset_us, _)) if granted >= 1 => {
+                let reset = Duration::from_micros(reset_us);
                 if granted > 1 {
                     let mut map = self.reservations.lock().unwrap_or_else(|p| p.into_inner());
                     if map.len() >= MAX_RESERVATIONS {
@@ -313,22 +291,25 @@ impl SharedLimit {
                     }
                 }
                 Decision::Allow {
-                    remaining: remaining + (granted as u64 - 1),
+                    remaining: remaining + (granted - 1),
                     reset,
                 }
             }
             Ok((_, _, reset_us, retry_us)) => Decision::Deny {
-                retry_after: Duration::from_micros(retry_us.max(1) as u64),
-                reset: Duration::from_micros(reset_us.max(0) as u64),
+                retry_after: Duration::from_micros(retry_us.max(1)),
+                reset: Duration::from_micros(reset_us),
             },
-            Err(e) => {
-                log::debug!(
-                    "rate limit {}: no answer from Redis ({e:?}), decided by the fallback",
-                    self.spec.name
-                );
-                self.fall_back(key, now_ns)
-            }
+            Err(e) => self.unanswered(e, key, now_ns),
         }
+    }
+
+    /// Redis gave no answer in time: the fallback decides.
+    fn unanswered(&self, e: super::Unavailable, key: &[u8], now_ns: u64) -> Decision {
+        log::debug!(
+            "rate limit {}: no answer from Redis ({e:?}), decided by the fallback",
+            self.spec.name
+        );
+        self.fall_back(key, now_ns)
     }
 
     /// How long reserved tokens may be spent: the time the bucket takes to refill them, but at

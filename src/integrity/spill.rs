@@ -16,6 +16,12 @@ use std::path::Path;
 /// Items per block: a full block is written in one `pwrite` (8 KiB for 32-byte items).
 pub const BLOCK: usize = 256;
 
+/// A read of a spilled index that failed (the disk) is logged and answers like a missing
+/// item: the anchor log's proofs, tiles and entries are then "not found", never wrong.
+pub fn readable<T>(r: io::Result<T>) -> Option<T> {
+    r.map_err(|e| log::error!("anchor log index: {e}")).ok()
+}
+
 /// Items `[0, spilled)` are in the file, `[spilled, len)` in `tail`.
 #[derive(Debug, Default)]
 pub struct SpillVec<const N: usize> {

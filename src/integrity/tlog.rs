@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::merkle::{node, Hash};
 use super::sig::{SigAlg, Signer};
-use super::spill::SpillVec;
+use super::spill::{readable, SpillVec};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -121,11 +121,6 @@ impl Subtrees for &Tree {
             .map_or(Ok(None), |l| l.get(index))?
             .ok_or_else(|| io::Error::other("a subtree past the tree's end"))
     }
-}
-
-/// A read of a spilled tree that failed (the disk) is logged and answers like a missing size.
-fn readable<T>(r: io::Result<T>) -> Option<T> {
-    r.map_err(|e| log::error!("anchor log index: {e}")).ok()
 }
 
 /// `MTH(D[a:b])` for a range the RFC 6962 recursion reaches (`a` aligned to the largest power

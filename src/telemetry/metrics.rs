@@ -150,7 +150,7 @@ fn describe() {
     );
     describe_counter!(
         "quantumvault_cluster_calls_total",
-        "Redis calls on the request path by operation and result (ok, error, timeout, skipped, not_connected)"
+        "Redis calls on the request path by operation and result (ok, error, timeout, skipped)"
     );
     describe_histogram!(
         "quantumvault_cluster_call_seconds",
@@ -470,8 +470,8 @@ pub fn cluster_breaker(open: bool) {
     counter!("quantumvault_cluster_breaker_switches_total", "to" => if open { "open" } else { "closed" }).increment(1);
 }
 
-/// One Redis call on a request's path: `result` is ok, error, timeout, skipped (breaker open)
-/// or not_connected; the latency of calls that were made.
+/// One Redis call on a request's path: `result` is ok, error (a failed connect included),
+/// timeout or skipped (breaker open); the latency of calls that were made.
 pub fn cluster_call(op: &'static str, result: &'static str, took: Option<Duration>) {
     counter!("quantumvault_cluster_calls_total", "op" => op, "result" => result).increment(1);
     if let Some(t) = took {

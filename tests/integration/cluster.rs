@@ -517,25 +517,35 @@ fn a_killed_cluster_master_leaves_the_other_slots_working() {
     assert!(fell_back >= 1.0, "the dead master's buckets fell back");
 }
 
+/// A policy that signs every response with ECDSA, in front of `up`.
+fn signing_policy(up: SocketAddr) -> String {
+    format!(
+        "signing:\n  enabled: true\n  algorithm: ecdsa-p256\nupstreams:\n  - {{ name: u, peers: [\"{up}\"] }}\nroutes:\n  - {{ name: api, path_prefix: /api/, upstream: u }}\n"
+    )
+}
+
+/// A signing gateway (a keystore of its own) in cluster mode on `redis` as `instance`;
+/// `key_ttl`, if given (`key_ttl: 5s`), replaces the harness's 10 s.
+fn signing_instance(policy: &str, redis: &Redis, instance: &str, key_ttl: &str) -> Gateway {
+    let mut yaml = cluster_yaml(&[redis.url()], "single", instance, "");
+    if !key_ttl.is_empty() {
+        yaml = yaml.replace("key_ttl: 10s", key_ttl);
+    }
+    crate::signing::signing_gateway_with(policy, |y| {
+        let mut text = std::fs::read_to_string(y).unwrap();
+        text.push_str(&yaml);
+        std::fs::write(y, text).unwrap();
+    })
+}
+
 #[test]
 fn a_response_of_one_instance_verifies_with_the_other_instances_directory() {
     let work = tempfile::tempdir().unwrap();
     let redis = Redis::start(work.path(), &[]);
     let up = echo("u");
-    let policy = format!(
-        "signing:\n  enabled: true\n  algorithm: ecdsa-p256\nupstreams:\n  - {{ name: u, peers: [\"{}\"] }}\nroutes:\n  - {{ name: api, path_prefix: /api/, upstream: u }}\n",
-        up.addr()
-    );
-    let a = crate::signing::signing_gateway_with(&policy, |y| {
-        let mut text = std::fs::read_to_string(y).unwrap();
-        text.push_str(&cluster_yaml(&[redis.url()], "single", "gw-a", ""));
-        std::fs::write(y, text).unwrap();
-    });
-    let b = crate::signing::signing_gateway_with(&policy, |y| {
-        let mut text = std::fs::read_to_string(y).unwrap();
-        text.push_str(&cluster_yaml(&[redis.url()], "single", "gw-b", ""));
-        std::fs::write(y, text).unwrap();
-    });
+    let policy = signing_policy(up.addr());
+    let a = signing_instance(&policy, &redis, "gw-a", "");
+    let b = signing_instance(&policy, &redis, "gw-b", "");
     let c = crate::signing::capture("GET", &a.url("/api/items"), &[], None);
     assert_eq!(c.status, 200);
     assert!(
@@ -546,12 +556,7 @@ fn a_response_of_one_instance_verifies_with_the_other_instances_directory() {
     let dir_url = "/.well-known/http-message-signatures-directory";
     b.wait_for(10, "b lists a's keys", || get(&b.url(dir_url)).body.contains("gw-a/"));
     let jwks: serde_json::Value = get(&b.url(dir_url)).json();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = key_ids(&jwks);
     assert!(
         kids.iter().any(|k| k.starts_with("gw-a/")) && kids.iter().any(|k| k.starts_with("gw-b/")),
         "{kids:?}"
@@ -731,17 +736,10 @@ fn two_instances_with_one_name_are_reported() {
     let work = tempfile::tempdir().unwrap();
     let redis = Redis::start(work.path(), &[]);
     let up = echo("u");
-    let policy = format!(
-        "signing:\n  enabled: true\n  algorithm: ecdsa-p256\nupstreams:\n  - {{ name: u, peers: [\"{}\"] }}\nroutes:\n  - {{ name: api, path_prefix: /api/, upstream: u }}\n",
-        up.addr()
-    );
-    let twin = |y: &Path| {
-        let mut text = std::fs::read_to_string(y).unwrap();
-        text.push_str(&cluster_yaml(&[redis.url()], "single", "twin", "").replace("key_ttl: 10s", "key_ttl: 5s"));
-        std::fs::write(y, text).unwrap();
-    };
-    let a = crate::signing::signing_gateway_with(&policy, twin);
-    let b = crate::signing::signing_gateway_with(&policy, twin);
+    let policy = signing_policy(up.addr());
+    // A key directory refreshed every 1.7 s (a third of the shortest key_ttl).
+    let a = signing_instance(&policy, &redis, "twin", "key_ttl: 5s");
+    let b = signing_instance(&policy, &redis, "twin", "key_ttl: 5s");
     a.wait_for(15, "a name clash reported", || {
         metric(&a, "quantumvault_cluster_name_clashes_total") + metric(&b, "quantumvault_cluster_name_clashes_total")
             > 0.0

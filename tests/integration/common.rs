@@ -299,6 +299,16 @@ pub fn policy_one(upstream: &str, peers: &[SocketAddr], extra_upstream: &str) ->
     )
 }
 
+/// The key ids of a JWKS, in order.
+pub fn key_ids(jwks: &serde_json::Value) -> Vec<&str> {
+    jwks["keys"]
+        .as_array()
+        .expect("a JWKS has a keys array")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("every key has a kid"))
+        .collect()
+}
+
 /// Creates the keystore for the gateway.yaml at `conf` with `quantumvault keys init` (a
 /// `start_with_pre` hook: the keystore must exist before a signing gateway starts).
 pub fn keys_init(conf: &Path) {

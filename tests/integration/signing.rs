@@ -369,12 +369,7 @@ fn rotation_keeps_old_signatures_verifiable_and_destroyed_versions_stop() {
     );
     let jwks: serde_json::Value = get(&gw.url("/.well-known/http-message-signatures-directory")).json();
     // (By key id: a base64url public key may hold "-v1" by chance, about once in a hundred.)
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let kids = key_ids(&jwks);
     assert!(
         kids.iter().all(|k| !k.ends_with("-v1")) && kids.len() == 2,
         "destroyed versions are no longer published: {kids:?}"

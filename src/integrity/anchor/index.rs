@@ -21,15 +21,32 @@ pub struct Record {
     pub entry: u16,
 }
 
-/// A record as stored in the index: offset, length, entry length, whether it has a batch id,
-/// and the id.
+/// A record's place as stored: offset, length and entry length (14 bytes), padded.
+pub const PLACE: usize = 16;
+
+pub fn encode_place(r: Record) -> [u8; PLACE] {
+    let mut s = [0; PLACE];
+    s[..8].copy_from_slice(&r.offset.to_be_bytes());
+    s[8..12].copy_from_slice(&r.len.to_be_bytes());
+    s[12..14].copy_from_slice(&r.entry.to_be_bytes());
+    s
+}
+
+pub fn decode_place(s: &[u8]) -> Record {
+    Record {
+        offset: u64::from_be_bytes(s[..8].try_into().expect("8 bytes")),
+        len: u32::from_be_bytes(s[8..12].try_into().expect("4 bytes")),
+        entry: u16::from_be_bytes(s[12..14].try_into().expect("2 bytes")),
+    }
+}
+
+/// A record as stored in the index: its place, whether it has a batch id (byte 14), and the
+/// id (bytes 16..32).
 const SLOT: usize = 32;
 
 fn encode(r: Record, id: Option<[u8; 16]>) -> [u8; SLOT] {
     let mut s = [0; SLOT];
-    s[..8].copy_from_slice(&r.offset.to_be_bytes());
-    s[8..12].copy_from_slice(&r.len.to_be_bytes());
-    s[12..14].copy_from_slice(&r.entry.to_be_bytes());
+    s[..PLACE].copy_from_slice(&encode_place(r));
     if let Some(id) = id {
         s[14] = 1;
         s[16..].copy_from_slice(&id);
@@ -38,12 +55,10 @@ fn encode(r: Record, id: Option<[u8; 16]>) -> [u8; SLOT] {
 }
 
 fn decode(s: &[u8; SLOT]) -> (Record, Option<[u8; 16]>) {
-    let r = Record {
-        offset: u64::from_be_bytes(s[..8].try_into().expect("8 bytes")),
-        len: u32::from_be_bytes(s[8..12].try_into().expect("4 bytes")),
-        entry: u16::from_be_bytes(s[12..14].try_into().expect("2 bytes")),
-    };
-    (r, (s[14] == 1).then(|| s[16..].try_into().expect("16 bytes")))
+    (
+        decode_place(s),
+        (s[14] == 1).then(|| s[16..].try_into().expect("16 bytes")),
+    )
 }
 
 /// Records, batch ids and the tree, in log order.

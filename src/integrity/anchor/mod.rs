@@ -28,11 +28,11 @@ use std::sync::{Arc, Mutex};
 use super::batch::{Batch, RootSig};
 use super::merkle::{self, Hash};
 use super::sig::{SigAlg, Signer};
-use super::spill::SpillVec;
+use super::spill::{readable, SpillVec};
 use super::tlog::{self, Tree};
 
 mod index;
-use index::{Index, Record};
+use index::{decode_place, encode_place, Index, Record};
 
 const MAGIC: &[u8; 8] = b"QVANCHR1";
 
@@ -431,7 +431,7 @@ impl AnchorLog {
         out.write_all(MAGIC).map_err(|e| io(&tmp, e))?;
         let mut at = MAGIC.len() as u64;
         // The records' new places, spilled like the index (a long log has many).
-        let mut moved = SpillVec::<16>::on_disk(dir).map_err(|e| io(dir, e))?;
+        let mut moved = SpillVec::<{ index::PLACE }>::on_disk(dir).map_err(|e| io(dir, e))?;
         let mut dropped = 0;
         self.each_record(count, |i, r| {
             let mut p = read(&r)?;
@@ -445,7 +445,11 @@ impl AnchorLog {
                 .and_then(|_| out.write_all(&p))
                 .map_err(|e| io(&tmp, e))?;
             moved
-                .push(encode_place(at + 8, p.len() as u32, r.entry))
+                .push(encode_place(Record {
+                    offset: at + 8,
+                    len: p.len() as u32,
+                    entry: r.entry,
+                }))
                 .map_err(|e| io(dir, e))?;
             at += 8 + p.len() as u64;
             Ok(true)
@@ -462,7 +466,10 @@ impl AnchorLog {
         for i in count..st.index.len() {
             let r = st.index.record(i).ok().flatten().ok_or_else(|| io(dir, "index read"))?;
             moved
-                .push(encode_place((r.offset as i64 + shift) as u64, r.len, r.entry))
+                .push(encode_place(Record {
+                    offset: (r.offset as i64 + shift) as u64,
+                    ..r
+                }))
                 .map_err(|e| io(dir, e))?;
         }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
@@ -520,28 +527,6 @@ impl AnchorLog {
         }
         Ok(())
     }
-}
-
-/// A record's place in the file, as `prune_pq` keeps it while rewriting.
-fn encode_place(offset: u64, len: u32, entry: u16) -> [u8; 16] {
-    let mut b = [0; 16];
-    b[..8].copy_from_slice(&offset.to_be_bytes());
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    b[12..14].copy_from_slice(&entry.to_be_bytes());
-    b
-}
-
-fn decode_place(b: &[u8; 16]) -> Record {
-    Record {
-        offset: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
-        len: u32::from_be_bytes(b[8..12].try_into().expect("4 bytes")),
-        entry: u16::from_be_bytes(b[12..14].try_into().expect("2 bytes")),
-    }
-}
-
-/// A read of the index that failed (the disk) is logged and answers like a missing record.
-fn readable<T>(r: std::io::Result<T>) -> Option<T> {
-    r.map_err(|e| log::error!("anchor log index: {e}")).ok()
 }
 
 /// The last signed checkpoint in `cp_path`, checked against the tree read from the log.
