@@ -39,27 +39,6 @@ impl Gateway {
         self.write_whole(session, header, body).await
     }
 
-    /// [`Self::write_answer`] for an answer given in parts, as the signing path
-    /// ([`super::signed`]) writes a failure of its upstream.
-    pub(super) async fn write_gateway_response(
-        &self,
-        session: &mut Session,
-        ctx: &mut Ctx,
-        status: u16,
-        code: &'static str,
-        message: &str,
-        extra: Vec<(http::HeaderName, http::HeaderValue)>,
-    ) -> Result<()> {
-        let answer = Denial {
-            status,
-            code,
-            message: message.to_string().into(),
-            reason: Reason::Check(code),
-            headers: extra,
-        };
-        self.write_answer(session, ctx, &answer).await
-    }
-
     pub(super) async fn sign_if_configured(
         &self,
         session: &Session,
@@ -72,8 +51,7 @@ impl Gateway {
             .as_ref()
             .map(|r| &r.spec.signing)
             .unwrap_or(&ctx.policy.config.access.signing);
-        // A signing route's subrequest leaves signing to its parent, which signs what it relays.
-        if !spec.enabled || ctx.subrequest.is_some() {
+        if !spec.enabled {
             return;
         }
         if let Err(reason) = self.sign(header, Some(body), spec, session.req_header(), ctx.tls).await {
@@ -95,10 +73,6 @@ impl Gateway {
         if !head_only && !body.is_empty() {
             session.write_response_body(Some(body), true).await?;
         }
-        if session.subrequest_ctx.is_some() {
-            // A subrequest's response ends with an explicit `Done` for the parent.
-            session.downstream_session.finish_body().await?;
-        }
         Ok(())
     }
 }
@@ -107,7 +81,7 @@ impl Gateway {
 /// or one second: a refusal sent while the client is still sending makes Pingora reset the
 /// stream, and clients (curl among them) then report a stream error instead of the answer.
 /// Past the bound the refusal goes out anyway.
-pub(super) async fn drain_h2_body(session: &mut Session) {
+async fn drain_h2_body(session: &mut Session) {
     if session.req_header().version != http::Version::HTTP_2 || session.is_body_done() {
         return;
     }

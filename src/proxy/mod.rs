@@ -10,7 +10,6 @@ mod wellknown;
 
 use std::net::IpAddr;
 
-use answer::drain_h2_body;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,8 +116,8 @@ pub struct Ctx {
     /// arrived: the upstream's share of the request, apart from gateway overhead.
     upstream_started: Option<Instant>,
     upstream_took: Option<std::time::Duration>,
-    /// Set while this context runs a signing route's subrequest ([`signed`]).
-    subrequest: Option<signed::Slot>,
+    /// A signing route's response while it is held to be signed ([`signed`]).
+    hold: Option<signed::Hold>,
     /// The HTTP/1 connection's head and body deadlines ([`crate::connections`]).
     conn: Option<Arc<crate::connections::Watch>>,
     _in_flight: Option<InFlight>,
@@ -144,15 +143,10 @@ impl Ctx {
             body: Default::default(),
             upstream_started: None,
             upstream_took: None,
-            subrequest: None,
+            hold: None,
             conn: None,
             _in_flight: in_flight,
         }
-    }
-
-    /// What stays behind while the request's context is lent to a signing subrequest.
-    fn placeholder(&self) -> Ctx {
-        Ctx::new(self.policy.clone(), None, self.started)
     }
 
     /// A new upstream attempt. On a retry Pingora replays the body it buffered through the
@@ -163,6 +157,8 @@ impl Ctx {
         self.attempts += 1;
         if self.attempts > 1 {
             self.body = Default::default();
+            // A failed attempt's response was never written: the retry's is held afresh.
+            self.hold = None;
         }
     }
 
@@ -252,29 +248,20 @@ impl ProxyHttp for Gateway {
         ))
     }
 
-    /// A signing route's subrequest takes over its parent's context here, before any phase
-    /// reads the request ([`signed`]).
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<()> {
-        if !signed::adopt_parent(session, ctx) {
-            // Before the body is read and the response written. The first request's head was
-            // read under Pingora's own per-read timeout (60 s); later ones under the keep-alive one.
-            let d = &self.downstream;
-            session.set_read_timeout(Some(d.read));
-            session.set_write_timeout(Some(d.write));
-            // Only where keep-alive is on: Pingora switches it off for a request that must close
-            // (Content-Length with Transfer-Encoding, `Connection: close`), and validation
-            // reads that state.
-            if session.as_downstream().get_keepalive().is_some() {
-                session.set_keepalive(Some(d.keepalive.as_secs()));
-            }
-            ctx.conn = crate::connections::begin_request(!session.is_body_empty());
+        // Before the body is read and the response written. The first request's head was
+        // read under Pingora's own per-read timeout (60 s); later ones under the keep-alive one.
+        let d = &self.downstream;
+        session.set_read_timeout(Some(d.read));
+        session.set_write_timeout(Some(d.write));
+        // Only where keep-alive is on: Pingora switches it off for a request that must close
+        // (Content-Length with Transfer-Encoding, `Connection: close`), and validation
+        // reads that state.
+        if session.as_downstream().get_keepalive().is_some() {
+            session.set_keepalive(Some(d.keepalive.as_secs()));
         }
+        ctx.conn = crate::connections::begin_request(!session.is_body_empty());
         Ok(())
-    }
-
-    /// Signing routes run the proxy path as a subrequest; subrequests spawn none.
-    fn allow_spawning_subrequest(&self, _session: &Session, ctx: &Box<Ctx>) -> bool {
-        ctx.subrequest.is_none()
     }
 
     /// What Pingora's own error log prints of a failed request: the method, the canonical path
@@ -295,10 +282,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
-        if ctx.subrequest.is_some() {
-            // The parent ran the request phase; the subrequest carries on from upstream_peer.
-            return Ok(false);
-        }
         ctx.request_id = forward::request_id(session.req_header());
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let peer = session
@@ -388,13 +371,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         match phases::request(&info, &mut ctx.filters).await {
-            Ok(()) => {
-                if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
-                    Box::pin(self.proxy_signed(session, ctx)).await?;
-                    return Ok(true);
-                }
-                Ok(false)
-            }
+            Ok(()) => Ok(false),
             Err(denial) => {
                 Box::pin(self.send_denial(session, ctx, denial)).await?;
                 Ok(true)
@@ -528,6 +505,20 @@ impl ProxyHttp for Gateway {
         ctx.finish_proxied_response(resp)
     }
 
+    /// Signing routes hold the response here until its body is whole, then sign it
+    /// ([`signed`]); other routes pass straight through.
+    async fn response_tasks_filter(
+        &self,
+        session: &mut Session,
+        tasks: &mut Vec<pingora::protocols::http::HttpTask>,
+        ctx: &mut Box<Ctx>,
+    ) -> Result<()> {
+        if ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled) {
+            Box::pin(self.hold_signed(session, tasks, ctx)).await;
+        }
+        Ok(())
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Box<Ctx>) -> FailToProxy {
         if let Some(denial) = ctx.denial.clone() {
             // A filter refused the request mid-stream (the body limit).
@@ -591,9 +582,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Box<Ctx>) {
-        if signed::return_to_parent(ctx) {
-            return; // the parent logs the request once, with what its client saw
-        }
         if let Some(w) = ctx.conn.take() {
             w.end_request();
         }
