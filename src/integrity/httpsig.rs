@@ -47,12 +47,33 @@ impl Component {
     /// `\\` and `"` escaped: a name holding either was written unescaped before, so the
     /// signature base and `@signature-params` named a different component than the field.
     fn serialize(&self) -> String {
-        let name = self.name.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::with_capacity(self.name.len() + 6);
+        self.write_to(&mut out);
+        out
+    }
+
+    /// [`Self::serialize`], appended to `out`.
+    fn write_to(&self, out: &mut String) {
+        out.push('"');
+        push_escaped(out, &self.name);
+        out.push('"');
         if self.req {
-            format!("\"{name}\";req")
-        } else {
-            format!("\"{name}\"")
+            out.push_str(";req");
         }
+    }
+}
+
+/// `s` with `\\` and `"` escaped, as inside a Structured Field string.
+fn push_escaped(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b == b'\\' || b == b'"') {
+        out.push_str(s);
+        return;
+    }
+    for ch in s.chars() {
+        if ch == '\\' || ch == '"' {
+            out.push('\\');
+        }
+        out.push(ch);
     }
 }
 
@@ -111,50 +132,84 @@ pub enum HttpSigError {
 
 /// The value of one covered component (section 2).
 pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, HttpSigError> {
+    let mut out = String::new();
+    write_component_value(c, m, &mut out)?;
+    Ok(out)
+}
+
+/// [`component_value`], appended to `out`; the common components without an allocation of
+/// their own.
+fn write_component_value(c: &Component, m: &Message<'_>, out: &mut String) -> Result<(), HttpSigError> {
     match (c.name.as_str(), c.req) {
-        ("@status", false) => Ok(m.status.to_string()),
-        ("@method", true) => Ok(m.req_method.to_string()),
-        ("@target-uri", true) => Ok(m.req_target_uri.to_string()),
+        ("@status", false) => {
+            out.push_str(itoa::Buffer::new().format(m.status));
+            return Ok(());
+        }
+        ("@method", true) => {
+            out.push_str(m.req_method);
+            return Ok(());
+        }
+        ("@target-uri", true) => {
+            out.push_str(m.req_target_uri);
+            return Ok(());
+        }
+        (name, req) if !name.starts_with('@') => {
+            let headers = if req { m.req_headers } else { m.headers };
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else {
+                return Err(HttpSigError::MissingHeader(name.to_string()));
+            };
+            fn text<'v>(v: &'v http::HeaderValue, name: &str) -> Result<&'v str, HttpSigError> {
+                v.to_str().map_err(|_| HttpSigError::NotAscii(name.to_string()))
+            }
+            out.push_str(text(first, name)?.trim());
+            for v in values {
+                out.push_str(", ");
+                out.push_str(text(v, name)?.trim());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    out.push_str(&derived_value(c, m)?);
+    Ok(())
+}
+
+/// The derived components the gateway does not cover itself (`@authority`, `@path`,
+/// `@query`), for verifying others' signatures.
+fn derived_value(c: &Component, m: &Message<'_>) -> Result<String, HttpSigError> {
+    match (c.name.as_str(), c.req) {
         ("@authority", true) => authority_of(m.req_target_uri)
             .map(|a| a.to_ascii_lowercase())
             .ok_or(HttpSigError::NoAuthority),
         ("@path", true) => Ok(path_and_query(m.req_target_uri).0.to_string()),
         ("@query", true) => Ok(format!("?{}", path_and_query(m.req_target_uri).1.unwrap_or(""))),
-        (name, _) if name.starts_with('@') => Err(HttpSigError::UnsupportedDerived(c.serialize())),
-        (name, req) => {
-            let headers = if req { m.req_headers } else { m.headers };
-            let values: Vec<String> = headers
-                .get_all(name)
-                .iter()
-                .map(|v| {
-                    v.to_str()
-                        .map(|s| s.trim().to_string())
-                        .map_err(|_| HttpSigError::NotAscii(name.to_string()))
-                })
-                .collect::<Result<_, _>>()?;
-            if values.is_empty() {
-                return Err(HttpSigError::MissingHeader(name.to_string()));
-            }
-            Ok(values.join(", "))
-        }
+        _ => Err(HttpSigError::UnsupportedDerived(c.serialize())),
     }
 }
 
 /// `("a" "b";req);created=1;keyid="k"` (the `@signature-params` value).
-pub fn params_value(components: &[Component], params: &[(String, Param)]) -> String {
-    let mut out = String::from("(");
-    out.push_str(
-        &components
-            .iter()
-            .map(Component::serialize)
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
+pub fn params_value<K: AsRef<str>>(components: &[Component], params: &[(K, Param)]) -> String {
+    let mut out = String::with_capacity(256);
+    out.push('(');
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        c.write_to(&mut out);
+    }
     out.push(')');
     for (k, v) in params {
+        out.push(';');
+        out.push_str(k.as_ref());
+        out.push('=');
         match v {
-            Param::Int(i) => out.push_str(&format!(";{k}={i}")),
-            Param::Str(s) => out.push_str(&format!(";{k}=\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))),
+            Param::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+            Param::Str(s) => {
+                out.push('"');
+                push_escaped(&mut out, s);
+                out.push('"');
+            }
         }
     }
     out
@@ -162,11 +217,11 @@ pub fn params_value(components: &[Component], params: &[(String, Param)]) -> Str
 
 /// The signature base (section 2.5).
 pub fn signature_base(components: &[Component], params: &str, m: &Message<'_>) -> Result<String, HttpSigError> {
-    let mut base = String::new();
+    let mut base = String::with_capacity(192 + params.len() + m.req_target_uri.len());
     for c in components {
-        base.push_str(&c.serialize());
+        c.write_to(&mut base);
         base.push_str(": ");
-        base.push_str(&component_value(c, m)?);
+        write_component_value(c, m, &mut base)?;
         base.push('\n');
     }
     base.push_str("\"@signature-params\": ");
@@ -196,11 +251,11 @@ pub fn sign(
         let params = params_value(
             covered,
             &[
-                ("created".into(), Param::Int(created as i64)),
-                ("keyid".into(), Param::Str(k.keyid.to_string())),
-                ("alg".into(), Param::Str(alg.name().into())),
-                ("nonce".into(), Param::Str(nonce.to_string())),
-                ("tag".into(), Param::Str(alg.tag().into())),
+                ("created", Param::Int(created as i64)),
+                ("keyid", Param::Str(k.keyid.to_string())),
+                ("alg", Param::Str(alg.name().into())),
+                ("nonce", Param::Str(nonce.to_string())),
+                ("tag", Param::Str(alg.tag().into())),
             ],
         );
         let base = signature_base(covered, &params, m)?;

@@ -36,15 +36,17 @@ use crate::telemetry::metrics;
 pub fn target_uri(req: &RequestHeader, tls: bool) -> String {
     let authority = forward::request_authority(req);
     let raw = String::from_utf8_lossy(req.raw_path());
-    let path = if raw.starts_with('/') || raw == "*" {
-        raw.into_owned()
+    let path: std::borrow::Cow<'_, str> = if raw.starts_with('/') || raw == "*" {
+        raw
     } else {
-        req.uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into())
+        req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").into()
     };
-    format!("{}://{authority}{path}", if tls { "https" } else { "http" })
+    let scheme = if tls { "https://" } else { "http://" };
+    let mut out = String::with_capacity(scheme.len() + authority.len() + path.len());
+    out.push_str(scheme);
+    out.push_str(&authority);
+    out.push_str(&path);
+    out
 }
 
 /// Adds Content-Digest (when there is content) to `resp` and returns the components the
@@ -53,20 +55,44 @@ fn covered_components(
     resp: &mut ResponseHeader,
     body: Option<&[u8]>,
     spec: &SigningSpec,
-) -> Result<Vec<Component>, &'static str> {
-    let mut covered = vec![Component::new("@status")];
+) -> Result<&'static [Component], &'static str> {
     if let Some(b) = body {
         let value = digest::header_value(spec.digest, &spec.digest.digest(b));
-        resp.insert_header("Content-Digest", value).map_err(|_| "header")?;
-        covered.push(Component::new("content-digest"));
+        resp.insert_header(CONTENT_DIGEST.clone(), value)
+            .map_err(|_| "header")?;
     }
-    if resp.headers.contains_key(http::header::CONTENT_TYPE) {
-        covered.push(Component::new("content-type"));
-    }
-    covered.push(Component::new("x-request-id"));
-    covered.push(Component::req("@method"));
-    covered.push(Component::req("@target-uri"));
-    Ok(covered)
+    let typed = resp.headers.contains_key(http::header::CONTENT_TYPE);
+    Ok(covered_list(body.is_some(), typed))
+}
+
+static CONTENT_DIGEST: http::HeaderName = http::HeaderName::from_static("content-digest");
+
+/// The four lists a response's signature may cover, made once: with or without
+/// `content-digest` (content) and `content-type`.
+fn covered_list(digest: bool, typed: bool) -> &'static [Component] {
+    static LISTS: std::sync::OnceLock<[Vec<Component>; 4]> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let make = |digest: bool, typed: bool| {
+            let mut covered = vec![Component::new("@status")];
+            if digest {
+                covered.push(Component::new("content-digest"));
+            }
+            if typed {
+                covered.push(Component::new("content-type"));
+            }
+            covered.push(Component::new("x-request-id"));
+            covered.push(Component::req("@method"));
+            covered.push(Component::req("@target-uri"));
+            covered
+        };
+        [
+            make(false, false),
+            make(false, true),
+            make(true, false),
+            make(true, true),
+        ]
+    });
+    &lists[usize::from(digest) * 2 + usize::from(typed)]
 }
 
 fn new_nonce() -> String {
@@ -180,11 +206,11 @@ impl Gateway {
             let params = httpsig::params_value(
                 &covered,
                 &[
-                    ("created".into(), httpsig::Param::Int(crate::clock::unix_now() as i64)),
-                    ("keyid".into(), httpsig::Param::Str(keyid.clone())),
-                    ("alg".into(), httpsig::Param::Str(alg.name().into())),
-                    ("nonce".into(), httpsig::Param::Str(new_nonce())),
-                    ("tag".into(), httpsig::Param::Str(BATCH_TAG.into())),
+                    ("created", httpsig::Param::Int(crate::clock::unix_now() as i64)),
+                    ("keyid", httpsig::Param::Str(keyid.clone())),
+                    ("alg", httpsig::Param::Str(alg.name().into())),
+                    ("nonce", httpsig::Param::Str(new_nonce())),
+                    ("tag", httpsig::Param::Str(BATCH_TAG.into())),
                 ],
             );
             let base = {
