@@ -13,7 +13,7 @@
 //! signed). When none is free the response waits for one, asynchronously, and the wait is
 //! counted; the queue never grows without bound.
 
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -62,6 +62,37 @@ struct Job {
 
 struct Lane {
     tx: SyncSender<Job>,
+    gate: Arc<Gate>,
+}
+
+/// How a signer thread that waits to fill a batch learns that it is full, without being woken
+/// for every leaf: senders count their leaves and wake the waiting thread only when the count
+/// reaches `max_leaves`.
+#[derive(Default)]
+struct Gate {
+    /// Leaves sent and not yet taken by a signer thread.
+    queued: std::sync::atomic::AtomicUsize,
+    /// The thread waiting for a batch to fill, if one is.
+    waiting: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Gate {
+    fn sent(&self, max: usize) {
+        let n = self.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        if n == max {
+            if let Some(t) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn taken(&self, n: usize) {
+        self.queued.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// The batch signer of the process: one lane (queue and threads) per batch algorithm in use.
@@ -122,9 +153,11 @@ impl Batcher {
     fn start_lane(&self, alg: BatchAlg) -> Lane {
         let (tx, rx) = mpsc::sync_channel::<Job>(self.settings.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
+        let gate = Arc::new(Gate::default());
         for i in 0..self.settings.threads.max(1) {
             let worker = Worker {
                 alg,
+                gate: gate.clone(),
                 anchor: self.anchor.clone(),
                 rx: rx.clone(),
                 keyring: self.keyring.clone(),
@@ -138,7 +171,7 @@ impl Batcher {
                 .spawn(move || worker.run())
                 .expect("spawning a batch signer thread");
         }
-        Lane { tx }
+        Lane { tx, gate }
     }
 
     /// Adds `leaf` to the next batch of `alg` and waits until that batch is signed. `keyid` is
@@ -164,13 +197,20 @@ impl Batcher {
             _permit: permit,
         };
         // The channel holds as many jobs as there are permits, so it is never full here.
-        self.lane(alg).tx.try_send(job).map_err(|_| BatchSignError::Stopped)?;
+        let lane = self.lane(alg);
+        // Counted before it is sent, so the count is never below what the channel holds.
+        lane.gate.sent(self.settings.max_leaves.max(1) as usize);
+        if lane.tx.try_send(job).is_err() {
+            lane.gate.taken(1);
+            return Err(BatchSignError::Stopped);
+        }
         rx.await.map_err(|_| BatchSignError::Stopped)?
     }
 }
 
 struct Worker {
     alg: BatchAlg,
+    gate: Arc<Gate>,
     anchor: Option<Arc<super::anchor::AnchorWriter>>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     keyring: Arc<ArcSwap<KeyRing>>,
@@ -199,6 +239,22 @@ impl Worker {
         let first = rx.recv().ok()?;
         let max = self.settings.max_leaves.max(1) as usize;
         let oldest = first.arrived;
+        let now = crate::clock::instant();
+        let idle = last_close.is_none_or(|t| now.saturating_duration_since(t) >= self.settings.max_wait);
+        if !idle {
+            // Wait for the batch to fill or its oldest leaf to reach max_wait, woken by the
+            // sender of the max_leaves-th leaf rather than by every leaf.
+            let deadline = oldest + self.settings.max_wait;
+            *self.gate.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            while self.gate.queued() < max {
+                let left = deadline.saturating_duration_since(crate::clock::instant());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
+            *self.gate.waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         let mut jobs = vec![first];
         while jobs.len() < max {
             match rx.try_recv() {
@@ -206,22 +262,7 @@ impl Worker {
                 Err(_) => break,
             }
         }
-        let now = crate::clock::instant();
-        let idle = last_close.is_none_or(|t| now.saturating_duration_since(t) >= self.settings.max_wait);
-        if !idle {
-            let deadline = oldest + self.settings.max_wait;
-            while jobs.len() < max {
-                let left = deadline.saturating_duration_since(crate::clock::instant());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(j) => jobs.push(j),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-        }
+        self.gate.taken(jobs.len());
         Some(jobs)
     }
 
