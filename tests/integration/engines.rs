@@ -1,4 +1,5 @@
-//! Signing routes run Pingora's proxy path as a subrequest (`proxy/signed.rs`); these tests
+//! Signing routes run Pingora's proxy path like any route, their response held to be signed
+//! (`proxy/signed.rs`, through the hook in `vendor/pingora-proxy`); these tests
 //! send the same requests through an unsigned and a signing route and hold the two to the same
 //! behaviour, with a recording upstream that sees exactly what each path sends: HTTP/2 bodies
 //! without a length (chunked to the upstream, and signed), hop-by-hop and upgrade headers, the
