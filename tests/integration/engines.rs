@@ -99,17 +99,27 @@ fn serve(mut stream: TcpStream, name: &str, mode: Mode, log: &Mutex<Vec<Seen>>) 
             return; // closes the connection
         }
         let body = json!({"upstream": name, "body_bytes": req.body.len()}).to_string();
+        // A path may ask for an answer without content, or one in chunks.
+        let answer = if req.path.ends_with("/status-204") {
+            "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+        } else if req.path.ends_with("/status-304") {
+            "HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\n\r\n".to_string()
+        } else if req.path.ends_with("/chunked") {
+            let mut a =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
+            for part in [&body[..5], &body[5..9], &body[9..]] {
+                a.push_str(&format!("{:x}\r\n{part}\r\n", part.len()));
+            }
+            a + "0\r\n\r\n"
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
         // Recorded before the answer leaves, so a client that has the answer sees the record.
         log.lock().unwrap().push(req);
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        if stream
-            .write_all(head.as_bytes())
-            .and_then(|_| stream.write_all(body.as_bytes()))
-            .is_err()
-        {
+        if stream.write_all(answer.as_bytes()).is_err() {
             return;
         }
     }
@@ -720,5 +730,133 @@ routes:
             usize::from(status == 200),
             "{case}: refused requests never reach the upstream"
         );
+    }
+}
+
+/// curl over HTTP/1.1 to the gateway's plain listener, with `-D` for the head of the final
+/// response (curl writes an interim 100 Continue head there too; the last one is kept).
+fn curl_h1(gw: &Gateway, method: &str, path: &str, headers: &[&str], body: Option<&[u8]>) -> CurlResponse {
+    let dir = tempfile::tempdir().unwrap();
+    let (head_file, body_file, data_file) = (
+        dir.path().join("head"),
+        dir.path().join("body"),
+        dir.path().join("data"),
+    );
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--http1.1", "--max-time", "20", "-X", method])
+        .arg("-D")
+        .arg(&head_file)
+        .arg("-o")
+        .arg(&body_file);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(b) = body {
+        std::fs::write(&data_file, b).unwrap();
+        cmd.arg("--data-binary").arg(format!("@{}", data_file.display()));
+    }
+    let out = cmd
+        .arg(gw.url(path))
+        .output()
+        .expect("curl is installed by scripts/test.sh");
+    let head = std::fs::read_to_string(&head_file).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "curl {method} {path}: {}{head}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The final response's head: after the last blank-line-separated interim head.
+    let last = head
+        .split("\r\n\r\n")
+        .filter(|h| h.starts_with("HTTP/"))
+        .last()
+        .unwrap_or_default();
+    let mut lines = last.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    CurlResponse {
+        status,
+        headers,
+        body: std::fs::read(&body_file).unwrap_or_default(),
+    }
+}
+
+/// Responses without content (204, 304), a response the upstream sends in chunks, and a body
+/// sent after `Expect: 100-continue`: the same status and body on both route kinds; on the
+/// signing route the response is held whole, signed (without `content-digest` when there is no
+/// content) and verifies, and a chunked answer leaves with a `content-length`.
+#[test]
+fn no_content_chunked_and_expect_continue_answer_alike_on_both_paths() {
+    let up = Recorder::start("r", Mode::Answer);
+    let policy = format!(
+        r#"{SIGNING}upstreams:
+  - {{ name: u, peers: ["{u}"] }}
+routes:
+  - {{ name: plain, path_prefix: /plain/, upstream: u, signing: {{ enabled: false }} }}
+  - {{ name: signed, path_prefix: /signed/, upstream: u }}
+"#,
+        u = up.addr
+    );
+    let gw = signing_gateway(&policy);
+    let jwks = get(&gw.url(JWKS_PATH)).json();
+    let data = br#"{"note":"sent after 100 Continue"}"#.repeat(40);
+    // (path, method, headers, body, status, content expected)
+    let cases: [(&str, &str, &[&str], Option<&[u8]>, u16, bool); 4] = [
+        ("status-204", "GET", &[], None, 204, false),
+        ("status-304", "GET", &["If-None-Match: \"v1\""], None, 304, false),
+        ("chunked", "GET", &[], None, 200, true),
+        (
+            "cont",
+            "POST",
+            &["Expect: 100-continue", "Content-Type: application/json"],
+            Some(&data[..]),
+            200,
+            true,
+        ),
+    ];
+    for (case, method, headers, body, status, content) in cases {
+        let mut answers = Vec::new();
+        for kind in ["plain", "signed"] {
+            let path = format!("/{kind}/{case}");
+            let r = curl_h1(&gw, method, &path, headers, body);
+            assert_eq!(r.status, status, "{path}: {:?}", r.headers);
+            assert_eq!(
+                !r.body.is_empty(),
+                content,
+                "{path}: body {:?}",
+                String::from_utf8_lossy(&r.body)
+            );
+            let seen = up.at(&path);
+            assert_eq!(seen.len(), 1, "{path}: the upstream saw it once");
+            assert_eq!(
+                seen[0].body.len(),
+                body.map_or(0, |b| b.len()),
+                "{path}: the whole body went up"
+            );
+            if kind == "signed" {
+                assert!(r.header("signature").is_some(), "{path}: signed");
+                assert_eq!(r.header("content-digest").is_some(), content, "{path}: content-digest");
+                if content {
+                    assert_eq!(
+                        r.header("content-length"),
+                        Some(r.body.len().to_string().as_str()),
+                        "{path}"
+                    );
+                    assert!(r.header("transfer-encoding").is_none(), "{path}: held, so a length");
+                }
+                verify_signature(&jwks, method, &gw.url(&path), r.status, &r.headers, &r.body);
+            } else {
+                assert!(r.header("signature").is_none(), "{path}: unsigned route");
+            }
+            answers.push(r.body);
+        }
+        assert_eq!(answers[0], answers[1], "{case}: the same body on both paths");
     }
 }
