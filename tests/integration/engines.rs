@@ -213,9 +213,43 @@ struct CurlResponse {
 }
 
 impl CurlResponse {
+    /// A response from the head curl wrote with `-D` (status line and fields) and its body file.
+    fn read(head: &str, body_file: &Path) -> CurlResponse {
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        CurlResponse {
+            status,
+            headers,
+            body: std::fs::read(body_file).unwrap_or_default(),
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+}
+
+/// A curl command speaking `version` (`--http2`, `--http1.1`), writing the response head to
+/// `head_file` and the body to `body_file`.
+fn curl(version: &str, method: &str, head_file: &Path, body_file: &Path, headers: &[&str]) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", version, "--max-time", "20", "-X", method])
+        .arg("-D")
+        .arg(head_file)
+        .arg("-o")
+        .arg(body_file);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    cmd
 }
 
 /// curl over HTTP/2 (TLS, ALPN) to `https://localhost:PORT{path}`, the body (if any) from stdin
@@ -231,18 +265,10 @@ fn curl_h2(
     let dir = tempfile::tempdir().unwrap();
     let (head_file, body_file) = (dir.path().join("head"), dir.path().join("body"));
     let port = gw.listen.port();
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--http2", "--max-time", "20", "-X", method])
-        .arg("--cacert")
+    let mut cmd = curl("--http2", method, &head_file, &body_file, headers);
+    cmd.arg("--cacert")
         .arg(certs.join("ca.pem"))
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .arg("-D")
-        .arg(&head_file)
-        .arg("-o")
-        .arg(&body_file);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
     if stdin.is_some() {
         cmd.args(["-T", "-"]);
     }
@@ -276,23 +302,8 @@ fn curl_h2(
         "curl {method} {path}: {}{head}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut lines = head.lines();
-    let status_line = lines.next().unwrap_or_default();
-    assert!(status_line.starts_with("HTTP/2 "), "spoke HTTP/2: {head}");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    CurlResponse {
-        status,
-        headers,
-        body: std::fs::read(&body_file).unwrap_or_default(),
-    }
+    assert!(head.starts_with("HTTP/2 "), "spoke HTTP/2: {head}");
+    CurlResponse::read(&head, &body_file)
 }
 
 /// Bytes that are not all alike, so a moved, lost or doubled piece shows.
@@ -457,8 +468,8 @@ fn sorted_headers(seen: &Seen) -> Vec<(String, String)> {
     h
 }
 
-#[test]
-fn connection_listed_and_upgrade_headers_are_handled_alike_on_both_paths() {
+/// A recording upstream behind two routes to it: `/plain/` unsigned and `/signed/` signing.
+fn plain_and_signed() -> (Recorder, Gateway) {
     let up = Recorder::start("r", Mode::Answer);
     let policy = format!(
         r#"{SIGNING}upstreams:
@@ -470,6 +481,12 @@ routes:
         up.addr
     );
     let gw = signing_gateway(&policy);
+    (up, gw)
+}
+
+#[test]
+fn connection_listed_and_upgrade_headers_are_handled_alike_on_both_paths() {
+    let (up, gw) = plain_and_signed();
     let request = |path: &str, extra: &str| {
         let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nX-Request-Id: parity\r\n{extra}\r\n");
         status_of(&raw(gw.listen, req.as_bytes()))
@@ -742,15 +759,7 @@ fn curl_h1(gw: &Gateway, method: &str, path: &str, headers: &[&str], body: Optio
         dir.path().join("body"),
         dir.path().join("data"),
     );
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--http1.1", "--max-time", "20", "-X", method])
-        .arg("-D")
-        .arg(&head_file)
-        .arg("-o")
-        .arg(&body_file);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
+    let mut cmd = curl("--http1.1", method, &head_file, &body_file, headers);
     if let Some(b) = body {
         std::fs::write(&data_file, b).unwrap();
         cmd.arg("--data-binary").arg(format!("@{}", data_file.display()));
@@ -771,21 +780,7 @@ fn curl_h1(gw: &Gateway, method: &str, path: &str, headers: &[&str], body: Optio
         .filter(|h| h.starts_with("HTTP/"))
         .last()
         .unwrap_or_default();
-    let mut lines = last.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    CurlResponse {
-        status,
-        headers,
-        body: std::fs::read(&body_file).unwrap_or_default(),
-    }
+    CurlResponse::read(last, &body_file)
 }
 
 /// Responses without content (204, 304), a response the upstream sends in chunks, and a body
@@ -794,17 +789,7 @@ fn curl_h1(gw: &Gateway, method: &str, path: &str, headers: &[&str], body: Optio
 /// content) and verifies, and a chunked answer leaves with a `content-length`.
 #[test]
 fn no_content_chunked_and_expect_continue_answer_alike_on_both_paths() {
-    let up = Recorder::start("r", Mode::Answer);
-    let policy = format!(
-        r#"{SIGNING}upstreams:
-  - {{ name: u, peers: ["{u}"] }}
-routes:
-  - {{ name: plain, path_prefix: /plain/, upstream: u, signing: {{ enabled: false }} }}
-  - {{ name: signed, path_prefix: /signed/, upstream: u }}
-"#,
-        u = up.addr
-    );
-    let gw = signing_gateway(&policy);
+    let (up, gw) = plain_and_signed();
     let jwks = get(&gw.url(JWKS_PATH)).json();
     let data = br#"{"note":"sent after 100 Continue"}"#.repeat(40);
     // (path, method, headers, body, status, content expected)
