@@ -315,7 +315,11 @@ impl Gateway {
                 HttpTask::Header(h, end) => {
                     let status = h.status.as_u16();
                     if (100..200).contains(&status) && status != 101 {
-                        continue; // 100 Continue, 103: not passed on by a held response
+                        // 100 Continue, 103 Early Hints: interim, not the signed response; they
+                        // go out at once, as on any route (a client waiting for 100 Continue
+                        // before it sends its body would otherwise wait for its own timeout).
+                        out.push(HttpTask::Header(h, end));
+                        continue;
                     }
                     if status == 101 {
                         // The upstream request offers no protocol switch (see prepare_upstream).

@@ -104,6 +104,11 @@ fn serve(mut stream: TcpStream, name: &str, mode: Mode, log: &Mutex<Vec<Seen>>) 
             "HTTP/1.1 204 No Content\r\n\r\n".to_string()
         } else if req.path.ends_with("/status-304") {
             "HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\n\r\n".to_string()
+        } else if req.path.ends_with("/early-hints") {
+            format!(
+                "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
         } else if req.path.ends_with("/chunked") {
             let mut a =
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_string();
@@ -208,6 +213,8 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Seen> {
 /// What curl got: status, headers (names lower-cased) and body.
 struct CurlResponse {
     status: u16,
+    /// The statuses of interim (1xx) responses before it, in order.
+    interim: Vec<u16>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
@@ -227,6 +234,7 @@ impl CurlResponse {
             .collect();
         CurlResponse {
             status,
+            interim: Vec::new(),
             headers,
             body: std::fs::read(body_file).unwrap_or_default(),
         }
@@ -293,6 +301,7 @@ fn curl_h2(
     if lost && head.is_empty() {
         return CurlResponse {
             status: 0,
+            interim: Vec::new(),
             headers: Vec::new(),
             body: Vec::new(),
         };
@@ -780,11 +789,19 @@ fn curl_h1(gw: &Gateway, method: &str, path: &str, headers: &[&str], body: Optio
         .filter(|h| h.starts_with("HTTP/"))
         .last()
         .unwrap_or_default();
-    CurlResponse::read(last, &body_file)
+    let mut r = CurlResponse::read(last, &body_file);
+    r.interim = head
+        .split("\r\n\r\n")
+        .filter(|h| h.starts_with("HTTP/"))
+        .filter_map(|h| h.split_whitespace().nth(1)?.parse().ok())
+        .filter(|s| (100..200).contains(s))
+        .collect();
+    r
 }
 
-/// Responses without content (204, 304), a response the upstream sends in chunks, and a body
-/// sent after `Expect: 100-continue`: the same status and body on both route kinds; on the
+/// Responses without content (204, 304), an interim 103 before the response, a response the
+/// upstream sends in chunks, and a body sent after `Expect: 100-continue`: the same status,
+/// interim responses and body on both route kinds; on the
 /// signing route the response is held whole, signed (without `content-digest` when there is no
 /// content) and verifies, and a chunked answer leaves with a `content-length`.
 #[test]
@@ -793,8 +810,9 @@ fn no_content_chunked_and_expect_continue_answer_alike_on_both_paths() {
     let jwks = get(&gw.url(JWKS_PATH)).json();
     let data = br#"{"note":"sent after 100 Continue"}"#.repeat(40);
     // (path, method, headers, body, status, content expected)
-    let cases: [(&str, &str, &[&str], Option<&[u8]>, u16, bool); 4] = [
+    let cases: [(&str, &str, &[&str], Option<&[u8]>, u16, bool); 5] = [
         ("status-204", "GET", &[], None, 204, false),
+        ("early-hints", "GET", &[], None, 200, true),
         ("status-304", "GET", &["If-None-Match: \"v1\""], None, 304, false),
         ("chunked", "GET", &[], None, 200, true),
         (
@@ -812,6 +830,9 @@ fn no_content_chunked_and_expect_continue_answer_alike_on_both_paths() {
             let path = format!("/{kind}/{case}");
             let r = curl_h1(&gw, method, &path, headers, body);
             assert_eq!(r.status, status, "{path}: {:?}", r.headers);
+            // Interim responses are passed on at once on both route kinds, not held or signed.
+            let hints: &[u16] = if case == "early-hints" { &[103] } else { &[] };
+            assert_eq!(r.interim, hints, "{path}: interim responses");
             assert_eq!(
                 !r.body.is_empty(),
                 content,
