@@ -408,6 +408,31 @@ impl SharedLimit {
     }
 }
 
+/// The shared limits of the running policy, by rule fingerprint: one per rule however many
+/// routes and tiers use it, and kept across reloads that leave the rule as it was (its
+/// fallback bucket and reserved tokens with it).
+#[derive(Default)]
+pub struct SharedRegistry {
+    limits: Mutex<HashMap<String, Arc<SharedLimit>>>,
+}
+
+impl SharedRegistry {
+    pub fn get(&self, cluster: &Arc<Cluster>, spec: &RateLimitSpec) -> Arc<SharedLimit> {
+        let mut map = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(spec.fingerprint())
+            .or_insert_with(|| Arc::new(SharedLimit::new(cluster.clone(), spec)))
+            .clone()
+    }
+
+    /// Drops the limits of rules no longer in the policy.
+    pub fn retain(&self, live: &[String]) {
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|fp, _| live.contains(fp));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,30 +470,5 @@ mod tests {
             .filter(|_| matches!(l.check(b"k".as_slice(), t0 + 1_000_000_000), Decision::Allow { .. }))
             .count();
         assert_eq!((burst, later), (5, 5));
-    }
-}
-
-/// The shared limits of the running policy, by rule fingerprint: one per rule however many
-/// routes and tiers use it, and kept across reloads that leave the rule as it was (its
-/// fallback bucket and reserved tokens with it).
-#[derive(Default)]
-pub struct SharedRegistry {
-    limits: Mutex<HashMap<String, Arc<SharedLimit>>>,
-}
-
-impl SharedRegistry {
-    pub fn get(&self, cluster: &Arc<Cluster>, spec: &RateLimitSpec) -> Arc<SharedLimit> {
-        let mut map = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(spec.fingerprint())
-            .or_insert_with(|| Arc::new(SharedLimit::new(cluster.clone(), spec)))
-            .clone()
-    }
-
-    /// Drops the limits of rules no longer in the policy.
-    pub fn retain(&self, live: &[String]) {
-        self.limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|fp, _| live.contains(fp));
     }
 }

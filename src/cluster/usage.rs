@@ -182,6 +182,7 @@ impl Quotas {
 /// graceful upgrade (which share one `usage.json` and so one total), writes the same value
 /// again instead of adding it twice. Readers add up the instances. An instance's totals are
 /// the ones `usage.json` keeps, so they continue across its restarts.
+#[derive(Default)]
 pub struct UsageFlusher {
     /// Per key: the counts last written.
     written: Mutex<BTreeMap<String, KeyUsageSnapshot>>,
@@ -199,14 +200,6 @@ fn counter_fields(out: &mut Vec<(String, u64)>, prefix: &str, c: &Counters) {
         ("bytes_out", c.bytes_out),
     ] {
         out.push((format!("{prefix}{name}"), v));
-    }
-}
-
-impl Default for UsageFlusher {
-    fn default() -> Self {
-        UsageFlusher {
-            written: Mutex::new(BTreeMap::new()),
-        }
     }
 }
 
@@ -298,10 +291,10 @@ pub async fn fleet_usage(
                 continue;
             };
             let add = |c: &mut Counters, name: &str| match name {
-                "requests" => c.requests += v,
-                "denials" => c.denials += v,
-                "bytes_in" => c.bytes_in += v,
-                "bytes_out" => c.bytes_out += v,
+                "requests" => c.requests = c.requests.saturating_add(v),
+                "denials" => c.denials = c.denials.saturating_add(v),
+                "bytes_in" => c.bytes_in = c.bytes_in.saturating_add(v),
+                "bytes_out" => c.bytes_out = c.bytes_out.saturating_add(v),
                 _ => {}
             };
             if field == "last_seen" {

@@ -137,23 +137,24 @@ pub fn component_value(c: &Component, m: &Message<'_>) -> Result<String, HttpSig
     Ok(out)
 }
 
-/// [`component_value`], appended to `out`; the common components without an allocation of
-/// their own.
+/// [`component_value`], appended to `out` (no allocation of its own for the components the
+/// gateway covers).
 fn write_component_value(c: &Component, m: &Message<'_>, out: &mut String) -> Result<(), HttpSigError> {
     match (c.name.as_str(), c.req) {
-        ("@status", false) => {
-            out.push_str(itoa::Buffer::new().format(m.status));
-            return Ok(());
+        ("@status", false) => out.push_str(itoa::Buffer::new().format(m.status)),
+        ("@method", true) => out.push_str(m.req_method),
+        ("@target-uri", true) => out.push_str(m.req_target_uri),
+        ("@authority", true) => {
+            let authority = authority_of(m.req_target_uri).ok_or(HttpSigError::NoAuthority)?;
+            out.push_str(&authority.to_ascii_lowercase());
         }
-        ("@method", true) => {
-            out.push_str(m.req_method);
-            return Ok(());
+        ("@path", true) => out.push_str(path_and_query(m.req_target_uri).0),
+        ("@query", true) => {
+            out.push('?');
+            out.push_str(path_and_query(m.req_target_uri).1.unwrap_or(""));
         }
-        ("@target-uri", true) => {
-            out.push_str(m.req_target_uri);
-            return Ok(());
-        }
-        (name, req) if !name.starts_with('@') => {
+        (name, _) if name.starts_with('@') => return Err(HttpSigError::UnsupportedDerived(c.serialize())),
+        (name, req) => {
             let headers = if req { m.req_headers } else { m.headers };
             let mut values = headers.get_all(name).iter();
             let Some(first) = values.next() else {
@@ -167,25 +168,9 @@ fn write_component_value(c: &Component, m: &Message<'_>, out: &mut String) -> Re
                 out.push_str(", ");
                 out.push_str(text(v, name)?.trim());
             }
-            return Ok(());
         }
-        _ => {}
     }
-    out.push_str(&derived_value(c, m)?);
     Ok(())
-}
-
-/// The derived components the gateway does not cover itself (`@authority`, `@path`,
-/// `@query`), for verifying others' signatures.
-fn derived_value(c: &Component, m: &Message<'_>) -> Result<String, HttpSigError> {
-    match (c.name.as_str(), c.req) {
-        ("@authority", true) => authority_of(m.req_target_uri)
-            .map(|a| a.to_ascii_lowercase())
-            .ok_or(HttpSigError::NoAuthority),
-        ("@path", true) => Ok(path_and_query(m.req_target_uri).0.to_string()),
-        ("@query", true) => Ok(format!("?{}", path_and_query(m.req_target_uri).1.unwrap_or(""))),
-        _ => Err(HttpSigError::UnsupportedDerived(c.serialize())),
-    }
 }
 
 /// `("a" "b";req);created=1;keyid="k"` (the `@signature-params` value).

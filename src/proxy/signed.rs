@@ -392,26 +392,23 @@ impl Gateway {
                 hold.passing = true;
                 let body = hold.take_body();
                 hold.share.release();
-                let tls = ctx.tls;
-                self.release_signed(session, &ctx.request_id, resp, body, spec, tls, &mut out)
-                    .await;
+                self.release_signed(session, ctx, resp, body, spec, &mut out).await;
             }
         }
         *tasks = out;
     }
 
     /// Signs a whole response and queues it as a header and one body task.
-    #[allow(clippy::too_many_arguments)]
     async fn release_signed(
         &self,
         session: &Session,
-        request_id: &super::forward::RequestId,
+        ctx: &Ctx,
         mut resp: Box<ResponseHeader>,
         body: Bytes,
         spec: &SigningSpec,
-        tls: bool,
         out: &mut Vec<HttpTask>,
     ) {
+        let request_id = &ctx.request_id;
         let method = &session.req_header().method;
         let status = resp.status.as_u16();
         let content = !no_content(method, status);
@@ -425,7 +422,13 @@ impl Gateway {
             }
         }
         if let Err(reason) = self
-            .sign(&mut resp, content.then_some(&body[..]), spec, session.req_header(), tls)
+            .sign(
+                &mut resp,
+                content.then_some(&body[..]),
+                spec,
+                session.req_header(),
+                ctx.tls,
+            )
             .await
         {
             log::error!("request {request_id}: response not signed ({reason})");
