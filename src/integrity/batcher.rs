@@ -70,16 +70,18 @@ struct Lane {
 /// reaches `max_leaves`.
 #[derive(Default)]
 struct Gate {
-    /// Leaves sent and not yet taken by a signer thread.
-    queued: std::sync::atomic::AtomicUsize,
+    /// Leaves sent and not yet taken by a signer thread. Counted after the send, so a leaf
+    /// taken before its sender counted it leaves this briefly below zero.
+    queued: std::sync::atomic::AtomicIsize,
     /// The thread waiting for a batch to fill, if one is.
     waiting: Mutex<Option<std::thread::Thread>>,
 }
 
 impl Gate {
+    /// After a leaf is in the channel: a waiting thread is woken once `max` are there.
     fn sent(&self, max: usize) {
         let n = self.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
-        if n == max {
+        if n == max as isize {
             if let Some(t) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 t.unpark();
             }
@@ -87,10 +89,10 @@ impl Gate {
     }
 
     fn taken(&self, n: usize) {
-        self.queued.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+        self.queued.fetch_sub(n as isize, std::sync::atomic::Ordering::AcqRel);
     }
 
-    fn queued(&self) -> usize {
+    fn queued(&self) -> isize {
         self.queued.load(std::sync::atomic::Ordering::Acquire)
     }
 }
@@ -198,12 +200,9 @@ impl Batcher {
         };
         // The channel holds as many jobs as there are permits, so it is never full here.
         let lane = self.lane(alg);
-        // Counted before it is sent, so the count is never below what the channel holds.
+        lane.tx.try_send(job).map_err(|_| BatchSignError::Stopped)?;
+        // Counted once it is in the channel: the thread woken at max_leaves finds them all.
         lane.gate.sent(self.settings.max_leaves.max(1) as usize);
-        if lane.tx.try_send(job).is_err() {
-            lane.gate.taken(1);
-            return Err(BatchSignError::Stopped);
-        }
         rx.await.map_err(|_| BatchSignError::Stopped)?
     }
 }
@@ -246,7 +245,7 @@ impl Worker {
             // sender of the max_leaves-th leaf rather than by every leaf.
             let deadline = oldest + self.settings.max_wait;
             *self.gate.waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
-            while self.gate.queued() < max {
+            while self.gate.queued() < max as isize {
                 let left = deadline.saturating_duration_since(crate::clock::instant());
                 if left.is_zero() {
                     break;
