@@ -12,6 +12,7 @@
 #   RATES="10 50 100" SCENARIO=signcost ... # also both gateways at shares of the peak (open-ish loop)
 #   SCENARIO=inspect REQUEST=json2k benches/load.sh  # inspection on against off, POSTs of 2 KiB JSON
 #   COMPARE_BIN=/tmp/qv-before SCENARIO=signcost benches/load.sh  # this build against another one
+#   SCENARIO=batchwait BATCH="max_wait: 250us" benches/load.sh  # two batch-signer settings, same rounds
 #
 # A scenario may set COMPARE_SED: then a second gateway runs with the same files, its
 # gateway.yaml edited by that sed expression (and its policy files by COMPARE_POLICY_SED, if set),
@@ -275,10 +276,23 @@ if declare -F scenario_report >/dev/null; then scenario_report; fi
 # waits between requests (wrk's Lua delay(): CONNS / rate seconds, less the time a request took
 # on the unsigned gateway at peak), so both gateways see about the same offered rate; 100% is
 # the closed loop. Prints the rate reached, p99 on each, the p99 the gateway adds, and the
-# batch signer's responses per batch over that run (from the gateway's admin metrics).
+# batch signer's responses per batch over that run (from the gateway's admin metrics); then,
+# for a batch-signing gateway, its mean wait for a batch, batch signing and append+sync times
+# and the shares over 1 ms, from its own histograms over the same runs.
 if [ -n "${RATES-}" ] && [ -n "$COMPARE" ]; then
   batch_sums() { curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
     /^quantumvault_batch_leaves_sum/ {s += $2} /^quantumvault_batch_leaves_count/ {c += $2} END {printf "%d %d\n", s, c}'; }
+  # Where a batched response's time goes, from the gateway's own histograms: the wait for its
+  # batch to close, the batch's signing (signatures, append and fdatasync), and the append and
+  # fdatasync alone; sums, counts, and counts at or under 1 ms (the histogram's `le="0.001"`).
+  batch_times() { curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
+    /^quantumvault_batch_wait_seconds_sum/ {ws += $2} /^quantumvault_batch_wait_seconds_count/ {wc += $2}
+    /^quantumvault_batch_signing_seconds_sum/ {ss += $2} /^quantumvault_batch_signing_seconds_count/ {sc += $2}
+    /^quantumvault_batch_signing_seconds_bucket.*le="0.001"/ {s1 += $2}
+    /^quantumvault_anchor_latency_seconds_sum/ {as += $2} /^quantumvault_anchor_latency_seconds_count/ {ac += $2}
+    /^quantumvault_anchor_latency_seconds_bucket.*le="0.001"/ {a1 += $2}
+    END {printf "%.6f %d %.6f %d %d %.6f %d %d\n", ws, wc, ss, sc, s1, as, ac, a1}'; }
+  TIMES=()
   run_rate() { # url rate -> "rps p99_ms"
     local lua="$WORK/rate.lua"
     if [ "$2" = 0 ]; then echo 'function delay() return 0 end' > "$lua"
@@ -294,10 +308,25 @@ if [ -n "${RATES-}" ] && [ -n "$COMPARE" ]; then
   for pct in $RATES; do
     rate=0; [ "$pct" -lt 100 ] && rate=$(awk -v g="$g" -v p="$pct" 'BEGIN {printf "%d", g * p / 100}')
     read -r s0 c0 < <(batch_sums)
+    t0=$(batch_times)
     read -r rg pg < <(run_rate "http://127.0.0.1:$GW_PORT/api/v1/items" "$rate")
     read -r s1 c1 < <(batch_sums)
+    TIMES+=("$pct $t0 $(batch_times)")
     read -r rc pc < <(run_rate "http://127.0.0.1:$GW2_PORT/api/v1/items" "$rate")
     printf '| %4s%% | %12.0f | %12.0f | %14.2f | %14.2f | %10.2f | %12s |\n' "$pct" "$rg" "$rc" "$pg" "$pc" \
       "$(awk -v a="$pg" -v b="$pc" 'BEGIN {print a - b}')" "$(awk -v s=$((s1 - s0)) -v c=$((c1 - c0)) 'BEGIN {if (c > 0) printf "%.1f", s / c; else print "-"}')"
   done
+  if [ "$(printf '%s\n' "${TIMES[@]}" | awk '{n += $13 - $5} END {print n + 0}')" -gt 0 ]; then
+    echo
+    echo "where a batch-signed response's time goes, from the gateway's histograms over each run above"
+    printf '| %5s | %16s | %17s | %19s | %17s | %19s |\n' "load" "wait for batch ms" "batch signing ms" "batches over 1 ms" "append+sync ms" "syncs over 1 ms"
+    for row in "${TIMES[@]}"; do
+      echo "$row" | awk '{
+        wc = $11 - $3; sc = $13 - $5; ac = $16 - $8
+        if (sc == 0) next
+        printf "| %4s%% | %16.3f | %17.3f | %18.2f%% | %17.3f | %18.2f%% |\n", $1,
+          wc ? ($10 - $2) / wc * 1e3 : 0, ($12 - $4) / sc * 1e3, (1 - ($14 - $6) / sc) * 100,
+          ac ? ($15 - $7) / ac * 1e3 : 0, ac ? (1 - ($17 - $9) / ac) * 100 : 0 }'
+    done
+  fi
 fi
