@@ -76,11 +76,12 @@ impl Hasher {
 
 /// `sha-256=:<base64>:`
 pub fn header_value(alg: DigestAlg, digest: &[u8]) -> String {
-    format!(
-        "{}=:{}:",
-        alg.name(),
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
+    let mut out = String::with_capacity(alg.name().len() + 3 + digest.len().div_ceil(3) * 4);
+    out.push_str(alg.name());
+    out.push_str("=:");
+    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out);
+    out.push(':');
+    out
 }
 
 /// Checks a `Content-Digest` field against `body`: every member with an algorithm we know must

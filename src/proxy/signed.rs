@@ -160,7 +160,8 @@ pub fn sign_response(
     let (inputs, sigs) = sign_inline(resp, &covered, &spec.algorithms, ring, req, &target)?;
     resp.insert_header("Signature-Input", inputs.join(", "))
         .map_err(|_| "header")?;
-    resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
+    resp.insert_header("Signature", sigs.join(", "))
+        .map_err(|_| "header")?;
     Ok(())
 }
 
@@ -181,7 +182,7 @@ impl Gateway {
         };
         let covered = covered_components(resp, body, spec)?;
         let target = target_uri(req, tls);
-        let (mut inputs, mut sigs) = if spec.inline_ecdsa {
+        let (inputs, sigs) = if spec.inline_ecdsa {
             let ring = self.keyring.load();
             sign_inline(
                 resp,
@@ -234,11 +235,25 @@ impl Gateway {
             }
         };
         let value = crate::integrity::batch::encode(&proof.batch, proof.index, &salt, &proof.path, spec.detached);
-        inputs.push(format!("{BATCH_LABEL}={params}"));
-        sigs.push(format!("{BATCH_LABEL}=:{}:", B64.encode(value)));
-        resp.insert_header("Signature-Input", inputs.join(", "))
+        // The batch label's members appended to any inline ones, each field built in one string.
+        let mut input = inputs.join(", ");
+        let mut sig = sigs.join(", ");
+        input.reserve(BATCH_LABEL.len() + 3 + params.len());
+        sig.reserve(BATCH_LABEL.len() + 5 + value.len().div_ceil(3) * 4);
+        for field in [&mut input, &mut sig] {
+            if !field.is_empty() {
+                field.push_str(", ");
+            }
+            field.push_str(BATCH_LABEL);
+            field.push('=');
+        }
+        input.push_str(&params);
+        sig.push(':');
+        B64.encode_string(value, &mut sig);
+        sig.push(':');
+        resp.insert_header("Signature-Input", input)
             .map_err(|_| "header")?;
-        resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
+        resp.insert_header("Signature", sig).map_err(|_| "header")?;
         Ok(())
     }
 }
