@@ -90,6 +90,49 @@ impl Forwarded<'_> {
     pub const HEADERS: usize = 5;
 }
 
+/// Whether an upstream's `101 Switching Protocols` may stand: only as the WebSocket handshake
+/// the client asked for (RFC 6455 section 4.2.2). The request offered `Upgrade: websocket` with
+/// one `Sec-WebSocket-Key`, and the response names `websocket` and carries the matching
+/// `Sec-WebSocket-Accept`. After a 101 the connection is a tunnel that no filter reads again,
+/// so an upstream endpoint that merely echoes a status (a `?status=101` test knob, a buggy
+/// handler) must not be able to open one: the next "request" on that connection would reach
+/// the application with no access control, inspection or log line.
+pub fn check_protocol_switch(req: &HeaderMap, resp: &HeaderMap) -> std::result::Result<(), &'static str> {
+    fn offers_websocket(h: &HeaderMap) -> bool {
+        h.get_all(http::header::UPGRADE).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
+        })
+    }
+    fn single<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+        let mut all = h.get_all(name).iter();
+        let first = all.next()?;
+        all.next().is_none().then(|| first.as_bytes().trim_ascii())
+    }
+    if !offers_websocket(req) {
+        return Err("the request asked for no WebSocket upgrade");
+    }
+    if !offers_websocket(resp) {
+        return Err("the response switches to a protocol other than WebSocket");
+    }
+    let key = single(req, "sec-websocket-key").ok_or("the request has no single Sec-WebSocket-Key")?;
+    let accept = single(resp, "sec-websocket-accept").ok_or("the response has no single Sec-WebSocket-Accept")?;
+    if accept != websocket_accept(key).as_bytes() {
+        return Err("the response's Sec-WebSocket-Accept does not match the request's key");
+    }
+    Ok(())
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 section 4.2.2, step 5.4).
+pub fn websocket_accept(key: &[u8]) -> String {
+    use base64::Engine;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key);
+    ctx.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(ctx.finish())
+}
+
 pub fn apply_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>) -> Result<()> {
     if let Some(ip) = f.client_ip {
         // Keep every earlier hop: several X-Forwarded-For lines fold into one list.
@@ -253,5 +296,54 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_ne!(made.as_str(), new_request_id().as_str());
+    }
+
+    #[test]
+    fn protocol_switch_only_as_the_websocket_handshake_asked_for() {
+        // RFC 6455 section 1.3's own example key and accept value.
+        assert_eq!(
+            websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            h
+        };
+        let req = headers(&[
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        let good = headers(&[
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ]);
+        assert_eq!(check_protocol_switch(&req, &good), Ok(()));
+        // A bare 101, a wrong or missing accept, another protocol, no upgrade asked for.
+        assert!(check_protocol_switch(&req, &headers(&[])).is_err());
+        assert!(check_protocol_switch(&req, &headers(&[("upgrade", "websocket")])).is_err());
+        let wrong = headers(&[
+            ("upgrade", "websocket"),
+            ("sec-websocket-accept", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        ]);
+        assert!(check_protocol_switch(&req, &wrong).is_err());
+        let h2c = headers(&[
+            ("upgrade", "h2c"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ]);
+        assert!(check_protocol_switch(&req, &h2c).is_err());
+        assert!(check_protocol_switch(&headers(&[("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")]), &good).is_err());
+        // Two keys: which one the upstream answered is ambiguous.
+        let two = headers(&[
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-key", "b3RoZXIga2V5IDEyMzQ1Ng=="),
+        ]);
+        assert!(check_protocol_switch(&two, &good).is_err());
     }
 }

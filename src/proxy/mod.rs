@@ -488,11 +488,21 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _resp: &mut ResponseHeader,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
         ctx.upstream_answered();
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // Refused, the client gets a 502 and the upstream connection is not reused.
+            if let Err(why) = forward::check_protocol_switch(&session.req_header().headers, &resp.headers) {
+                log::warn!(
+                    "request {}: the upstream answered 101 but {why}; refused",
+                    ctx.request_id
+                );
+                return Err(Error::explain(ErrorType::InvalidHTTPHeader, why).into_up());
+            }
+        }
         Ok(())
     }
 

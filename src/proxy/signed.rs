@@ -160,8 +160,7 @@ pub fn sign_response(
     let (inputs, sigs) = sign_inline(resp, &covered, &spec.algorithms, ring, req, &target)?;
     resp.insert_header("Signature-Input", inputs.join(", "))
         .map_err(|_| "header")?;
-    resp.insert_header("Signature", sigs.join(", "))
-        .map_err(|_| "header")?;
+    resp.insert_header("Signature", sigs.join(", ")).map_err(|_| "header")?;
     Ok(())
 }
 
@@ -251,8 +250,7 @@ impl Gateway {
         sig.push(':');
         B64.encode_string(value, &mut sig);
         sig.push(':');
-        resp.insert_header("Signature-Input", input)
-            .map_err(|_| "header")?;
+        resp.insert_header("Signature-Input", input).map_err(|_| "header")?;
         resp.insert_header("Signature", sig).map_err(|_| "header")?;
         Ok(())
     }

@@ -538,3 +538,151 @@ fn sigkill_loses_at_most_one_flush_interval_of_usage() {
     );
     assert!(after <= flushed + 1, "nothing is invented: {after} > {flushed} + 1");
 }
+
+/// An upstream for the protocol-switch test, on raw sockets: `/fake101` answers a bare 101 (as a
+/// status knob or a buggy handler would), `/wrong-accept` a 101 with a wrong
+/// `Sec-WebSocket-Accept`, `/ws` the real WebSocket handshake and then echoes bytes; anything
+/// else gets 200. Every line that looks like a request line, before or after a 101, is
+/// recorded.
+fn switching_upstream() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut out = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut switched = false;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end().to_string();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    log.lock().unwrap().push(line.clone());
+                    if switched {
+                        continue; // after a bare 101: only record what comes through
+                    }
+                    let mut key = String::new();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((n, v)) = h.split_once(':') {
+                            if n.eq_ignore_ascii_case("sec-websocket-key") {
+                                key = v.trim().to_string();
+                            }
+                        }
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("");
+                    if path.starts_with("/fake101") {
+                        out.write_all(
+                            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                        )
+                        .unwrap();
+                        switched = true;
+                    } else if path.starts_with("/wrong-accept") {
+                        out.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n").unwrap();
+                        switched = true;
+                    } else if path.starts_with("/ws") {
+                        let accept = quantumvault::proxy::forward::websocket_accept(key.as_bytes());
+                        write!(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").unwrap();
+                        let mut buf = [0u8; 1024];
+                        while let Ok(n) = r.read(&mut buf) {
+                            if n == 0 || out.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    } else {
+                        out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A 101 from the upstream turns the client's connection into a tunnel no filter reads again.
+/// The gateway lets one stand only as the WebSocket handshake the client asked for: a bare 101
+/// (an endpoint that echoes a status) or one with the wrong `Sec-WebSocket-Accept` gets a 502,
+/// and a request sent next on that connection reaches the upstream only through the filters:
+/// here it is IP-denied, and the upstream never sees it. A real handshake still switches and
+/// carries bytes both ways.
+#[test]
+fn a_101_opens_a_tunnel_only_as_the_websocket_handshake_asked_for() {
+    use std::io::{Read, Write};
+    let (up, seen) = switching_upstream();
+    let policy = format!(
+        "{}routes:\n  - {{ name: open, path_prefix: /, upstream: u }}\n  - {{ name: private, path_prefix: /private/, upstream: u, ip_filter: {{ deny: [\"127.0.0.0/8\", \"::1\"] }} }}\n",
+        upstream_block(up)
+    );
+    let gw = Gateway::start(&policy);
+    assert_eq!(
+        status_of(&raw(gw.listen, b"GET /private/x HTTP/1.1\r\nHost: a\r\n\r\n")),
+        403
+    );
+    let upgrade = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    let read_head = |s: &mut std::net::TcpStream| {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(1) => got.push(b[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    for path in ["/fake101", "/wrong-accept"] {
+        let mut s = std::net::TcpStream::connect(gw.listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(upgrade(path).as_bytes()).unwrap();
+        let head = read_head(&mut s);
+        assert_eq!(status_of(&head), 502, "{path}: {head}");
+        // What the client sends next never reaches the upstream unfiltered (the gateway may
+        // have closed the connection; a write error is fine).
+        let _ = s.write_all(b"GET /private/smuggled HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = seen.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.starts_with("GET /fake101")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("/private/")),
+        "a request reached the upstream unfiltered: {lines:?}"
+    );
+
+    // The real handshake switches, and bytes go both ways.
+    let mut s = std::net::TcpStream::connect(gw.listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(upgrade("/ws").as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(status_of(&head), 101, "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    s.write_all(b"frame bytes").unwrap();
+    let mut echo = [0u8; 11];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"frame bytes");
+}
