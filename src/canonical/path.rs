@@ -74,10 +74,10 @@ pub struct PathOptions {
     pub dot_segments: DotSegments,
     /// Refuse `%25` followed by two hex digits (a backend that decodes twice sees another path).
     pub reject_double_encoding: bool,
-    /// Refuse the non-ASCII letters that fold to ASCII under Unicode case mapping (`ſ` to `S`,
-    /// the Kelvin sign to `K`, dotted and dotless `i`): set when any route matches
-    /// case-insensitively, since a backend folding with Unicode rules would see `/ſecret` as
-    /// `/SECRET`.
+    /// Refuse the non-ASCII characters that turn into ASCII letters under Unicode case mapping
+    /// (`ſ` to `S`, the Kelvin sign to `k`, dotted and dotless `i`, `ß` to `SS`, ligatures such
+    /// as `ﬁ` to `FI`): set when any route matches case-insensitively, since a backend folding
+    /// with Unicode rules would see `/ſecret` as `/SECRET`.
     pub reject_case_fold_lookalikes: bool,
 }
 
@@ -199,15 +199,24 @@ pub fn canonicalize(raw: &[u8], opts: &PathOptions) -> Result<String, PathError>
     }
     let bytes: Vec<u8> = units.iter().map(|u| u.byte).collect();
     let text = std::str::from_utf8(&bytes).map_err(|_| PathError::InvalidUtf8)?;
-    if opts.reject_case_fold_lookalikes
-        && text
-            .chars()
-            .any(|c| matches!(c, '\u{17F}' | '\u{212A}' | '\u{130}' | '\u{131}'))
-    {
+    if opts.reject_case_fold_lookalikes && text.chars().any(folds_to_ascii) {
         return Err(PathError::CaseFoldLookalike);
     }
     let segments = segments(&units, opts)?;
     Ok(write(&segments))
+}
+
+/// Whether a non-ASCII character turns into ASCII letters under Unicode's full case mappings,
+/// upper, lower, or lower then upper (as `casefold` does): `ſ` to `S`, the Kelvin sign to `k`,
+/// `ı` to `I`, `İ` to `i` plus a combining dot, `ß` to `SS`, `ẞ` through `ß` to `SS`, the
+/// ligatures (`ﬁ` to `FI`), `ŉ` to `ʼN`. A backend that compares paths with those rules
+/// (Python's `upper`/`casefold`, Java's and JavaScript's `toUpperCase`) reads `/ﬁles` as
+/// `/FILES`.
+fn folds_to_ascii(c: char) -> bool {
+    !c.is_ascii()
+        && (c.to_uppercase().any(|u| u.is_ascii_alphabetic())
+            || c.to_lowercase()
+                .any(|l| l.is_ascii_alphabetic() || l.to_uppercase().any(|u| u.is_ascii_alphabetic())))
 }
 
 /// Only unreserved characters, kept delimiters and single slashes, no `.` or `..` segment.
@@ -467,6 +476,31 @@ mod tests {
         assert_eq!(c("/a/../private"), Err(PathError::DotSegment));
         assert_eq!(c("/%2541").unwrap(), "/%2541");
         assert_eq!(c("/%C5%BFecret"), Err(PathError::CaseFoldLookalike));
+        // Every character whose full case mapping holds ASCII letters, not only the four
+        // single-letter ones: ligatures, sharp s (both cases), n preceded by apostrophe, the
+        // Kelvin sign, dotted and dotless i. Letters that stay non-ASCII pass.
+        for lookalike in [
+            "/%EF%AC%81les",
+            "/FI%EF%AC%82ES",
+            "/stra%C3%9Fe",
+            "/STRA%E1%BA%9EE",
+            "/%C5%89ame",
+            "/%E2%84%AAey",
+            "/pr%C4%B1vate",
+            "/%C4%B0nternal",
+            "/%EF%AC%80",
+            "/%EF%AC%86",
+        ] {
+            assert_eq!(c(lookalike), Err(PathError::CaseFoldLookalike), "{lookalike}");
+        }
+        for fine in [
+            "/caf%C3%A9",
+            "/%D0%BC%D0%B8%D1%80",
+            "/%E6%97%A5%E6%9C%AC",
+            "/%C3%85ngstr%C3%B6m",
+        ] {
+            assert!(c(fine).is_ok(), "{fine}");
+        }
         let keep = PathOptions {
             escaped_slashes: EscapedSlashes::Keep,
             path_parameters: PathParameters::Strip,
