@@ -229,7 +229,7 @@ impl Inspector {
                 // Shells drop quotes, carets and backslashes inside words (w'h'o'am'i, wh^oami):
                 // command rules also see the text without them.
                 // Empty expansions (`c$@at`, `w$()hoami`) go the same way.
-                if n.text.contains(['\'', '"', '^', '\\', '$']) {
+                if n.text.contains(['\'', '"', '^', '\\', '$', '[']) {
                     let stripped: String = shell_unquote(&n.text);
                     hit(&stripped, Some(Class::Cmdi))
                 } else {
@@ -248,13 +248,25 @@ impl Inspector {
 }
 
 /// What a shell leaves of a word once it has removed quotes, carets, backslashes and empty
-/// expansions (`$@`, `$()`, and `$name` variables, which are unset in an attack: `cat$u /etc$u/passwd`).
+/// expansions (`$@`, `$()`, and `$name` and `${name}` variables, which are unset in an attack:
+/// `cat$u /etc${u}/passwd`), with one-character bracket globs read as the character.
 fn shell_unquote(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\'' | '"' | '^' | '\\' => {}
+            // A one-character bracket glob is that character (`/bin/c[a]t`).
+            '[' if {
+                let mut look = chars.clone();
+                look.next().is_some_and(|c| c != ']') && look.next() == Some(']')
+            } =>
+            {
+                if let Some(c) = chars.next() {
+                    out.push(c);
+                }
+                chars.next();
+            }
             '$' => match chars.peek() {
                 Some('@') => {
                     chars.next();
@@ -265,6 +277,22 @@ fn shell_unquote(text: &str) -> String {
                     if look.peek() == Some(&')') {
                         chars.next();
                         chars.next();
+                    } else {
+                        out.push('$');
+                    }
+                }
+                Some('{') => {
+                    // `${name}`: empty like `$name` (`c${u}at`); `${ifs}` is kept for the evasion rule.
+                    let name: String = chars
+                        .clone()
+                        .skip(1)
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    let closed = chars.clone().nth(name.chars().count() + 1) == Some('}');
+                    if closed && !name.is_empty() && name != "ifs" {
+                        for _ in 0..name.chars().count() + 2 {
+                            chars.next();
+                        }
                     } else {
                         out.push('$');
                     }

@@ -181,6 +181,30 @@ pub fn join_sql_comments(s: &str) -> String {
     out
 }
 
+/// MySQL's `#` and SQL's `--` comments that a line break ends become one space each; a comment
+/// that runs to the end of the text is kept (the quote-then-comment rules look at it).
+pub fn strip_sql_line_comments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let at = match (rest.find('#'), rest.find("--")) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        match rest[at..].find('\n') {
+            Some(end) => {
+                out.push_str(&rest[..at]);
+                out.push(' ');
+                rest = &rest[at + end + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Null bytes out, whitespace runs (tabs, vertical tabs, form feeds) to one space; CR, LF and the
 /// other C0 controls are kept as `\n` markers so header-injection and command rules see them.
 pub fn collapse_whitespace(s: &str) -> String {
@@ -195,7 +219,9 @@ pub fn collapse_whitespace(s: &str) -> String {
                 out.push('\n');
                 space = false;
             }
-            c if c.is_whitespace() || c == '\u{b}' || c == '\u{c}' || c == '\u{a0}' => {
+            // U+FFFD stands for a byte that did not decode: MySQL on a latin1 connection reads
+            // `\xa0` between keywords as a space (`union\xa0select`), so it separates too.
+            c if c.is_whitespace() || c == '\u{b}' || c == '\u{c}' || c == '\u{a0}' || c == '\u{fffd}' => {
                 if !space {
                     out.push(' ');
                 }
@@ -245,6 +271,11 @@ pub fn normalize(raw: &str, form: bool) -> Normalized {
             joined = Some(join_sql_comments(&text));
         }
         text = strip_sql_comments(&text);
+    }
+    // `#` and `--` comments end at a line break (`union#x%0aselect`): the SQL rules' second
+    // look also sees the text without them.
+    if text.contains('\n') && (text.contains('#') || text.contains("--")) {
+        joined = Some(strip_sql_line_comments(joined.as_deref().unwrap_or(&text)));
     }
     let needs_ws = text
         .bytes()

@@ -10,7 +10,7 @@ const STRONG: &str = r"(?:cat|tac|nl|ls|id|whoami|uname|pwd|ping6?|curl|wget|nc|
 
 /// Command names that are also words: they count after a separator only with an argument
 /// that looks like one (a flag, a path, a drive) or at the end of the value.
-const WEAK: &str = r"(?:find|more|type|dir|set|del|copy|move|start|call|file|at|w|who|last|groups|ip|route|top|tree|free|time|make|write|mail|host|sort|cut|source|export|alias|history|less|stat|which|eval|exec|service|mount|df|du|cp|mv|ln|tar|zip|unzip|gzip|dd|vi|vim|nano|yes|seq|rev|expr|findstr|icacls|attrib|ren|rd|md|cls|vol|reg|sc|wget|curl|timeout|expand|certreq)";
+const WEAK: &str = r"(?:find|more|type|dir|set|del|copy|move|start|call|file|at|w|who|last|groups|ip|route|top|tree|free|time|make|write|mail|host|sort|cut|source|export|alias|history|less|stat|which|eval|exec|service|mount|df|du|cp|mv|ln|tar|zip|unzip|gzip|dd|vi|vim|nano|yes|seq|rev|expr|findstr|icacls|attrib|ren|rd|md|cls|vol|reg|sc|wget|curl|timeout|expand|certreq|paste|diff|cmp|comm|fold|join|split|look|pr|fmt|column|rsync|install|view|ed|ex|pg|zcat|zless|bzcat|xzcat)";
 
 /// A path prefix a command may be written with.
 const BIN: &str = r"(?:/(?:usr/)?(?:local/)?s?bin/|[a-z]:\\windows\\(?:system32\\)?(?:windowspowershell\\v1\.0\\)?)?";

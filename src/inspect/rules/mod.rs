@@ -54,6 +54,8 @@ pub enum Class {
     Rfi,
     /// NoSQL operator injection (MongoDB `$ne`, `$where`, ...).
     Nosqli,
+    /// LDAP filter injection (`*)(uid=*))(|(uid=*`).
+    Ldap,
     /// Server-side request forgery: metadata, loopback and internal addresses, odd schemes.
     Ssrf,
     /// Input that does not decode (overlong UTF-8 and the like).
@@ -72,6 +74,7 @@ impl Class {
             Class::Java => "java",
             Class::Rfi => "rfi",
             Class::Nosqli => "nosqli",
+            Class::Ldap => "ldap",
             Class::Ssrf => "ssrf",
             Class::Malformed => "malformed",
         }
@@ -146,7 +149,7 @@ impl Rule {
 
 impl Class {
     /// The classes a policy's own rule may use (every class but `malformed`).
-    pub const OWN: [Class; 10] = [
+    pub const OWN: [Class; 11] = [
         Class::Sqli,
         Class::Xss,
         Class::Traversal,
@@ -156,6 +159,7 @@ impl Class {
         Class::Java,
         Class::Rfi,
         Class::Nosqli,
+        Class::Ldap,
         Class::Ssrf,
     ];
 
@@ -338,6 +342,91 @@ mod tests {
         assert!(insp
             .check_pair("avatar", "https://x.example/a.png", true, "query_name", "query")
             .is_none());
+    }
+
+    /// Shapes an outside audit got through (2026-12-07), each rewritten here by hand: numeric
+    /// contexts without quotes, comparison operators other than `=`, blind string functions,
+    /// conversion errors, statements MySQL stacks without `INTO`, `#` comments ended by a line
+    /// break, handlers the list did not name, `>` inside a quoted attribute, `javascript:` with
+    /// a space, `${u}` and `[a]` in shell words, template and LDAP injection. With the
+    /// lookalikes they must not catch.
+    #[test]
+    fn numeric_contexts_comments_handlers_and_filters_from_the_audit() {
+        let insp = crate::inspect::Inspector::new(1, &[]);
+        let attacks: &[(&str, Class)] = &[
+            ("0 or 7>3", Class::Sqli),
+            ("5 OR 2 BETWEEN 1 AND 9", Class::Sqli),
+            ("8 or 4 in (4,5)", Class::Sqli),
+            ("3 and 9 is not null", Class::Sqli),
+            ("0 or 'q' rlike 'q'", Class::Sqli),
+            ("4 and left(passwd,1)='z'", Class::Sqli),
+            ("4 and secret like 'ab%'", Class::Sqli),
+            ("2 and 1=cast(version() as integer)", Class::Sqli),
+            ("2 and current_user::int=1", Class::Sqli),
+            ("7 and pg_sleep_for('3 seconds') is not null", Class::Sqli),
+            ("7 and get_lock('k',4)", Class::Sqli),
+            ("9; insert accounts(login,level) values('m','root')", Class::Sqli),
+            ("9; rename table accounts to gone", Class::Sqli),
+            ("9;set @s=0x41;prepare q from @s;execute q", Class::Sqli),
+            ("2 union#zz\nselect(secret)from vault", Class::Sqli),
+            ("2 union-- zz\nselect `secret` from vault", Class::Sqli),
+            ("1 and st_latfromgeohash(version())", Class::Sqli),
+            ("<body title=\">\" y onpageshow=print()>", Class::Xss),
+            ("<img alt=\">\" src=q z onwebkitanimationstart=print()>", Class::Xss),
+            ("\" q onbeforeinput=print() r=\"", Class::Xss),
+            ("javascript: print(document['cookie'])", Class::Xss),
+            ("x=1;fetch('//c.example/'+1)", Class::Xss),
+            (
+                "#{global.process.mainModule.require('child_process').execSync('id')}",
+                Class::Xss,
+            ),
+            ("{{lipsum.__globals__['os']}}", Class::Xss),
+            ("{{()|attr('\\x5f\\x5fclass\\x5f\\x5f')}}", Class::Xss),
+            ("q;c${v}at /e${v}tc/pass${v}wd", Class::Cmdi),
+            ("q|/bin/c[a]t /e[t]c/hosts", Class::Cmdi),
+            ("*)(cn=*))(|(cn=*", Class::Ldap),
+            ("root)(&(userPassword=*)", Class::Ldap),
+            ("x)(objectClass=*)", Class::Ldap),
+            ("0 or json_contains('[1]','1')", Class::Sqli),
+            ("0 or '{\"k\":2}'::jsonb ? 'k'", Class::Sqli),
+            ("q;paste /srv/app/notes.txt", Class::Cmdi),
+            ("q|diff /srv/app/settings.py /dev/null", Class::Cmdi),
+        ];
+        for (value, class) in attacks {
+            let f = insp
+                .check(value, false, "query")
+                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
+            assert_eq!(f.class, *class, "{value:?}");
+        }
+        let benign = [
+            "1 or 2 items",
+            "pick 3 or 4 of them",
+            "sizes 10 and 12 in stock",
+            "Is 1=1?",
+            "cats and dogs like to play",
+            "version 2 and later",
+            "item #3\nnext line",
+            "-- signed, the team\nP.S. thanks",
+            "a [b] c",
+            "price: ${amount}",
+            "(see below)(and more)",
+            "f(x)(y)",
+            "javascript: the good parts",
+            "<p title=\"a > b\">text</p>",
+            "\"quoted\" once more",
+            "the online=true flag",
+            "{{ user.name }}",
+            "#{count} items",
+            "copy and paste the text",
+            "see the diff below",
+        ];
+        for value in benign {
+            assert!(
+                insp.check(value, false, "query").is_none(),
+                "{value:?}: {:?}",
+                insp.check(value, false, "query")
+            );
+        }
     }
 
     #[test]

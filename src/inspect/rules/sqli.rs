@@ -37,21 +37,21 @@ pub fn rules() -> Vec<Rule> {
             Class::Sqli,
             1,
             "stacked query",
-            r"['\d)]?\s*;\s*(?:drop\s+(?:table|database|schema|view|index|procedure|function|trigger|user)\b|delete\s+(?:from\s+)?\w+\s*(?:where\b|;|--|#|$)|delete\s+from\b|insert\s+into\b|update\s+\w+\s+set\b|create\s+(?:table|database|user|procedure|function|trigger|view|login)\b|alter\s+(?:table|database|user|login)\b|truncate\s+(?:table\s+)?\w|exec(?:ute)?\s*(?:\(|@|'|master\b|xp_|sp_)|shutdown\s*(?:with\b|--|#|;|$)|declare\s+@|select\s+(?:\*|@@|null\b|\d|version\b|user\b|database\b|current_user\b|sleep\b|pg_sleep\b|load_file\b|char\b|concat\b|case\b|if\s*\(|[\w.]+\s*\(|[\w.,*\s]+\bfrom\b)|grant\s+\w[\w\s,]*\bto\b|revoke\s+\w|waitfor\s+(?:delay|time)\b)",
+            r"['\d)]?\s*;\s*(?:drop\s+(?:table|database|schema|view|index|procedure|function|trigger|user)\b|delete\s+(?:from\s+)?\w+\s*(?:where\b|;|--|#|$)|delete\s+from\b|insert\s+into\b|update\s+\w+\s+set\b|create\s+(?:table|database|user|procedure|function|trigger|view|login)\b|alter\s+(?:table|database|user|login)\b|truncate\s+(?:table\s+)?\w|exec(?:ute)?\s*(?:\(|@|'|master\b|xp_|sp_)|shutdown\s*(?:with\b|--|#|;|$)|declare\s+@|select\s+(?:\*|@@|null\b|\d|version\b|user\b|database\b|current_user\b|sleep\b|pg_sleep\b|load_file\b|char\b|concat\b|case\b|if\s*\(|[\w.]+\s*\(|[\w.,*\s]+\bfrom\b)|grant\s+\w[\w\s,]*\bto\b|revoke\s+\w|waitfor\s+(?:delay|time)\b|(?:insert|replace)\s+(?:(?:ignore|low_priority|delayed)\s+)?(?:into\s+)?[\w.`]+\s*(?:\(|values\b|set\b|select\b)|rename\s+(?:table|user)\b|prepare\s+\w+\s+from\b|execute\s+\w+\s*(?:;|--|#|$|using\b)|set\s+@\w+\s*:?=|handler\s+\w+\s+(?:open|read)\b)",
         ),
         rule(
             942150,
             Class::Sqli,
             1,
             "time-based function",
-            r"\b(?:sleep|pg_sleep|benchmark|dbms_lock\.sleep|randomblob)\s*\(|\bwaitfor\s+(?:delay|time)\b",
+            r"\b(?:sleep|pg_sleep(?:_for|_until)?|benchmark|dbms_lock\.sleep|randomblob|get_lock)\s*\(|\bwaitfor\s+(?:delay|time)\b",
         ),
         rule(
             942160,
             Class::Sqli,
             1,
             "error-based function",
-            r"\b(?:extractvalue|updatexml|xmltype|exp|floor\s*\(\s*rand|geometrycollection|multipoint|polygon|linestring|name_const|gtid_subset|json_keys)\s*\(",
+            r"\b(?:extractvalue|updatexml|xmltype|exp|floor\s*\(\s*rand|geometrycollection|multipoint|polygon|linestring|name_const|gtid_subset|gtid_subtract|json_keys|st_latfromgeohash|st_longfromgeohash|st_pointfromgeohash)\s*\(",
         ),
         rule(
             942170,
@@ -86,7 +86,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Sqli,
             1,
             "UNION split by comments",
-            r"\bunion\b(?:\s|\+|--[^\n]*\n|#[^\n]*\n|\(|\ball\b|\bdistinct\b)*\(?\s*select\b\s*(?:\*|\d|null\b|@@|\w+\s*\(|[\w.]+\s*(?:,|\bfrom\b)|'|0x)",
+            r"\bunion\b(?:\s|\+|--[^\n]*\n|#[^\n]*\n|\(|\ball\b|\bdistinct\b)*\(?\s*select\b\s*(?:\*|\d|null\b|@@|\w+\s*\(|[\w.]+\s*(?:,|\bfrom\b)|'|0x|\(|`)",
         ),
         rule(
             942200,
@@ -143,6 +143,34 @@ pub fn rules() -> Vec<Rule> {
             1,
             "arithmetic and string operators between quotes",
             r#"^\s*'\s*[-+*/|&^]\s*'|'\s*[-+*/]\s*''\s*[-+*/]\s*'|['"]\s*(?:or|and)\s*['"]{2}\s*[-+*/|=]"#,
+        ),
+        rule(
+            942300,
+            Class::Sqli,
+            1,
+            "comparison after OR/AND in a numeric context",
+            r#"(?:^|['"\d)\s])(?:(?:or|xor|\|\|)\s+\(*\s*(?:-?\d+(?:\.\d+)?|'[^']{0,20}'|"[^"]{0,20}")\s*(?:[<>]=?\s*\(*\s*(?:-?\d|'|"|\w+\s*\()|<=>|\bnot\s+between\b|\bbetween\s+\S{1,20}\s+and\b|\bin\s*\(|\bis\s+(?:not\s+)?(?:null|true|false|unknown)\b|\b(?:rlike|regexp|sounds\s+like)\b)|(?:and|&&)\s+\(*\s*(?:-?\d+(?:\.\d+)?|'[^']{0,20}'|"[^"]{0,20}")\s*(?:<=>|\bnot\s+between\b|\bbetween\s+\S{1,20}\s+and\b|\bin\s*\(|\bis\s+(?:not\s+)?(?:null|true|false|unknown)\b|\b(?:rlike|regexp|sounds\s+like)\b))"#,
+        ),
+        rule(
+            942310,
+            Class::Sqli,
+            1,
+            "blind comparison on a string function or a column",
+            r#"(?:^|['"\d)])\s*(?:and|or|xor|&&|\|\|)\s+\(*\s*(?:(?:left|right|lpad|rpad|substring|substr|mid|ascii|ord|length|char_length|hex|bin|conv|lower|upper|reverse|instr|locate|position)\s*\([^()]{0,80}\)\s*(?:=|<>|!=|[<>]=?|\blike\b|\bregexp\b|\brlike\b)|[\w.`]+\s+(?:not\s+)?(?:like|regexp|rlike)\s+['"(])"#,
+        ),
+        rule(
+            942320,
+            Class::Sqli,
+            1,
+            "conversion error on a server value",
+            r"\bcast\s*\(\s*(?:version|current_user|session_user|system_user|user|database|current_database|schema|@@\w+|\(\s*select\b)[^;]{0,60}?\bas\s+(?:int|integer|numeric|signed|unsigned|decimal|bigint|smallint)\b|\b(?:version|current_user|session_user|user|database|current_database|current_schema)\s*(?:\(\s*\))?\s*::\s*(?:int|integer|numeric|bigint|smallint)\b",
+        ),
+        rule(
+            942330,
+            Class::Sqli,
+            1,
+            "JSON function or operator as a condition",
+            r#"(?:^|['"\d)\s])(?:or|and|xor|\|\||&&)\s+\(*\s*(?:json_\w+|jsonb_\w+)\s*\(|['"]\s*::\s*jsonb?\s*(?:\?[|&]?|@>|<@|->>?|#>>?)"#,
         ),
     ]
 }

@@ -46,6 +46,13 @@ pub fn rules() -> Vec<Rule> {
             r#"\$where\b|\bthis\s*\.\s*\w+\s*\.\s*match\s*\(|\bthis\s*\.\s*(?:password|passwd|pass|pwd|username|user|email|token|secret|role|isadmin)\b|;\s*return\s+(?:true|false|\d|this|db|sleep|/)|\bwhile\s*\(\s*new\s+date\s*\(|\bwhile\s*\(\s*(?:true|1)\s*\)\s*\{|\|\|\s*['"]?\w+['"]?\s*===?\s*['"]?\w+|\bdb\s*\.\s*(?:\w+\s*\.\s*)?(?:find|findone|drop|dropdatabase|remove|insert|update|eval|getcollection|getsiblingdb|runcommand)\s*\(|\bmapreduce\b|\$\$root\b"#,
         ),
         rule(
+            936100,
+            Class::Ldap,
+            1,
+            "LDAP filter injection: a closed filter then a new one",
+            r"\*\s*\)\s*\(\s*[|&!]?\s*\(?\s*[\w.-]+\s*[~<>]?=|\)\s*\(\s*[|&!]\s*\(\s*[\w.-]+\s*[~<>]?=|\)\s*\(\s*[\w.-]+\s*[~<>]?=\s*\*\s*\)|\(\s*[|&]\s*\(\s*[\w.-]+\s*=\s*\*\s*\)",
+        ),
+        rule(
             934100,
             Class::Ssrf,
             1,

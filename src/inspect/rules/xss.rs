@@ -17,7 +17,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Xss,
             1,
             "javascript: or vbscript: URL",
-            r"(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:[^\s]",
+            r#"(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:(?:[^\s]|\s+(?:[\w$.\[\]'"]+\s*[(\[.=`]|/[/*]))"#,
         ),
         rule(
             941130,
@@ -47,14 +47,14 @@ pub fn rules() -> Vec<Rule> {
             Class::Xss,
             1,
             "script sinks",
-            r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|function)\s*(?:\(|`)|document\s*\.\s*(?:cookie|domain|write|location)|window\s*\.\s*location|string\s*\.\s*fromcharcode|\.innerhtml\s*=",
+            r#"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|function)\s*(?:\(|`)|document\s*(?:\.\s*|\[\s*['"`])(?:cookie|domain|write|location)|\bfetch\s*\(\s*['"`](?:https?:)?//|window\s*\.\s*location|string\s*\.\s*fromcharcode|\.innerhtml\s*="#,
         ),
         rule(
             941170,
             Class::Xss,
             1,
             "template injection",
-            r"\{\{\s*[\w.]+\s*[*+/-]\s*[\w.]+\s*\}\}|\$\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{\s*\d+\s*[*+/-]\s*\d+\s*\}|<%=?|[*@#$]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|@\(\s*\d+\s*[*+/-]\s*\d+\s*\)|\{\{[^}]*(?:constructor|__proto__|__class__|config|self\.|request\.|\bmro\b|subclasses|__import__|popen|\bexec\b|\beval\b|lipsum|cycler|joiner)[^}]*\}\}|\{%\s*(?:import|include|set|extends|macro|from)\b|\{%[^%]*(?:__\w+__|\bpopen\b|\bexec\b|\beval\b|lipsum|cycler|joiner|request\.|config\.|self\.)",
+            r"\{\{\s*[\w.]+\s*[*+/-]\s*[\w.]+\s*\}\}|\$\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{\s*\d+\s*[*+/-]\s*\d+\s*\}|<%=?|[*@#$]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|@\(\s*\d+\s*[*+/-]\s*\d+\s*\)|\{\{[^}]*(?:constructor|__proto__|__class__|config|self\.|request\.|\bmro\b|subclasses|__import__|popen|\bexec\b|\beval\b|lipsum|cycler|joiner)[^}]*\}\}|\{%\s*(?:import|include|set|extends|macro|from)\b|\{%[^%]*(?:__\w+__|\bpopen\b|\bexec\b|\beval\b|lipsum|cycler|joiner|request\.|config\.|self\.)|\{\{[^}]*(?:__globals__|__builtins__|__init__|__getitem__|\\x5f|\battr\s*\(|get_flashed_messages|url_for\.|\bopen\s*\()|#\{[^}]{0,200}\b(?:require|process|global|child_process|constructor|mainmodule|execsync|spawnsync)\b|\$\{[^}]{0,200}\b(?:runtime|getruntime|processbuilder|getclass|forname|t\(java)\b",
         ),
         rule(
             941180,
@@ -68,14 +68,14 @@ pub fn rules() -> Vec<Rule> {
             Class::Xss,
             1,
             "any event handler inside a tag",
-            r#"<[a-z][^>]*[\s/"'`]on[a-z]{3,}\s*="#,
+            r#"<[a-z][^>]*[\s/"'`]on[a-z]{3,}\s*=|<[a-z][\w:-]*(?:\s+[^\s"'=>/]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>]*))?)*\s+on[a-z]{3,}\s*="#,
         ),
         rule(
             941200,
             Class::Xss,
             1,
             "attribute breakout into an event handler",
-            r#"["'`][\s/]*on[a-z]{3,}\s*=\s*\S"#,
+            r#"["'`][\s/]*on[a-z]{3,}\s*=\s*\S|["'`]\s+(?:[a-z][\w:-]*(?:=(?:"[^"]*"|'[^']*'|[^\s"'>]*))?\s+){1,3}on[a-z]{3,}\s*=\s*\S"#,
         ),
         rule(
             941210,
