@@ -36,6 +36,12 @@ pub fn inspect(inspector: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
                 return Some(f);
             }
         }
+        let kept = pairs(q).filter(|(k, _)| !r.exclude.iter().any(|e| e == k));
+        for joined in crate::inspect::walk::joined_repeats(kept) {
+            if let Some(f) = insp.recheck(&joined, true, "query") {
+                return Some(f);
+            }
+        }
     }
     for (name, value) in &r.headers {
         let lname = name.to_ascii_lowercase();
@@ -44,8 +50,10 @@ pub fn inspect(inspector: &Inspector, r: &RequestView<'_>) -> Option<Finding> {
             for c in value.split(';') {
                 let (name, v) = c.split_once('=').unwrap_or(("", c));
                 let (name, v) = (name.trim(), v.trim());
+                // The name too: applications that iterate or log cookies read it.
                 if let Some(f) = insp
                     .check(v, true, "cookie")
+                    .or_else(|| insp.recheck(name, true, "cookie"))
                     .or_else(|| insp.check_include(name, v, true, "cookie"))
                 {
                     return Some(f);
@@ -119,5 +127,48 @@ mod tests {
         let refused = r#"{"a":1e400,"q":"\u0027 OR \u00271\u0027=\u00271"}"#;
         let f = inspect(&insp, &view(refused, &none)).unwrap();
         assert_eq!((f.location, f.class), ("body", super::super::Class::Sqli));
+    }
+
+    /// Repeated parameters joined as ASP.NET joins them, in the query and in a form body; and
+    /// cookie names, which applications that iterate cookies read.
+    #[test]
+    fn repeated_parameters_joined_and_cookie_names() {
+        let insp = Inspector::new(1, &[]);
+        let none: Vec<String> = Vec::new();
+        let split = "id=4%20union/*&id=*/select%20secret%20from%20vault";
+        for (name, v) in pairs(split) {
+            assert!(
+                insp.check_pair(name, v, true, "query_name", "query").is_none(),
+                "{v} alone"
+            );
+        }
+        let q = RequestView {
+            query: Some(split),
+            body: None,
+            content_type: None,
+            ..view("", &none)
+        };
+        assert!(inspect(&insp, &q).is_some());
+        let form = RequestView {
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: Some(split.as_bytes()),
+            ..view("", &none)
+        };
+        assert!(inspect(&insp, &form).is_some());
+        // Repeats that stay harmless when joined.
+        let fine = RequestView {
+            query: Some("tag=red&tag=blue&page=2"),
+            body: None,
+            content_type: None,
+            ..view("", &none)
+        };
+        assert!(inspect(&insp, &fine).is_none());
+        let cookie = RequestView {
+            headers: vec![("Cookie", "theme=dark; 4' union select secret from vault-- -=x")],
+            body: None,
+            content_type: None,
+            ..view("", &none)
+        };
+        assert!(inspect(&insp, &cookie).is_some());
     }
 }

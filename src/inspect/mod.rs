@@ -106,6 +106,12 @@ impl<'a> Scan<'a> {
     pub fn check_include(&self, name: &str, value: &str, form: bool, location: &'static str) -> Option<Finding> {
         self.insp.check_include(name, value, form, location)
     }
+
+    /// Another reading of what was already counted (a cookie's name, repeated parameters
+    /// joined): not counted again, since its size is bounded by the values it comes from.
+    pub fn recheck(&self, raw: &str, form: bool, location: &'static str) -> Option<Finding> {
+        self.insp.check(raw, form, location)
+    }
 }
 
 /// The rule set does not compile (config validation compiles each pattern first, so this is

@@ -7,6 +7,24 @@ pub(super) fn pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
+/// The values of each repeated parameter joined with `,`, as ASP.NET and some Java frameworks
+/// hand them to the application (`id=1 union/*&id=*/select ...` is `1 union/*,*/select ...`
+/// there): each value alone may be clean when the joined one is not. Names compare as sent.
+pub(super) fn joined_repeats<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut by_name: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (k, v) in pairs {
+        match by_name.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, vs)) => vs.push(v),
+            None => by_name.push((k, vec![v])),
+        }
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, vs)| vs.len() > 1)
+        .map(|(_, vs)| vs.join(","))
+        .collect()
+}
+
 /// Walks a JSON document value by value as it parses, without building it: every string (key
 /// or value) goes to `check` in document order, borrowed from the body when it has no escapes,
 /// with the key it sits under when that key names a file to include (`{"page": "http://..."}`,

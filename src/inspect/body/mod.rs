@@ -103,10 +103,25 @@ pub fn inspect_body(
 ) -> Option<Finding> {
     let insp = &Scan::new(insp, limits);
     let ct = content_type.unwrap_or("");
-    let media = crate::text::media_type(ct);
     // An unsupported charset is refused before the body phase; here it reads as ASCII.
-    let text = to_text(body, charset(ct).unwrap_or(Charset::AsciiCompatible));
-    let text = text.as_ref();
+    let declared_charset = charset(ct).unwrap_or(Charset::AsciiCompatible);
+    let text = to_text(body, declared_charset);
+    if let Some(f) = inspect_text(insp, ct, text.as_ref(), exclude) {
+        return Some(f);
+    }
+    // A body declared UTF-16 or UTF-32 whose bytes are all printable ASCII (no zero byte, as
+    // every UTF-16 ASCII character has): PHP, Go and Werkzeug ignore the charset parameter and
+    // read what was sent, so it is inspected that way too.
+    let printable = |b: &u8| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e);
+    if declared_charset != Charset::AsciiCompatible && !body.is_empty() && body.iter().all(printable) {
+        return inspect_text(insp, ct, &String::from_utf8_lossy(body), exclude);
+    }
+    None
+}
+
+/// [`inspect_body`] on the body read as text.
+fn inspect_text(insp: &Scan<'_>, ct: &str, text: &str, exclude: &[String]) -> Option<Finding> {
+    let media = crate::text::media_type(ct);
     let declared = declared_kind(&media);
     let sniffed = sniff(text);
     let is = |k: Kind| declared == k || sniffed == k;
@@ -127,7 +142,13 @@ pub fn inspect_body(
     if is(Kind::Form) {
         let found = pairs(text)
             .filter(|(k, _)| !exclude.iter().any(|e| e == k))
-            .find_map(|(k, v)| insp.check_pair(k, v, true, "form", "form"));
+            .find_map(|(k, v)| insp.check_pair(k, v, true, "form", "form"))
+            .or_else(|| {
+                let kept = pairs(text).filter(|(k, _)| !exclude.iter().any(|e| e == k));
+                crate::inspect::walk::joined_repeats(kept)
+                    .iter()
+                    .find_map(|j| insp.recheck(j, true, "form"))
+            });
         if found.is_some() {
             return found;
         }

@@ -11,15 +11,33 @@ pub(super) enum Parts {
     None,
 }
 
+/// What follows each `delim` that starts a line, up to the next one. A delimiter is only a
+/// delimiter at the start of a line (RFC 2046 section 5.1.1: CRLF, then `--boundary`); inside
+/// a line it is content, as every parser reads it (`hello--XB<svg onload=...>` is one value).
+fn delimited<'a>(text: &'a str, delim: &str) -> Vec<&'a str> {
+    let mut starts = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(delim) {
+        let at = from + i;
+        if at == 0 || text.as_bytes()[at - 1] == b'\n' {
+            starts.push(at);
+        }
+        from = at + delim.len();
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &at)| &text[at + delim.len()..starts.get(n + 1).copied().unwrap_or(text.len())])
+        .collect()
+}
+
 /// Splits `text` at `--boundary` lines (CRLF or LF) and inspects each part's header values and
 /// content. A part without a blank line after its headers is inspected whole as content.
 pub(super) fn multipart(insp: &Scan<'_>, text: &str, boundary: &str, exclude: &[String]) -> Parts {
     let delim = format!("--{boundary}");
-    let mut pieces = text.split(delim.as_str());
     // The preamble before the first delimiter is ignored by parsers (and by RFC 2046).
-    pieces.next();
     let mut any = false;
-    for piece in pieces {
+    for piece in delimited(text, &delim) {
         if piece.starts_with("--") {
             break; // the close delimiter; the epilogue is ignored like the preamble
         }

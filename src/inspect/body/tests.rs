@@ -111,6 +111,21 @@ fn utf16_and_utf32_bodies_are_transcoded() {
     let s = "é<script>alert(1)</script>";
     assert_eq!(to_text(&utf16le(s, false), Charset::Utf16Le), s);
     assert!(found(Some("text/plain; charset=utf-16"), &utf16le(s, false)).is_some());
+    // Declared UTF-16 or UTF-32, sent as plain ASCII: read as sent too (PHP, Go and Werkzeug
+    // ignore the charset parameter).
+    for ct in [
+        "application/x-www-form-urlencoded; charset=utf-16",
+        "application/json; charset=utf-32",
+        "text/plain; charset=utf-16be",
+    ] {
+        let sent = if ct.contains("json") {
+            r#"{"q":"4 union select secret from vault"}"#
+        } else {
+            "q=%3Cscript%3Eprint(1)%3C%2Fscript%3E&x=1"
+        };
+        assert!(found(Some(ct), sent.as_bytes()).is_some(), "{ct}");
+        assert!(found(Some(ct), b"q=hello&x=1").is_none(), "{ct}");
+    }
     // UTF-8 with a BOM.
     let bom = [b"\xef\xbb\xbf".as_slice(), doc.as_bytes()].concat();
     assert_eq!(found(Some("application/json"), &bom).unwrap().location, "json");
@@ -415,6 +430,14 @@ fn multipart_part_headers_lf_line_ends_and_boundaries() {
             "multipart",
             "{ct}"
         );
+    }
+    // The boundary string inside a line is content, not a delimiter: what follows it on that
+    // line is part of the value and inspected.
+    for hidden in [
+        "hello--XyZ<svg onload=print()>",
+        "7--XyZ' union select secret from vault-- -",
+    ] {
+        assert!(mp(ct, &body("name=\"a\"", hidden, "\r\n")).is_some(), "{hidden}");
     }
     // Two boundary parameters: both are tried.
     let two = "multipart/form-data; boundary=other; boundary=XyZ";
