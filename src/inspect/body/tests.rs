@@ -392,6 +392,30 @@ fn xml_text_attributes_cdata_and_doctype() {
     assert!(found(None, b"<svg onload=alert(1)>").is_some());
 }
 
+/// Internal entities split a keyword across declarations (`&u;on &s;ect`): parsers expand them,
+/// so the value is also checked expanded; in text and in attributes. Expansion is one level
+/// and bounded, so nested declarations (billion laughs) cost no more than their size.
+#[test]
+fn xml_internal_entities_are_expanded_for_inspection() {
+    let ct = Some("application/xml");
+    let split = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY s "sel"><!ENTITY u 'uni'>]><r><id>4 &u;on &s;ect secret from vault</id></r>"#;
+    assert_eq!(found(ct, split.as_bytes()).map(|f| f.class), Some(Class::Sqli));
+    let attr = r#"<!DOCTYPE r [<!ENTITY h "onerror">]><r><img src="x" alt="&lt;img src=x &h;=print(1)&gt;"/></r>"#;
+    assert!(found(ct, attr.as_bytes()).is_some());
+    // Harmless entities stay harmless.
+    let fine = r#"<!DOCTYPE r [<!ENTITY co "Acme Ltd">]><r><name>&co; and partners</name></r>"#;
+    assert!(found(ct, fine.as_bytes()).is_none());
+    let mut laughs = String::from("<!DOCTYPE r [<!ENTITY a0 \"ha\">");
+    for i in 1..10 {
+        laughs.push_str(&format!(
+            "<!ENTITY a{i} \"&a{p};&a{p};&a{p};&a{p};&a{p};&a{p};&a{p};&a{p};&a{p};&a{p};\">",
+            p = i - 1
+        ));
+    }
+    laughs.push_str("]><r>&a9;</r>");
+    assert!(found(ct, laughs.as_bytes()).is_none());
+}
+
 #[test]
 fn multipart_part_headers_lf_line_ends_and_boundaries() {
     let ct = "multipart/form-data; boundary=XyZ";
