@@ -42,6 +42,9 @@ pub struct CanonicalRequest {
     pub rewritten: bool,
     /// A method override the request keeps (checked against `methods` like the method).
     pub method_override: Option<Method>,
+    /// The query's `_method` parameters are not forwarded (method overrides are removed from
+    /// an untrusted peer, `normalization.headers.method_override: remove`).
+    pub strip_method_param: bool,
     /// Headers removed before forwarding (untrusted `X-Forwarded-Host`, underscore lookalikes),
     /// with their values: inspection still reads them, since a client that sends a payload
     /// there is attacking whatever else might read it (a log, a proxy in front of the upstream).
@@ -120,6 +123,7 @@ impl CanonicalRequest {
             host,
             host_header,
             method_override: None,
+            strip_method_param: false,
             removed_headers: Vec::new(),
         })
     }

@@ -48,6 +48,37 @@ fn split_kv(kv: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The loose name of the query parameter that Symfony (`httpMethodParameterOverride`), Laravel
+/// and Express's `method-override` read as a method override, like `X-HTTP-Method-Override`.
+pub const METHOD_PARAM: &[u8] = b"_method";
+
+/// The method the query's `_method` parameters (any spelling the backend may read) name, if
+/// any; different values, or one that is not a method, are errors as for the headers.
+pub fn method_override(query: &[u8]) -> Result<Option<http::Method>, crate::canonical::headers::HeaderError> {
+    use crate::canonical::headers::HeaderError;
+    let mut found: Option<http::Method> = None;
+    for chunk in query.split(|&b| b == b'&' || b == b';') {
+        let (k, v) = split_kv(chunk);
+        if chunk.is_empty() || loose_name(k) != METHOD_PARAM {
+            continue;
+        }
+        let upper = decode(v).trim_ascii().to_ascii_uppercase();
+        let m = http::Method::from_bytes(&upper).map_err(|_| HeaderError::BadOverride)?;
+        match &found {
+            Some(prev) if *prev != m => return Err(HeaderError::ConflictingOverride),
+            _ => found = Some(m),
+        }
+    }
+    Ok(found)
+}
+
+/// Whether the query has a `_method` parameter, in any spelling the backend may read.
+pub fn has_method_param(query: &[u8]) -> bool {
+    query
+        .split(|&b| b == b'&' || b == b';')
+        .any(|chunk| !chunk.is_empty() && loose_name(split_kv(chunk).0) == METHOD_PARAM)
+}
+
 /// `query` without the parameters `strip` picks (given the loose name and the decoded value);
 /// `None` when nothing was removed. Splits on `&` and `;` (old Python and Rack split on both),
 /// keeping the other separators as they were.
@@ -74,6 +105,21 @@ pub fn strip(query: &[u8], mut pick: impl FnMut(&[u8], &[u8]) -> bool) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_parameters() {
+        assert_eq!(
+            method_override(b"a=1&_method=delete").unwrap(),
+            Some(http::Method::DELETE)
+        );
+        assert_eq!(method_override(b"%5Fmethod=PUT;x=1").unwrap(), Some(http::Method::PUT));
+        assert_eq!(method_override(b"_METHOD=patch").unwrap(), Some(http::Method::PATCH));
+        assert_eq!(method_override(b"method=delete&x_method=1").unwrap(), None);
+        assert!(method_override(b"_method=delete&_method=put").is_err());
+        assert!(method_override(b"_method=de%20lete").is_err());
+        assert!(has_method_param(b"x=1&_method[]=y"));
+        assert!(!has_method_param(b"x=1"));
+    }
 
     #[test]
     fn loose_names() {

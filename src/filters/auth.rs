@@ -16,18 +16,22 @@ pub const X_API_KEY_ID: http::HeaderName = http::HeaderName::from_static("x-api-
 pub const X_API_KEY_TIER: http::HeaderName = http::HeaderName::from_static("x-api-key-tier");
 
 /// The query without the route's key parameter (in any spelling the backend may read) or any
-/// parameter whose value is a gateway key; `None` when nothing was removed.
+/// parameter whose value is a gateway key, and without `_method` when `strip_method`; `None`
+/// when nothing was removed.
 pub fn strip_query_key(
     policy: &crate::policy::Policy,
     route: Option<&crate::policy::Route>,
     query: &[u8],
+    strip_method: bool,
 ) -> Option<Vec<u8>> {
     let param = route
         .and_then(|r| r.spec.auth.as_ref())
         .and_then(|a| a.query_param.as_deref())
         .map(|p| crate::canonical::query::loose_name(p.as_bytes()));
     crate::canonical::query::strip(query, |name, value| {
-        param.as_deref() == Some(name) || is_gateway_key(policy, value)
+        param.as_deref() == Some(name)
+            || is_gateway_key(policy, value)
+            || (strip_method && name == crate::canonical::query::METHOD_PARAM)
     })
 }
 

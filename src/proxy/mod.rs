@@ -303,6 +303,19 @@ impl ProxyHttp for Gateway {
                 &owned,
             )?;
             c.method_override = cleaned.method_override;
+            // `_method` in the query is an override too (Symfony, Laravel, Express's
+            // method-override): removed where the headers are, else checked like them.
+            if let Some(q) = c.query.as_deref() {
+                use crate::canonical::headers::{HeaderError, MethodOverride};
+                if !trusted_peer && norm.headers.method_override == MethodOverride::Remove {
+                    c.strip_method_param = crate::canonical::query::has_method_param(q);
+                } else if let Some(m) = crate::canonical::query::method_override(q)? {
+                    match &c.method_override {
+                        Some(prev) if *prev != m => return Err(HeaderError::ConflictingOverride.into()),
+                        _ => c.method_override = Some(m),
+                    }
+                }
+            }
             let headers = &session.req_header().headers;
             c.removed_headers = cleaned
                 .remove
@@ -659,7 +672,9 @@ impl Gateway {
     fn prepare_upstream(&self, session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
         let policy = &ctx.policy;
         let query = ctx.canonical.query.as_deref();
-        let stripped = query.and_then(|q| crate::filters::auth::strip_query_key(policy, ctx.route.as_deref(), q));
+        let stripped = query.and_then(|q| {
+            crate::filters::auth::strip_query_key(policy, ctx.route.as_deref(), q, ctx.canonical.strip_method_param)
+        });
         if ctx.canonical.rewritten || stripped.is_some() {
             let query = match &stripped {
                 Some(q) => (!q.is_empty()).then_some(q.as_slice()),

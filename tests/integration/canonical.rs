@@ -418,6 +418,17 @@ fn header_spellings_do_not_reach_the_backend() {
     );
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(upstream_header(&a.body, "x-http-method-override").is_empty());
+    // ... and so is `_method` in the query (Symfony, Laravel, Express read it), in any
+    // spelling, the other parameters kept in order.
+    for q in [
+        "a=1&_method=DELETE&b=2",
+        "a=1&%5Fmethod=delete&b=2",
+        "a=1;_METHOD=put&b=2",
+    ] {
+        let a = send_raw(&s.gw, &request(&format!("/private/x?{q}"), &[h, &auth]));
+        assert_eq!(a.status, 200, "{q}: {}", a.text);
+        assert_eq!(a.body["query"].as_str().unwrap_or(""), "a=1&b=2", "{q}");
+    }
 }
 
 /// With `method_override: check`, overrides are kept and checked like the method.
@@ -441,6 +452,18 @@ fn kept_method_overrides_are_checked_against_tier_methods() {
             "/private/x",
             &[h, &auth, "X-HTTP-Method: GET", "X-Method-Override: PUT"],
         ),
+    );
+    assert_eq!(a.status, 400, "{}", a.text);
+    // `_method` in the query is kept and checked the same way.
+    let a = send_raw(&s.gw, &request("/private/x?_method=delete", &[h, &auth]));
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(a.body["error"], "tier_forbidden");
+    let a = send_raw(&s.gw, &request("/private/x?_method=GET&z=1", &[h, &auth]));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["query"], "_method=GET&z=1");
+    let a = send_raw(
+        &s.gw,
+        &request("/private/x?_method=PUT", &[h, &auth, "X-HTTP-Method: GET"]),
     );
     assert_eq!(a.status, 400, "{}", a.text);
     // underscores: reject answers 400 to any underscore header name.
