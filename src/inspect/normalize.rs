@@ -127,6 +127,45 @@ pub fn fold_width(s: &str) -> String {
         .collect()
 }
 
+/// `\uXXXX` escapes (with surrogate pairs) decoded, when there are any; a lone surrogate becomes
+/// U+FFFD.
+pub fn unescape_u(s: &str) -> Option<String> {
+    let hex4 = |t: &str| {
+        t.get(..4)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut changed = false;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(unit) = hex4(after) else {
+            out.push_str("\\u");
+            rest = after;
+            continue;
+        };
+        changed = true;
+        rest = &after[4..];
+        if (0xd800..0xdc00).contains(&unit) {
+            if let Some(low) = rest
+                .strip_prefix("\\u")
+                .and_then(hex4)
+                .filter(|l| (0xdc00..0xe000).contains(l))
+            {
+                let c = 0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00);
+                out.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                rest = &rest[6..];
+                continue;
+            }
+        }
+        out.push(char::from_u32(unit).unwrap_or('\u{fffd}'));
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
 /// SQL comments become spaces (`UN/**/ION`), MySQL version comments open up (`/*!50000SELECT*/`).
 /// [`join_sql_comments`] is the other reading, for filters that delete comments (`SEL/**/ECT`).
 pub fn strip_sql_comments(s: &str) -> String {
@@ -215,7 +254,9 @@ pub fn collapse_whitespace(s: &str) -> String {
             '\0' => {}
             // Other C0 controls (`%1a`, `%0b` aside) end a line too: shells and header parsers
             // differ on them, so the rules see them where a newline would be.
-            '\r' | '\n' | '\u{1}'..='\u{8}' | '\u{e}'..='\u{1f}' => {
+            // NEL and the Unicode line and paragraph separators end a line as well (a header
+            // writer that keeps a character's low byte sends 0x85 or 0x28 ... as the line ends).
+            '\r' | '\n' | '\u{1}'..='\u{8}' | '\u{e}'..='\u{1f}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
                 out.push('\n');
                 space = false;
             }
@@ -259,6 +300,13 @@ pub fn normalize(raw: &str, form: bool) -> Normalized {
     };
     if text.contains('&') {
         text = html_entities(&text);
+    }
+    // `\u0027` left inside a decoded string: GraphQL string literals and JSON parsed a second
+    // time by the application decode it.
+    if text.contains("\\u") {
+        if let Some(t) = unescape_u(&text) {
+            text = t;
+        }
     }
     if !text.is_ascii() {
         text = fold_width(&text).to_lowercase();

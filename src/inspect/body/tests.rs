@@ -403,6 +403,8 @@ fn xml_internal_entities_are_expanded_for_inspection() {
     let attr = r#"<!DOCTYPE r [<!ENTITY h "onerror">]><r><img src="x" alt="&lt;img src=x &h;=print(1)&gt;"/></r>"#;
     assert!(found(ct, attr.as_bytes()).is_some());
     // Harmless entities stay harmless.
+    let nested = r#"<!DOCTYPE r [<!ENTITY a "sel"><!ENTITY b "&a;ect">]><r>4 union &b; secret from vault</r>"#;
+    assert_eq!(found(ct, nested.as_bytes()).map(|f| f.class), Some(Class::Sqli));
     let fine = r#"<!DOCTYPE r [<!ENTITY co "Acme Ltd">]><r><name>&co; and partners</name></r>"#;
     assert!(found(ct, fine.as_bytes()).is_none());
     let mut laughs = String::from("<!DOCTYPE r [<!ENTITY a0 \"ha\">");

@@ -98,8 +98,8 @@ pub(super) fn xml(insp: &Scan<'_>, text: &str) -> Result<bool, Finding> {
 }
 
 /// At most this many internal entities are kept, each at most this long, and an expanded value
-/// at most this long: expansion is one level (an entity's value is not expanded again), so a
-/// billion-laughs document costs no more than its size allows.
+/// at most this long: expansion goes three levels deep and stops at the bound, so a
+/// billion-laughs document costs no more than the bound allows.
 const MAX_ENTITIES: usize = 64;
 const MAX_ENTITY_LEN: usize = 1024;
 const MAX_EXPANDED: usize = 64 * 1024;
@@ -129,9 +129,20 @@ fn internal_entities(doctype: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// `text` with the `&name;` references of `entities` replaced by their values, when it has
-/// any; one level deep and bounded by [`MAX_EXPANDED`].
+/// `text` with the `&name;` references of `entities` replaced by their values, entities inside
+/// values too, at most three levels deep (`<!ENTITY b "&a;ect">`), bounded by [`MAX_EXPANDED`].
 fn expand(text: &str, entities: &[(String, String)]) -> Option<String> {
+    let mut out = expand_once(text, entities)?;
+    for _ in 0..2 {
+        match expand_once(&out, entities) {
+            Some(deeper) => out = deeper,
+            None => break,
+        }
+    }
+    Some(out)
+}
+
+fn expand_once(text: &str, entities: &[(String, String)]) -> Option<String> {
     if entities.is_empty() || !text.contains('&') {
         return None;
     }

@@ -31,7 +31,7 @@ pub fn rules() -> Vec<Rule> {
             "Windows drive path to system folders",
             r"\b[a-z]:[/\\]+(?:windows|winnt|boot\.ini|inetpub|programdata|xampp|wamp|documents and settings|users[/\\][^/\\]+[/\\](?:ntuser|appdata))",
         ),
-        rule(930130, Class::Traversal, 1, "file:// URL", r"\bfile\s*:\s*/{2,}"),
+        rule(930130, Class::Traversal, 1, "file: URL", r"\bfile\s*:\s*/{2,}|^\s*file\s*:\s*/[\w.~-]"),
         rule(
             930140,
             Class::Traversal,

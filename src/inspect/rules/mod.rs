@@ -56,6 +56,11 @@ pub enum Class {
     Nosqli,
     /// LDAP filter injection (`*)(uid=*))(|(uid=*`).
     Ldap,
+    /// JavaScript prototype pollution (`__proto__`, `constructor.prototype`).
+    Prototype,
+    /// Python, Ruby and .NET deserialization (pickle, `!!python/`, Ruby gadgets, .NET
+    /// BinaryFormatter and gadget types); Java's is under `java`.
+    Deserialization,
     /// Server-side request forgery: metadata, loopback and internal addresses, odd schemes.
     Ssrf,
     /// Input that does not decode (overlong UTF-8 and the like).
@@ -75,6 +80,8 @@ impl Class {
             Class::Rfi => "rfi",
             Class::Nosqli => "nosqli",
             Class::Ldap => "ldap",
+            Class::Prototype => "prototype",
+            Class::Deserialization => "deserialization",
             Class::Ssrf => "ssrf",
             Class::Malformed => "malformed",
         }
@@ -149,7 +156,7 @@ impl Rule {
 
 impl Class {
     /// The classes a policy's own rule may use (every class but `malformed`).
-    pub const OWN: [Class; 11] = [
+    pub const OWN: [Class; 13] = [
         Class::Sqli,
         Class::Xss,
         Class::Traversal,
@@ -160,6 +167,8 @@ impl Class {
         Class::Rfi,
         Class::Nosqli,
         Class::Ldap,
+        Class::Prototype,
+        Class::Deserialization,
         Class::Ssrf,
     ];
 
@@ -419,6 +428,78 @@ mod tests {
             "#{count} items",
             "copy and paste the text",
             "see the diff below",
+        ];
+        for value in benign {
+            assert!(
+                insp.check(value, false, "query").is_none(),
+                "{value:?}: {:?}",
+                insp.check(value, false, "query")
+            );
+        }
+    }
+
+    /// The second audit's root causes (2026-12-07), rewritten by hand: short IPv4 spellings of
+    /// the metadata address and dated metadata paths, more internal schemes, `*.localhost`,
+    /// `file:/`, response-splitting headers and a smuggled request line, NEL and U+2028 as line
+    /// ends, prototype pollution, Python/Ruby/.NET deserialization, NoSQL update and
+    /// aggregation operators, blind probes in ORDER BY and column lists, `\u0027` inside a
+    /// decoded string.
+    #[test]
+    fn ssrf_spellings_deserialization_and_blind_probes_from_the_second_audit() {
+        let insp = crate::inspect::Inspector::new(1, &[]);
+        let attacks: &[(&str, Class)] = &[
+            ("http://169.254.43518/2021-07-15/meta-data/", Class::Ssrf),
+            ("//169.16689662/latest/", Class::Ssrf),
+            ("http://meta.example/2019-10-01/user-data", Class::Ssrf),
+            ("gophers://10.1.2.3:6379/_PING", Class::Ssrf),
+            ("telnet://10.1.2.3:6379/", Class::Ssrf),
+            ("smtp://10.1.2.3:25/", Class::Ssrf),
+            ("http://tenant7.svc.localhost/admin", Class::Ssrf),
+            ("http://localhost./admin", Class::Ssrf),
+            ("file:/srv/app/settings.yml", Class::Traversal),
+            ("z\r\nWWW-Authenticate: Basic realm=x", Class::Crlf),
+            ("z\r\nStrict-Transport-Security: max-age=0", Class::Crlf),
+            ("/a HTTP/1.1\r\nX: y\r\n\r\nGET /admin HTTP/1.0", Class::Crlf),
+            ("z\u{2028}Set-Cookie: s=1", Class::Crlf),
+            ("{\"__proto__\":{\"admin\":true}}", Class::Prototype),
+            ("constructor[prototype][admin]", Class::Prototype),
+            ("!!python/object/apply:os.system ['true']", Class::Deserialization),
+            ("--- !ruby/object:Gem::Requirement", Class::Deserialization),
+            ("cposix\nsystem\n(S'true'\ntR.", Class::Deserialization),
+            ("AAEAAAD/////AQAAAAAAAAAMAgAAAF", Class::Deserialization),
+            (
+                "{\"$type\":\"System.Windows.Data.ObjectDataProvider, PresentationFramework\"}",
+                Class::Deserialization,
+            ),
+            ("u[$set][role]=root", Class::Nosqli),
+            ("{\"$rename\":{\"a\":\"b\"}}", Class::Nosqli),
+            ("if(substr(current_user(),1,1)=0x72,name,price)", Class::Sqli),
+            ("(2/(ascii(substring(current_user,1,1))-99))", Class::Sqli),
+            ("name collate (select current_user)", Class::Sqli),
+            ("10.0.0.7'||current_user||'", Class::Sqli),
+            (
+                "{ user(name: \"q\\u0027 OR \\u00271\\u0027=\\u00271\") { id } }",
+                Class::Sqli,
+            ),
+        ];
+        for (value, class) in attacks {
+            let f = insp
+                .check(value, false, "query")
+                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
+            assert_eq!(f.class, *class, "{value:?}");
+        }
+        let benign = [
+            "the proto type of the car",
+            "constructor of the building",
+            "set the role to admin",
+            "server:\n  port: 8080",
+            "From: Ann\nTo: Bob\nSubject: lunch",
+            "order by name desc",
+            "C:\\users\\ann\\notes.txt",
+            "version 169.254 of the spec",
+            "see https://docs.example.com/2024-01-01/guide",
+            "SGVsbG8gd29ybGQ=",
+            "python/object is a tag",
         ];
         for value in benign {
             assert!(

@@ -172,5 +172,12 @@ pub fn rules() -> Vec<Rule> {
             "JSON function or operator as a condition",
             r#"(?:^|['"\d)\s])(?:or|and|xor|\|\||&&)\s+\(*\s*(?:json_\w+|jsonb_\w+)\s*\(|['"]\s*::\s*jsonb?\s*(?:\?[|&]?|@>|<@|->>?|#>>?)"#,
         ),
+        rule(
+            942340,
+            Class::Sqli,
+            1,
+            "blind probe on a server value in any context (ORDER BY, column lists, headers)",
+            r#"\b(?:ascii|ord|hex|unicode|length)\s*\(\s*(?:substr|substring|mid|left|right)\s*\(|\b(?:substr|substring|mid|left|right)\s*\(\s*(?:current_user|user|system_user|session_user|version|database|schema|@@\w+)\b|\b(?:if|iif)\s*\(\s*(?:ascii|substr|substring|mid|ord|length|left|right)\s*\(|\bcollate\s*\(\s*select\b|\bcurrent_setting\s*\(|\(\s*select\s+[\w@]+(?:\s*\(\s*\))?\s+where\b|['"]\s*\|\|\s*(?:current_user|user|version|database|session_user|system_user)\b|['"]\s*,\s*(?:user|database|version|current_user|schema)\s*\(\s*\)\s*\)"#,
+        ),
     ]
 }
