@@ -127,7 +127,7 @@ pub fn rules() -> Vec<Rule> {
             Class::Php,
             1,
             "serialized PHP object or base64 PHP code",
-            r#"(?:^|[;{\s"'=])[oc]:\+?\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{\s*[isbdo]:\d|\bpd9wah[a-z0-9+/]|\btzo[0-9a-z]{1,4}oi[a-z]|\byto[a-z0-9]on[a-z0-9+/]"#,
+            r#"(?:^|[;{\s"'=])[oc]:\+?\d+:"[\w\\]+":\d+:\{|\ba:\d+:\{\s*[isbdo]:\d|\bpd9wah[a-z0-9+/]|\bpd89[a-z0-9+/]{4}|\btzo[0-9a-z]{1,4}oi[a-z]|\byto[a-z0-9]on[a-z0-9+/]"#,
         ),
         rule(
             944100,

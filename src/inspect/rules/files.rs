@@ -14,15 +14,15 @@ pub fn rules() -> Vec<Rule> {
             930100,
             Class::Traversal,
             1,
-            "dot-dot segment",
-            r"(?:^|[/\\=:;,\s'])\.{2,}[/\\]|[/\\]\.{2,}(?:[/\\]|$)|\.\.;[/\\]",
+            "dot-dot segment, Tomcat path parameters and NTFS stream names",
+            r"(?:^|[/\\=:;,\s'])\.{2,}[/\\]|[/\\]\.{2,}(?:[/\\]|$)|\.\.;[^/\\\s]*[/\\]|::\$(?:data|index_allocation)\b|:\$data\b",
         ),
         rule(
             930110,
             Class::Traversal,
             1,
             "absolute system path",
-            r"(?:^|[^\w.])/?(?:etc/+(?:passwd|shadow|gshadow|master\.passwd|hosts|group|issue|motd|profile|bashrc|environment|resolv\.conf|fstab|mtab|hostname|inittab|sudoers|crontab|login\.defs|exports|security/|ssh/|ssl/|nginx/|apache2?/|httpd/|mysql/|php\d*/|redis/|postgresql/|my\.cnf|shells|aliases)|proc/(?:self|thread-self|\d+)/|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|kallsyms|kcore|partitions|config\.gz|cmdline)|var/(?:log|lib/mysql|spool/cron|mail)/|root/\.|home/[^/]+/\.(?:ssh|bash|aws|config|docker|kube|git|npm|pg)|boot\.ini|win\.ini|system\.ini|windows[/\\](?:win\.ini|system32|system\.ini|repair|panther|debug)|system32[/\\]|winnt[/\\]|inetpub[/\\]|web-inf[/\\]|meta-inf[/\\]|\.htaccess|\.htpasswd|web\.config|\.env\b|wp-config\.php|\.git[/\\]|\.svn[/\\]|\.hg[/\\]|\.ds_store|\.bash_history|\.mysql_history|\.npmrc|\.pgpass|\.netrc|\.dockercfg|id_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|applicationhost\.config)|[/\\](?:php\.ini|httpd\.conf|server\.xml|tomcat-users\.xml|localsettings\.php|configuration\.php|settings\.php|config\.inc\.php|database\.yml|credentials\.xml|known_hosts)\b",
+            r"(?:^|[^\w.])/?(?:etc(?:/+\.)*/+(?:passwd|shadow|gshadow|master\.passwd|hosts|group|issue|motd|profile|bashrc|environment|resolv\.conf|fstab|mtab|hostname|inittab|sudoers|crontab|login\.defs|exports|security/|ssh/|ssl/|nginx/|apache2?/|httpd/|mysql/|php\d*/|redis/|postgresql/|my\.cnf|shells|aliases)|proc(?:/+\.)*/+(?:self|thread-self|\d+)/|proc/(?:version|cpuinfo|meminfo|mounts|net/|sched_debug|kallsyms|kcore|partitions|config\.gz|cmdline)|var/(?:log|lib/mysql|spool/cron|mail)/|root/\.|home/[^/]+/\.(?:ssh|bash|aws|config|docker|kube|git|npm|pg)|boot\.ini|win\.ini|system\.ini|windows[/\\](?:win\.ini|system32|system\.ini|repair|panther|debug)|system32[/\\]|winnt[/\\]|inetpub[/\\]|web-inf[/\\]|meta-inf[/\\]|\.htaccess|\.htpasswd|web\.config|\.env\b|wp-config\.php|\.git[/\\]|\.svn[/\\]|\.hg[/\\]|\.ds_store|\.bash_history|\.mysql_history|\.npmrc|\.pgpass|\.netrc|\.dockercfg|id_(?:rsa|dsa|ecdsa|ed25519)\b|authorized_keys|applicationhost\.config)|[/\\](?:php\.ini|httpd\.conf|server\.xml|tomcat-users\.xml|localsettings\.php|configuration\.php|settings\.php|config\.inc\.php|database\.yml|credentials\.xml|known_hosts)\b",
         ),
         rule(
             930120,

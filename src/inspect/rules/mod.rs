@@ -477,6 +477,11 @@ mod tests {
             ("(2/(ascii(substring(current_user,1,1))-99))", Class::Sqli),
             ("name collate (select current_user)", Class::Sqli),
             ("10.0.0.7'||current_user||'", Class::Sqli),
+            ("/srv/app/..;jsessionid=9/admin/", Class::Traversal),
+            ("download.aspx::$DATA", Class::Traversal),
+            ("/etc/./passwd", Class::Traversal),
+            ("/proc/./self/environ", Class::Traversal),
+            ("data:text/plain;base64,PD89YHRydWVgOz8+", Class::Php),
             (
                 "{ user(name: \"q\\u0027 OR \\u00271\\u0027=\\u00271\") { id } }",
                 Class::Sqli,
