@@ -697,6 +697,15 @@ impl Gateway {
         };
         let signs = ctx.route.as_ref().is_some_and(|r| r.spec.signing.enabled);
         let auth_header = &ctx.policy.config.access.auth_header;
+        // An HTTP/1.0 request may come without any host; the upstream request is HTTP/1.1,
+        // which must carry one (RFC 9112 section 3.2): the peer's address, as nginx sends its
+        // upstream's name.
+        let peer_addr = ctx
+            .route
+            .as_ref()
+            .zip(ctx.peer)
+            .and_then(|(r, i)| r.pool.peers.get(i))
+            .map(|p| p.addr);
         headers::edit_request(req, forward::Forwarded::HEADERS + phases::UPSTREAM_ADDS, |h| {
             let mut present = phases::Present::default();
             forward::strip_hop_by_hop(h, |name| present.note(name, auth_header));
@@ -716,7 +725,15 @@ impl Gateway {
                 h.remove(http::header::UPGRADE);
                 h.remove(http::header::CONNECTION);
             }
-            forward::apply_forwarding(h, &forwarded)
+            forward::apply_forwarding(h, &forwarded)?;
+            if !h.contains_key(http::header::HOST) {
+                if let Some(addr) = peer_addr {
+                    let value =
+                        HeaderValue::from_str(&addr.to_string()).or_err(ErrorType::InvalidHTTPHeader, "Host")?;
+                    h.insert(http::header::HOST, value);
+                }
+            }
+            Ok(())
         })?
     }
 }

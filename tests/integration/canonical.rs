@@ -616,3 +616,16 @@ routes:\n\
         }
     }
 }
+
+/// An HTTP/1.0 request without `Host` goes upstream as HTTP/1.1, which must carry one (RFC 9112
+/// section 3.2): the gateway sends the peer's address, as nginx sends its upstream's name.
+#[test]
+fn a_request_without_host_goes_upstream_with_the_peers_address() {
+    let up = echo("u");
+    let gw = Gateway::start(&policy_one("u", &[up.addr()], ""));
+    let answer = raw(gw.listen, b"GET /x HTTP/1.0\r\n\r\n");
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let host = body["headers"]["host"].as_str().map(str::to_string);
+    assert_eq!(host.as_deref(), Some(up.addr().to_string().as_str()), "{body}");
+}
