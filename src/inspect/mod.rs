@@ -340,7 +340,7 @@ fn may_match(raw: &str) -> bool {
     // into a multi-substring search), instead of lower-casing and scanning once per keyword.
     static KEYWORDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::RegexBuilder::new(
-            "union|select|or|and|order|group|having|waitfor|case|xor|sleep|benchmark|exec|drop|insert|delete|update|powershell|pwsh|invoke|iex|whoami|systeminfo|tasklist|ifconfig|ipconfig|netstat|uname|mkfifo|certutil|bitsadmin|rundll|regsvr|mshta|wmic|cscript|ro0ab|aced0005|net user|bash|ncat|netcat|2852039166|a9fea9fe|0x2e",
+            "union|select|or|and|order|group|having|waitfor|case|xor|sleep|benchmark|exec|drop|insert|delete|update|powershell|pwsh|invoke|iex|whoami|systeminfo|tasklist|ifconfig|ipconfig|netstat|uname|mkfifo|certutil|bitsadmin|rundll|regsvr|mshta|wmic|cscript|ro0ab|aced0005|net user|bash|ncat|netcat|2852039166|a9fea9fe|0x2e|__proto__|prototype|y29zcnn5c3rlbq|kgnvcwpzexn0zw0|gasv|aaeaaad",
         )
         .case_insensitive(true)
         .unicode(false)

@@ -395,6 +395,22 @@ fn xml_text_attributes_cdata_and_doctype() {
 /// Internal entities split a keyword across declarations (`&u;on &s;ect`): parsers expand them,
 /// so the value is also checked expanded; in text and in attributes. Expansion is one level
 /// and bounded, so nested declarations (billion laughs) cost no more than their size.
+/// Values made only of letters, digits and `_` skip matching unless they hold a keyword: the
+/// keywords include what such a value can be an attack as (a `__proto__` key, a pickle in
+/// base64).
+#[test]
+fn bare_word_values_that_are_attacks_are_inspected() {
+    let ct = Some("application/json");
+    for doc in [
+        r#"{"__proto__":{"isAdmin":true}}"#,
+        r#"{"\u005f_proto__":{"x":1}}"#,
+        r#"{"data":"Y29zCnN5c3RlbQooUyd0cnVlJwp0Ui4"}"#,
+    ] {
+        assert!(found(ct, doc.as_bytes()).is_some(), "{doc}");
+    }
+    assert!(found(ct, br#"{"stage":"prototype","name":"gas valve"}"#).is_none());
+}
+
 #[test]
 fn xml_internal_entities_are_expanded_for_inspection() {
     let ct = Some("application/xml");

@@ -481,6 +481,10 @@ mod tests {
             ("download.aspx::$DATA", Class::Traversal),
             ("/etc/./passwd", Class::Traversal),
             ("/proc/./self/environ", Class::Traversal),
+            ("/etc/kubernetes/admin.conf", Class::Traversal),
+            ("/srv/app/config/master.key", Class::Traversal),
+            ("/var/lib/php/sessions/sess_q1", Class::Traversal),
+            ("/sys/class/net/eth0/address", Class::Traversal),
             ("data:text/plain;base64,PD89YHRydWVgOz8+", Class::Php),
             (
                 "{ user(name: \"q\\u0027 OR \\u00271\\u0027=\\u00271\") { id } }",
