@@ -254,8 +254,9 @@ impl BodyFilter for BodyInspection {
     }
 }
 
-/// The caller's credentials do not go upstream: the policy's key header always, and an
-/// `Authorization: Bearer` token when it is a gateway key or carried the key
+/// The caller's credentials do not go upstream: the policy's key header always, an
+/// `Authorization` value in any scheme that holds a gateway key or whose bearer token carried
+/// the key, and cookies whose value is a gateway key
 /// ([`UPSTREAM`]; the query parameter is stripped with the target,
 /// [`auth::strip_query_key`]).
 pub struct StripCredentials;
@@ -269,12 +270,52 @@ impl UpstreamEdit for StripCredentials {
             h.remove(&r.policy.config.access.auth_header);
         }
         if r.present.authorization {
-            let ours = h
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| auth::bearer_token(v.as_bytes()))
-                .is_some_and(|t| r.filters.key_from_bearer || auth::is_gateway_key(r.policy, t.as_bytes()));
+            // A gateway key in any scheme (`Token`, `ApiKey`, none): a backend that reads that
+            // scheme would act on a key the gateway did not check.
+            let ours = h.get_all(http::header::AUTHORIZATION).iter().any(|v| {
+                auth::bearer_token(v.as_bytes())
+                    .is_some_and(|t| r.filters.key_from_bearer || auth::is_gateway_key(r.policy, t.as_bytes()))
+                    || v.as_bytes()
+                        .split(|b| matches!(b, b' ' | b'\t' | b','))
+                        .any(|t| auth::is_gateway_key(r.policy, t))
+            });
             if ours {
                 h.remove(http::header::AUTHORIZATION);
+            }
+        }
+        // Cookies whose value is a gateway key go too (`api_key=qv_...`); the others stay.
+        if h.contains_key(http::header::COOKIE) {
+            let mut changed = false;
+            let kept: Vec<Vec<u8>> = h
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| {
+                    let pairs: Vec<&[u8]> = v
+                        .as_bytes()
+                        .split(|&b| b == b';')
+                        .filter(|pair| {
+                            let value = pair.splitn(2, |&b| b == b'=').nth(1).unwrap_or(b"");
+                            let value = value.trim_ascii();
+                            let value = value
+                                .strip_prefix(b"\"")
+                                .and_then(|v| v.strip_suffix(b"\""))
+                                .unwrap_or(value);
+                            let key = auth::is_gateway_key(r.policy, value);
+                            changed |= key;
+                            !key
+                        })
+                        .map(|pair| pair.trim_ascii())
+                        .collect();
+                    pairs.join(&b"; "[..])
+                })
+                .collect();
+            if changed {
+                h.remove(http::header::COOKIE);
+                for v in kept.into_iter().filter(|v| !v.is_empty()) {
+                    if let Ok(v) = http::HeaderValue::from_bytes(&v) {
+                        h.append(http::header::COOKIE, v);
+                    }
+                }
             }
         }
         Ok(())

@@ -523,6 +523,44 @@ fn credentials_never_reach_the_backend() {
         ),
         (format!("/open"), vec![format!("X_API_KEY: {k}")], 200, "public"),
         (format!("/open"), vec![format!("X-Api-Key: {k}")], 200, "public"),
+        // Other schemes and cookies a backend may read the key from.
+        (
+            format!("/open"),
+            vec![format!("Authorization: Token {k}")],
+            200,
+            "public",
+        ),
+        (format!("/open"), vec![format!("Authorization: {k}")], 200, "public"),
+        (
+            format!("/open"),
+            vec![format!("Authorization: ApiKey {p}")],
+            200,
+            "public",
+        ),
+        (
+            format!("/open"),
+            vec![format!("Authorization: Bearer,{}", k.to_uppercase())],
+            200,
+            "public",
+        ),
+        (
+            format!("/private/a"),
+            vec![format!("X-API-Key: {k}"), format!("Authorization: Token {p}")],
+            200,
+            "private",
+        ),
+        (
+            format!("/open"),
+            vec![format!("Cookie: theme=dark; api_key={k}; lang=en")],
+            200,
+            "public",
+        ),
+        (
+            format!("/open"),
+            vec![format!("Cookie: session=\"{p}\"")],
+            200,
+            "public",
+        ),
     ];
     for (target, headers, status, route) in &cases {
         let mut hs: Vec<&str> = vec![h];
@@ -548,6 +586,18 @@ fn credentials_never_reach_the_backend() {
         upstream_header(&a.body, "authorization"),
         vec!["Bearer eyJ.backend.token"]
     );
+    // The other cookies of a request whose cookie held a key go on.
+    let a = send_raw(
+        &s.gw,
+        &request("/open", &[h, &format!("Cookie: theme=dark; api_key={k}; lang=en")]),
+    );
+    assert_eq!(upstream_header(&a.body, "cookie"), vec!["theme=dark; lang=en"]);
+    let a = send_raw(
+        &s.gw,
+        &request("/open", &[h, "Authorization: Token backend-token", "Cookie: a=1"]),
+    );
+    assert_eq!(upstream_header(&a.body, "authorization"), vec!["Token backend-token"]);
+    assert_eq!(upstream_header(&a.body, "cookie"), vec!["a=1"]);
 }
 
 /// After a 502, a 504, a 413 and a 403 no line of the gateway's stderr (Pingora's error log
