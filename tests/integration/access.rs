@@ -686,3 +686,37 @@ fn a_101_opens_a_tunnel_only_as_the_websocket_handshake_asked_for() {
     s.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"frame bytes");
 }
+
+/// The gateway's own documents under `/.well-known/` (key directory, batch documents, the
+/// anchor log) are answered only to addresses the IP lists let in: the global lists, and the
+/// lists of the route the path falls under.
+#[test]
+fn well_known_documents_follow_the_ip_lists() {
+    let up = echo("u");
+    let paths = [
+        "/.well-known/http-message-signatures-directory",
+        "/.well-known/http-batch-sig/v1/log/checkpoint",
+        "/.well-known/http-batch-sig/v1/batch/00",
+    ];
+    let open = Gateway::start(&format!(
+        "{}routes:\n  - {{ name: r, path_prefix: /, upstream: u }}\n",
+        upstream_block(up.addr())
+    ));
+    let denied = Gateway::start(&format!(
+        "{}ip_filter: {{ deny: [\"127.0.0.0/8\", \"::1\"] }}\nroutes:\n  - {{ name: r, path_prefix: /, upstream: u }}\n",
+        upstream_block(up.addr())
+    ));
+    let route_denied = Gateway::start(&format!(
+        "{}routes:\n  - {{ name: r, path_prefix: /, upstream: u, ip_filter: {{ allow: [\"10.0.0.0/8\"] }} }}\n",
+        upstream_block(up.addr())
+    ));
+    for path in paths {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        assert_ne!(status_of(&raw(open.listen, req.as_bytes())), 403, "{path}");
+        for gw in [&denied, &route_denied] {
+            let answer = raw(gw.listen, req.as_bytes());
+            assert_eq!(status_of(&answer), 403, "{path}: {answer}");
+            assert!(answer.contains("ip_denied"), "{answer}");
+        }
+    }
+}
