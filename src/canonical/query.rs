@@ -52,16 +52,23 @@ fn split_kv(kv: &[u8]) -> (&[u8], &[u8]) {
 /// and Express's `method-override` read as a method override, like `X-HTTP-Method-Override`.
 pub const METHOD_PARAM: &[u8] = b"_method";
 
-/// The method the query's `_method` parameters (any spelling the backend may read) name, if
-/// any; different values, or one that is not a method, are errors as for the headers.
+/// The raw values of the query's `_method` parameters, in any spelling the backend may read
+/// (split on `&` and `;`, as [`strip`] splits).
+fn method_params(query: &[u8]) -> impl Iterator<Item = &[u8]> {
+    query
+        .split(|&b| b == b'&' || b == b';')
+        .filter(|chunk| !chunk.is_empty())
+        .map(split_kv)
+        .filter(|(k, _)| loose_name(k) == METHOD_PARAM)
+        .map(|(_, v)| v)
+}
+
+/// The method the query's `_method` parameters name, if any; different values, or one that is
+/// not a method, are errors as for the headers.
 pub fn method_override(query: &[u8]) -> Result<Option<http::Method>, crate::canonical::headers::HeaderError> {
     use crate::canonical::headers::HeaderError;
     let mut found: Option<http::Method> = None;
-    for chunk in query.split(|&b| b == b'&' || b == b';') {
-        let (k, v) = split_kv(chunk);
-        if chunk.is_empty() || loose_name(k) != METHOD_PARAM {
-            continue;
-        }
+    for v in method_params(query) {
         let upper = decode(v).trim_ascii().to_ascii_uppercase();
         let m = http::Method::from_bytes(&upper).map_err(|_| HeaderError::BadOverride)?;
         match &found {
@@ -74,9 +81,7 @@ pub fn method_override(query: &[u8]) -> Result<Option<http::Method>, crate::cano
 
 /// Whether the query has a `_method` parameter, in any spelling the backend may read.
 pub fn has_method_param(query: &[u8]) -> bool {
-    query
-        .split(|&b| b == b'&' || b == b';')
-        .any(|chunk| !chunk.is_empty() && loose_name(split_kv(chunk).0) == METHOD_PARAM)
+    method_params(query).next().is_some()
 }
 
 /// `query` without the parameters `strip` picks (given the loose name and the decoded value);

@@ -283,38 +283,34 @@ impl UpstreamEdit for StripCredentials {
                 h.remove(http::header::AUTHORIZATION);
             }
         }
-        // Cookies whose value is a gateway key go too (`api_key=qv_...`); the others stay.
-        if h.contains_key(http::header::COOKIE) {
-            let mut changed = false;
-            let kept: Vec<Vec<u8>> = h
-                .get_all(http::header::COOKIE)
+        // Cookies whose value is a gateway key go too (`api_key=qv_...`); the others stay. The
+        // headers are rebuilt only when one holds a key.
+        let is_key = |pair: &[u8]| {
+            let value = pair.splitn(2, |&b| b == b'=').nth(1).unwrap_or(b"").trim_ascii();
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            auth::is_gateway_key(r.policy, value)
+        };
+        let cookies = h.get_all(http::header::COOKIE);
+        if cookies.iter().any(|v| v.as_bytes().split(|&b| b == b';').any(is_key)) {
+            let kept: Vec<Vec<u8>> = cookies
                 .iter()
                 .map(|v| {
                     let pairs: Vec<&[u8]> = v
                         .as_bytes()
                         .split(|&b| b == b';')
-                        .filter(|pair| {
-                            let value = pair.splitn(2, |&b| b == b'=').nth(1).unwrap_or(b"");
-                            let value = value.trim_ascii();
-                            let value = value
-                                .strip_prefix(b"\"")
-                                .and_then(|v| v.strip_suffix(b"\""))
-                                .unwrap_or(value);
-                            let key = auth::is_gateway_key(r.policy, value);
-                            changed |= key;
-                            !key
-                        })
+                        .filter(|pair| !is_key(pair))
                         .map(|pair| pair.trim_ascii())
                         .collect();
                     pairs.join(&b"; "[..])
                 })
                 .collect();
-            if changed {
-                h.remove(http::header::COOKIE);
-                for v in kept.into_iter().filter(|v| !v.is_empty()) {
-                    if let Ok(v) = http::HeaderValue::from_bytes(&v) {
-                        h.append(http::header::COOKIE, v);
-                    }
+            h.remove(http::header::COOKIE);
+            for v in kept.into_iter().filter(|v| !v.is_empty()) {
+                if let Ok(v) = http::HeaderValue::from_bytes(&v) {
+                    h.append(http::header::COOKIE, v);
                 }
             }
         }

@@ -365,35 +365,22 @@ impl ProxyHttp for Gateway {
             keepalive_off: session.as_downstream().get_keepalive().is_none() && !session.is_process_shutting_down(),
             body_follows,
         };
-        let well_known = (req.method == http::Method::GET || req.method == http::Method::HEAD)
-            && (ctx.canonical.path == KEY_DIRECTORY_PATH
-                || ctx.canonical.path.starts_with(BATCH_PATH)
-                || ctx.canonical.path.starts_with(LOG_PATH));
-        if well_known {
-            // The gateway's own documents are public, but not to addresses the policy keeps out
-            // (its global lists, and the lists of the route the path falls under).
+        // The gateway's own documents: public, but not to addresses the policy keeps out (its
+        // global lists, and the lists of the route the path falls under).
+        let path = ctx.canonical.path.as_str();
+        if (req.method == http::Method::GET || req.method == http::Method::HEAD)
+            && (path == KEY_DIRECTORY_PATH || path.starts_with(BATCH_PATH) || path.starts_with(LOG_PATH))
+        {
             use crate::filters::request::RequestFilter;
             if let Err(denial) = crate::filters::ip_filter::IpFilter.check(&info, &mut ctx.filters) {
                 Box::pin(self.send_denial(session, ctx, denial)).await?;
-                return Ok(true);
+            } else if path == KEY_DIRECTORY_PATH {
+                Box::pin(self.serve_key_directory(session, ctx)).await?;
+            } else if path.starts_with(BATCH_PATH) {
+                Box::pin(self.serve_batch(session, ctx)).await?;
+            } else {
+                Box::pin(self.serve_log(session, ctx)).await?;
             }
-        }
-        if ctx.canonical.path == KEY_DIRECTORY_PATH
-            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
-        {
-            Box::pin(self.serve_key_directory(session, ctx)).await?;
-            return Ok(true);
-        }
-        if ctx.canonical.path.starts_with(BATCH_PATH)
-            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
-        {
-            Box::pin(self.serve_batch(session, ctx)).await?;
-            return Ok(true);
-        }
-        if ctx.canonical.path.starts_with(LOG_PATH)
-            && (req.method == http::Method::GET || req.method == http::Method::HEAD)
-        {
-            Box::pin(self.serve_log(session, ctx)).await?;
             return Ok(true);
         }
         match phases::request(&info, &mut ctx.filters).await {

@@ -259,6 +259,27 @@ mod tests {
 
     /// Each class's rules on values an attacker sends and values an API carries (the corpus in
     /// tests/corpus/ measures the rates; this pins one reason per rule family).
+    /// Each value is found in a query parameter, as its class.
+    fn caught(insp: &crate::inspect::Inspector, attacks: &[(&str, Class)]) {
+        for (value, class) in attacks {
+            let f = insp
+                .check(value, false, "query")
+                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
+            assert_eq!(f.class, *class, "{value:?}");
+        }
+    }
+
+    /// No value is found in a query parameter.
+    fn passed(insp: &crate::inspect::Inspector, benign: &[&str]) {
+        for value in benign {
+            assert!(
+                insp.check(value, false, "query").is_none(),
+                "{value:?}: {:?}",
+                insp.check(value, false, "query")
+            );
+        }
+    }
+
     #[test]
     fn each_family_fires_on_its_attacks_and_not_on_lookalikes() {
         let insp = crate::inspect::Inspector::new(1, &[]);
@@ -324,13 +345,7 @@ mod tests {
             "see http://localhost:8080/health",
             "$type",
         ];
-        for value in benign {
-            assert!(
-                insp.check(value, false, "query").is_none(),
-                "{value:?}: {:?}",
-                insp.check(value, false, "query")
-            );
-        }
+        passed(&insp, &benign);
         // An IP-literal URL is suspect in a parameter, ordinary in a Referer.
         assert!(insp.check("http://192.0.2.9/app", false, "query").is_some());
         assert!(insp.check("http://192.0.2.9/app", false, "header").is_none());
@@ -401,12 +416,7 @@ mod tests {
             ("q;paste /srv/app/notes.txt", Class::Cmdi),
             ("q|diff /srv/app/settings.py /dev/null", Class::Cmdi),
         ];
-        for (value, class) in attacks {
-            let f = insp
-                .check(value, false, "query")
-                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
-            assert_eq!(f.class, *class, "{value:?}");
-        }
+        caught(&insp, attacks);
         let benign = [
             "1 or 2 items",
             "pick 3 or 4 of them",
@@ -429,13 +439,7 @@ mod tests {
             "copy and paste the text",
             "see the diff below",
         ];
-        for value in benign {
-            assert!(
-                insp.check(value, false, "query").is_none(),
-                "{value:?}: {:?}",
-                insp.check(value, false, "query")
-            );
-        }
+        passed(&insp, &benign);
     }
 
     /// The second audit's root causes (2026-12-07), rewritten by hand: short IPv4 spellings of
@@ -491,12 +495,7 @@ mod tests {
                 Class::Sqli,
             ),
         ];
-        for (value, class) in attacks {
-            let f = insp
-                .check(value, false, "query")
-                .unwrap_or_else(|| panic!("{class:?} missed {value:?}"));
-            assert_eq!(f.class, *class, "{value:?}");
-        }
+        caught(&insp, attacks);
         let benign = [
             "the proto type of the car",
             "constructor of the building",
@@ -510,13 +509,7 @@ mod tests {
             "SGVsbG8gd29ybGQ=",
             "python/object is a tag",
         ];
-        for value in benign {
-            assert!(
-                insp.check(value, false, "query").is_none(),
-                "{value:?}: {:?}",
-                insp.check(value, false, "query")
-            );
-        }
+        passed(&insp, &benign);
     }
 
     #[test]
